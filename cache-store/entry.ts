@@ -1,0 +1,69 @@
+/**
+ * What the cache holds. A CacheEntry is one stored response (one Vary variant); a VaryRecord sits under the
+ * primary key of a URL whose responses vary and lists the request fields that select a variant.
+ */
+import type CachePolicy from 'http-cache-semantics';
+import type { Lifetimes } from '../policies/freshness.js';
+
+/** Response header fields as stored: lower-case names, hop-by-hop fields already removed. */
+export type StoredHeaders = Record<string, string | string[]>;
+
+export interface EntryMeta extends Lifetimes {
+  /** Full key: primary key, plus the Vary secondary key when the response varies. */
+  key: string;
+  /** Primary key (host + path): what URL purges and invalidation address. */
+  primaryKey: string;
+  status: number;
+  headers: StoredHeaders;
+  /** Epoch ms when the response was received. */
+  storedAt: number;
+  /** Lower-cased Vary field names, or null. */
+  vary: string[] | null;
+  /** Surrogate keys (tags). */
+  tags: string[];
+  /** Epoch ms after which the entry is useless and may be deleted; Infinity while it can still be revalidated. */
+  deletableAt: number;
+}
+
+export interface CacheEntry {
+  kind: 'entry';
+  meta: EntryMeta;
+  body: Buffer;
+  policy: CachePolicy;
+  /** Wire-ready response headers, built on first use by the response writer; never persisted. */
+  prepared?: unknown;
+}
+
+export interface VaryRecord {
+  kind: 'vary';
+  primaryKey: string;
+  /** Lower-cased, sorted field names nominated by Vary. */
+  fields: string[];
+  /** Secondary keys of stored variants, least recently stored first. */
+  variants: string[];
+}
+
+export type CacheRecord = CacheEntry | VaryRecord;
+
+const HEADER_OVERHEAD = 256;
+
+/** Bytes a record is charged against a tier's budget: body, header text and a fixed overhead. */
+export function recordSize(record: CacheRecord): number {
+  if (record.kind === 'vary') {
+    let size = HEADER_OVERHEAD + record.primaryKey.length;
+    for (const v of record.variants) size += v.length + 16;
+    return size;
+  }
+  let size = HEADER_OVERHEAD + record.body.length + record.meta.key.length;
+  for (const name in record.meta.headers) {
+    const value = record.meta.headers[name] as string | string[];
+    size += name.length + 4 + (Array.isArray(value) ? value.reduce((n, v) => n + v.length + 4, 0) : value.length);
+  }
+  return size;
+}
+
+export function deletableAt(lifetimes: Lifetimes): number {
+  if (lifetimes.hasValidator) return Infinity;
+  const staleUse = lifetimes.mustRevalidate ? 0 : Math.max(lifetimes.staleWhileRevalidate, lifetimes.staleIfError);
+  return lifetimes.freshUntil + staleUse;
+}

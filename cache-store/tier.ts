@@ -1,0 +1,40 @@
+/**
+ * The interface every cache tier implements (memory, LMDB, Redis) and the tiered store composes. Memory and
+ * LMDB answer synchronously; a networked tier may return promises, so callers that can wait use `await`.
+ */
+import type { CacheRecord } from './entry.js';
+
+export type MaybePromise<T> = T | Promise<T>;
+
+export interface TierStats {
+  name: string;
+  entries: number;
+  bytes: number;
+  maxBytes: number;
+  evictions: number;
+}
+
+export interface CacheTier {
+  readonly name: string;
+  /** True when get/set/delete never return promises (memory, LMDB). */
+  readonly synchronous: boolean;
+  get(key: string): MaybePromise<CacheRecord | undefined>;
+  /** Stores a record; returns false when the tier declined it (too large, not admitted, write failed). */
+  set(key: string, record: CacheRecord): MaybePromise<boolean>;
+  delete(key: string): MaybePromise<void>;
+  /** Keys starting with `prefix` (for prefix purges); tiers may bound the walk. */
+  keys(prefix: string): MaybePromise<string[]>;
+  clear(): MaybePromise<void>;
+  stats(): TierStats;
+  close(): MaybePromise<void>;
+}
+
+/** A tier whose operations are synchronous. */
+export interface SyncCacheTier extends CacheTier {
+  readonly synchronous: true;
+  get(key: string): CacheRecord | undefined;
+  set(key: string, record: CacheRecord): boolean;
+  delete(key: string): void;
+  keys(prefix: string): string[];
+  clear(): void;
+}

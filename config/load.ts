@@ -1,0 +1,257 @@
+/**
+ * Loads the configuration: defaults < config file < EDGECACHE_* environment < command-line flags, each value
+ * coerced from its text form, then the merged object validated against one schema. Every problem becomes a
+ * ConfigError whose message is one line naming the setting as the user wrote it.
+ */
+import { readFileSync } from 'node:fs';
+import { Type, type TSchema } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { SETTINGS, SETTING_NAMES, envName, flagName, type EdgecacheConfig, type SettingName, type SettingSpec } from './settings.js';
+import { parseDuration, parseSize } from './units.js';
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Source = { kind: 'default' } | { kind: 'file'; path: string } | { kind: 'env' } | { kind: 'flag' };
+
+export interface LoadResult {
+  help: boolean;
+  version: boolean;
+  config: EdgecacheConfig;
+}
+
+export interface LoadInput {
+  argv: readonly string[];
+  env?: NodeJS.ProcessEnv;
+}
+
+function describe(name: SettingName, source: Source): string {
+  switch (source.kind) {
+    case 'flag':
+      return `--${flagName(name)}`;
+    case 'env':
+      return envName(name);
+    case 'file':
+      return `"${name}" in ${source.path}`;
+    default:
+      return `default of ${name}`;
+  }
+}
+
+const EXPECTED: Record<SettingSpec['kind'], string> = {
+  string: 'a string',
+  url: 'an http:// or https:// URL',
+  port: 'a port number (0-65535)',
+  int: 'an integer',
+  size: 'a size like 64mb, 1gib or a number of bytes',
+  duration: 'a duration like 500ms, 30s, 5m or a number of seconds',
+  boolean: 'true or false',
+  enum: 'one of',
+  percent: 'a percentage from 0 to 100',
+};
+
+function expected(spec: SettingSpec): string {
+  return spec.kind === 'enum' ? `one of ${spec.values?.join(', ')}` : EXPECTED[spec.kind];
+}
+
+/** Text (flag, env) or JSON value (file) to the setting's type; undefined when it cannot be read. */
+function coerce(spec: SettingSpec, raw: unknown): unknown {
+  if (typeof raw !== 'string' && typeof raw !== 'number' && typeof raw !== 'boolean') return undefined;
+  switch (spec.kind) {
+    case 'string':
+      return typeof raw === 'string' && raw.length > 0 ? raw : undefined;
+    case 'url': {
+      if (typeof raw !== 'string') return undefined;
+      try {
+        const url = new URL(raw);
+        if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;
+        if (url.username || url.password || url.hash || url.search) return undefined;
+        return url.origin + url.pathname.replace(/\/+$/, '');
+      } catch {
+        return undefined;
+      }
+    }
+    case 'port':
+    case 'int':
+    case 'percent': {
+      const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\s*-?\d+\s*$/.test(raw) ? Number(raw) : NaN;
+      return Number.isSafeInteger(n) ? n : undefined;
+    }
+    case 'size':
+      return typeof raw === 'boolean' ? undefined : parseSize(raw);
+    case 'duration':
+      return typeof raw === 'boolean' ? undefined : parseDuration(raw);
+    case 'boolean':
+      if (typeof raw === 'boolean') return raw;
+      if (typeof raw === 'string' && /^(true|1|yes|on)$/i.test(raw)) return true;
+      if (typeof raw === 'string' && /^(false|0|no|off)$/i.test(raw)) return false;
+      return undefined;
+    case 'enum':
+      return typeof raw === 'string' && spec.values?.includes(raw) ? raw : undefined;
+  }
+}
+
+function schemaFor(spec: SettingSpec): TSchema {
+  const range = { ...(spec.min !== undefined && { minimum: spec.min }), ...(spec.max !== undefined && { maximum: spec.max }) };
+  switch (spec.kind) {
+    case 'port':
+      return Type.Integer({ minimum: 0, maximum: 65535 });
+    case 'percent':
+      return Type.Integer({ minimum: 0, maximum: 100 });
+    case 'int':
+    case 'size':
+    case 'duration':
+      return Type.Integer({ minimum: 0, ...range });
+    case 'boolean':
+      return Type.Boolean();
+    case 'enum':
+      return Type.Union((spec.values ?? []).map((v) => Type.Literal(v)));
+    default:
+      return Type.String({ minLength: 1 });
+  }
+}
+
+/** The one schema the merged configuration must satisfy. */
+export const CONFIG_SCHEMA = Type.Object(
+  Object.fromEntries(
+    SETTING_NAMES.map((name) => {
+      const spec: SettingSpec = SETTINGS[name];
+      const schema = schemaFor(spec);
+      return [name, spec.required ? schema : Type.Optional(schema)];
+    }),
+  ),
+  { additionalProperties: false },
+);
+
+const BY_FLAG = new Map(SETTING_NAMES.map((name) => [flagName(name), name]));
+
+interface ParsedArgs {
+  help: boolean;
+  version: boolean;
+  values: Map<SettingName, string>;
+}
+
+/** `--name value`, `--name=value`, `--flag` / `--no-flag` for booleans. Anything else is an error. */
+export function parseFlags(argv: readonly string[]): ParsedArgs {
+  const out: ParsedArgs = { help: false, version: false, values: new Map() };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === '--help' || arg === '-h') {
+      out.help = true;
+      continue;
+    }
+    if (arg === '--version' || arg === '-v') {
+      out.version = true;
+      continue;
+    }
+    if (!arg.startsWith('--')) throw new ConfigError(`unexpected argument "${arg}" (see --help)`);
+    const eq = arg.indexOf('=');
+    let flag = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
+    let value: string | undefined = eq === -1 ? undefined : arg.slice(eq + 1);
+    let name = BY_FLAG.get(flag);
+    if (!name && flag.startsWith('no-') && value === undefined) {
+      const positive = BY_FLAG.get(flag.slice(3));
+      if (positive && SETTINGS[positive].kind === 'boolean') {
+        name = positive;
+        value = 'false';
+        flag = flag.slice(3);
+      }
+    }
+    if (!name) throw new ConfigError(`unknown flag --${flag} (see --help)`);
+    if (value === undefined) {
+      if (SETTINGS[name].kind === 'boolean') {
+        value = 'true';
+      } else {
+        const next = argv[i + 1];
+        if (next === undefined || next.startsWith('--')) throw new ConfigError(`--${flag} needs a value`);
+        value = next;
+        i++;
+      }
+    }
+    out.values.set(name, value);
+  }
+  return out;
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`config file ${path} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError(`config file ${path} must hold a JSON object`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+export function loadConfig({ argv, env = process.env }: LoadInput): LoadResult {
+  const args = parseFlags(argv);
+  const merged: Record<string, unknown> = {};
+  const sources = new Map<SettingName, Source>();
+
+  const set = (name: SettingName, raw: unknown, source: Source): void => {
+    const spec: SettingSpec = SETTINGS[name];
+    const value = coerce(spec, raw);
+    if (value === undefined) {
+      throw new ConfigError(`invalid ${describe(name, source)}: expected ${expected(spec)}, got ${JSON.stringify(raw)}`);
+    }
+    merged[name] = value;
+    sources.set(name, source);
+  };
+
+  for (const name of SETTING_NAMES) {
+    const spec: SettingSpec = SETTINGS[name];
+    if (spec.default !== undefined) set(name, spec.default, { kind: 'default' });
+  }
+
+  const configPath = args.values.get('config') ?? env[envName('config')];
+  if (configPath) {
+    const file = readConfigFile(configPath);
+    const source: Source = { kind: 'file', path: configPath };
+    for (const [key, raw] of Object.entries(file)) {
+      const name = key as SettingName;
+      if (!(key in SETTINGS) || (SETTINGS[name] as SettingSpec).notInFile) {
+        throw new ConfigError(`unknown setting "${key}" in ${configPath} (see --help)`);
+      }
+      set(name, raw, source);
+    }
+    merged.config = configPath;
+  }
+
+  for (const name of SETTING_NAMES) {
+    const raw = env[envName(name)];
+    if (raw !== undefined && raw !== '') set(name, raw, { kind: 'env' });
+  }
+  for (const [name, raw] of args.values) set(name, raw, { kind: 'flag' });
+
+  if (args.help || args.version) return { help: args.help, version: args.version, config: merged as unknown as EdgecacheConfig };
+
+  const error = Value.Errors(CONFIG_SCHEMA, merged).First();
+  if (error) {
+    const name = error.path.split('/')[1] as SettingName | undefined;
+    if (name && name in SETTINGS) {
+      const source = sources.get(name);
+      if (!source) throw new ConfigError(`missing required setting --${flagName(name)} (or ${envName(name)})`);
+      const spec: SettingSpec = SETTINGS[name];
+      const bounds = [spec.min !== undefined && `at least ${spec.min}`, spec.max !== undefined && `at most ${spec.max}`]
+        .filter(Boolean)
+        .join(' and ');
+      throw new ConfigError(`invalid ${describe(name, source)}: ${bounds ? `must be ${bounds}` : error.message}, got ${JSON.stringify(merged[name])}`);
+    }
+    throw new ConfigError(`invalid configuration: ${error.message} at ${error.path || '/'}`);
+  }
+  const config = merged as unknown as EdgecacheConfig;
+  if (config.maxObjectSize > config.memoryMax) {
+    throw new ConfigError(`invalid --max-object-size: ${config.maxObjectSize} bytes is larger than --memory-max (${config.memoryMax} bytes)`);
+  }
+  return { help: false, version: false, config };
+}

@@ -1,0 +1,153 @@
+/**
+ * Every setting edgecache understands, in one table: its type, default, flag, environment variable and the
+ * sentence that documents it. `--help`, the config reference (docs/configuration.md) and the validation schema
+ * are all derived from this table, so they cannot drift apart.
+ */
+
+export type SettingKind = 'string' | 'url' | 'port' | 'int' | 'size' | 'duration' | 'boolean' | 'enum' | 'percent';
+
+export interface EdgecacheConfig {
+  origin: string;
+  port: number;
+  host: string;
+  adminPort: number;
+  adminHost: string;
+  dataDir: string;
+  memoryMax: number;
+  maxObjectSize: number;
+  maxVariants: number;
+  preserveHost: boolean;
+  trustForwarded: boolean;
+  cacheSetCookie: boolean;
+  originConnectTimeout: number;
+  originHeadersTimeout: number;
+  originBodyTimeout: number;
+  originConnections: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  config: string;
+}
+
+export interface SettingSpec {
+  kind: SettingKind;
+  description: string;
+  /** Shown as the default in --help and the reference; also used when nothing sets the value. */
+  default?: string | number | boolean;
+  required?: boolean;
+  min?: number;
+  max?: number;
+  values?: readonly string[];
+  /** Placeholder shown in --help, e.g. URL, SIZE. */
+  placeholder?: string;
+  /** Only settable on the command line / environment (e.g. the config file path itself). */
+  notInFile?: boolean;
+}
+
+export const SETTINGS = {
+  origin: {
+    kind: 'url',
+    required: true,
+    placeholder: 'URL',
+    description: 'The origin server every request is forwarded to (http:// or https://). Never derived from the request.',
+  },
+  port: { kind: 'port', default: 8080, description: 'Port the proxy listens on.' },
+  host: { kind: 'string', default: '0.0.0.0', placeholder: 'ADDR', description: 'Address the proxy listens on.' },
+  adminPort: {
+    kind: 'port',
+    default: 8081,
+    description: 'Port of the admin API (/healthz, /stats). 0 picks a free port.',
+  },
+  adminHost: {
+    kind: 'string',
+    default: '127.0.0.1',
+    placeholder: 'ADDR',
+    description: 'Address the admin API listens on (loopback by default).',
+  },
+  dataDir: {
+    kind: 'string',
+    default: './edgecache-data',
+    placeholder: 'DIR',
+    description: 'Directory for the on-disk cache (LMDB environment).',
+  },
+  memoryMax: {
+    kind: 'size',
+    default: '256mib',
+    min: 1024 * 1024,
+    description: 'Byte budget of the in-memory tier (bodies plus headers). Units: k, mb, gib, ... (binary).',
+  },
+  maxObjectSize: {
+    kind: 'size',
+    default: '32mib',
+    min: 1,
+    description: 'Largest response body that is stored. Larger responses are streamed through and not held in memory.',
+  },
+  maxVariants: {
+    kind: 'int',
+    default: 32,
+    min: 1,
+    max: 10_000,
+    description: 'Most Vary variants kept per URL; the least recently stored variant is dropped beyond it.',
+  },
+  preserveHost: {
+    kind: 'boolean',
+    default: true,
+    description:
+      "Send the client's Host header to the origin (as Varnish and most CDNs do). With false, the origin's own host is sent and the client's goes in X-Forwarded-Host. The cache key always includes the client's host.",
+  },
+  trustForwarded: {
+    kind: 'boolean',
+    default: false,
+    description:
+      'Trust X-Forwarded-For/-Host/-Proto, X-Original-URL and X-Rewrite-URL from clients (only behind another proxy you run). Otherwise they are dropped before the origin sees them.',
+  },
+  cacheSetCookie: {
+    kind: 'boolean',
+    default: false,
+    description: 'Store responses that carry Set-Cookie (the cookie is then stored too). Off: such responses pass through uncached.',
+  },
+  originConnectTimeout: {
+    kind: 'duration',
+    default: '5s',
+    description: 'Time allowed to connect to the origin; on expiry the client gets 504.',
+  },
+  originHeadersTimeout: {
+    kind: 'duration',
+    default: '30s',
+    description: 'Time allowed for the origin to send response headers; on expiry the client gets 504.',
+  },
+  originBodyTimeout: {
+    kind: 'duration',
+    default: '30s',
+    description: 'Longest pause allowed between two chunks of an origin body; on expiry the response is aborted and not stored.',
+  },
+  originConnections: {
+    kind: 'int',
+    default: 128,
+    min: 1,
+    max: 65_536,
+    description: 'Most concurrent connections to the origin (undici Pool size) per process.',
+  },
+  logLevel: {
+    kind: 'enum',
+    default: 'info',
+    values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+    description: 'pino log level.',
+  },
+  config: {
+    kind: 'string',
+    placeholder: 'FILE',
+    notInFile: true,
+    description: 'JSON config file. Precedence: defaults < file < environment < flags.',
+  },
+} as const satisfies Record<keyof EdgecacheConfig, SettingSpec>;
+
+export type SettingName = keyof typeof SETTINGS;
+
+export const SETTING_NAMES = Object.keys(SETTINGS) as SettingName[];
+
+export function flagName(name: SettingName): string {
+  return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+export function envName(name: SettingName): string {
+  return `EDGECACHE_${name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+}

@@ -1,0 +1,266 @@
+/**
+ * Freshness, storability and reuse decisions, as a shared cache (RFC 9111). http-cache-semantics computes
+ * storability, the freshness lifetime, Age, revalidation headers and 304 updates; this module wraps it with the
+ * guards a shared cache needs where the library is lenient (Set-Cookie, max-stale against must-revalidate,
+ * Vary: *), and turns its answers into plain numbers stored with each entry so that the hit path compares two
+ * integers instead of re-evaluating a policy.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import CachePolicy from 'http-cache-semantics';
+import { deltaSeconds, parseCacheControl, pragmaNoCache, type Directives } from './cache-control.js';
+import { surrogateDirectives } from './surrogate-control.js';
+
+export type Clock = () => number;
+
+export interface PolicyRequest {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+}
+
+export interface PolicyResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+/** Why a response was not stored; shown as `detail=` in Cache-Status. */
+export type NotStorableReason =
+  | 'method'
+  | 'request-no-store'
+  | 'status'
+  | 'no-store'
+  | 'private'
+  | 'authorization'
+  | 'set-cookie'
+  | 'vary-star'
+  | 'not-cacheable'
+  | 'zero-ttl';
+
+/** Lifetimes computed once, when the response is stored. All times are epoch milliseconds or milliseconds. */
+export interface Lifetimes {
+  /** Epoch ms at which the response's age was 0: age(now) = (now - ageBase) / 1000. */
+  ageBase: number;
+  /** Freshness lifetime in ms (after TTL jitter, if any). */
+  lifetime: number;
+  /** Epoch ms until which the entry is fresh: ageBase + lifetime. */
+  freshUntil: number;
+  /** stale-while-revalidate window after freshUntil, ms. */
+  staleWhileRevalidate: number;
+  /** stale-if-error window after freshUntil, ms. */
+  staleIfError: number;
+  /** Stale content must never be served without revalidation (must-revalidate, proxy-revalidate, s-maxage, no-cache). */
+  mustRevalidate: boolean;
+  /** The response has a validator (ETag or Last-Modified), so a stale copy can be revalidated cheaply. */
+  hasValidator: boolean;
+}
+
+export interface FreshnessOptions {
+  /** Store responses carrying Set-Cookie (off by default: a shared cache must not hand one user's cookie to another). */
+  cacheSetCookie: boolean;
+  now: Clock;
+}
+
+/** What a stored response can do for a request. */
+export type Verdict =
+  | 'fresh'
+  /** Stale, but the request's max-stale allows it and the response does not forbid it. */
+  | 'stale-allowed'
+  /** Stale within stale-while-revalidate: serve it and refresh in the background. */
+  | 'stale-while-revalidate'
+  /** Must be validated with the origin before use. */
+  | 'revalidate';
+
+type PolicyClass = typeof CachePolicy;
+
+/** A CachePolicy whose clock is ours, so tests can move time instead of sleeping. */
+function policyClassWithClock(now: Clock): PolicyClass {
+  return class ClockedCachePolicy extends CachePolicy {
+    now(): number {
+      return now();
+    }
+  } as PolicyClass;
+}
+
+/**
+ * http-cache-semantics expects one string per field; a response may repeat a field (two Cache-Control lines
+ * arrive as an array). Repeated fields are combined as RFC 9110 §5.3 allows; Set-Cookie stays a list.
+ */
+export function policyHeaders(headers: Record<string, string | string[] | undefined>): CachePolicy.Headers {
+  const out: CachePolicy.Headers = {};
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined) continue;
+    out[name] = Array.isArray(value) && name !== 'set-cookie' ? value.join(', ') : value;
+  }
+  return out;
+}
+
+const MAX_AGE_VALUE = '2147483648';
+
+/**
+ * Age (RFC 9111 §5.1) as one non-negative integer. A value that is not digits (negative, fractional, with
+ * parameters, or repeated on several lines) cannot be trusted, so the response is treated as already stale.
+ */
+function normalizeAge(age: string | string[] | undefined): string | undefined {
+  if (age === undefined) return undefined;
+  if (Array.isArray(age)) return MAX_AGE_VALUE;
+  const match = /^\s*(\d+)(?:,\d+)*\s*$/.exec(age);
+  return match ? (match[1] as string) : MAX_AGE_VALUE;
+}
+
+/** Directive names are case-insensitive (RFC 9111 §5.2); http-cache-semantics matches them exactly. */
+function lowerCaseDirectives(value: string): string {
+  return value.replace(/(^|,)\s*([^=,]+)/g, (_m, sep: string, name: string) => `${sep}${name.toLowerCase()}`);
+}
+
+const CARRIED_FROM_CACHE_CONTROL = ['must-revalidate', 'proxy-revalidate', 'private', 'stale-while-revalidate', 'stale-if-error'];
+
+/**
+ * Response fields as the cache policy should read them: repeated fields combined, Age normalised, directive
+ * names lower-cased, and Surrogate-Control (when it addresses edgecache) turned into the Cache-Control a
+ * shared cache obeys, so http-cache-semantics makes the decision with the surrogate's lifetime.
+ */
+export function responsePolicyHeaders(headers: Record<string, string | string[] | undefined>): CachePolicy.Headers {
+  const out = policyHeaders(headers);
+  if (out.age !== undefined) out.age = normalizeAge(headers.age);
+  const cc = out['cache-control'];
+  if (typeof cc === 'string') out['cache-control'] = lowerCaseDirectives(cc);
+  const surrogate = surrogateDirectives(headers['surrogate-control']);
+  if (surrogate) {
+    const original = parseCacheControl(out['cache-control']);
+    if (surrogate.noStore) {
+      out['cache-control'] = 'no-store';
+    } else if (surrogate.maxAge !== undefined) {
+      const parts = [`max-age=${surrogate.maxAge}`];
+      for (const name of CARRIED_FROM_CACHE_CONTROL) {
+        const arg = original.get(name);
+        if (arg === undefined || (name === 'stale-if-error' && surrogate.staleIfError !== undefined)) continue;
+        parts.push(arg === true ? name : `${name}=${arg}`);
+      }
+      if (surrogate.staleIfError !== undefined) parts.push(`stale-if-error=${surrogate.staleIfError}`);
+      out['cache-control'] = parts.join(', ');
+      delete out.expires;
+      delete out.pragma;
+    }
+  }
+  return out;
+}
+
+function headerText(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(', ') : value;
+}
+
+export class Freshness {
+  readonly now: Clock;
+  private readonly Policy: PolicyClass;
+  private readonly cacheSetCookie: boolean;
+
+  constructor(options: FreshnessOptions) {
+    this.now = options.now;
+    this.cacheSetCookie = options.cacheSetCookie;
+    this.Policy = policyClassWithClock(options.now);
+  }
+
+  createPolicy(request: PolicyRequest, response: PolicyResponse): CachePolicy {
+    return new this.Policy(request, { status: response.status, headers: responsePolicyHeaders(response.headers) }, { shared: true });
+  }
+
+  /**
+   * The policy of a stale entry after a 304 (RFC 9111 §4.3.4). When the 304 matches the stored validator,
+   * http-cache-semantics' revalidatedPolicy computes it; otherwise the stored response, with the 304's fields
+   * merged in by the caller, gets a fresh policy.
+   */
+  revalidatedPolicy(stale: CachePolicy, request: PolicyRequest, notModifiedHeaders: Record<string, string | string[] | undefined>, merged: PolicyResponse): CachePolicy {
+    const { policy, matches } = stale.revalidatedPolicy(request, { status: 304, headers: responsePolicyHeaders(notModifiedHeaders) });
+    return matches ? policy : this.createPolicy(request, merged);
+  }
+
+  restorePolicy(object: CachePolicy.CachePolicyObject): CachePolicy {
+    return this.Policy.fromObject(object);
+  }
+
+  /** Returns why the response must not be stored, or null when it may be. */
+  notStorableReason(policy: CachePolicy, request: PolicyRequest, response: PolicyResponse): NotStorableReason | null {
+    if (request.method !== 'GET') return 'method';
+    const reqcc = parseCacheControl(request.headers['cache-control']);
+    if (reqcc.has('no-store')) return 'request-no-store';
+    const rescc = parseCacheControl(responsePolicyHeaders(response.headers)['cache-control']);
+    if (rescc.has('no-store')) return 'no-store';
+    if (rescc.has('private')) return 'private';
+    if (response.headers['set-cookie'] !== undefined && !this.cacheSetCookie) return 'set-cookie';
+    const vary = headerText(response.headers.vary);
+    if (vary !== undefined && vary.split(',').some((f) => f.trim() === '*')) return 'vary-star';
+    if (!policy.storable()) {
+      if (request.headers.authorization !== undefined) return 'authorization';
+      if (response.status === 206 || response.status === 304 || response.status >= 500 || response.status < 200) return 'status';
+      return 'not-cacheable';
+    }
+    const lifetimes = this.lifetimes(policy, response, 0);
+    const usableStale = lifetimes.staleIfError > 0 || lifetimes.staleWhileRevalidate > 0;
+    if (lifetimes.lifetime <= 0 && !lifetimes.hasValidator && !usableStale) return 'zero-ttl';
+    return null;
+  }
+
+  /**
+   * Lifetimes of a storable response. `jitter` in [0, 1) shortens the freshness lifetime by that fraction
+   * (never lengthens it: RFC 9111 does not allow serving a response as fresh beyond what the origin said).
+   */
+  lifetimes(policy: CachePolicy, response: PolicyResponse, jitter: number): Lifetimes {
+    const now = this.now();
+    const rescc = parseCacheControl(responsePolicyHeaders(response.headers)['cache-control']);
+    const ageBase = now - policy.age() * 1000;
+    const maxAge = policy.maxAge();
+    const lifetime = Math.max(0, Math.floor(maxAge * 1000 * (1 - jitter)));
+    const hasValidator = response.headers.etag !== undefined || response.headers['last-modified'] !== undefined;
+    return {
+      ageBase,
+      lifetime,
+      freshUntil: ageBase + lifetime,
+      staleWhileRevalidate: (deltaSeconds(rescc, 'stale-while-revalidate') ?? 0) * 1000,
+      staleIfError: (deltaSeconds(rescc, 'stale-if-error') ?? 0) * 1000,
+      mustRevalidate: mustRevalidate(rescc),
+      hasValidator,
+    };
+  }
+
+  /**
+   * How a stored response may be used for this request (RFC 9111 §4, §4.2.4, §5.2.1; RFC 5861).
+   * Unlike http-cache-semantics' evaluateRequest, a request's max-stale never overrides must-revalidate,
+   * proxy-revalidate, s-maxage or no-cache, and a fresh must-revalidate response is reused.
+   */
+  evaluate(entry: Lifetimes, requestHeaders: IncomingHttpHeaders, now: number = this.now()): Verdict {
+    const cacheControl = requestHeaders['cache-control'];
+    let reqcc: Directives | undefined;
+    if (cacheControl !== undefined) {
+      reqcc = parseCacheControl(cacheControl);
+      if (reqcc.has('no-cache')) return 'revalidate';
+    } else if (pragmaNoCache(requestHeaders.pragma)) {
+      return 'revalidate';
+    }
+    const age = now - entry.ageBase;
+    if (reqcc) {
+      const maxAge = deltaSeconds(reqcc, 'max-age');
+      if (maxAge !== undefined && age > maxAge * 1000) return 'revalidate';
+      const minFresh = deltaSeconds(reqcc, 'min-fresh');
+      if (minFresh !== undefined && entry.lifetime - age < minFresh * 1000) return 'revalidate';
+    }
+    if (age < entry.lifetime) return 'fresh';
+    if (entry.mustRevalidate) return 'revalidate';
+    if (reqcc?.has('max-stale')) {
+      const maxStale = deltaSeconds(reqcc, 'max-stale');
+      if (maxStale === undefined ? reqcc.get('max-stale') === true : age - entry.lifetime <= maxStale * 1000) return 'stale-allowed';
+    }
+    if (age < entry.lifetime + entry.staleWhileRevalidate) return 'stale-while-revalidate';
+    return 'revalidate';
+  }
+
+  /** Whether a stale entry may stand in for an origin error (RFC 5861 §4). */
+  canServeStaleOnError(entry: Lifetimes, now: number = this.now()): boolean {
+    if (entry.mustRevalidate) return false;
+    return now - entry.ageBase < entry.lifetime + entry.staleIfError;
+  }
+}
+
+function mustRevalidate(rescc: Directives): boolean {
+  return rescc.has('must-revalidate') || rescc.has('proxy-revalidate') || rescc.has('s-maxage') || rescc.has('no-cache');
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env node
+/**
+ * The `edgecache` command: read flags, environment and config file, start the proxy and the admin API, stop
+ * cleanly on SIGINT/SIGTERM. A configuration problem prints one line and exits with code 2.
+ */
+import { readFileSync } from 'node:fs';
+import { helpText } from '../config/help.js';
+import { ConfigError, loadConfig } from '../config/load.js';
+import { createEdgecache } from './server.js';
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+async function main(): Promise<void> {
+  let loaded;
+  try {
+    loaded = loadConfig({ argv: process.argv.slice(2), env: process.env });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`edgecache: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  if (loaded.help) {
+    process.stdout.write(helpText());
+    return;
+  }
+  if (loaded.version) {
+    process.stdout.write(`${version()}\n`);
+    return;
+  }
+  const config = loaded.config;
+  const edgecache = await createEdgecache(config);
+  const log = edgecache.app.log;
+  try {
+    const { port, adminPort } = await edgecache.listen();
+    log.info({ port, adminPort, origin: config.origin }, `edgecache listening on http://${config.host}:${port}, forwarding to ${config.origin}`);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    process.stderr.write(`edgecache: cannot listen: ${e.code ?? ''} ${e.message}\n`);
+    await edgecache.close().catch(() => undefined);
+    process.exit(1);
+  }
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    edgecache.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'error during shutdown');
+        process.exit(1);
+      },
+    );
+  };
+  // One request's bug must not take every other request down with it: log it and keep serving.
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`edgecache: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

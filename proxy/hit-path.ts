@@ -1,0 +1,47 @@
+/**
+ * The hot loop: a fresh memory-tier hit answered before Fastify's router sees the request. A synchronous
+ * lookup, then the stored header array and the stored Buffer written out. Anything unusual (request
+ * directives, validators, ranges, bodies, a malformed target, a stale or missing entry) returns false and the
+ * request takes the full pipeline, which makes the same decisions slowly and completely.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { CacheStore } from '../cache-store/cache-store.js';
+import { countHostFields, normalizeHost } from '../policies/cache-key.js';
+import { hitHeaders } from './respond.js';
+import type { ProxyStats } from './stats.js';
+
+export type HitPath = (req: IncomingMessage, res: ServerResponse) => boolean;
+
+export function createHitPath(store: CacheStore, stats: ProxyStats, now: () => number): HitPath {
+  return function serveFreshHit(req, res) {
+    const method = req.method;
+    if (method !== 'GET' && method !== 'HEAD') return false;
+    const url = req.url as string;
+    if (url.charCodeAt(0) !== 47 /* / */ || url.includes('#')) return false;
+    const headers = req.headers;
+    if (
+      headers['cache-control'] !== undefined ||
+      headers.pragma !== undefined ||
+      headers['if-none-match'] !== undefined ||
+      headers['if-modified-since'] !== undefined ||
+      headers.range !== undefined ||
+      headers['content-length'] !== undefined ||
+      headers['transfer-encoding'] !== undefined
+    ) {
+      return false;
+    }
+    const rawHost = headers.host;
+    if (rawHost === undefined) return false;
+    const host = normalizeHost(rawHost);
+    if (host === null || countHostFields(req.rawHeaders) !== 1) return false;
+    const entry = store.peek(host + url, headers);
+    if (entry === undefined) return false;
+    const time = now();
+    if (time >= entry.meta.freshUntil) return false;
+    stats.hits++;
+    res.writeHead(entry.meta.status, hitHeaders(entry, time));
+    if (method === 'HEAD') res.end();
+    else res.end(entry.body);
+    return true;
+  };
+}

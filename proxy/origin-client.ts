@@ -1,0 +1,77 @@
+/**
+ * The connection pool to the origin (undici Pool) and the mapping of its failures to gateway errors:
+ * nothing listening → 502, no headers in time → 504 (RFC 9110 §15.6.3, §15.6.5).
+ */
+import { Pool, errors, type Dispatcher } from 'undici';
+
+export interface OriginClientOptions {
+  origin: string;
+  connections: number;
+  connectTimeout: number;
+  headersTimeout: number;
+  bodyTimeout: number;
+}
+
+export interface OriginRequest {
+  method: 'GET' | 'HEAD';
+  /** Path and query as received; the origin's base path is prepended. */
+  path: string;
+  headers: Record<string, string | string[]>;
+  signal?: AbortSignal;
+}
+
+export class OriginClient {
+  readonly url: URL;
+  private readonly pool: Pool;
+  private readonly basePath: string;
+
+  constructor(options: OriginClientOptions) {
+    this.url = new URL(options.origin);
+    this.basePath = this.url.pathname === '/' ? '' : this.url.pathname;
+    this.pool = new Pool(this.url.origin, {
+      connections: options.connections,
+      connectTimeout: options.connectTimeout,
+      headersTimeout: options.headersTimeout,
+      bodyTimeout: options.bodyTimeout,
+      keepAliveTimeout: 4_000,
+    });
+  }
+
+  /** The origin's Host header value. */
+  get host(): string {
+    return this.url.host;
+  }
+
+  request(request: OriginRequest): Promise<Dispatcher.ResponseData> {
+    return this.pool.request({
+      method: request.method,
+      path: this.basePath + request.path,
+      headers: request.headers,
+      ...(request.signal && { signal: request.signal }),
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
+}
+
+export interface GatewayError {
+  status: 502 | 504;
+  message: string;
+}
+
+/** Turns an undici/network error into the status and one-line body the client receives. */
+export function gatewayError(err: unknown): GatewayError {
+  const code = (err as { code?: string } | undefined)?.code;
+  if (err instanceof errors.HeadersTimeoutError || code === 'UND_ERR_HEADERS_TIMEOUT') {
+    return { status: 504, message: 'origin did not send response headers in time' };
+  }
+  if (err instanceof errors.ConnectTimeoutError || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT') {
+    return { status: 504, message: 'origin connection timed out' };
+  }
+  if (code === 'ECONNREFUSED') return { status: 502, message: 'origin refused the connection' };
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return { status: 502, message: 'origin host name could not be resolved' };
+  if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE') return { status: 502, message: 'origin closed the connection' };
+  return { status: 502, message: 'origin request failed' };
+}

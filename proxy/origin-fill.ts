@@ -1,0 +1,333 @@
+/**
+ * One request to the origin on behalf of the cache: a miss fill, or the revalidation of a stale entry.
+ *
+ * The fill decides once, on the response headers, whether the response may be stored, then streams the body
+ * to every consumer as it arrives while keeping a copy for the store. A body that ends short (reset, short
+ * Content-Length, broken chunking) or is delimited only by the connection closing is never stored, and
+ * consumers see an error rather than a clean end. Consumers may join while the fill runs and receive what was
+ * already read, then the rest; the fill is not tied to any one of them.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Dispatcher } from 'undici';
+import type CachePolicy from 'http-cache-semantics';
+import { deletableAt, type CacheEntry, type StoredHeaders } from '../cache-store/entry.js';
+import type { CacheStore } from '../cache-store/cache-store.js';
+import { parseVary, variantKey, varyKey } from '../policies/cache-key.js';
+import type { Freshness, NotStorableReason, PolicyRequest } from '../policies/freshness.js';
+import { endToEndResponseHeaders } from './headers.js';
+import type { OriginClient } from './origin-client.js';
+
+export type NotStoredReason = NotStorableReason | 'too-large' | 'incomplete' | 'close-delimited';
+
+/** The response to relay to consumers, as it streams. */
+export interface StreamedHead {
+  kind: 'stream';
+  status: number;
+  headers: StoredHeaders;
+  /** Whether the response is being stored; when false, `reason` says why. */
+  stored: boolean;
+  reason: NotStoredReason | undefined;
+  /** Private, Set-Cookie, no-store...: must not be handed to anyone but the client that asked for it. */
+  shareable: boolean;
+  contentLength: number | undefined;
+}
+
+/** The fill ended in a stored entry that consumers serve from the cache instead of a stream. */
+export interface EntryOutcome {
+  kind: 'entry';
+  entry: CacheEntry;
+  /** revalidated: a 304 refreshed the stale entry; stale-if-error: the origin failed and the stale entry stands in. */
+  how: 'revalidated' | 'stale-if-error';
+  originStatus: number | undefined;
+}
+
+export type FillOutcome = StreamedHead | EntryOutcome;
+
+export interface FillConsumer {
+  /** First event: how the response will be delivered. */
+  head(outcome: FillOutcome): void;
+  /** A body chunk (stream outcomes only). Returning false asks for backpressure on an unstored stream. */
+  data(chunk: Buffer): boolean;
+  end(): void;
+  /** The origin failed; `beforeHead` tells whether head() was already called. */
+  error(err: unknown, beforeHead: boolean): void;
+}
+
+export interface FillDependencies {
+  origin: OriginClient;
+  store: CacheStore;
+  freshness: Freshness;
+  maxObjectSize: number;
+  /** Fraction of lifetime to cut, for TTL jitter; 0 when off. */
+  jitter: () => number;
+  now: () => number;
+}
+
+export interface FillRequest {
+  primaryKey: string;
+  path: string;
+  /** Headers for the origin (already filtered, forwarding fields added). */
+  headers: Record<string, string | string[]>;
+  /** The client's request headers, for the cache policy (Vary, Authorization, request directives). */
+  clientHeaders: IncomingHttpHeaders;
+  /** The stale entry this fill revalidates, if any. */
+  stale?: CacheEntry;
+}
+
+const ORIGIN_ERROR_STATUSES = new Set([500, 502, 503, 504]);
+
+export class OriginFill {
+  private readonly consumers = new Set<FillConsumer>();
+  private readonly chunks: Buffer[] = [];
+  private bytes = 0;
+  private outcome: FillOutcome | undefined;
+  private state: 'connecting' | 'streaming' | 'complete' | 'failed' = 'connecting';
+  private failure: unknown;
+  private capture = true;
+  private body: Dispatcher.ResponseData['body'] | undefined;
+  private readonly abort = new AbortController();
+  private policy: CachePolicy | undefined;
+  private readonly policyRequest: PolicyRequest;
+  /** Resolves when the fill is over (stored, failed, or streamed out). */
+  readonly done: Promise<void>;
+  private resolveDone!: () => void;
+
+  constructor(
+    private readonly deps: FillDependencies,
+    readonly request: FillRequest,
+  ) {
+    this.policyRequest = { method: 'GET', url: request.path, headers: request.clientHeaders };
+    this.done = new Promise((resolve) => {
+      this.resolveDone = resolve;
+    });
+  }
+
+  start(): this {
+    const headers = { ...this.request.headers };
+    const stale = this.request.stale;
+    if (stale?.meta.hasValidator) {
+      const validators = stale.policy.revalidationHeaders({ ...this.policyRequest, headers: withoutClientValidators(this.request.clientHeaders) });
+      if (validators['if-none-match']) headers['if-none-match'] = validators['if-none-match'];
+      if (validators['if-modified-since']) headers['if-modified-since'] = validators['if-modified-since'];
+    }
+    this.deps.origin.request({ method: 'GET', path: this.request.path, headers, signal: this.abort.signal }).then(
+      (response) => {
+        try {
+          this.onResponse(response);
+        } catch (err) {
+          response.body.destroy();
+          this.fail(err);
+        }
+      },
+      (err: unknown) => this.fail(err),
+    );
+    return this;
+  }
+
+  /** Whether the fill can still give a new consumer the whole response. */
+  get joinable(): boolean {
+    if (this.state === 'connecting') return true;
+    if (this.state === 'failed') return false;
+    if (this.outcome?.kind === 'entry') return true;
+    return this.outcome !== undefined && this.outcome.shareable && this.capture && this.state !== 'complete';
+  }
+
+  /** Adds a consumer; it receives what was already read, then the rest. Returns false when it cannot join. */
+  join(consumer: FillConsumer): boolean {
+    if (!this.joinable) return false;
+    this.consumers.add(consumer);
+    if (this.outcome) {
+      consumer.head(this.outcome);
+      for (const chunk of this.chunks) consumer.data(chunk);
+    }
+    return true;
+  }
+
+  /** A consumer went away (client disconnected). An unstored fill nobody reads is aborted. */
+  leave(consumer: FillConsumer): void {
+    this.consumers.delete(consumer);
+    if (this.consumers.size === 0 && !this.capture && this.state !== 'complete' && this.state !== 'failed') {
+      this.abort.abort();
+      this.body?.destroy();
+    }
+  }
+
+  /** Resumes an unstored stream paused for backpressure. */
+  resume(): void {
+    this.body?.resume();
+  }
+
+  private onResponse(response: Dispatcher.ResponseData): void {
+    const stale = this.request.stale;
+    const status = response.statusCode;
+    const originHeaders = response.headers as Record<string, string | string[] | undefined>;
+    if (stale && status === 304) {
+      response.body.resume();
+      this.finishRevalidation(stale, originHeaders);
+      return;
+    }
+    if (stale && ORIGIN_ERROR_STATUSES.has(status) && this.deps.freshness.canServeStaleOnError(stale.meta)) {
+      response.body.resume();
+      this.deliverEntry({ kind: 'entry', entry: stale, how: 'stale-if-error', originStatus: status });
+      return;
+    }
+    this.body = response.body;
+    const headers = endToEndResponseHeaders(originHeaders);
+    if (headers.date === undefined) headers.date = new Date(this.deps.now()).toUTCString();
+    const contentLength = parseContentLength(originHeaders['content-length']);
+    const reason = this.notStoredReason(status, originHeaders, headers, contentLength);
+    this.capture = reason === null;
+    this.state = 'streaming';
+    const outcome: StreamedHead = {
+      kind: 'stream',
+      status,
+      headers,
+      stored: reason === null,
+      reason: reason ?? undefined,
+      shareable: reason === null || reason === 'too-large' || reason === 'zero-ttl' || reason === 'incomplete' || reason === 'close-delimited',
+      contentLength,
+    };
+    // A real answer that may not be stored supersedes the stale copy; an origin error does not.
+    if (stale && reason !== null && status < 500) void this.deps.store.invalidate(this.request.primaryKey);
+    this.outcome = outcome;
+    for (const consumer of this.consumers) consumer.head(outcome);
+
+    response.body.on('data', (chunk: Buffer) => this.onData(chunk));
+    response.body.on('end', () => void this.onEnd(headers, status));
+    response.body.on('error', (err: Error) => this.fail(err));
+  }
+
+  private notStoredReason(status: number, originHeaders: Record<string, string | string[] | undefined>, headers: StoredHeaders, contentLength: number | undefined): NotStoredReason | null {
+    const response = { status, headers: originHeaders };
+    this.policy = this.deps.freshness.createPolicy(this.policyRequest, response);
+    const reason = this.deps.freshness.notStorableReason(this.policy, this.policyRequest, response);
+    if (reason !== null) return reason;
+    if (contentLength !== undefined && contentLength > this.deps.maxObjectSize) return 'too-large';
+    const chunked = /chunked/i.test(String(originHeaders['transfer-encoding'] ?? ''));
+    if (contentLength === undefined && !chunked && status !== 204) return 'close-delimited';
+    return null;
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.capture) {
+      this.bytes += chunk.length;
+      if (this.bytes > this.deps.maxObjectSize) {
+        this.capture = false;
+        this.chunks.length = 0;
+        if (this.outcome?.kind === 'stream') {
+          this.outcome.stored = false;
+          this.outcome.reason = 'too-large';
+        }
+      } else {
+        this.chunks.push(chunk);
+      }
+    }
+    let wantsMore = true;
+    for (const consumer of this.consumers) if (!consumer.data(chunk)) wantsMore = false;
+    if (!wantsMore && !this.capture) this.body?.pause();
+  }
+
+  private async onEnd(headers: StoredHeaders, status: number): Promise<void> {
+    if (this.state === 'failed') return;
+    if (this.capture && this.policy) {
+      const entry = this.buildEntry(status, headers, Buffer.concat(this.chunks, this.bytes), this.policy);
+      try {
+        await this.deps.store.put(entry);
+      } catch {
+        // A failing tier must not fail the response; the tier counts and logs its own errors.
+      }
+    }
+    this.state = 'complete';
+    for (const consumer of this.consumers) consumer.end();
+    this.consumers.clear();
+    this.resolveDone();
+  }
+
+  private buildEntry(status: number, headers: StoredHeaders, body: Buffer, policy: CachePolicy): CacheEntry {
+    const lifetimes = this.deps.freshness.lifetimes(policy, { status, headers }, this.deps.jitter());
+    const vary = parseVary(headers.vary);
+    const fields = vary === '*' ? null : vary;
+    const key = fields ? variantKey(this.request.primaryKey, varyKey(fields, this.request.clientHeaders)) : this.request.primaryKey;
+    return {
+      kind: 'entry',
+      meta: {
+        ...lifetimes,
+        key,
+        primaryKey: this.request.primaryKey,
+        status,
+        headers,
+        storedAt: this.deps.now(),
+        vary: fields,
+        tags: [],
+        deletableAt: deletableAt(lifetimes),
+      },
+      body,
+      policy,
+    };
+  }
+
+  /** A 304 answered the revalidation: update the stored headers and lifetimes, keep the stored body. */
+  private finishRevalidation(stale: CacheEntry, originHeaders: Record<string, string | string[] | undefined>): void {
+    const headers: StoredHeaders = { ...stale.meta.headers };
+    const update = endToEndResponseHeaders(originHeaders);
+    for (const name in update) {
+      if (UNCHANGED_BY_304.has(name)) continue;
+      headers[name] = update[name] as string | string[];
+    }
+    const policy = this.deps.freshness.revalidatedPolicy(stale.policy, this.policyRequest, originHeaders, { status: stale.meta.status, headers });
+    const entry = this.buildEntry(stale.meta.status, headers, stale.body, policy);
+    entry.meta.key = stale.meta.key;
+    entry.meta.tags = stale.meta.tags;
+    void this.deps.store.replace(entry).catch(() => undefined);
+    this.deliverEntry({ kind: 'entry', entry, how: 'revalidated', originStatus: 304 });
+  }
+
+  private deliverEntry(outcome: EntryOutcome): void {
+    this.outcome = outcome;
+    this.state = 'complete';
+    for (const consumer of this.consumers) consumer.head(outcome);
+    this.consumers.clear();
+    this.resolveDone();
+  }
+
+  private fail(err: unknown): void {
+    if (this.state === 'complete' || this.state === 'failed') return;
+    const stale = this.request.stale;
+    if (this.state === 'connecting' && stale && this.deps.freshness.canServeStaleOnError(stale.meta)) {
+      this.deliverEntry({ kind: 'entry', entry: stale, how: 'stale-if-error', originStatus: undefined });
+      return;
+    }
+    const beforeHead = this.state === 'connecting';
+    this.state = 'failed';
+    this.failure = err;
+    this.chunks.length = 0;
+    this.body?.destroy();
+    for (const consumer of this.consumers) consumer.error(err, beforeHead);
+    this.consumers.clear();
+    this.resolveDone();
+  }
+
+  get error(): unknown {
+    return this.failure;
+  }
+}
+
+/**
+ * Fields a 304 does not change in the stored response (RFC 9111 §3.2): those describing the stored body, and
+ * the validator the stored body was selected by.
+ */
+const UNCHANGED_BY_304 = new Set(['content-length', 'content-encoding', 'transfer-encoding', 'content-range', 'content-md5', 'etag']);
+
+function parseContentLength(value: string | string[] | undefined): number | undefined {
+  if (typeof value !== 'string' || !/^\d+$/.test(value)) return undefined;
+  return Number(value);
+}
+
+function withoutClientValidators(headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  const copy: IncomingHttpHeaders = { ...headers };
+  delete copy['if-none-match'];
+  delete copy['if-modified-since'];
+  delete copy['if-range'];
+  delete copy.range;
+  return copy;
+}

@@ -1,0 +1,136 @@
+/**
+ * Requests the cache does not answer (unsafe methods, OPTIONS, WebSocket upgrades) go to the origin through
+ * @fastify/http-proxy, bodies streamed both ways. A non-error answer to an unsafe method invalidates the
+ * target URI and same-origin Location / Content-Location URIs (RFC 9111 §4.4).
+ */
+import http from 'node:http';
+import type { FastifyInstance } from 'fastify';
+import httpProxy, { type FastifyHttpProxyOptions } from '@fastify/http-proxy';
+import type { CacheStore } from '../cache-store/cache-store.js';
+import type { RequestTarget } from '../policies/cache-key.js';
+import { formatCacheStatus } from './cache-status.js';
+import { addForwardingHeaders, CACHE_ONLY_RESPONSE_FIELDS, connectionNominated, endToEndResponseHeaders, isHopByHop, VIA } from './headers.js';
+import { gatewayError } from './origin-client.js';
+import type { ProxyStats } from './stats.js';
+
+/** Every method Node's parser accepts, except those the cache answers itself (and CONNECT, which is not proxied). */
+export const PASSTHROUGH_METHODS = http.METHODS.filter((m) => m !== 'GET' && m !== 'HEAD' && m !== 'CONNECT' && m !== 'PURGE');
+
+/** Safe methods (RFC 9110 §9.2.1, and WebDAV's read-only ones); any other method's success invalidates. */
+const SAFE = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PROPFIND', 'REPORT', 'SEARCH', 'QUERY']);
+
+const UNTRUSTED = new Set(['forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'x-forwarded-prefix', 'x-real-ip', 'x-original-url', 'x-rewrite-url', 'x-http-method-override', 'x-http-method', 'x-method-override']);
+
+export interface PassthroughOptions {
+  origin: string;
+  originHost: string;
+  store: CacheStore;
+  stats: ProxyStats;
+  preserveHost: boolean;
+  trustForwarded: boolean;
+  connections: number;
+  connectTimeout: number;
+  headersTimeout: number;
+  bodyTimeout: number;
+  /** The validated target of a request, set by the server's onRequest hook. */
+  targetOf: (request: object) => RequestTarget;
+}
+
+/** Same-origin URIs named by Location / Content-Location, as cache keys (RFC 9111 §4.4). */
+export function relatedKeys(target: RequestTarget, headers: Record<string, string | string[] | undefined>): string[] {
+  const keys: string[] = [];
+  for (const name of ['location', 'content-location']) {
+    const value = headers[name];
+    if (typeof value !== 'string') continue;
+    try {
+      const url = new URL(value, `http://${target.host}${target.path}`);
+      if (url.host.toLowerCase() === target.host && (url.protocol === 'http:' || url.protocol === 'https:')) keys.push(target.host + url.pathname + url.search);
+    } catch {
+      // An unparseable Location invalidates nothing.
+    }
+  }
+  return keys;
+}
+
+export async function registerPassthrough(app: FastifyInstance, options: PassthroughOptions): Promise<void> {
+  const { store, stats } = options;
+  for (const method of PASSTHROUGH_METHODS) {
+    if (!app.supportedMethods.includes(method)) app.addHttpMethod(method, { hasBody: true });
+  }
+
+  await app.register(httpProxy, {
+    upstream: options.origin,
+    httpMethods: PASSTHROUGH_METHODS,
+    websocket: true,
+    undici: {
+      connections: options.connections,
+      connectTimeout: options.connectTimeout,
+      headersTimeout: options.headersTimeout,
+      bodyTimeout: options.bodyTimeout,
+    },
+    replyOptions: {
+      rewriteRequestHeaders: (request, headers) => {
+        const target = options.targetOf(request);
+        const nominated = connectionNominated(request.headers.connection);
+        const out: Record<string, string | string[]> = {};
+        for (const name in headers) {
+          const value = headers[name];
+          if (value === undefined || name === 'host' || name === 'via' || name === 'expect') continue;
+          if (isHopByHop(name, nominated)) continue;
+          if (!options.trustForwarded && UNTRUSTED.has(name)) continue;
+          out[name] = value as string | string[];
+        }
+        addForwardingHeaders(out, request.headers, {
+          clientHost: target.host,
+          hostHeader: options.preserveHost ? target.host : options.originHost,
+          clientAddress: request.socket.remoteAddress,
+          trustForwarded: options.trustForwarded,
+        });
+        return out;
+      },
+      rewriteHeaders: (headers) => {
+        const out: Record<string, string | string[]> = endToEndResponseHeaders(headers as Record<string, string | string[] | undefined>);
+        for (const name of CACHE_ONLY_RESPONSE_FIELDS) delete out[name];
+        const via = out.via;
+        out.via = via === undefined ? VIA : `${Array.isArray(via) ? via.join(', ') : via}, ${VIA}`;
+        out['x-cache'] = 'BYPASS';
+        return out;
+      },
+      onResponse: (request, reply, rawResponse) => {
+        // reply-from hands over { statusCode, headers, stream }.
+        const res = rawResponse as unknown as { statusCode: number; headers: Record<string, string | string[] | undefined>; stream: NodeJS.ReadableStream };
+        const status = res.statusCode;
+        stats.bypass++;
+        stats.originFetches++;
+        reply.header('cache-status', formatCacheStatus({ fwd: 'method', fwdStatus: status }));
+        if (!SAFE.has(request.method) && status >= 200 && status < 400) {
+          const target = options.targetOf(request);
+          const keys = [target.key, ...relatedKeys(target, res.headers)];
+          // Invalidate before the response is relayed, so the client's next request cannot see the old entry.
+          void Promise.all(keys.map((key) => store.invalidate(key))).then(
+            (counts) => {
+              stats.invalidations += counts.reduce((a, b) => a + b, 0);
+              reply.send(res.stream);
+            },
+            () => reply.send(res.stream),
+          );
+          return;
+        }
+        reply.send(res.stream);
+      },
+      onError: (reply, { error }) => {
+        stats.originErrors++;
+        const cause = (error as { cause?: unknown }).cause ?? error;
+        const failure = gatewayError(cause);
+        const status = (error as { statusCode?: number }).statusCode === 504 ? 504 : failure.status;
+        void reply
+          .code(status)
+          .header('content-type', 'text/plain; charset=utf-8')
+          .header('cache-control', 'no-store')
+          .header('x-cache', 'BYPASS')
+          .header('cache-status', formatCacheStatus({ fwd: 'method', detail: 'origin-error' }))
+          .send(`${failure.message}\n`);
+      },
+    },
+  } as FastifyHttpProxyOptions);
+}

@@ -1,0 +1,204 @@
+/**
+ * Writing responses from the cache. A stored entry's headers are flattened once into a wire-ready array
+ * (`prepared`); a fresh hit then only refreshes the Age and Cache-Status values when their whole seconds
+ * change, so the hit path writes a stored array and a stored Buffer without rebuilding either.
+ */
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import type { CacheEntry } from '../cache-store/entry.js';
+import { appendCacheStatus, formatCacheStatus, type CacheStatusFields, type XCache } from './cache-status.js';
+import { CACHE_ONLY_RESPONSE_FIELDS, VIA } from './headers.js';
+
+type WireValue = string | string[];
+
+interface Prepared {
+  /** [name, value, ...] ending with age, x-cache, cache-status (HIT values). */
+  hit: WireValue[];
+  /** The same without the last three pairs and without content-length, for building other responses. */
+  base: WireValue[];
+  originCacheStatus: string | string[] | undefined;
+  age: number;
+  ttl: number;
+}
+
+const SKIPPED_FROM_STORE = new Set(['age', 'content-length', 'cache-status', 'via', 'x-cache']);
+
+function prepare(entry: CacheEntry): Prepared {
+  const base: WireValue[] = [];
+  const headers = entry.meta.headers;
+  for (const name in headers) {
+    if (SKIPPED_FROM_STORE.has(name) || CACHE_ONLY_RESPONSE_FIELDS.has(name)) continue;
+    base.push(name, headers[name] as WireValue);
+  }
+  const via = headers.via;
+  base.push('via', via === undefined ? VIA : `${Array.isArray(via) ? via.join(', ') : via}, ${VIA}`);
+  const hit = [...base, 'content-length', String(entry.body.length), 'age', '', 'x-cache', 'HIT', 'cache-status', ''];
+  const prepared: Prepared = { hit, base, originCacheStatus: headers['cache-status'], age: NaN, ttl: NaN };
+  entry.prepared = prepared;
+  return prepared;
+}
+
+function prepared(entry: CacheEntry): Prepared {
+  return (entry.prepared as Prepared | undefined) ?? prepare(entry);
+}
+
+export function ageSeconds(entry: CacheEntry, now: number): number {
+  return Math.max(0, Math.floor((now - entry.meta.ageBase) / 1000));
+}
+
+export function ttlSeconds(entry: CacheEntry, now: number): number {
+  return Math.floor((entry.meta.freshUntil - now) / 1000);
+}
+
+/** The hit path: headers for a fresh hit, reusing the stored array while Age and ttl stay the same. */
+export function hitHeaders(entry: CacheEntry, now: number): WireValue[] {
+  const p = prepared(entry);
+  const age = ageSeconds(entry, now);
+  const ttl = ttlSeconds(entry, now);
+  if (age !== p.age || ttl !== p.ttl) {
+    const h = p.hit;
+    h[h.length - 5] = String(age);
+    h[h.length - 1] = appendCacheStatus(p.originCacheStatus, formatCacheStatus({ hit: true, ttl }));
+    p.age = age;
+    p.ttl = ttl;
+  }
+  return p.hit;
+}
+
+export interface StoredResponseOptions {
+  xcache: XCache;
+  cacheStatus: CacheStatusFields;
+  now: number;
+}
+
+function headersFor(entry: CacheEntry, options: StoredResponseOptions, extra: WireValue[]): WireValue[] {
+  const p = prepared(entry);
+  return [
+    ...p.base,
+    ...extra,
+    'age',
+    String(ageSeconds(entry, options.now)),
+    'x-cache',
+    options.xcache,
+    'cache-status',
+    appendCacheStatus(p.originCacheStatus, formatCacheStatus({ ...options.cacheStatus, ttl: ttlSeconds(entry, options.now) })),
+  ];
+}
+
+/** A stored response in full (200 or whatever status was stored). HEAD gets the headers only. */
+export function writeStored(res: ServerResponse, method: string, entry: CacheEntry, options: StoredResponseOptions): void {
+  res.writeHead(entry.meta.status, headersFor(entry, options, ['content-length', String(entry.body.length)]));
+  if (method === 'HEAD') res.end();
+  else res.end(entry.body);
+}
+
+/** Fields a 304 carries (RFC 9110 §15.4.5), plus Last-Modified for caches downstream. */
+const NOT_MODIFIED_FIELDS = new Set(['cache-control', 'content-location', 'date', 'etag', 'expires', 'vary', 'last-modified']);
+
+export function writeNotModified(res: ServerResponse, entry: CacheEntry, options: StoredResponseOptions): void {
+  const all = headersFor(entry, options, []);
+  const out: WireValue[] = [];
+  for (let i = 0; i < all.length; i += 2) {
+    const name = all[i] as string;
+    if (NOT_MODIFIED_FIELDS.has(name) || name === 'age' || name === 'x-cache' || name === 'cache-status' || name === 'via') {
+      out.push(name, all[i + 1] as WireValue);
+    }
+  }
+  res.writeHead(304, out);
+  res.end();
+}
+
+/** A single byte range of a stored 200 (RFC 9110 §14). Returns false when the entry cannot serve the range. */
+export function writeRange(res: ServerResponse, method: string, entry: CacheEntry, range: { start: number; end: number }, options: StoredResponseOptions): void {
+  const length = entry.body.length;
+  const extra: WireValue[] = ['content-range', `bytes ${range.start}-${range.end}/${length}`, 'content-length', String(range.end - range.start + 1)];
+  res.writeHead(206, headersFor(entry, options, extra));
+  if (method === 'HEAD') res.end();
+  else res.end(entry.body.subarray(range.start, range.end + 1));
+}
+
+export function writeRangeNotSatisfiable(res: ServerResponse, entry: CacheEntry, options: StoredResponseOptions): void {
+  const all = headersFor(entry, options, ['content-range', `bytes */${entry.body.length}`, 'content-length', '0']);
+  const out: WireValue[] = [];
+  for (let i = 0; i < all.length; i += 2) {
+    const name = all[i] as string;
+    if (name === 'content-type' || name === 'content-encoding') continue;
+    out.push(name, all[i + 1] as WireValue);
+  }
+  res.writeHead(416, out);
+  res.end();
+}
+
+/** A short plain-text error (4xx from request checks, 502/504 from origin failures). */
+export function writeError(res: ServerResponse, status: number, message: string, cacheStatus?: CacheStatusFields, xcache: XCache = 'BYPASS'): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = `${message}\n`;
+  res.writeHead(status, [
+    'content-type',
+    'text/plain; charset=utf-8',
+    'content-length',
+    String(Buffer.byteLength(body)),
+    'cache-control',
+    'no-store',
+    'x-cache',
+    xcache,
+    'cache-status',
+    formatCacheStatus(cacheStatus ?? { fwd: 'bypass', detail: 'error' }),
+  ]);
+  res.end(body);
+}
+
+/** Whether a client's own validators match the stored response (RFC 9110 §13.1.2, §13.1.3). */
+export function clientValidatorsMatch(request: IncomingHttpHeaders, stored: Record<string, string | string[] | undefined>): boolean {
+  const inm = request['if-none-match'];
+  if (inm !== undefined) {
+    const etag = stored.etag;
+    if (inm.trim() === '*') return true;
+    if (typeof etag !== 'string') return false;
+    const opaque = etag.replace(/^W\//, '');
+    return inm.split(',').some((candidate) => candidate.trim().replace(/^W\//, '') === opaque);
+  }
+  const ims = request['if-modified-since'];
+  if (ims !== undefined) {
+    const since = Date.parse(ims);
+    const lastModified = typeof stored['last-modified'] === 'string' ? Date.parse(stored['last-modified']) : NaN;
+    return Number.isFinite(since) && Number.isFinite(lastModified) && lastModified <= since;
+  }
+  return false;
+}
+
+/**
+ * A single satisfiable byte range from a Range header, 'unsatisfiable', or null when the whole representation
+ * should be sent instead (no Range, several ranges, a failed If-Range, or a unit other than bytes).
+ */
+export function parseRange(request: IncomingHttpHeaders, stored: Record<string, string | string[] | undefined>, length: number): { start: number; end: number } | 'unsatisfiable' | null {
+  const header = request.range;
+  if (header === undefined) return null;
+  const ifRange = request['if-range'];
+  if (ifRange !== undefined) {
+    const etag = stored.etag;
+    const strongMatch = typeof etag === 'string' && !etag.startsWith('W/') && ifRange === etag;
+    const dateMatch = typeof stored['last-modified'] === 'string' && ifRange === stored['last-modified'];
+    if (!strongMatch && !dateMatch) return null;
+  }
+  const match = /^bytes=\s*(\d*)\s*-\s*(\d*)\s*$/.exec(header);
+  if (!match) return null;
+  const [, first, last] = match as unknown as [string, string, string];
+  if (first === '' && last === '') return null;
+  let start: number;
+  let end: number;
+  if (first === '') {
+    const suffix = Number(last);
+    if (suffix === 0) return 'unsatisfiable';
+    start = Math.max(0, length - suffix);
+    end = length - 1;
+  } else {
+    start = Number(first);
+    end = last === '' ? length - 1 : Math.min(Number(last), length - 1);
+    if (last !== '' && Number(last) < start) return null;
+  }
+  if (start >= length || length === 0) return 'unsatisfiable';
+  return { start, end };
+}

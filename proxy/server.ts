@@ -1,0 +1,159 @@
+/**
+ * Builds an edgecache instance from a configuration: the store, the origin client, the Fastify app for the
+ * proxy port (hit path in front of the router, the cache pipeline for GET/HEAD, pass-through for the rest),
+ * and the admin app. Nothing listens until `listen()`.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { CacheStore } from '../cache-store/cache-store.js';
+import { MemoryTier } from '../cache-store/memory-tier.js';
+import type { EdgecacheConfig } from '../config/settings.js';
+import { parseRequestTarget, type RequestTarget } from '../policies/cache-key.js';
+import { Freshness } from '../policies/freshness.js';
+import { buildAdmin } from './admin.js';
+import { CachePipeline } from './cache-pipeline.js';
+import { createHitPath } from './hit-path.js';
+import { createLogger } from './logger.js';
+import { OriginClient } from './origin-client.js';
+import { registerPassthrough } from './passthrough.js';
+import { writeError } from './respond.js';
+import { ProxyStats } from './stats.js';
+
+export interface EdgecacheOverrides {
+  /** Clock in epoch ms, for tests. */
+  now?: () => number;
+  logger?: Logger;
+}
+
+export interface Edgecache {
+  app: FastifyInstance;
+  admin: FastifyInstance;
+  store: CacheStore;
+  stats: ProxyStats;
+  pipeline: CachePipeline;
+  /** Starts both listeners; resolves with the bound ports. */
+  listen(): Promise<{ port: number; adminPort: number }>;
+  close(): Promise<void>;
+}
+
+const TARGET = Symbol('edgecache.target');
+
+type RequestWithTarget = FastifyRequest & { [TARGET]?: RequestTarget };
+
+export async function createEdgecache(config: EdgecacheConfig, overrides: EdgecacheOverrides = {}): Promise<Edgecache> {
+  const now = overrides.now ?? Date.now;
+  const log = overrides.logger ?? createLogger(config.logLevel);
+  const stats = new ProxyStats();
+  const store = new CacheStore({ memory: new MemoryTier({ maxBytes: config.memoryMax }), maxVariants: config.maxVariants });
+  const freshness = new Freshness({ cacheSetCookie: config.cacheSetCookie, now });
+  const origin = new OriginClient({
+    origin: config.origin,
+    connections: config.originConnections,
+    connectTimeout: config.originConnectTimeout,
+    headersTimeout: config.originHeadersTimeout,
+    bodyTimeout: config.originBodyTimeout,
+  });
+  const pipeline = new CachePipeline({
+    store,
+    freshness,
+    origin,
+    stats,
+    log,
+    now,
+    maxObjectSize: config.maxObjectSize,
+    preserveHost: config.preserveHost,
+    trustForwarded: config.trustForwarded,
+    jitter: () => 0,
+  });
+  const serveFreshHit = createHitPath(store, stats, now);
+
+  const app = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    // Fresh hits are answered before Fastify's router; the rest is handed to Fastify.
+    serverFactory: (handler) =>
+      http.createServer((req, res) => {
+        if (!serveFreshHit(req, res)) handler(req, res);
+      }),
+    return503OnClosing: true,
+    forceCloseConnections: true,
+    routerOptions: { maxParamLength: 65_535 },
+  });
+
+  // Every request's target and Host are validated before routing; the result is reused by every handler.
+  app.addHook('onRequest', (request, reply, done) => {
+    const target = parseRequestTarget(request.raw.url ?? '', request.headers.host, request.raw.rawHeaders);
+    if ('problem' in target) {
+      stats.badRequests++;
+      reply.hijack();
+      writeError(reply.raw, 400, `bad request: ${target.problem}`);
+      return;
+    }
+    (request as RequestWithTarget)[TARGET] = target;
+    done();
+  });
+
+  const cacheRoutes = async (scope: FastifyInstance): Promise<void> => {
+    scope.route({
+      method: ['GET', 'HEAD'],
+      url: '/*',
+      handler: (request, reply) => {
+        reply.hijack();
+        pipeline.handle(request.raw, reply.raw).catch((err: unknown) => {
+          log.error({ err, url: request.url }, 'request failed');
+          writeError(reply.raw, 500, 'internal error');
+        });
+      },
+    });
+  };
+  await app.register(cacheRoutes);
+  await registerPassthrough(app, {
+    origin: config.origin,
+    originHost: origin.host,
+    store,
+    stats,
+    preserveHost: config.preserveHost,
+    trustForwarded: config.trustForwarded,
+    connections: config.originConnections,
+    connectTimeout: config.originConnectTimeout,
+    headersTimeout: config.originHeadersTimeout,
+    bodyTimeout: config.originBodyTimeout,
+    targetOf: (request) => (request as RequestWithTarget)[TARGET] as RequestTarget,
+  });
+  app.setErrorHandler((error, request, reply) => {
+    const err = error as { statusCode?: number; message: string };
+    const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    if (status === 500) log.error({ err, url: request.url }, 'request failed');
+    void reply.code(status).header('content-type', 'text/plain; charset=utf-8').header('x-cache', 'BYPASS').send(`${status === 500 ? 'internal error' : err.message}\n`);
+  });
+  app.setNotFoundHandler((request, reply) => {
+    void reply.code(405).header('content-type', 'text/plain; charset=utf-8').header('x-cache', 'BYPASS').send(`method ${request.method} is not supported\n`);
+  });
+
+  const admin = buildAdmin({ store, stats, log, startedAt: Date.now() });
+
+  return {
+    app,
+    admin,
+    store,
+    stats,
+    pipeline,
+    async listen() {
+      await app.listen({ port: config.port, host: config.host });
+      await admin.listen({ port: config.adminPort, host: config.adminHost });
+      return {
+        port: (app.server.address() as AddressInfo).port,
+        adminPort: (admin.server.address() as AddressInfo).port,
+      };
+    },
+    async close() {
+      await app.close();
+      await admin.close();
+      await pipeline.idle();
+      await origin.close();
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,23 @@
+/** Counters shown by the admin API's /stats (and, later, as Prometheus metrics). */
+export class ProxyStats {
+  hits = 0;
+  misses = 0;
+  stale = 0;
+  revalidated = 0;
+  bypass = 0;
+  /** Requests answered 4xx by edgecache itself (malformed request target or Host). */
+  badRequests = 0;
+  /** Requests sent to the origin, for any reason. */
+  originFetches = 0;
+  /** Origin fetches that failed (refused, timed out, reset). */
+  originErrors = 0;
+  /** Responses stored, and responses fetched but not stored. */
+  stored = 0;
+  notStored = 0;
+  /** Entries removed after an unsafe request (RFC 9111 §4.4). */
+  invalidations = 0;
+
+  toJSON(): Record<string, number> {
+    return { ...this } as unknown as Record<string, number>;
+  }
+}

@@ -4,6 +4,7 @@
  */
 import type CachePolicy from 'http-cache-semantics';
 import type { Lifetimes } from '../policies/freshness.js';
+import type { Body } from './body.js';
 
 /** Response header fields as stored: lower-case names, hop-by-hop fields already removed. */
 export type StoredHeaders = Record<string, string | string[]>;
@@ -28,7 +29,7 @@ export interface EntryMeta extends Lifetimes {
 export interface CacheEntry {
   kind: 'entry';
   meta: EntryMeta;
-  body: Buffer;
+  body: Body;
   policy: CachePolicy;
   /** Wire-ready response headers, built on first use by the response writer; never persisted. */
   prepared?: unknown;

@@ -195,6 +195,7 @@ function readConfigFile(path: string): Record<string, unknown> {
 
 export function loadConfig({ argv, env = process.env }: LoadInput): LoadResult {
   const args = parseFlags(argv);
+  if (args.help || args.version) return { help: args.help, version: args.version, config: {} as EdgecacheConfig };
   const merged: Record<string, unknown> = {};
   const sources = new Map<SettingName, Source>();
 
@@ -232,8 +233,6 @@ export function loadConfig({ argv, env = process.env }: LoadInput): LoadResult {
     if (raw !== undefined && raw !== '') set(name, raw, { kind: 'env' });
   }
   for (const [name, raw] of args.values) set(name, raw, { kind: 'flag' });
-
-  if (args.help || args.version) return { help: args.help, version: args.version, config: merged as unknown as EdgecacheConfig };
 
   const error = Value.Errors(CONFIG_SCHEMA, merged).First();
   if (error) {

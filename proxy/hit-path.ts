@@ -37,11 +37,12 @@ export function createHitPath(store: CacheStore, stats: ProxyStats, now: () => n
     const entry = store.peek(host + url, headers);
     if (entry === undefined) return false;
     const time = now();
-    if (time >= entry.meta.freshUntil) return false;
+    const body = entry.body;
+    if (time >= entry.meta.freshUntil || !Buffer.isBuffer(body)) return false;
     stats.hits++;
     res.writeHead(entry.meta.status, hitHeaders(entry, time));
     if (method === 'HEAD') res.end();
-    else res.end(entry.body);
+    else res.end(body);
     return true;
   };
 }

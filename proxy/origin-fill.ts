@@ -10,6 +10,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
 import type CachePolicy from 'http-cache-semantics';
+import { bodyFromChunks, type Body } from '../cache-store/body.js';
 import { deletableAt, type CacheEntry, type StoredHeaders } from '../cache-store/entry.js';
 import type { CacheStore } from '../cache-store/cache-store.js';
 import { parseVary, variantKey, varyKey } from '../policies/cache-key.js';
@@ -230,7 +231,7 @@ export class OriginFill {
   private async onEnd(headers: StoredHeaders, status: number): Promise<void> {
     if (this.state === 'failed') return;
     if (this.capture && this.policy) {
-      const entry = this.buildEntry(status, headers, Buffer.concat(this.chunks, this.bytes), this.policy);
+      const entry = this.buildEntry(status, headers, bodyFromChunks(this.chunks, this.bytes), this.policy);
       try {
         await this.deps.store.put(entry);
       } catch {
@@ -243,7 +244,7 @@ export class OriginFill {
     this.resolveDone();
   }
 
-  private buildEntry(status: number, headers: StoredHeaders, body: Buffer, policy: CachePolicy): CacheEntry {
+  private buildEntry(status: number, headers: StoredHeaders, body: Body, policy: CachePolicy): CacheEntry {
     const lifetimes = this.deps.freshness.lifetimes(policy, { status, headers }, this.deps.jitter());
     const vary = parseVary(headers.vary);
     const fields = vary === '*' ? null : vary;

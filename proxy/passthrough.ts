@@ -52,6 +52,29 @@ export function relatedKeys(target: RequestTarget, headers: Record<string, strin
   return keys;
 }
 
+/**
+ * Routes a GET carrying `Upgrade: websocket` to the WebSocket proxy instead of the cache: find-my-way prefers
+ * the route whose constraint matches, and every other request derives no value and takes the cache route.
+ */
+export const upgradeConstraint = {
+  name: 'upgrade',
+  storage() {
+    // The router stores its own handler objects here; their type is the router's business.
+    const handlers = new Map<string, never>();
+    return {
+      get: (value: string) => handlers.get(value) ?? null,
+      set: (value: string, store: never) => {
+        handlers.set(value, store);
+      },
+    };
+  },
+  deriveConstraint: (req: http.IncomingMessage) => {
+    // undefined (no Upgrade) means "derived nothing" to the router, though its type says string.
+    return req.headers.upgrade?.toLowerCase() as string;
+  },
+  mustMatchWhenDerived: false,
+};
+
 export async function registerPassthrough(app: FastifyInstance, options: PassthroughOptions): Promise<void> {
   const { store, stats } = options;
   for (const method of PASSTHROUGH_METHODS) {
@@ -60,8 +83,14 @@ export async function registerPassthrough(app: FastifyInstance, options: Passthr
 
   await app.register(httpProxy, {
     upstream: options.origin,
-    httpMethods: PASSTHROUGH_METHODS,
+    httpMethods: ['GET'],
+    constraints: { upgrade: 'websocket' },
     websocket: true,
+  } as FastifyHttpProxyOptions);
+
+  await app.register(httpProxy, {
+    upstream: options.origin,
+    httpMethods: PASSTHROUGH_METHODS,
     undici: {
       connections: options.connections,
       connectTimeout: options.connectTimeout,

@@ -4,6 +4,7 @@
  * change, so the hit path writes a stored array and a stored Buffer without rebuilding either.
  */
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import { writeBody } from '../cache-store/body.js';
 import type { CacheEntry } from '../cache-store/entry.js';
 import { appendCacheStatus, formatCacheStatus, type CacheStatusFields, type XCache } from './cache-status.js';
 import { CACHE_ONLY_RESPONSE_FIELDS, VIA } from './headers.js';
@@ -16,8 +17,8 @@ interface Prepared {
   /** The same without the last three pairs and without content-length, for building other responses. */
   base: WireValue[];
   originCacheStatus: string | string[] | undefined;
+  /** The Age the `hit` array currently carries. */
   age: number;
-  ttl: number;
 }
 
 const SKIPPED_FROM_STORE = new Set(['age', 'content-length', 'cache-status', 'via', 'x-cache']);
@@ -32,7 +33,7 @@ function prepare(entry: CacheEntry): Prepared {
   const via = headers.via;
   base.push('via', via === undefined ? VIA : `${Array.isArray(via) ? via.join(', ') : via}, ${VIA}`);
   const hit = [...base, 'content-length', String(entry.body.length), 'age', '', 'x-cache', 'HIT', 'cache-status', ''];
-  const prepared: Prepared = { hit, base, originCacheStatus: headers['cache-status'], age: NaN, ttl: NaN };
+  const prepared: Prepared = { hit, base, originCacheStatus: headers['cache-status'], age: NaN };
   entry.prepared = prepared;
   return prepared;
 }
@@ -45,21 +46,21 @@ export function ageSeconds(entry: CacheEntry, now: number): number {
   return Math.max(0, Math.floor((now - entry.meta.ageBase) / 1000));
 }
 
+/** Remaining freshness in whole seconds, consistent with Age: lifetime - age (negative once stale). */
 export function ttlSeconds(entry: CacheEntry, now: number): number {
-  return Math.floor((entry.meta.freshUntil - now) / 1000);
+  return Math.floor(entry.meta.lifetime / 1000) - ageSeconds(entry, now);
 }
 
 /** The hit path: headers for a fresh hit, reusing the stored array while Age and ttl stay the same. */
 export function hitHeaders(entry: CacheEntry, now: number): WireValue[] {
   const p = prepared(entry);
   const age = ageSeconds(entry, now);
-  const ttl = ttlSeconds(entry, now);
-  if (age !== p.age || ttl !== p.ttl) {
+  if (age !== p.age) {
+    const ttl = Math.floor(entry.meta.lifetime / 1000) - age;
     const h = p.hit;
     h[h.length - 5] = String(age);
     h[h.length - 1] = appendCacheStatus(p.originCacheStatus, formatCacheStatus({ hit: true, ttl }));
     p.age = age;
-    p.ttl = ttl;
   }
   return p.hit;
 }
@@ -88,7 +89,7 @@ function headersFor(entry: CacheEntry, options: StoredResponseOptions, extra: Wi
 export function writeStored(res: ServerResponse, method: string, entry: CacheEntry, options: StoredResponseOptions): void {
   res.writeHead(entry.meta.status, headersFor(entry, options, ['content-length', String(entry.body.length)]));
   if (method === 'HEAD') res.end();
-  else res.end(entry.body);
+  else writeBody(res, entry.body);
 }
 
 /** Fields a 304 carries (RFC 9110 §15.4.5), plus Last-Modified for caches downstream. */
@@ -113,7 +114,7 @@ export function writeRange(res: ServerResponse, method: string, entry: CacheEntr
   const extra: WireValue[] = ['content-range', `bytes ${range.start}-${range.end}/${length}`, 'content-length', String(range.end - range.start + 1)];
   res.writeHead(206, headersFor(entry, options, extra));
   if (method === 'HEAD') res.end();
-  else res.end(entry.body.subarray(range.start, range.end + 1));
+  else writeBody(res, entry.body, range.start, range.end + 1);
 }
 
 export function writeRangeNotSatisfiable(res: ServerResponse, entry: CacheEntry, options: StoredResponseOptions): void {

@@ -17,7 +17,7 @@ import { CachePipeline } from './cache-pipeline.js';
 import { createHitPath } from './hit-path.js';
 import { createLogger } from './logger.js';
 import { OriginClient } from './origin-client.js';
-import { registerPassthrough } from './passthrough.js';
+import { registerPassthrough, upgradeConstraint } from './passthrough.js';
 import { writeError } from './respond.js';
 import { ProxyStats } from './stats.js';
 
@@ -41,6 +41,18 @@ export interface Edgecache {
 const TARGET = Symbol('edgecache.target');
 
 type RequestWithTarget = FastifyRequest & { [TARGET]?: RequestTarget };
+
+/** Node's parser rejected the request: answer in one short plain-text line and close. */
+function answerClientError(err: NodeJS.ErrnoException, socket: import('node:net').Socket): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const [status, text] =
+    err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large'] : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout'] : [400, 'Bad Request'];
+  const body = `${text.toLowerCase()}: ${err.code ?? 'malformed request'}\n`;
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+}
 
 export async function createEdgecache(config: EdgecacheConfig, overrides: EdgecacheOverrides = {}): Promise<Edgecache> {
   const now = overrides.now ?? Date.now;
@@ -77,9 +89,10 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
       http.createServer((req, res) => {
         if (!serveFreshHit(req, res)) handler(req, res);
       }),
+    clientErrorHandler: answerClientError,
     return503OnClosing: true,
     forceCloseConnections: true,
-    routerOptions: { maxParamLength: 65_535 },
+    routerOptions: { maxParamLength: 65_535, constraints: { upgrade: upgradeConstraint } },
   });
 
   // Every request's target and Host are validated before routing; the result is reused by every handler.

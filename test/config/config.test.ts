@@ -1,0 +1,133 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { configReference, helpText } from '../../config/help.js';
+import { ConfigError, loadConfig } from '../../config/load.js';
+import { SETTING_NAMES, envName, flagName } from '../../config/settings.js';
+import { parseDuration, parseSize } from '../../config/units.js';
+
+const ORIGIN = ['--origin', 'http://127.0.0.1:3000'];
+
+describe('units', () => {
+  it.each([
+    ['64mb', 64 * 1024 ** 2],
+    ['1GiB', 1024 ** 3],
+    ['512k', 512 * 1024],
+    ['1.5mb', 1.5 * 1024 ** 2],
+    ['100', 100],
+  ])('size %s', (input, bytes) => expect(parseSize(input)).toBe(bytes));
+
+  it.each(['', 'abc', '-1mb', '5 parsecs', '1e3'])('rejects size %j', (input) => expect(parseSize(input)).toBeUndefined());
+
+  it.each([
+    ['500ms', 500],
+    ['30s', 30_000],
+    ['5m', 300_000],
+    ['2', 2000],
+    ['1h', 3_600_000],
+  ])('duration %s', (input, ms) => expect(parseDuration(input)).toBe(ms));
+});
+
+describe('loading', () => {
+  it('applies defaults', () => {
+    const { config } = loadConfig({ argv: ORIGIN, env: {} });
+    expect(config).toMatchObject({ port: 8080, host: '0.0.0.0', adminPort: 8081, adminHost: '127.0.0.1', memoryMax: 256 * 1024 ** 2, dataDir: './edgecache-data' });
+  });
+
+  it('precedence: defaults < file < environment < flags', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'edgecache-config-'));
+    const file = path.join(dir, 'edgecache.json');
+    writeFileSync(file, JSON.stringify({ origin: 'http://file.example', port: 1111, memoryMax: '16mb', maxVariants: 4 }));
+    const { config } = loadConfig({
+      argv: ['--config', file, '--port', '3333'],
+      env: { EDGECACHE_PORT: '2222', EDGECACHE_MEMORY_MAX: '32mb' },
+    });
+    expect(config.origin).toBe('http://file.example');
+    expect(config.maxVariants).toBe(4);
+    expect(config.memoryMax).toBe(32 * 1024 ** 2);
+    expect(config.port).toBe(3333);
+  });
+
+  it('reads booleans as --flag, --no-flag and --flag=false', () => {
+    expect(loadConfig({ argv: [...ORIGIN, '--no-preserve-host'], env: {} }).config.preserveHost).toBe(false);
+    expect(loadConfig({ argv: [...ORIGIN, '--trust-forwarded'], env: {} }).config.trustForwarded).toBe(true);
+    expect(loadConfig({ argv: [...ORIGIN, '--cache-set-cookie=false'], env: {} }).config.cacheSetCookie).toBe(false);
+  });
+
+  it.each([
+    [['--port', '70000', ...ORIGIN], /--port/],
+    [['--memory-max', 'lots', ...ORIGIN], /--memory-max: expected a size/],
+    [['--origin', 'ftp://x'], /--origin: expected an http/],
+    [['--bogus', ...ORIGIN], /unknown flag --bogus/],
+    [[], /missing required setting --origin/],
+    [['--port', ...ORIGIN], /--port needs a value|expected a port/],
+    [['--max-object-size', '1gb', ...ORIGIN], /larger than --memory-max/],
+    [['--log-level', 'loud', ...ORIGIN], /one of fatal, error/],
+  ])('rejects %j', (argv, message) => {
+    expect(() => loadConfig({ argv, env: {} })).toThrow(ConfigError);
+    expect(() => loadConfig({ argv, env: {} })).toThrow(message);
+  });
+
+  it('names the environment variable or file key that is wrong', () => {
+    expect(() => loadConfig({ argv: ORIGIN, env: { EDGECACHE_ADMIN_PORT: 'x' } })).toThrow(/EDGECACHE_ADMIN_PORT/);
+    const dir = mkdtempSync(path.join(tmpdir(), 'edgecache-config-'));
+    const file = path.join(dir, 'c.json');
+    writeFileSync(file, JSON.stringify({ memoryMax: 'huge' }));
+    expect(() => loadConfig({ argv: ['--config', file, ...ORIGIN], env: {} })).toThrow(/"memoryMax" in .*c\.json/);
+    writeFileSync(file, JSON.stringify({ memroyMax: '1mb' }));
+    expect(() => loadConfig({ argv: ['--config', file, ...ORIGIN], env: {} })).toThrow(/unknown setting "memroyMax"/);
+    writeFileSync(file, '{ not json');
+    expect(() => loadConfig({ argv: ['--config', file, ...ORIGIN], env: {} })).toThrow(/not valid JSON/);
+  });
+
+  it('every setting has a flag, an environment variable and documentation', () => {
+    const help = helpText();
+    const reference = configReference();
+    for (const name of SETTING_NAMES) {
+      expect(help).toContain(`--${flagName(name)}`);
+      expect(help).toContain(envName(name));
+      expect(reference).toContain(envName(name));
+    }
+  });
+
+  it('docs/configuration.md carries the generated reference', () => {
+    const doc = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8');
+    expect(doc).toContain(configReference());
+  });
+});
+
+describe('the edgecache command', () => {
+  const cli = new URL('../../dist/proxy/cli.js', import.meta.url).pathname;
+  const run = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+    spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH, ...env }, timeout: 10_000 });
+
+  it('prints --help and exits 0', () => {
+    const out = run(['--help']);
+    expect(out.status).toBe(0);
+    expect(out.stdout).toContain('Usage: edgecache --origin URL');
+  });
+
+  it.each([
+    [['--origin', 'http://x', '--port', 'eighty']],
+    [['--nope']],
+    [[]],
+    [['--origin', 'http://x', '--config', '/does/not/exist.json']],
+  ])('bad input %j: one line on stderr, exit code 2, no stack trace', (args) => {
+    const out = run(args);
+    expect(out.status).toBe(2);
+    const lines = out.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^edgecache: /);
+    expect(out.stderr).not.toMatch(/\bat .*\.js:\d+/);
+  });
+
+  it('reads EDGECACHE_* from the environment', () => {
+    const out = run(['--help'], { EDGECACHE_PORT: 'x' });
+    expect(out.status).toBe(0);
+    const bad = run([], { EDGECACHE_ORIGIN: 'http://x', EDGECACHE_PORT: 'x' });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('EDGECACHE_PORT');
+  });
+});

@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import { normalizeHost, parseRequestTarget, parseVary, variantKey, varyKey } from '../../policies/cache-key.js';
+import { deltaSeconds, parseCacheControl } from '../../policies/cache-control.js';
+import { surrogateDirectives } from '../../policies/surrogate-control.js';
+
+describe('request target and Host', () => {
+  const target = (url: string, host: string | undefined, raw: string[] = host === undefined ? [] : ['Host', host]) => parseRequestTarget(url, host, raw);
+
+  it('keys on lower-cased host and the exact path and query', () => {
+    expect(target('/A/b?Z=1&a=2', 'Shop.Example:8080')).toEqual({ host: 'shop.example:8080', path: '/A/b?Z=1&a=2', key: 'shop.example:8080/A/b?Z=1&a=2' });
+  });
+
+  it('strips a fragment', () => {
+    expect(target('/a?x=1#frag', 'h')).toMatchObject({ path: '/a?x=1', key: 'h/a?x=1' });
+  });
+
+  it.each([
+    ['http://h/a', 'h'],
+    ['*', 'h'],
+    ['a', 'h'],
+  ])('refuses target %j', (url, host) => expect(target(url, host)).toHaveProperty('problem'));
+
+  it('refuses a missing, empty, repeated or malformed Host', () => {
+    expect(target('/', undefined)).toHaveProperty('problem');
+    expect(target('/', '')).toHaveProperty('problem');
+    expect(target('/', 'a', ['Host', 'a', 'host', 'b'])).toHaveProperty('problem', 'more than one Host header');
+    for (const bad of ['a b', 'a/b', 'a:99999', 'a:', 'exa mple.com', '[zz::1]']) expect(normalizeHost(bad), bad).toBeNull();
+    for (const good of ['a', 'a.b-c.example', 'A.EXAMPLE:80', '[::1]:8080', '127.0.0.1']) expect(normalizeHost(good), good).not.toBeNull();
+  });
+});
+
+describe('Vary', () => {
+  it('parses field names, de-duplicated and sorted, and recognises *', () => {
+    expect(parseVary('Accept-Language, accept-encoding, Accept-Language')).toEqual(['accept-encoding', 'accept-language']);
+    expect(parseVary(['a', 'b, *'])).toBe('*');
+    expect(parseVary(' , ')).toBeNull();
+    expect(parseVary(undefined)).toBeNull();
+  });
+
+  it('builds a secondary key that tells absent from empty and ignores list whitespace', () => {
+    const fields = ['accept-encoding', 'accept-language'];
+    expect(varyKey(fields, { 'accept-language': 'en', 'accept-encoding': 'gzip, br' })).toBe(varyKey(fields, { 'accept-language': 'en', 'accept-encoding': 'gzip,br' }));
+    expect(varyKey(fields, { 'accept-language': '' })).not.toBe(varyKey(fields, {}));
+    expect(varyKey(fields, { 'accept-language': 'en' })).not.toBe(varyKey(fields, { 'accept-language': 'fr' }));
+    expect(variantKey('h/a', '')).toBe('h/a');
+    expect(variantKey('h/a', 'x=1\n')).toBe('h/a\nx=1\n');
+  });
+});
+
+describe('Cache-Control', () => {
+  it('parses directives case-insensitively, with quoted arguments', () => {
+    const cc = parseCacheControl('Max-Age=60, no-cache="set-cookie, x", PUBLIC');
+    expect(cc.get('max-age')).toBe('60');
+    expect(cc.get('no-cache')).toBe('set-cookie, x');
+    expect(cc.get('public')).toBe(true);
+  });
+
+  it('keeps the smaller of conflicting duplicate ages', () => {
+    expect(deltaSeconds(parseCacheControl('max-age=100, max-age=10'), 'max-age')).toBe(10);
+  });
+
+  it('ignores malformed delta-seconds', () => {
+    expect(deltaSeconds(parseCacheControl('max-age=1a'), 'max-age')).toBeUndefined();
+    expect(deltaSeconds(parseCacheControl('max-age=-1'), 'max-age')).toBeUndefined();
+  });
+});
+
+describe('Surrogate-Control', () => {
+  it('prefers directives targeted at edgecache, ignores those for others', () => {
+    expect(surrogateDirectives('max-age=10, max-age=99;edgecache')).toEqual({ noStore: false, maxAge: 99, staleIfError: undefined });
+    expect(surrogateDirectives('no-store;other')).toBeNull();
+    expect(surrogateDirectives('max-age=5+30')).toEqual({ noStore: false, maxAge: 5, staleIfError: 30 });
+    expect(surrogateDirectives('MAX-AGE=7')).toMatchObject({ maxAge: 7 });
+    expect(surrogateDirectives('max-age =7')).toBeNull();
+  });
+});

@@ -1,0 +1,216 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startOrigin, type TestOrigin } from '../helpers/origin.js';
+import { startProxy, type TestProxy } from '../helpers/proxy.js';
+import { request } from '../helpers/http.js';
+
+// The origin answers /r?h=<urlencoded JSON of response headers>, so each test states the response it needs.
+let origin: TestOrigin;
+let proxy: TestProxy;
+let cookieProxy: TestProxy;
+
+beforeAll(async () => {
+  origin = await startOrigin((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const headers = JSON.parse(url.searchParams.get('h') ?? '{}') as Record<string, string>;
+    for (const [name, value] of Object.entries(headers)) {
+      if (value === 'NOW') headers[name] = new Date().toUTCString();
+      else if (/^NOW[+-]\d+$/.test(value)) headers[name] = new Date(Date.now() + Number(value.slice(3)) * 1000).toUTCString();
+    }
+    res.writeHead(Number(url.searchParams.get('status') ?? 200), { 'content-type': 'text/plain', ...headers });
+    res.end(`#${origin.count(req.url)}`);
+  });
+  proxy = await startProxy(origin.url);
+  cookieProxy = await startProxy(origin.url, { cacheSetCookie: true });
+});
+
+afterAll(async () => {
+  await proxy.close();
+  await cookieProxy.close();
+  await origin.close();
+});
+
+let n = 0;
+/** A fresh URL for a response with these headers. */
+function url(headers: Record<string, string>, extra = ''): string {
+  n++;
+  return `/r?n=${n}&h=${encodeURIComponent(JSON.stringify(headers))}${extra}`;
+}
+
+async function xcache(path: string, headers: Record<string, string> = {}, target = proxy): Promise<string> {
+  return String((await request(`${target.url}${path}`, { headers })).headers['x-cache']);
+}
+
+describe('freshness lifetime (RFC 9111 §4.2.1)', () => {
+  it('max-age: fresh until it runs out, then revalidated', async () => {
+    const path = url({ 'cache-control': 'max-age=30' });
+    expect(await xcache(path)).toBe('MISS');
+    proxy.advance(29_000);
+    expect(await xcache(path)).toBe('HIT');
+    proxy.advance(2_000);
+    expect(await xcache(path)).toBe('MISS');
+    expect(origin.count(path)).toBe(2);
+  });
+
+  it('s-maxage wins over max-age for a shared cache', async () => {
+    const path = url({ 'cache-control': 'max-age=1, s-maxage=100' });
+    await xcache(path);
+    proxy.advance(50_000);
+    expect(await xcache(path)).toBe('HIT');
+  });
+
+  it('Expires, relative to Date', async () => {
+    const path = url({ date: 'NOW', expires: 'NOW+20' });
+    await xcache(path);
+    proxy.advance(10_000);
+    expect(await xcache(path)).toBe('HIT');
+    proxy.advance(15_000);
+    expect(await xcache(path)).toBe('MISS');
+  });
+
+  it('an invalid or past Expires is stale at once', async () => {
+    for (const expires of ['0', 'NOW-10']) {
+      const path = url({ date: 'NOW', expires, 'last-modified': 'NOW-100000' });
+      await xcache(path);
+      expect(await xcache(path)).toBe('MISS');
+    }
+  });
+
+  it('heuristic freshness from Last-Modified (10%) for a 200 without explicit lifetime', async () => {
+    const path = url({ date: 'NOW', 'last-modified': 'NOW-1000' });
+    await xcache(path);
+    proxy.advance(50_000);
+    expect(await xcache(path)).toBe('HIT');
+    proxy.advance(60_000);
+    expect(await xcache(path)).not.toBe('HIT');
+  });
+
+  it('an Age from upstream counts against the lifetime', async () => {
+    const path = url({ 'cache-control': 'max-age=60', age: '59' });
+    await xcache(path);
+    proxy.advance(2_000);
+    expect(await xcache(path)).toBe('MISS');
+  });
+
+  it('a repeated or malformed Age makes the response stale', async () => {
+    const path = url({ 'cache-control': 'max-age=3600', age: '-10' });
+    await xcache(path);
+    expect(await xcache(path)).toBe('MISS');
+  });
+
+  it('directive names are case-insensitive', async () => {
+    const path = url({ 'cache-control': 'MAX-AGE=60' });
+    await xcache(path);
+    expect(await xcache(path)).toBe('HIT');
+  });
+});
+
+describe('what is not stored, or not reused without validation', () => {
+  it.each([
+    ['no-store', { 'cache-control': 'no-store, max-age=60' }, 'no-store'],
+    ['private', { 'cache-control': 'private, max-age=60' }, 'private'],
+    ['Set-Cookie', { 'cache-control': 'public, max-age=60', 'set-cookie': 'session=abc' }, 'set-cookie'],
+    ['Vary: *', { 'cache-control': 'max-age=60', vary: '*' }, 'vary-star'],
+    ['no lifetime, no validator', { 'cache-control': 'max-age=0' }, 'zero-ttl'],
+  ])('%s', async (_name, headers, detail) => {
+    const path = url(headers);
+    const first = await request(`${proxy.url}${path}`);
+    expect(first.headers['cache-status']).toContain(`detail=${detail}`);
+    expect(await xcache(path)).toBe('MISS');
+    expect(origin.count(path)).toBe(2);
+  });
+
+  it('never hands one client a Set-Cookie meant for another, unless configured', async () => {
+    const path = url({ 'cache-control': 'public, max-age=60', 'set-cookie': 'session=abc' });
+    await request(`${proxy.url}${path}`);
+    const second = await request(`${proxy.url}${path}`);
+    expect(second.headers['x-cache']).toBe('MISS');
+    // --cache-set-cookie: stored (and the cookie with it), as the operator asked.
+    await request(`${cookieProxy.url}${path}`);
+    expect(await xcache(path, {}, cookieProxy)).toBe('HIT');
+  });
+
+  it('no-cache: stored, but revalidated before every use', async () => {
+    const path = url({ 'cache-control': 'no-cache', etag: '"x"' });
+    await xcache(path);
+    await xcache(path);
+    expect(origin.count(path)).toBe(2);
+    expect(origin.requests.at(-1)?.headers['if-none-match']).toBe('"x"');
+  });
+
+  it('a request with Authorization is stored only when the response says public, s-maxage or must-revalidate', async () => {
+    const plain = url({ 'cache-control': 'max-age=60' });
+    await xcache(plain, { authorization: 'Bearer a' });
+    expect(await xcache(plain)).toBe('MISS');
+    for (const cc of ['public, max-age=60', 's-maxage=60', 'must-revalidate, max-age=60']) {
+      const path = url({ 'cache-control': cc });
+      await xcache(path, { authorization: 'Bearer a' });
+      expect(await xcache(path)).toBe('HIT');
+    }
+  });
+});
+
+describe('request directives (RFC 9111 §5.2.1)', () => {
+  it('no-cache and Pragma: no-cache force a trip to the origin', async () => {
+    const path = url({ 'cache-control': 'max-age=60' });
+    await xcache(path);
+    expect(await xcache(path, { 'cache-control': 'no-cache' })).toBe('MISS');
+    expect(await xcache(path, { pragma: 'no-cache' })).toBe('MISS');
+    expect(origin.count(path)).toBe(3);
+  });
+
+  it('max-age and min-fresh', async () => {
+    const path = url({ 'cache-control': 'max-age=60' });
+    await xcache(path);
+    proxy.advance(10_000);
+    expect(await xcache(path, { 'cache-control': 'max-age=5' })).toBe('MISS');
+    expect(await xcache(path, { 'cache-control': 'min-fresh=30' })).toBe('HIT');
+    expect(await xcache(path, { 'cache-control': 'min-fresh=70' })).toBe('MISS');
+  });
+
+  it('max-stale serves a stale response, but never one the origin forbade', async () => {
+    const allowed = url({ 'cache-control': 'max-age=10' });
+    const forbidden = url({ 'cache-control': 'max-age=10, must-revalidate' });
+    const smaxage = url({ 'cache-control': 's-maxage=10' });
+    for (const path of [allowed, forbidden, smaxage]) await xcache(path);
+    proxy.advance(20_000);
+    expect(await xcache(allowed, { 'cache-control': 'max-stale=60' })).toBe('STALE');
+    expect(await xcache(forbidden, { 'cache-control': 'max-stale=60' })).toBe('MISS');
+    expect(await xcache(smaxage, { 'cache-control': 'max-stale' })).toBe('MISS');
+  });
+
+  it('a fresh must-revalidate response is reused while fresh', async () => {
+    const path = url({ 'cache-control': 'max-age=60, must-revalidate' });
+    await xcache(path);
+    expect(await xcache(path)).toBe('HIT');
+  });
+
+  it('only-if-cached answers from cache or with 504, never from the origin', async () => {
+    const path = url({ 'cache-control': 'max-age=60' });
+    const miss = await request(`${proxy.url}${path}`, { headers: { 'cache-control': 'only-if-cached' } });
+    expect(miss.status).toBe(504);
+    expect(origin.count(path)).toBe(0);
+    await xcache(path);
+    expect(await xcache(path, { 'cache-control': 'only-if-cached' })).toBe('HIT');
+  });
+});
+
+describe('Surrogate-Control', () => {
+  it('sets the lifetime for the cache only, and is not relayed to clients', async () => {
+    const path = url({ 'cache-control': 'no-store', 'surrogate-control': 'max-age=60' });
+    const first = await request(`${proxy.url}${path}`);
+    expect(first.headers['surrogate-control']).toBeUndefined();
+    const hit = await request(`${proxy.url}${path}`);
+    expect(hit.headers['x-cache']).toBe('HIT');
+    expect(hit.headers['cache-control']).toBe('no-store');
+    expect(origin.requests.at(-1)?.headers['surrogate-capability']).toBe('edgecache="Surrogate/1.0"');
+  });
+
+  it('no-store addressed to edgecache prevents storing; directives for other targets are ignored', async () => {
+    const noStore = url({ 'cache-control': 'max-age=60', 'surrogate-control': 'no-store;edgecache' });
+    await xcache(noStore);
+    expect(await xcache(noStore)).toBe('MISS');
+    const other = url({ 'cache-control': 'max-age=60', 'surrogate-control': 'no-store;someone-else' });
+    await xcache(other);
+    expect(await xcache(other)).toBe('HIT');
+  });
+});

@@ -39,13 +39,17 @@ export class CacheStore {
     return variant?.kind === 'entry' ? variant : undefined;
   }
 
-  /** Looks the request up through every tier; a hit below memory is copied into the tiers above it. */
-  async lookup(primaryKey: string, headers: IncomingHttpHeaders): Promise<CacheEntry | undefined> {
+  /**
+   * Looks the request up through every tier; a hit below memory is copied into the tiers above it. `key` is
+   * the full key the request maps to: the variant key when the URL is known to vary, else the primary key.
+   */
+  async lookup(primaryKey: string, headers: IncomingHttpHeaders): Promise<{ entry: CacheEntry | undefined; key: string }> {
     const primary = await this.find(primaryKey);
-    if (primary === undefined) return undefined;
-    if (primary.record.kind === 'entry') return primary.record;
-    const found = await this.find(variantKey(primaryKey, varyKey(primary.record.fields, headers)));
-    return found?.record.kind === 'entry' ? found.record : undefined;
+    if (primary === undefined) return { entry: undefined, key: primaryKey };
+    if (primary.record.kind === 'entry') return { entry: primary.record, key: primaryKey };
+    const key = variantKey(primaryKey, varyKey(primary.record.fields, headers));
+    const found = await this.find(key);
+    return { entry: found?.record.kind === 'entry' ? found.record : undefined, key };
   }
 
   private async find(key: string): Promise<{ record: CacheRecord; tier: number } | undefined> {

@@ -63,8 +63,12 @@ export function recordSize(record: CacheRecord): number {
   return size;
 }
 
-export function deletableAt(lifetimes: Lifetimes): number {
+/**
+ * When an entry stops being useful: never while it has a validator (a stale copy can be revalidated cheaply);
+ * otherwise once no stale use is left (stale-while-revalidate, stale-if-error, or the operator's grace).
+ */
+export function deletableAt(lifetimes: Lifetimes, grace = 0): number {
   if (lifetimes.hasValidator) return Infinity;
-  const staleUse = lifetimes.mustRevalidate ? 0 : Math.max(lifetimes.staleWhileRevalidate, lifetimes.staleIfError);
-  return lifetimes.freshUntil + staleUse;
+  if (lifetimes.mustRevalidate) return lifetimes.freshUntil;
+  return lifetimes.freshUntil + Math.max(lifetimes.staleWhileRevalidate, lifetimes.staleIfError, lifetimes.sharedMaxAge ? 0 : grace);
 }

@@ -23,6 +23,11 @@ export interface EdgecacheConfig {
   originHeadersTimeout: number;
   originBodyTimeout: number;
   originConnections: number;
+  coalesce: boolean;
+  coalesceWait: number;
+  hitForMiss: number;
+  staleIfErrorGrace: number;
+  ttlJitter: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   config: string;
 }
@@ -125,6 +130,32 @@ export const SETTINGS = {
     min: 1,
     max: 65_536,
     description: 'Most concurrent connections to the origin (undici Pool size) per process.',
+  },
+  coalesce: {
+    kind: 'boolean',
+    default: true,
+    description: 'Collapse concurrent misses and revalidations of one key into one origin fetch; waiters stream the response as it arrives.',
+  },
+  coalesceWait: {
+    kind: 'duration',
+    default: '15s',
+    description: "Longest a collapsed request waits for the shared fetch's response headers before fetching on its own.",
+  },
+  hitForMiss: {
+    kind: 'duration',
+    default: '60s',
+    description: 'After a URL answers with something that cannot be shared (private, no-store, Set-Cookie...), its requests skip collapsing for this long. 0 disables.',
+  },
+  staleIfErrorGrace: {
+    kind: 'duration',
+    default: '0s',
+    description:
+      'Operator grace: when the origin fails (unreachable, timeout, 500/502/503/504), serve a stale entry up to this long past its freshness even without stale-if-error. Never for must-revalidate, proxy-revalidate, no-cache or s-maxage responses. Off by default.',
+  },
+  ttlJitter: {
+    kind: 'percent',
+    default: 0,
+    description: 'Shorten each stored freshness lifetime by a random 0..N percent so entries stored together do not expire together (never lengthens). 0 disables.',
   },
   logLevel: {
     kind: 'enum',

@@ -48,8 +48,14 @@ export interface Lifetimes {
   staleWhileRevalidate: number;
   /** stale-if-error window after freshUntil, ms. */
   staleIfError: number;
-  /** Stale content must never be served without revalidation (must-revalidate, proxy-revalidate, s-maxage, no-cache). */
+  /** Stale content must never be served without revalidation: must-revalidate, proxy-revalidate, no-cache. */
   mustRevalidate: boolean;
+  /**
+   * s-maxage: for a shared cache it implies proxy-revalidate (RFC 9111 §5.2.2.10), so neither a client's
+   * max-stale nor the operator's grace may serve it stale; the origin's own stale-while-revalidate and
+   * stale-if-error still may.
+   */
+  sharedMaxAge: boolean;
   /** The response has a validator (ETag or Last-Modified), so a stale copy can be revalidated cheaply. */
   hasValidator: boolean;
 }
@@ -57,6 +63,8 @@ export interface Lifetimes {
 export interface FreshnessOptions {
   /** Store responses carrying Set-Cookie (off by default: a shared cache must not hand one user's cookie to another). */
   cacheSetCookie: boolean;
+  /** Operator grace (ms): how long past freshness a stale entry may stand in for a failing origin. */
+  staleIfErrorGrace?: number;
   now: Clock;
 }
 
@@ -154,10 +162,13 @@ export class Freshness {
   readonly now: Clock;
   private readonly Policy: PolicyClass;
   private readonly cacheSetCookie: boolean;
+  /** Operator grace (ms) for serving stale entries when the origin fails. */
+  readonly grace: number;
 
   constructor(options: FreshnessOptions) {
     this.now = options.now;
     this.cacheSetCookie = options.cacheSetCookie;
+    this.grace = options.staleIfErrorGrace ?? 0;
     this.Policy = policyClassWithClock(options.now);
   }
 
@@ -218,7 +229,8 @@ export class Freshness {
       freshUntil: ageBase + lifetime,
       staleWhileRevalidate: (deltaSeconds(rescc, 'stale-while-revalidate') ?? 0) * 1000,
       staleIfError: (deltaSeconds(rescc, 'stale-if-error') ?? 0) * 1000,
-      mustRevalidate: mustRevalidate(rescc),
+      mustRevalidate: rescc.has('must-revalidate') || rescc.has('proxy-revalidate') || rescc.has('no-cache'),
+      sharedMaxAge: rescc.has('s-maxage'),
       hasValidator,
     };
   }
@@ -246,7 +258,7 @@ export class Freshness {
     }
     if (age < entry.lifetime) return 'fresh';
     if (entry.mustRevalidate) return 'revalidate';
-    if (reqcc?.has('max-stale')) {
+    if (reqcc?.has('max-stale') && !entry.sharedMaxAge) {
       const maxStale = deltaSeconds(reqcc, 'max-stale');
       if (maxStale === undefined ? reqcc.get('max-stale') === true : age - entry.lifetime <= maxStale * 1000) return 'stale-allowed';
     }
@@ -254,13 +266,15 @@ export class Freshness {
     return 'revalidate';
   }
 
-  /** Whether a stale entry may stand in for an origin error (RFC 5861 §4). */
+  /**
+   * Whether a stale entry may stand in for an origin error. The origin's stale-if-error (RFC 5861 §4) allows
+   * it within its window; the operator's grace allows it otherwise. must-revalidate, proxy-revalidate and
+   * no-cache forbid both (RFC 9111 §4.2.4 and §5.2.2.2: "MUST NOT reuse ... without successful validation",
+   * a 504 instead), and s-maxage forbids the grace, which the origin did not ask for.
+   */
   canServeStaleOnError(entry: Lifetimes, now: number = this.now()): boolean {
     if (entry.mustRevalidate) return false;
-    return now - entry.ageBase < entry.lifetime + entry.staleIfError;
+    const window = entry.sharedMaxAge ? entry.staleIfError : Math.max(entry.staleIfError, this.grace);
+    return now - entry.ageBase < entry.lifetime + window;
   }
-}
-
-function mustRevalidate(rescc: Directives): boolean {
-  return rescc.has('must-revalidate') || rescc.has('proxy-revalidate') || rescc.has('s-maxage') || rescc.has('no-cache');
 }

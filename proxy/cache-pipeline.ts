@@ -1,7 +1,8 @@
 /**
  * The full GET/HEAD path: validate the request target, look the request up in every tier, and then serve it
  * fresh, serve it stale while refreshing, revalidate it, or fill it from the origin (RFC 9111 §4).
- * The hit path (hit-path.ts) short-cuts the commonest case; everything else is decided here.
+ * Concurrent misses and revalidations of one key share one origin fetch; the hit path (hit-path.ts)
+ * short-cuts the commonest case, and everything else is decided here.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
@@ -10,14 +11,13 @@ import type { CacheEntry } from '../cache-store/entry.js';
 import { parseRequestTarget, type RequestTarget } from '../policies/cache-key.js';
 import { parseCacheControl, pragmaNoCache } from '../policies/cache-control.js';
 import type { Freshness } from '../policies/freshness.js';
-import type { CacheStatusFields, ForwardReason, XCache } from './cache-status.js';
+import { formatCacheStatus, type CacheStatusFields, type ForwardReason, type XCache } from './cache-status.js';
 import { ClientWriter } from './client-writer.js';
 import { CACHE_ONLY_RESPONSE_FIELDS, endToEndResponseHeaders, originRequestHeaders, VIA, type ForwardingContext } from './headers.js';
 import { gatewayError, type OriginClient } from './origin-client.js';
-import { OriginFill, type FillConsumer } from './origin-fill.js';
+import { OriginFill } from './origin-fill.js';
 import { clientValidatorsMatch, parseRange, writeError, writeNotModified, writeRange, writeRangeNotSatisfiable, writeStored } from './respond.js';
 import type { ProxyStats } from './stats.js';
-import { formatCacheStatus } from './cache-status.js';
 
 export interface PipelineOptions {
   store: CacheStore;
@@ -29,12 +29,23 @@ export interface PipelineOptions {
   maxObjectSize: number;
   preserveHost: boolean;
   trustForwarded: boolean;
+  /** Fraction of the lifetime to cut from a new entry (TTL jitter); returns 0 when jitter is off. */
   jitter: () => number;
+  /** Share concurrent origin fetches for one key. */
+  coalesce: boolean;
+  /** Longest wait (ms) of a collapsed request for the shared response's headers. */
+  coalesceWait: number;
+  /** How long (ms) a URL whose response could not be shared skips the collapsing queue. */
+  hitForMiss: number;
 }
 
 export class CachePipeline {
-  /** Fills in flight by cache key, so that one stale entry is refreshed once. */
+  /** Fills in flight by cache key: misses and revalidations that later requests can join. */
   private readonly inflight = new Map<string, OriginFill>();
+  /** Background refreshes in flight (stale-while-revalidate), by entry key. */
+  private readonly refreshing = new Map<string, OriginFill>();
+  /** Keys recently answered with something that could not be shared, until when (epoch ms). */
+  private readonly uncacheable = new Map<string, number>();
 
   constructor(private readonly options: PipelineOptions) {}
 
@@ -47,9 +58,8 @@ export class CachePipeline {
       writeError(res, 400, `bad request: ${target.problem}`);
       return;
     }
-    const entry = await store.lookup(target.key, req.headers);
-    const onlyIfCached = req.headers['cache-control'] !== undefined && parseCacheControl(req.headers['cache-control']).has('only-if-cached');
-    if (onlyIfCached) {
+    const { entry, key } = await store.lookup(target.key, req.headers);
+    if (req.headers['cache-control'] !== undefined && parseCacheControl(req.headers['cache-control']).has('only-if-cached')) {
       // RFC 9111 §5.2.1.7: answer from the cache or with 504, never from the origin.
       const verdict = entry && freshness.evaluate(entry.meta, req.headers, now());
       if (entry && (verdict === 'fresh' || verdict === 'stale-allowed')) {
@@ -62,10 +72,9 @@ export class CachePipeline {
     }
     if (entry === undefined) {
       if (req.headers.range !== undefined) return this.relay(req, res, target, 'partial');
-      return this.fill(req, res, target, undefined, 'uri-miss');
+      return this.fill(req, res, target, key, undefined, key === target.key ? 'uri-miss' : 'vary-miss');
     }
-    const time = now();
-    switch (freshness.evaluate(entry.meta, req.headers, time)) {
+    switch (freshness.evaluate(entry.meta, req.headers, now())) {
       case 'fresh':
         stats.hits++;
         this.serveEntry(req, res, entry, 'HIT', { hit: true });
@@ -79,10 +88,8 @@ export class CachePipeline {
         this.serveEntry(req, res, entry, 'STALE', { hit: true, fwd: 'stale', detail: 'stale-while-revalidate' });
         this.refreshInBackground(req, target, entry);
         return;
-      case 'revalidate': {
-        const forward: ForwardReason = requestForbidsReuse(req) ? 'request' : 'stale';
-        return this.fill(req, res, target, entry, forward);
-      }
+      case 'revalidate':
+        return this.fill(req, res, target, entry.meta.key, entry, requestForbidsReuse(req) ? 'request' : 'stale');
     }
   }
 
@@ -102,17 +109,68 @@ export class CachePipeline {
     writeStored(res, method, entry, options);
   };
 
-  /** Fetches from the origin (a miss, or a revalidation of `stale`) and streams the answer to this client. */
-  private fill(req: IncomingMessage, res: ServerResponse, target: RequestTarget, stale: CacheEntry | undefined, forward: ForwardReason): void {
+  /**
+   * Answers from the origin: joins a fill already in flight for this key when allowed, else starts one
+   * (a miss, or a revalidation of `stale`) that later requests for the key can join.
+   */
+  private fill(req: IncomingMessage, res: ServerResponse, target: RequestTarget, key: string, stale: CacheEntry | undefined, forward: ForwardReason): void {
+    const { stats, coalesce } = this.options;
+    const inflight = coalesce ? this.inflight.get(key) : undefined;
+    if (inflight && this.coalescable(req)) {
+      const writer = this.writer(req, res, target, inflight, forward, true);
+      if (inflight.join(writer, false, req.headers)) {
+        stats.coalesced++;
+        return;
+      }
+    }
+    const shareable = coalesce && this.coalescable(req) && !this.recentlyUncacheable(key);
     const fill = this.startFill(req, target, stale);
-    const writer = new ClientWriter(req, res, fill, {
+    if (shareable && !this.inflight.has(key)) {
+      this.inflight.set(key, fill);
+      void fill.done.then(() => {
+        if (this.inflight.get(key) === fill) this.inflight.delete(key);
+        const reason = fill.unshareable;
+        if (reason !== undefined && this.options.hitForMiss > 0 && reason !== 'request-no-store' && reason !== 'authorization') {
+          this.uncacheable.set(key, this.options.now() + this.options.hitForMiss);
+        }
+      });
+    }
+    fill.join(this.writer(req, res, target, fill, forward, false), true, req.headers);
+  }
+
+  /** Fetches for one client only, outside any collapsing (a waiter that may not share the response). */
+  private fetchAlone(req: IncomingMessage, res: ServerResponse, target: RequestTarget, forward: ForwardReason): void {
+    this.options.stats.coalesceDetached++;
+    const fill = this.startFill(req, target, undefined);
+    fill.join(this.writer(req, res, target, fill, forward, false), true, req.headers);
+  }
+
+  private writer(req: IncomingMessage, res: ServerResponse, target: RequestTarget, fill: OriginFill, forward: ForwardReason, collapsed: boolean): ClientWriter {
+    return new ClientWriter(req, res, fill, {
       stats: this.options.stats,
       forward,
-      collapsed: false,
+      collapsed,
+      waitLimit: this.options.coalesceWait,
       serveEntry: this.serveEntry,
+      fetchAlone: (r, s) => this.fetchAlone(r, s, target, forward),
       onError: (err) => this.options.log.warn({ err, url: target.key }, 'origin fetch failed'),
     });
-    fill.join(writer);
+  }
+
+  /** Requests whose answer could depend on who asks are not collapsed with others. */
+  private coalescable(req: IncomingMessage): boolean {
+    return req.headers.authorization === undefined;
+  }
+
+  private recentlyUncacheable(key: string): boolean {
+    const until = this.uncacheable.get(key);
+    if (until === undefined) return false;
+    if (until > this.options.now()) {
+      this.options.stats.hitForMiss++;
+      return true;
+    }
+    this.uncacheable.delete(key);
+    return false;
   }
 
   private startFill(req: IncomingMessage, target: RequestTarget, stale: CacheEntry | undefined): OriginFill {
@@ -128,24 +186,23 @@ export class CachePipeline {
         ...(stale && { stale }),
       },
     );
+    void fill.done.then(() => {
+      const summary = fill.summary;
+      if (summary === 'stored') stats.stored++;
+      else if (summary === 'not-stored') stats.notStored++;
+      else if (summary === 'failed-before-head') stats.originErrors++;
+    });
     return fill.start();
   }
 
   /** stale-while-revalidate: one background refresh per entry at a time; its outcome only updates the store. */
   private refreshInBackground(req: IncomingMessage, target: RequestTarget, stale: CacheEntry): void {
-    const key = `refresh:${stale.meta.key}`;
-    if (this.inflight.has(key)) return;
+    const key = stale.meta.key;
+    if (this.refreshing.has(key)) return;
+    this.options.stats.backgroundRefreshes++;
     const fill = this.startFill(req, target, stale);
-    this.inflight.set(key, fill);
-    const log = this.options.log;
-    const sink: FillConsumer = {
-      head: () => undefined,
-      data: () => true,
-      end: () => undefined,
-      error: (err) => log.warn({ err, url: target.key }, 'background refresh failed'),
-    };
-    fill.join(sink);
-    void fill.done.then(() => this.inflight.delete(key));
+    this.refreshing.set(key, fill);
+    void fill.done.then(() => this.refreshing.delete(key));
   }
 
   /** Streams a request the cache does not answer (e.g. a Range on a miss) straight from the origin. */
@@ -188,9 +245,9 @@ export class CachePipeline {
     };
   }
 
-  /** Waits for background work (refreshes) to settle; used on shutdown and by tests. */
+  /** Waits for fills and background refreshes in flight to settle; used on shutdown and by tests. */
   async idle(): Promise<void> {
-    await Promise.all([...this.inflight.values()].map((f) => f.done));
+    await Promise.all([...this.inflight.values(), ...this.refreshing.values()].map((f) => f.done));
   }
 }
 

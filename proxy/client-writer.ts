@@ -19,6 +19,10 @@ export interface ClientWriterContext {
   collapsed: boolean;
   /** Serves a stored entry (after a 304 refresh, or stale on error). */
   serveEntry: (req: IncomingMessage, res: ServerResponse, entry: CacheEntry, xcache: XCache, cacheStatus: CacheStatusFields) => void;
+  /** A waiter that may not share the response fetches on its own. */
+  fetchAlone: (req: IncomingMessage, res: ServerResponse) => void;
+  /** Longest time a waiter waits for the shared response's headers before fetching on its own (ms). */
+  waitLimit: number;
   onError?: (err: unknown) => void;
 }
 
@@ -27,6 +31,7 @@ type WireValue = string | string[];
 export class ClientWriter implements FillConsumer {
   private bodyless = false;
   private finished = false;
+  private waitTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly req: IncomingMessage,
@@ -35,18 +40,38 @@ export class ClientWriter implements FillConsumer {
     private readonly ctx: ClientWriterContext,
   ) {
     res.on('close', () => {
+      clearTimeout(this.waitTimer);
       if (!this.finished) this.fill.leave(this);
     });
     res.on('drain', () => this.fill.resume());
+    if (ctx.collapsed) {
+      // A waiter's patience is bounded: past it, it stops waiting for the shared fetch and goes on its own.
+      this.waitTimer = setTimeout(() => {
+        if (this.finished || res.headersSent) return;
+        this.fill.leave(this);
+        this.detached();
+      }, ctx.waitLimit);
+      this.waitTimer.unref();
+    }
+  }
+
+  detached(): void {
+    clearTimeout(this.waitTimer);
+    this.finished = true;
+    this.ctx.fetchAlone(this.req, this.res);
   }
 
   head(outcome: FillOutcome): void {
+    clearTimeout(this.waitTimer);
     const { req, res, ctx } = this;
     if (outcome.kind === 'entry') {
       this.finished = true;
       const revalidated = outcome.how === 'revalidated';
       if (revalidated) ctx.stats.revalidated++;
-      else ctx.stats.stale++;
+      else {
+        ctx.stats.stale++;
+        ctx.stats.staleIfError++;
+      }
       ctx.serveEntry(req, res, outcome.entry, revalidated ? 'REVALIDATED' : 'STALE', {
         fwd: ctx.forward,
         ...(outcome.originStatus !== undefined && { fwdStatus: outcome.originStatus }),
@@ -56,8 +81,6 @@ export class ClientWriter implements FillConsumer {
       return;
     }
     ctx.stats.misses++;
-    if (outcome.stored) ctx.stats.stored++;
-    else ctx.stats.notStored++;
     const cacheStatus = formatCacheStatus({
       fwd: ctx.forward,
       fwdStatus: outcome.status,
@@ -106,10 +129,10 @@ export class ClientWriter implements FillConsumer {
   }
 
   error(err: unknown, beforeHead: boolean): void {
+    clearTimeout(this.waitTimer);
     this.ctx.onError?.(err);
     this.finished = true;
     if (beforeHead) {
-      this.ctx.stats.originErrors++;
       const failure = gatewayError(err);
       writeError(this.res, failure.status, failure.message, { fwd: this.ctx.forward, detail: 'origin-error' }, 'MISS');
       return;

@@ -4,8 +4,12 @@
  * The fill decides once, on the response headers, whether the response may be stored, then streams the body
  * to every consumer as it arrives while keeping a copy for the store. A body that ends short (reset, short
  * Content-Length, broken chunking) or is delimited only by the connection closing is never stored, and
- * consumers see an error rather than a clean end. Consumers may join while the fill runs and receive what was
- * already read, then the rest; the fill is not tied to any one of them.
+ * consumers see an error rather than a clean end.
+ *
+ * Several clients can share one fill (request collapsing): the first is its owner, the others join as waiters
+ * and receive what was already read, then the rest. The fill is not tied to any one of them. A response that
+ * may not be shared (private, no-store, Set-Cookie, or varying on a header the waiter sent differently) goes
+ * to its owner only; each waiter is detached and fetches on its own.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
@@ -18,7 +22,7 @@ import type { Freshness, NotStorableReason, PolicyRequest } from '../policies/fr
 import { endToEndResponseHeaders } from './headers.js';
 import type { OriginClient } from './origin-client.js';
 
-export type NotStoredReason = NotStorableReason | 'too-large' | 'incomplete' | 'close-delimited';
+export type NotStoredReason = NotStorableReason | 'too-large' | 'close-delimited';
 
 /** The response to relay to consumers, as it streams. */
 export interface StreamedHead {
@@ -28,7 +32,7 @@ export interface StreamedHead {
   /** Whether the response is being stored; when false, `reason` says why. */
   stored: boolean;
   reason: NotStoredReason | undefined;
-  /** Private, Set-Cookie, no-store...: must not be handed to anyone but the client that asked for it. */
+  /** May be handed to waiters: stored, or storable but for its size or framing. */
   shareable: boolean;
   contentLength: number | undefined;
 }
@@ -52,6 +56,8 @@ export interface FillConsumer {
   end(): void;
   /** The origin failed; `beforeHead` tells whether head() was already called. */
   error(err: unknown, beforeHead: boolean): void;
+  /** A waiter that may not receive this response (not shareable, or another Vary variant): fetch alone. */
+  detached(): void;
 }
 
 export interface FillDependencies {
@@ -69,7 +75,7 @@ export interface FillRequest {
   path: string;
   /** Headers for the origin (already filtered, forwarding fields added). */
   headers: Record<string, string | string[]>;
-  /** The client's request headers, for the cache policy (Vary, Authorization, request directives). */
+  /** The owner's request headers, for the cache policy (Vary, Authorization, request directives). */
   clientHeaders: IncomingHttpHeaders;
   /** The stale entry this fill revalidates, if any. */
   stale?: CacheEntry;
@@ -77,13 +83,21 @@ export interface FillRequest {
 
 const ORIGIN_ERROR_STATUSES = new Set([500, 502, 503, 504]);
 
+/** Reasons that are about the response itself; the others (too large, framing) still allow sharing. */
+const SHAREABLE_UNSTORED = new Set<NotStoredReason>(['too-large', 'close-delimited']);
+
+interface Member {
+  owner: boolean;
+  headers: IncomingHttpHeaders;
+}
+
 export class OriginFill {
-  private readonly consumers = new Set<FillConsumer>();
+  private readonly consumers = new Map<FillConsumer, Member>();
   private readonly chunks: Buffer[] = [];
   private bytes = 0;
   private outcome: FillOutcome | undefined;
+  private varyFields: string[] | null = null;
   private state: 'connecting' | 'streaming' | 'complete' | 'failed' = 'connecting';
-  private failure: unknown;
   private capture = true;
   private body: Dispatcher.ResponseData['body'] | undefined;
   private readonly abort = new AbortController();
@@ -125,23 +139,34 @@ export class OriginFill {
     return this;
   }
 
-  /** Whether the fill can still give a new consumer the whole response. */
-  get joinable(): boolean {
-    if (this.state === 'connecting') return true;
-    if (this.state === 'failed') return false;
-    if (this.outcome?.kind === 'entry') return true;
-    return this.outcome !== undefined && this.outcome.shareable && this.capture && this.state !== 'complete';
-  }
-
-  /** Adds a consumer; it receives what was already read, then the rest. Returns false when it cannot join. */
-  join(consumer: FillConsumer): boolean {
-    if (!this.joinable) return false;
-    this.consumers.add(consumer);
+  /**
+   * Adds a consumer. The owner is the client the fill was started for; a waiter receives what was already
+   * read, then the rest. Returns false when a waiter cannot be given the whole response any more.
+   */
+  join(consumer: FillConsumer, owner: boolean, headers: IncomingHttpHeaders): boolean {
+    if (!owner && !this.acceptsWaiter(headers)) return false;
+    this.consumers.set(consumer, { owner, headers });
     if (this.outcome) {
       consumer.head(this.outcome);
-      for (const chunk of this.chunks) consumer.data(chunk);
+      if (this.outcome.kind === 'stream') for (const chunk of this.chunks) consumer.data(chunk);
+      if (this.state === 'complete' && this.outcome.kind === 'stream') consumer.end();
     }
     return true;
+  }
+
+  private acceptsWaiter(headers: IncomingHttpHeaders): boolean {
+    if (this.state === 'failed') return false;
+    if (this.state === 'connecting') return true;
+    const outcome = this.outcome;
+    if (outcome === undefined) return false;
+    if (outcome.kind === 'entry') return true;
+    // A late waiter needs every byte: the fill must still hold them all.
+    return outcome.shareable && this.capture && this.sameVariant(headers);
+  }
+
+  private sameVariant(headers: IncomingHttpHeaders): boolean {
+    if (this.varyFields === null) return true;
+    return varyKey(this.varyFields, headers) === varyKey(this.varyFields, this.request.clientHeaders);
   }
 
   /** A consumer went away (client disconnected). An unstored fill nobody reads is aborted. */
@@ -156,6 +181,20 @@ export class OriginFill {
   /** Resumes an unstored stream paused for backpressure. */
   resume(): void {
     this.body?.resume();
+  }
+
+  /** How the fill ended, for statistics. */
+  get summary(): 'stored' | 'not-stored' | 'entry' | 'failed-before-head' | 'failed' | 'pending' {
+    if (this.state === 'failed') return this.outcome === undefined ? 'failed-before-head' : 'failed';
+    if (this.state !== 'complete') return 'pending';
+    if (this.outcome?.kind === 'entry') return 'entry';
+    return this.outcome?.stored ? 'stored' : 'not-stored';
+  }
+
+  /** Whether the response turned out not shareable (for hit-for-miss), once known. */
+  get unshareable(): NotStoredReason | undefined {
+    const outcome = this.outcome;
+    return outcome?.kind === 'stream' && !outcome.shareable ? outcome.reason : undefined;
   }
 
   private onResponse(response: Dispatcher.ResponseData): void {
@@ -176,29 +215,45 @@ export class OriginFill {
     const headers = endToEndResponseHeaders(originHeaders);
     if (headers.date === undefined) headers.date = new Date(this.deps.now()).toUTCString();
     const contentLength = parseContentLength(originHeaders['content-length']);
-    const reason = this.notStoredReason(status, originHeaders, headers, contentLength);
+    const reason = this.notStoredReason(status, originHeaders, contentLength);
     this.capture = reason === null;
     this.state = 'streaming';
+    const vary = parseVary(headers.vary);
+    this.varyFields = vary === '*' ? null : vary;
     const outcome: StreamedHead = {
       kind: 'stream',
       status,
       headers,
       stored: reason === null,
       reason: reason ?? undefined,
-      shareable: reason === null || reason === 'too-large' || reason === 'zero-ttl' || reason === 'incomplete' || reason === 'close-delimited',
+      shareable: reason === null || SHAREABLE_UNSTORED.has(reason),
       contentLength,
     };
     // A real answer that may not be stored supersedes the stale copy; an origin error does not.
     if (stale && reason !== null && status < 500) void this.deps.store.invalidate(this.request.primaryKey);
     this.outcome = outcome;
-    for (const consumer of this.consumers) consumer.head(outcome);
+    for (const [consumer, member] of this.consumers) {
+      if (member.owner || (outcome.shareable && this.sameVariant(member.headers))) {
+        consumer.head(outcome);
+      } else {
+        this.consumers.delete(consumer);
+        consumer.detached();
+      }
+    }
+    if (this.consumers.size === 0 && !this.capture) {
+      this.abort.abort();
+      response.body.destroy();
+      this.state = 'complete';
+      this.finish();
+      return;
+    }
 
     response.body.on('data', (chunk: Buffer) => this.onData(chunk));
     response.body.on('end', () => void this.onEnd(headers, status));
     response.body.on('error', (err: Error) => this.fail(err));
   }
 
-  private notStoredReason(status: number, originHeaders: Record<string, string | string[] | undefined>, headers: StoredHeaders, contentLength: number | undefined): NotStoredReason | null {
+  private notStoredReason(status: number, originHeaders: Record<string, string | string[] | undefined>, contentLength: number | undefined): NotStoredReason | null {
     const response = { status, headers: originHeaders };
     this.policy = this.deps.freshness.createPolicy(this.policyRequest, response);
     const reason = this.deps.freshness.notStorableReason(this.policy, this.policyRequest, response);
@@ -224,7 +279,7 @@ export class OriginFill {
       }
     }
     let wantsMore = true;
-    for (const consumer of this.consumers) if (!consumer.data(chunk)) wantsMore = false;
+    for (const consumer of this.consumers.keys()) if (!consumer.data(chunk)) wantsMore = false;
     if (!wantsMore && !this.capture) this.body?.pause();
   }
 
@@ -239,15 +294,13 @@ export class OriginFill {
       }
     }
     this.state = 'complete';
-    for (const consumer of this.consumers) consumer.end();
-    this.consumers.clear();
-    this.resolveDone();
+    for (const consumer of this.consumers.keys()) consumer.end();
+    this.finish();
   }
 
   private buildEntry(status: number, headers: StoredHeaders, body: Body, policy: CachePolicy): CacheEntry {
     const lifetimes = this.deps.freshness.lifetimes(policy, { status, headers }, this.deps.jitter());
-    const vary = parseVary(headers.vary);
-    const fields = vary === '*' ? null : vary;
+    const fields = this.varyFields;
     const key = fields ? variantKey(this.request.primaryKey, varyKey(fields, this.request.clientHeaders)) : this.request.primaryKey;
     return {
       kind: 'entry',
@@ -260,7 +313,7 @@ export class OriginFill {
         storedAt: this.deps.now(),
         vary: fields,
         tags: [],
-        deletableAt: deletableAt(lifetimes),
+        deletableAt: deletableAt(lifetimes, this.deps.freshness.grace),
       },
       body,
       policy,
@@ -276,6 +329,7 @@ export class OriginFill {
       headers[name] = update[name] as string | string[];
     }
     const policy = this.deps.freshness.revalidatedPolicy(stale.policy, this.policyRequest, originHeaders, { status: stale.meta.status, headers });
+    this.varyFields = stale.meta.vary;
     const entry = this.buildEntry(stale.meta.status, headers, stale.body, policy);
     entry.meta.key = stale.meta.key;
     entry.meta.tags = stale.meta.tags;
@@ -286,9 +340,8 @@ export class OriginFill {
   private deliverEntry(outcome: EntryOutcome): void {
     this.outcome = outcome;
     this.state = 'complete';
-    for (const consumer of this.consumers) consumer.head(outcome);
-    this.consumers.clear();
-    this.resolveDone();
+    for (const consumer of this.consumers.keys()) consumer.head(outcome);
+    this.finish();
   }
 
   private fail(err: unknown): void {
@@ -300,16 +353,15 @@ export class OriginFill {
     }
     const beforeHead = this.state === 'connecting';
     this.state = 'failed';
-    this.failure = err;
     this.chunks.length = 0;
     this.body?.destroy();
-    for (const consumer of this.consumers) consumer.error(err, beforeHead);
-    this.consumers.clear();
-    this.resolveDone();
+    for (const consumer of this.consumers.keys()) consumer.error(err, beforeHead);
+    this.finish();
   }
 
-  get error(): unknown {
-    return this.failure;
+  private finish(): void {
+    this.consumers.clear();
+    this.resolveDone();
   }
 }
 

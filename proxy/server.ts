@@ -59,7 +59,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
   const log = overrides.logger ?? createLogger(config.logLevel);
   const stats = new ProxyStats();
   const store = new CacheStore({ memory: new MemoryTier({ maxBytes: config.memoryMax }), maxVariants: config.maxVariants });
-  const freshness = new Freshness({ cacheSetCookie: config.cacheSetCookie, now });
+  const freshness = new Freshness({ cacheSetCookie: config.cacheSetCookie, staleIfErrorGrace: config.staleIfErrorGrace, now });
   const origin = new OriginClient({
     origin: config.origin,
     connections: config.originConnections,
@@ -77,7 +77,10 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     maxObjectSize: config.maxObjectSize,
     preserveHost: config.preserveHost,
     trustForwarded: config.trustForwarded,
-    jitter: () => 0,
+    jitter: config.ttlJitter > 0 ? () => Math.random() * (config.ttlJitter / 100) : () => 0,
+    coalesce: config.coalesce,
+    coalesceWait: config.coalesceWait,
+    hitForMiss: config.hitForMiss,
   });
   const serveFreshHit = createHitPath(store, stats, now);
 

@@ -16,6 +16,16 @@ export class ProxyStats {
   notStored = 0;
   /** Entries removed after an unsafe request (RFC 9111 §4.4). */
   invalidations = 0;
+  /** Requests that waited for another request's origin fetch instead of making their own. */
+  coalesced = 0;
+  /** Waiters that could not share the response (or waited too long) and fetched on their own. */
+  coalesceDetached = 0;
+  /** stale-while-revalidate refreshes started in the background. */
+  backgroundRefreshes = 0;
+  /** Stale responses served because the origin failed (stale-if-error, or the operator's grace). */
+  staleIfError = 0;
+  /** Requests that skipped the collapsing queue because the URL recently proved uncacheable. */
+  hitForMiss = 0;
 
   toJSON(): Record<string, number> {
     return { ...this } as unknown as Record<string, number>;

@@ -5,8 +5,31 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { variantKey, varyKey } from '../policies/cache-key.js';
-import type { CacheEntry, CacheRecord, VaryRecord } from './entry.js';
+import { deletableAt, type CacheEntry, type CacheRecord, type VaryRecord } from './entry.js';
 import type { CacheTier, SyncCacheTier, TierStats } from './tier.js';
+
+/** What a purge addresses. Keys are primary keys (lower-cased host + path and query). */
+export interface PurgeSelector {
+  /** Exact URLs, every Vary variant included. */
+  urls?: string[];
+  /** Exact paths (with query) on any host, every variant included. */
+  paths?: string[];
+  /** Key prefixes: host + path prefix. */
+  keyPrefixes?: string[];
+  /** Path prefixes on any host. */
+  pathPrefixes?: string[];
+  /** Surrogate keys. */
+  tags?: string[];
+  all?: boolean;
+}
+
+export interface PurgeOptions {
+  /** Mark stale instead of removing: the next request revalidates, and stale-while-revalidate / stale-if-error still apply. */
+  soft: boolean;
+  now: number;
+  /** Keys handled between two yields to the event loop, so a large purge never stalls requests. */
+  batchSize?: number;
+}
 
 export interface CacheStoreOptions {
   /** The hot tier, consulted synchronously on every request. */
@@ -103,6 +126,64 @@ export class CacheStore {
     return existing.kind === 'vary' ? keys.length : 1;
   }
 
+  /** Purges what the selector addresses from every tier; returns how many entries were affected. */
+  async purge(selector: PurgeSelector, options: PurgeOptions): Promise<number> {
+    const keys = await this.collectKeys(selector);
+    const batch = options.batchSize ?? 256;
+    let affected = 0;
+    let sinceYield = 0;
+    for (const key of keys) {
+      if (await this.purgeKey(key, options)) affected++;
+      if (++sinceYield >= batch) {
+        sinceYield = 0;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    }
+    return affected;
+  }
+
+  private async collectKeys(selector: PurgeSelector): Promise<Set<string>> {
+    const keys = new Set<string>();
+    const addAll = (list: string[]): void => {
+      for (const key of list) keys.add(key);
+    };
+    for (const url of selector.urls ?? []) {
+      keys.add(url);
+      const record = (await this.find(url))?.record;
+      if (record?.kind === 'vary') for (const v of record.variants) keys.add(variantKey(url, v));
+    }
+    for (const tier of this.tiers) {
+      for (const tag of selector.tags ?? []) addAll(await tier.keysForTag(tag));
+      for (const prefix of selector.keyPrefixes ?? []) addAll(await tier.keys(prefix));
+      if (selector.all || (selector.pathPrefixes?.length ?? 0) > 0 || (selector.paths?.length ?? 0) > 0) {
+        const every = await tier.keys('');
+        if (selector.all) addAll(every);
+        for (const prefix of selector.pathPrefixes ?? []) addAll(every.filter((key) => pathOf(key).startsWith(prefix)));
+        if (selector.paths?.length) {
+          const paths = new Set(selector.paths);
+          addAll(every.filter((key) => paths.has(pathOf(key).split('\n')[0] as string)));
+        }
+      }
+    }
+    return keys;
+  }
+
+  /** Removes or softens one key in every tier; true when it held an entry somewhere. */
+  private async purgeKey(key: string, options: PurgeOptions): Promise<boolean> {
+    let wasEntry = false;
+    for (const tier of this.tiers) {
+      const record = tier.synchronous ? (tier.get(key) as CacheRecord | undefined) : await tier.get(key);
+      if (record === undefined) continue;
+      if (record.kind === 'entry') wasEntry = true;
+      if (!options.soft || record.kind === 'vary') {
+        if (!options.soft) await tier.delete(key);
+        continue;
+      }
+      await tier.set(key, softened(record, options.now));
+    }
+    return wasEntry;
+  }
+
   stats(): TierStats[] {
     return this.tiers.map((t) => t.stats());
   }
@@ -118,6 +199,19 @@ export class CacheStore {
   private async deleteKeys(keys: string[]): Promise<void> {
     for (const tier of this.tiers) for (const key of keys) await tier.delete(key);
   }
+}
+
+/** The entry as if it had just expired: the next request revalidates; stale-while-revalidate still applies. */
+function softened(entry: CacheEntry, now: number): CacheEntry {
+  const lifetime = Math.max(0, Math.min(entry.meta.lifetime, now - entry.meta.ageBase));
+  const lifetimes = { ...entry.meta, lifetime, freshUntil: entry.meta.ageBase + lifetime };
+  return { kind: 'entry', meta: { ...lifetimes, deletableAt: Math.max(deletableAt(lifetimes), now + 1) }, body: entry.body, policy: entry.policy };
+}
+
+/** The path part of a key (host + path, maybe + newline + Vary secondary key). */
+function pathOf(key: string): string {
+  const slash = key.indexOf('/');
+  return slash === -1 ? '' : key.slice(slash);
 }
 
 function sameFields(a: readonly string[], b: readonly string[]): boolean {

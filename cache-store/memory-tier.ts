@@ -4,6 +4,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import { recordSize, type CacheRecord } from './entry.js';
+import { TagIndex } from './tag-index.js';
 import type { SyncCacheTier, TierStats } from './tier.js';
 
 export interface MemoryTierOptions {
@@ -16,6 +17,7 @@ export class MemoryTier implements SyncCacheTier {
   readonly name = 'memory';
   readonly synchronous = true;
   private readonly lru: LRUCache<string, CacheRecord>;
+  private readonly tags = new TagIndex();
   private evictions = 0;
 
   constructor(private readonly options: MemoryTierOptions) {
@@ -24,6 +26,7 @@ export class MemoryTier implements SyncCacheTier {
       maxEntrySize: options.maxBytes,
       sizeCalculation: recordSize,
       dispose: (record, key, reason) => {
+        this.tags.remove(key, record);
         if (reason === 'evict') {
           this.evictions++;
           options.onEvict?.(key, record);
@@ -39,7 +42,9 @@ export class MemoryTier implements SyncCacheTier {
   set(key: string, record: CacheRecord): boolean {
     if (recordSize(record) > this.options.maxBytes) return false;
     this.lru.set(key, record);
-    return this.lru.has(key);
+    if (!this.lru.has(key)) return false;
+    this.tags.add(key, record);
+    return true;
   }
 
   delete(key: string): void {
@@ -52,8 +57,13 @@ export class MemoryTier implements SyncCacheTier {
     return out;
   }
 
+  keysForTag(tag: string): string[] {
+    return this.tags.keys(tag);
+  }
+
   clear(): void {
     this.lru.clear();
+    this.tags.clear();
   }
 
   stats(): TierStats {
@@ -61,6 +71,6 @@ export class MemoryTier implements SyncCacheTier {
   }
 
   close(): void {
-    this.lru.clear();
+    this.clear();
   }
 }

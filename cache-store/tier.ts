@@ -22,8 +22,10 @@ export interface CacheTier {
   /** Stores a record; returns false when the tier declined it (too large, not admitted, write failed). */
   set(key: string, record: CacheRecord): MaybePromise<boolean>;
   delete(key: string): MaybePromise<void>;
-  /** Keys starting with `prefix` (for prefix purges); tiers may bound the walk. */
+  /** Keys starting with `prefix` (for prefix purges). */
   keys(prefix: string): MaybePromise<string[]>;
+  /** Keys of the entries tagged with `tag` (Surrogate-Key / Cache-Tag). */
+  keysForTag(tag: string): MaybePromise<string[]>;
   clear(): MaybePromise<void>;
   stats(): TierStats;
   close(): MaybePromise<void>;
@@ -36,5 +38,6 @@ export interface SyncCacheTier extends CacheTier {
   set(key: string, record: CacheRecord): boolean;
   delete(key: string): void;
   keys(prefix: string): string[];
+  keysForTag(tag: string): string[];
   clear(): void;
 }

@@ -28,6 +28,8 @@ export interface EdgecacheConfig {
   hitForMiss: number;
   staleIfErrorGrace: number;
   ttlJitter: number;
+  adminToken: string;
+  exposeTagHeaders: boolean;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   config: string;
 }
@@ -45,6 +47,8 @@ export interface SettingSpec {
   placeholder?: string;
   /** Only settable on the command line / environment (e.g. the config file path itself). */
   notInFile?: boolean;
+  /** Never printed (tokens). */
+  secret?: boolean;
 }
 
 export const SETTINGS = {
@@ -156,6 +160,18 @@ export const SETTINGS = {
     kind: 'percent',
     default: 0,
     description: 'Shorten each stored freshness lifetime by a random 0..N percent so entries stored together do not expire together (never lengthens). 0 disables.',
+  },
+  adminToken: {
+    kind: 'string',
+    placeholder: 'TOKEN',
+    secret: true,
+    description:
+      'Bearer token for purging (admin API POST /purge, and PURGE on the proxy port). Without one, PURGE on the proxy port is refused (403) and the admin API accepts purges from loopback only. Prefer the environment variable.',
+  },
+  exposeTagHeaders: {
+    kind: 'boolean',
+    default: false,
+    description: 'Relay Surrogate-Key and Cache-Tag response headers to clients (they are always stored as the entry\'s purge tags).',
   },
   logLevel: {
     kind: 'enum',

@@ -11,6 +11,7 @@ import type { CacheEntry } from '../cache-store/entry.js';
 import { parseRequestTarget, type RequestTarget } from '../policies/cache-key.js';
 import { parseCacheControl, pragmaNoCache } from '../policies/cache-control.js';
 import type { Freshness } from '../policies/freshness.js';
+import { TAG_FIELDS } from '../policies/surrogate-keys.js';
 import { formatCacheStatus, type CacheStatusFields, type ForwardReason, type XCache } from './cache-status.js';
 import { ClientWriter } from './client-writer.js';
 import { CACHE_ONLY_RESPONSE_FIELDS, endToEndResponseHeaders, originRequestHeaders, VIA, type ForwardingContext } from './headers.js';
@@ -37,6 +38,7 @@ export interface PipelineOptions {
   coalesceWait: number;
   /** How long (ms) a URL whose response could not be shared skips the collapsing queue. */
   hitForMiss: number;
+  exposeTagHeaders: boolean;
 }
 
 export class CachePipeline {
@@ -174,10 +176,10 @@ export class CachePipeline {
   }
 
   private startFill(req: IncomingMessage, target: RequestTarget, stale: CacheEntry | undefined): OriginFill {
-    const { origin, store, freshness, stats, maxObjectSize, jitter, now } = this.options;
+    const { origin, store, freshness, stats, maxObjectSize, jitter, now, exposeTagHeaders } = this.options;
     stats.originFetches++;
     const fill = new OriginFill(
-      { origin, store, freshness, maxObjectSize, jitter, now },
+      { origin, store, freshness, maxObjectSize, jitter, now, exposeTagHeaders },
       {
         primaryKey: target.key,
         path: target.path,
@@ -221,6 +223,7 @@ export class CachePipeline {
       });
       const headers = endToEndResponseHeaders(response.headers as Record<string, string | string[] | undefined>);
       for (const name of CACHE_ONLY_RESPONSE_FIELDS) delete headers[name];
+      if (!this.options.exposeTagHeaders) for (const name of TAG_FIELDS) delete headers[name];
       const via = headers.via;
       headers.via = via === undefined ? VIA : `${Array.isArray(via) ? via.join(', ') : via}, ${VIA}`;
       headers['x-cache'] = 'BYPASS';

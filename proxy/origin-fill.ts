@@ -18,6 +18,7 @@ import { bodyFromChunks, type Body } from '../cache-store/body.js';
 import { deletableAt, type CacheEntry, type StoredHeaders } from '../cache-store/entry.js';
 import type { CacheStore } from '../cache-store/cache-store.js';
 import { parseVary, variantKey, varyKey } from '../policies/cache-key.js';
+import { parseSurrogateKeys, TAG_FIELDS } from '../policies/surrogate-keys.js';
 import type { Freshness, NotStorableReason, PolicyRequest } from '../policies/freshness.js';
 import { endToEndResponseHeaders } from './headers.js';
 import type { OriginClient } from './origin-client.js';
@@ -68,6 +69,8 @@ export interface FillDependencies {
   /** Fraction of lifetime to cut, for TTL jitter; 0 when off. */
   jitter: () => number;
   now: () => number;
+  /** Relay Surrogate-Key / Cache-Tag to clients (they are always stored as the entry's tags). */
+  exposeTagHeaders: boolean;
 }
 
 export interface FillRequest {
@@ -97,6 +100,7 @@ export class OriginFill {
   private bytes = 0;
   private outcome: FillOutcome | undefined;
   private varyFields: string[] | null = null;
+  private tags: string[] = [];
   private state: 'connecting' | 'streaming' | 'complete' | 'failed' = 'connecting';
   private capture = true;
   private body: Dispatcher.ResponseData['body'] | undefined;
@@ -214,6 +218,8 @@ export class OriginFill {
     this.body = response.body;
     const headers = endToEndResponseHeaders(originHeaders);
     if (headers.date === undefined) headers.date = new Date(this.deps.now()).toUTCString();
+    this.tags = parseSurrogateKeys(headers);
+    if (!this.deps.exposeTagHeaders) for (const name of TAG_FIELDS) delete headers[name];
     const contentLength = parseContentLength(originHeaders['content-length']);
     const reason = this.notStoredReason(status, originHeaders, contentLength);
     this.capture = reason === null;
@@ -312,7 +318,7 @@ export class OriginFill {
         headers,
         storedAt: this.deps.now(),
         vary: fields,
-        tags: [],
+        tags: this.tags,
         deletableAt: deletableAt(lifetimes, this.deps.freshness.grace),
       },
       body,
@@ -324,6 +330,9 @@ export class OriginFill {
   private finishRevalidation(stale: CacheEntry, originHeaders: Record<string, string | string[] | undefined>): void {
     const headers: StoredHeaders = { ...stale.meta.headers };
     const update = endToEndResponseHeaders(originHeaders);
+    const newTags = parseSurrogateKeys(update);
+    this.tags = newTags.length > 0 ? newTags : stale.meta.tags;
+    if (!this.deps.exposeTagHeaders) for (const name of TAG_FIELDS) delete update[name];
     for (const name in update) {
       if (UNCHANGED_BY_304.has(name)) continue;
       headers[name] = update[name] as string | string[];
@@ -332,7 +341,6 @@ export class OriginFill {
     this.varyFields = stale.meta.vary;
     const entry = this.buildEntry(stale.meta.status, headers, stale.body, policy);
     entry.meta.key = stale.meta.key;
-    entry.meta.tags = stale.meta.tags;
     void this.deps.store.replace(entry).catch(() => undefined);
     this.deliverEntry({ kind: 'entry', entry, how: 'revalidated', originStatus: 304 });
   }

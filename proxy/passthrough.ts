@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import httpProxy, { type FastifyHttpProxyOptions } from '@fastify/http-proxy';
 import type { CacheStore } from '../cache-store/cache-store.js';
 import type { RequestTarget } from '../policies/cache-key.js';
+import { TAG_FIELDS } from '../policies/surrogate-keys.js';
 import { formatCacheStatus } from './cache-status.js';
 import { addForwardingHeaders, CACHE_ONLY_RESPONSE_FIELDS, connectionNominated, endToEndResponseHeaders, isHopByHop, VIA } from './headers.js';
 import { gatewayError } from './origin-client.js';
@@ -28,6 +29,7 @@ export interface PassthroughOptions {
   stats: ProxyStats;
   preserveHost: boolean;
   trustForwarded: boolean;
+  exposeTagHeaders: boolean;
   connections: number;
   connectTimeout: number;
   headersTimeout: number;
@@ -120,6 +122,7 @@ export async function registerPassthrough(app: FastifyInstance, options: Passthr
       rewriteHeaders: (headers) => {
         const out: Record<string, string | string[]> = endToEndResponseHeaders(headers as Record<string, string | string[] | undefined>);
         for (const name of CACHE_ONLY_RESPONSE_FIELDS) delete out[name];
+        if (!options.exposeTagHeaders) for (const name of TAG_FIELDS) delete out[name];
         const via = out.via;
         out.via = via === undefined ? VIA : `${Array.isArray(via) ? via.join(', ') : via}, ${VIA}`;
         out['x-cache'] = 'BYPASS';

@@ -18,6 +18,7 @@ import { createHitPath } from './hit-path.js';
 import { createLogger } from './logger.js';
 import { OriginClient } from './origin-client.js';
 import { registerPassthrough, upgradeConstraint } from './passthrough.js';
+import { registerPurgeMethod, type Purger } from './purge-routes.js';
 import { writeError } from './respond.js';
 import { ProxyStats } from './stats.js';
 
@@ -81,7 +82,15 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     coalesce: config.coalesce,
     coalesceWait: config.coalesceWait,
     hitForMiss: config.hitForMiss,
+    exposeTagHeaders: config.exposeTagHeaders,
   });
+  const purge: Purger = async (selector, soft) => {
+    const affected = await store.purge(selector, { soft, now: now() });
+    stats.purges++;
+    stats.purgedEntries += affected;
+    log.info({ selector, soft, affected }, 'purge');
+    return affected;
+  };
   const serveFreshHit = createHitPath(store, stats, now);
 
   const app = Fastify({
@@ -125,6 +134,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     });
   };
   await app.register(cacheRoutes);
+  registerPurgeMethod(app, { purge, stats, token: config.adminToken, targetOf: (request) => (request as RequestWithTarget)[TARGET] as RequestTarget });
   await registerPassthrough(app, {
     origin: config.origin,
     originHost: origin.host,
@@ -132,6 +142,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     stats,
     preserveHost: config.preserveHost,
     trustForwarded: config.trustForwarded,
+    exposeTagHeaders: config.exposeTagHeaders,
     connections: config.originConnections,
     connectTimeout: config.originConnectTimeout,
     headersTimeout: config.originHeadersTimeout,
@@ -148,7 +159,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     void reply.code(405).header('content-type', 'text/plain; charset=utf-8').header('x-cache', 'BYPASS').send(`method ${request.method} is not supported\n`);
   });
 
-  const admin = buildAdmin({ store, stats, log, startedAt: Date.now() });
+  const admin = buildAdmin({ store, stats, log, startedAt: Date.now(), purge, token: config.adminToken });
 
   return {
     app,

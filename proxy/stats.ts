@@ -26,6 +26,10 @@ export class ProxyStats {
   staleIfError = 0;
   /** Requests that skipped the collapsing queue because the URL recently proved uncacheable. */
   hitForMiss = 0;
+  /** Purge requests applied, entries they affected, and purge attempts refused for authentication. */
+  purges = 0;
+  purgedEntries = 0;
+  purgeAuthFailures = 0;
 
   toJSON(): Record<string, number> {
     return { ...this } as unknown as Record<string, number>;

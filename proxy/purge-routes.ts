@@ -1,0 +1,75 @@
+/**
+ * The purge interfaces: `PURGE <url>` on the proxy port (curl-friendly, one URL and all its variants; soft with
+ * `Soft-Purge: 1`) and `POST /purge` on the admin port (URLs, prefixes, tags, everything; hard or soft).
+ */
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { PurgeSelector } from '../cache-store/cache-store.js';
+import type { RequestTarget } from '../policies/cache-key.js';
+import { authorizePurge, PURGE_BODY_SCHEMA, selectorFromBody, type AuthResult, type PurgeBody } from './purge.js';
+import type { ProxyStats } from './stats.js';
+
+/** Applies a purge everywhere it must take effect; resolves with the number of entries affected. */
+export type Purger = (selector: PurgeSelector, soft: boolean) => Promise<number>;
+
+const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
+
+function refuse(reply: FastifyReply, auth: Exclude<AuthResult, 'ok'>, disabledMessage: string): FastifyReply {
+  if (auth === 'missing') {
+    return reply.code(401).header('www-authenticate', 'Bearer').type('text/plain; charset=utf-8').send('purge needs Authorization: Bearer <token>\n');
+  }
+  const message = auth === 'disabled' ? disabledMessage : 'purge refused: wrong token';
+  return reply.code(403).type('text/plain; charset=utf-8').send(`${message}\n`);
+}
+
+export interface PurgeMethodOptions {
+  purge: Purger;
+  stats: ProxyStats;
+  token: string | undefined;
+  targetOf: (request: object) => RequestTarget;
+}
+
+export function registerPurgeMethod(app: FastifyInstance, options: PurgeMethodOptions): void {
+  if (!app.supportedMethods.includes('PURGE')) app.addHttpMethod('PURGE');
+  app.route({
+    method: 'PURGE',
+    url: '/*',
+    handler: async (request, reply) => {
+      const auth = authorizePurge(request.headers.authorization, options.token);
+      if (auth !== 'ok') {
+        options.stats.purgeAuthFailures++;
+        return refuse(reply, auth, 'purge is disabled on this port: set EDGECACHE_ADMIN_TOKEN');
+      }
+      const target = options.targetOf(request);
+      const soft = /^(1|true|yes)$/i.test(String(request.headers['soft-purge'] ?? ''));
+      const purged = await options.purge({ urls: [target.key] }, soft);
+      return reply.code(200).header('cache-control', 'no-store').send({ status: 'ok', purged, soft });
+    },
+  });
+}
+
+export interface AdminPurgeOptions {
+  purge: Purger;
+  stats: ProxyStats;
+  token: string | undefined;
+}
+
+export function registerAdminPurge(admin: FastifyInstance, options: AdminPurgeOptions): void {
+  admin.post<{ Body: PurgeBody }>('/purge', {
+    schema: { body: PURGE_BODY_SCHEMA },
+    // Authentication comes before body validation: an unauthenticated caller learns nothing about the API.
+    onRequest: async (request, reply) => {
+      let auth = authorizePurge(request.headers.authorization, options.token);
+      if (auth === 'disabled' && LOOPBACK.test(request.socket.remoteAddress ?? '')) auth = 'ok';
+      if (auth !== 'ok') {
+        options.stats.purgeAuthFailures++;
+        return refuse(reply, auth, 'purge from outside loopback needs EDGECACHE_ADMIN_TOKEN');
+      }
+    },
+    handler: async (request, reply) => {
+      const parsed = selectorFromBody(request.body);
+      if ('error' in parsed) return reply.code(400).send({ error: 'Bad Request', message: parsed.error });
+      const purged = await options.purge(parsed.selector, parsed.soft);
+      return { status: 'ok', purged, soft: parsed.soft };
+    },
+  });
+}

@@ -1,59 +1,73 @@
 /**
- * The in-memory tier: a byte-bounded LRU of records (lru-cache with maxSize + sizeCalculation). Holds the hot
- * set; `get` is synchronous and allocation-free so the hit path can call it directly.
+ * The in-memory tier: records in a Map, with an eviction policy (policies/eviction) deciding what stays
+ * within the byte budget. `get` is synchronous and allocation-free so the hit path can call it directly;
+ * the policy records the access in O(1).
  */
-import { LRUCache } from 'lru-cache';
+import { createEvictionPolicy, type EvictionPolicy, type EvictionPolicyName } from '../policies/eviction/index.js';
 import { recordSize, type CacheRecord } from './entry.js';
 import { TagIndex } from './tag-index.js';
 import type { SyncCacheTier, TierStats } from './tier.js';
 
 export interface MemoryTierOptions {
   maxBytes: number;
-  /** Called when a record leaves because of the byte bound (e.g. to spill it to disk). */
+  /** Eviction policy; tinylfu by default. */
+  policy?: EvictionPolicyName;
+  now?: () => number;
+  /** Called when a record leaves because of the budget (evicted, or not admitted), e.g. to spill it to disk. */
   onEvict?: (key: string, record: CacheRecord) => void;
 }
 
 export class MemoryTier implements SyncCacheTier {
   readonly name = 'memory';
   readonly synchronous = true;
-  private readonly lru: LRUCache<string, CacheRecord>;
+  private readonly records = new Map<string, CacheRecord>();
+  private readonly policy: EvictionPolicy;
   private readonly tags = new TagIndex();
+  /** Reused for every offer: the policy reports the keys that must leave here. */
+  private readonly evicted: string[] = [];
   private evictions = 0;
+  private rejections = 0;
 
   constructor(private readonly options: MemoryTierOptions) {
-    this.lru = new LRUCache<string, CacheRecord>({
-      maxSize: options.maxBytes,
-      maxEntrySize: options.maxBytes,
-      sizeCalculation: recordSize,
-      dispose: (record, key, reason) => {
-        this.tags.remove(key, record);
-        if (reason === 'evict') {
-          this.evictions++;
-          options.onEvict?.(key, record);
-        }
-      },
-    });
+    this.policy = createEvictionPolicy(options.policy ?? 'tinylfu', { maxBytes: options.maxBytes, ...(options.now && { now: options.now }) });
   }
 
   get(key: string): CacheRecord | undefined {
-    return this.lru.get(key);
+    const record = this.records.get(key);
+    if (record !== undefined) this.policy.recordAccess(key);
+    return record;
   }
 
+  /** Stores a record if the policy admits it; false when it does not fit or is not admitted. */
   set(key: string, record: CacheRecord): boolean {
-    if (recordSize(record) > this.options.maxBytes) return false;
-    this.lru.set(key, record);
-    if (!this.lru.has(key)) return false;
+    const previous = this.records.get(key);
+    if (previous !== undefined) this.tags.remove(key, previous);
+    this.records.set(key, record);
     this.tags.add(key, record);
-    return true;
+    const expiresAt = record.kind === 'entry' ? record.meta.deletableAt : Infinity;
+    const resident = this.policy.offer(key, recordSize(record), expiresAt, this.evicted);
+    if (!resident) this.rejections++;
+    for (const gone of this.evicted) this.drop(gone, gone === key && !resident);
+    this.evicted.length = 0;
+    return resident;
+  }
+
+  /** Whether the policy would admit a record of this size now (to decide on promoting a disk hit). */
+  wouldAdmit(key: string, size: number): boolean {
+    return this.policy.wouldAdmit(key, size);
   }
 
   delete(key: string): void {
-    this.lru.delete(key);
+    const record = this.records.get(key);
+    if (record === undefined) return;
+    this.records.delete(key);
+    this.tags.remove(key, record);
+    this.policy.remove(key);
   }
 
   keys(prefix: string): string[] {
     const out: string[] = [];
-    for (const key of this.lru.keys()) if (key.startsWith(prefix)) out.push(key);
+    for (const key of this.records.keys()) if (key.startsWith(prefix)) out.push(key);
     return out;
   }
 
@@ -62,15 +76,34 @@ export class MemoryTier implements SyncCacheTier {
   }
 
   clear(): void {
-    this.lru.clear();
+    this.records.clear();
     this.tags.clear();
+    this.policy.clear();
   }
 
   stats(): TierStats {
-    return { name: this.name, entries: this.lru.size, bytes: this.lru.calculatedSize, maxBytes: this.options.maxBytes, evictions: this.evictions };
+    return {
+      name: this.name,
+      policy: this.policy.name,
+      entries: this.records.size,
+      bytes: this.policy.bytes,
+      maxBytes: this.options.maxBytes,
+      evictions: this.evictions,
+      rejections: this.rejections,
+    };
   }
 
   close(): void {
     this.clear();
+  }
+
+  /** A key the policy let go: forget it here and hand it to onEvict (e.g. the disk tier in spill mode). */
+  private drop(key: string, rejected: boolean): void {
+    const record = this.records.get(key);
+    if (record === undefined) return;
+    this.records.delete(key);
+    this.tags.remove(key, record);
+    if (!rejected) this.evictions++;
+    this.options.onEvict?.(key, record);
   }
 }

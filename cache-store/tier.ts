@@ -12,6 +12,8 @@ export interface TierStats {
   bytes: number;
   maxBytes: number;
   evictions: number;
+  /** Tier-specific figures (write failures, rejected admissions, policy name...). */
+  [extra: string]: string | number;
 }
 
 export interface CacheTier {

@@ -14,6 +14,7 @@ export interface EdgecacheConfig {
   adminHost: string;
   dataDir: string;
   memoryMax: number;
+  eviction: 'lru' | 'lfu' | 'fifo' | 'tinylfu' | 's3fifo';
   maxObjectSize: number;
   maxVariants: number;
   preserveHost: boolean;
@@ -82,6 +83,12 @@ export const SETTINGS = {
     default: '256mib',
     min: 1024 * 1024,
     description: 'Byte budget of the in-memory tier (bodies plus headers). Units: k, mb, gib, ... (binary).',
+  },
+  eviction: {
+    kind: 'enum',
+    default: 'tinylfu',
+    values: ['lru', 'lfu', 'fifo', 'tinylfu', 's3fifo'],
+    description: 'Eviction policy of the memory tier (see docs/eviction.md). tinylfu (W-TinyLFU) keeps the most hits per byte on skewed traffic; it also decides which disk hits are promoted to memory.',
   },
   maxObjectSize: {
     kind: 'size',

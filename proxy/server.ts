@@ -59,7 +59,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
   const now = overrides.now ?? Date.now;
   const log = overrides.logger ?? createLogger(config.logLevel);
   const stats = new ProxyStats();
-  const store = new CacheStore({ memory: new MemoryTier({ maxBytes: config.memoryMax }), maxVariants: config.maxVariants });
+  const store = new CacheStore({ memory: new MemoryTier({ maxBytes: config.memoryMax, policy: config.eviction, now }), maxVariants: config.maxVariants });
   const freshness = new Freshness({ cacheSetCookie: config.cacheSetCookie, staleIfErrorGrace: config.staleIfErrorGrace, now });
   const origin = new OriginClient({
     origin: config.origin,

@@ -227,7 +227,7 @@ describe('stale-if-error', () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       // Make sure the port really refuses connections now.
-      await expect(new Promise((resolve, reject) => net.connect(port, '127.0.0.1', resolve).on('error', reject))).rejects.toThrow();
+      await expect(new Promise<void>((resolve, reject) => net.connect(port, '127.0.0.1', () => resolve()).on('error', reject))).rejects.toThrow();
       plain.advance(2_000);
       graceful.advance(2_000);
       const sie = await request(`${plain.url}/sie`);

@@ -1,0 +1,234 @@
+/**
+ * The LMDB disk tier's on-disk format: how cache keys become LMDB keys, how a record's metadata is encoded in
+ * the `meta` database, and the small per-entry housekeeping record kept in `atime`. Bodies are not encoded at
+ * all: they are raw bytes in `bodies`, one LMDB value per chunk.
+ *
+ * A meta value is an envelope: 2 magic bytes, the format version, the record kind, a CRC-32 of everything
+ * after it, the body id (float64), then the record as UTF-8 JSON. Anything that does not decode cleanly (wrong
+ * magic, version or checksum, malformed JSON, fields of the wrong type) is reported as corrupt, never guessed at.
+ */
+import { createHash } from 'node:crypto';
+import { crc32 } from 'node:zlib';
+import type CachePolicy from 'http-cache-semantics';
+import type { CacheEntry, EntryMeta, VaryRecord } from './entry.js';
+
+/**
+ * On-disk format version, kept in `info` and in every meta envelope. Bump it whenever the layout or the
+ * encoding changes: a tier that finds another version clears itself instead of misreading.
+ */
+export const FORMAT_VERSION = 1;
+
+/** Named databases of the environment. */
+export const DB = {
+  meta: 'meta',
+  bodies: 'bodies',
+  info: 'info',
+  atime: 'atime',
+  lru: 'lru',
+  expiry: 'expiry',
+  tags: 'tags',
+  longKeys: 'longKeys',
+} as const;
+
+/** Keys of the `info` database. */
+export const INFO = {
+  format: 'format',
+  bytes: 'bytes',
+  entries: 'entries',
+  nextBodyId: 'nextBodyId',
+} as const;
+
+/**
+ * Keys (and tags) longer than this many UTF-8 bytes are stored under a hash. LMDB's key limit is 1978 bytes;
+ * storage keys also appear inside composite keys ([atime, key]) and as dupSort values, so stay well below it.
+ */
+export const MAX_DIRECT_KEY_BYTES = 1000;
+
+/** First character of every hashed storage key. No key is ever stored directly with this prefix. */
+export const HASHED_PREFIX = '\u0001';
+
+const MAGIC_0 = 0x45; // 'E'
+const MAGIC_1 = 0x43; // 'C'
+const KIND_ENTRY = 1;
+const KIND_VARY = 2;
+const HEADER_BYTES = 16; // magic(2) version(1) kind(1) crc32(4) bodyId(8)
+
+// A NUL cannot appear in an ordered-binary string key, and a lone surrogate does not survive UTF-8 encoding
+// (two different keys would collide), so keys containing either are hashed as well.
+const UNSAFE_KEY_CHARS = /\0|\p{Cs}/u;
+
+/** The LMDB key a cache key (or tag) is stored under: itself when short and safe, else a prefixed sha256. */
+export function storageKey(key: string): string {
+  const direct =
+    !key.startsWith(HASHED_PREFIX) &&
+    !UNSAFE_KEY_CHARS.test(key) &&
+    key.length > 0 &&
+    (key.length * 3 <= MAX_DIRECT_KEY_BYTES || Buffer.byteLength(key) <= MAX_DIRECT_KEY_BYTES);
+  if (direct) return key;
+  return HASHED_PREFIX + createHash('sha256').update(key).digest('hex');
+}
+
+export function isHashedKey(storage: string): boolean {
+  return storage.startsWith(HASHED_PREFIX);
+}
+
+export class CorruptRecordError extends Error {
+  constructor(reason: string) {
+    super(`corrupt disk-tier record: ${reason}`);
+    this.name = 'CorruptRecordError';
+  }
+}
+
+/** What the meta database says about an entry's body. */
+export interface BodyLayout {
+  bodyId: number;
+  length: number;
+  chunkCount: number;
+  chunkSize: number;
+}
+
+export type DecodedRecord =
+  | { kind: 'entry'; key: string; size: number; meta: EntryMeta; policy: CachePolicy.CachePolicyObject; body: BodyLayout }
+  | { kind: 'vary'; key: string; size: number; record: VaryRecord };
+
+/** A record encoded except for its body id, which is only known inside the write transaction. */
+export interface PreparedRecord {
+  kind: number;
+  json: Buffer;
+}
+
+/** Encodes everything but the body id. Throws if the record cannot be serialised (the write is declined). */
+export function prepareRecord(key: string, record: CacheEntry | VaryRecord, size: number, chunkSize: number): PreparedRecord {
+  if (record.kind === 'vary') {
+    const payload = { k: key, s: size, r: { primaryKey: record.primaryKey, fields: record.fields, variants: record.variants } };
+    return { kind: KIND_VARY, json: Buffer.from(JSON.stringify(payload)) };
+  }
+  const { meta } = record;
+  const storedMeta = { ...meta, deletableAt: Number.isFinite(meta.deletableAt) ? meta.deletableAt : null };
+  const length = record.body.length;
+  const payload = {
+    k: key,
+    s: size,
+    m: storedMeta,
+    p: record.policy.toObject(),
+    n: length,
+    c: chunkCountFor(length, chunkSize),
+    z: chunkSize,
+  };
+  return { kind: KIND_ENTRY, json: Buffer.from(JSON.stringify(payload)) };
+}
+
+export function chunkCountFor(length: number, chunkSize: number): number {
+  return length === 0 ? 0 : Math.ceil(length / chunkSize);
+}
+
+/** The meta value: envelope header (with the body id) followed by the prepared JSON. */
+export function finishRecord(prepared: PreparedRecord, bodyId: number): Buffer {
+  const out = Buffer.allocUnsafe(HEADER_BYTES + prepared.json.length);
+  out[0] = MAGIC_0;
+  out[1] = MAGIC_1;
+  out[2] = FORMAT_VERSION;
+  out[3] = prepared.kind;
+  out.writeDoubleLE(bodyId, 8);
+  prepared.json.copy(out, HEADER_BYTES);
+  out.writeUInt32LE(crc32(out.subarray(8)), 4);
+  return out;
+}
+
+/** Decodes a meta value; throws CorruptRecordError on anything unexpected. */
+export function decodeRecord(buf: Buffer): DecodedRecord {
+  if (buf.length < HEADER_BYTES) throw new CorruptRecordError('truncated header');
+  if (buf[0] !== MAGIC_0 || buf[1] !== MAGIC_1) throw new CorruptRecordError('bad magic');
+  if (buf[2] !== FORMAT_VERSION) throw new CorruptRecordError(`format version ${buf[2]}, expected ${FORMAT_VERSION}`);
+  if (buf.readUInt32LE(4) !== crc32(buf.subarray(8))) throw new CorruptRecordError('checksum mismatch');
+  const bodyId = buf.readDoubleLE(8);
+  let payload: unknown;
+  try {
+    payload = JSON.parse(buf.toString('utf8', HEADER_BYTES));
+  } catch {
+    throw new CorruptRecordError('malformed JSON');
+  }
+  if (!isObject(payload) || typeof payload.k !== 'string' || !isCount(payload.s)) throw new CorruptRecordError('bad envelope fields');
+  const key = payload.k;
+  const size = payload.s;
+  if (buf[3] === KIND_VARY) {
+    const r = payload.r;
+    if (!isObject(r) || typeof r.primaryKey !== 'string' || !isStringArray(r.fields) || !isStringArray(r.variants)) {
+      throw new CorruptRecordError('bad vary record');
+    }
+    return { kind: 'vary', key, size, record: { kind: 'vary', primaryKey: r.primaryKey, fields: r.fields, variants: r.variants } };
+  }
+  if (buf[3] !== KIND_ENTRY) throw new CorruptRecordError(`unknown record kind ${buf[3]}`);
+  const { m, p, n, c, z } = payload;
+  if (!isCount(n) || !isCount(c) || !isCount(z) || z === 0 || c !== chunkCountFor(n, z) || !isCount(bodyId)) {
+    throw new CorruptRecordError('bad body layout');
+  }
+  if (!isObject(p)) throw new CorruptRecordError('bad policy');
+  const meta = checkMeta(m, key);
+  return { kind: 'entry', key, size, meta, policy: p as unknown as CachePolicy.CachePolicyObject, body: { bodyId, length: n, chunkCount: c, chunkSize: z } };
+}
+
+function checkMeta(m: unknown, key: string): EntryMeta {
+  if (!isObject(m)) throw new CorruptRecordError('bad meta');
+  const ok =
+    m.key === key &&
+    typeof m.primaryKey === 'string' &&
+    typeof m.status === 'number' &&
+    isObject(m.headers) &&
+    Object.values(m.headers).every((v) => typeof v === 'string' || isStringArray(v)) &&
+    typeof m.storedAt === 'number' &&
+    (m.vary === null || isStringArray(m.vary)) &&
+    isStringArray(m.tags) &&
+    (m.deletableAt === null || typeof m.deletableAt === 'number') &&
+    typeof m.ageBase === 'number' &&
+    typeof m.lifetime === 'number' &&
+    typeof m.freshUntil === 'number' &&
+    typeof m.staleWhileRevalidate === 'number' &&
+    typeof m.staleIfError === 'number' &&
+    typeof m.mustRevalidate === 'boolean' &&
+    typeof m.hasValidator === 'boolean';
+  if (!ok) throw new CorruptRecordError('bad meta fields');
+  return { ...(m as unknown as EntryMeta), deletableAt: m.deletableAt === null ? Infinity : (m.deletableAt as number) };
+}
+
+/**
+ * Housekeeping for one stored key, in the `atime` database: everything needed to remove the entry and keep
+ * the indexes and the byte count right without decoding (or trusting) its meta value.
+ */
+export interface Housekeeping {
+  /** Last access time (epoch ms), batched: also the first element of its `lru` index key. */
+  a: number;
+  /** Bytes charged against the budget. */
+  s: number;
+  /** Body id (0 for vary records) and chunk count. */
+  b: number;
+  c: number;
+  /** deletableAt (epoch ms), or null for Infinity (not in the `expiry` index). */
+  d: number | null;
+  /** Storage keys of the entry's tags. */
+  t: string[];
+}
+
+export function isHousekeeping(v: unknown): v is Housekeeping {
+  return (
+    isObject(v) &&
+    typeof v.a === 'number' &&
+    isCount(v.s) &&
+    isCount(v.b) &&
+    isCount(v.c) &&
+    (v.d === null || typeof v.d === 'number') &&
+    isStringArray(v.t)
+  );
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isStringArray(v: unknown): v is string[] {
+  return Array.isArray(v) && v.every((s) => typeof s === 'string');
+}
+
+function isCount(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}

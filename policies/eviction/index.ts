@@ -1,0 +1,46 @@
+import { FifoPolicy } from './fifo.js';
+import { LfuPolicy } from './lfu.js';
+import { LruPolicy } from './lru.js';
+import type { EvictionPolicy, EvictionPolicyName, EvictionPolicyOptions } from './policy.js';
+import { S3FifoPolicy } from './s3fifo.js';
+import { TinyLfuPolicy } from './tinylfu.js';
+
+export type { EvictionPolicy, EvictionPolicyName, EvictionPolicyOptions } from './policy.js';
+export { CountMinSketch, type CountMinSketchOptions } from './count-min-sketch.js';
+export { FifoPolicy } from './fifo.js';
+export { LfuPolicy, type LfuOptions } from './lfu.js';
+export { LruPolicy } from './lru.js';
+export { S3FifoPolicy, type S3FifoOptions } from './s3fifo.js';
+export { TinyLfuPolicy, type TinyLfuOptions } from './tinylfu.js';
+
+/** Every policy name, in the order the simulator reports them. */
+export const EVICTION_POLICY_NAMES = ['lru', 'lfu', 'fifo', 'tinylfu', 's3fifo'] as const satisfies readonly EvictionPolicyName[];
+
+/** The policy the memory tier uses unless configured otherwise. */
+export const DEFAULT_EVICTION_POLICY: EvictionPolicyName = 'tinylfu';
+
+/** Narrows a string (from config or a CLI flag) to a policy name. */
+export function isEvictionPolicyName(value: string): value is EvictionPolicyName {
+  return (EVICTION_POLICY_NAMES as readonly string[]).includes(value);
+}
+
+/**
+ * Builds a policy by name with its default tuning. Throws RangeError for an unknown name or an
+ * invalid `maxBytes`. Construct the classes directly to pass policy-specific options.
+ */
+export function createEvictionPolicy(name: EvictionPolicyName, options: EvictionPolicyOptions): EvictionPolicy {
+  switch (name) {
+    case 'lru':
+      return new LruPolicy(options);
+    case 'lfu':
+      return new LfuPolicy(options);
+    case 'fifo':
+      return new FifoPolicy(options);
+    case 'tinylfu':
+      return new TinyLfuPolicy(options);
+    case 's3fifo':
+      return new S3FifoPolicy(options);
+    default:
+      throw new RangeError(`unknown eviction policy: ${String(name satisfies never)}`);
+  }
+}

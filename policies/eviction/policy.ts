@@ -1,0 +1,43 @@
+/**
+ * The contract between the memory tier and its eviction policy.
+ *
+ * A policy tracks keys and sizes only; it never sees values. The memory tier asks it what to keep
+ * and removes whatever the policy reports in `evicted`.
+ */
+
+/** Names accepted by {@link createEvictionPolicy} (see `index.ts`). */
+export type EvictionPolicyName = 'lru' | 'lfu' | 'fifo' | 'tinylfu' | 's3fifo';
+
+export interface EvictionPolicyOptions {
+  /** Byte bound: the sum of resident entries' sizes never exceeds it. */
+  maxBytes: number;
+  /** Clock for expiry, ms. Default Date.now. */
+  now?: () => number;
+}
+
+export interface EvictionPolicy {
+  readonly name: EvictionPolicyName;
+  readonly maxBytes: number;
+  /** Sum of sizes of resident keys. */
+  readonly bytes: number;
+  /** Number of resident keys. */
+  readonly count: number;
+  has(key: string): boolean;
+  /** A read hit on a resident key. O(1), no allocation. No-op for a key that is not resident. */
+  recordAccess(key: string): void;
+  /**
+   * Offer a key that was just fetched (a miss), or a new size/expiry for a resident key.
+   * `expiresAt` is the ms timestamp after which the entry is useless (Infinity when it never expires).
+   * Pushes every key that must leave into `evicted` (caller-owned array, reused; the policy never allocates one):
+   * expired keys first (any policy: an entry past expiresAt always goes before a live one), then the policy's victims,
+   * and the offered key itself when the policy does not admit it (or it is larger than maxBytes).
+   * Returns true when the key is resident afterwards. The byte bound holds after every call.
+   */
+  offer(key: string, size: number, expiresAt: number, evicted: string[]): boolean;
+  /** Would `offer` admit this key now (without changing residency)? Used to decide whether a disk-tier hit is promoted into memory. May count the access in a frequency sketch. */
+  wouldAdmit(key: string, size: number): boolean;
+  /** Forget a key (purge, explicit delete, expiry noticed by the caller). No-op when not resident. */
+  remove(key: string): void;
+  /** Forget everything. */
+  clear(): void;
+}

@@ -29,6 +29,8 @@ export interface PurgeOptions {
   now: number;
   /** Keys handled between two yields to the event loop, so a large purge never stalls requests. */
   batchSize?: number;
+  /** Purge the memory tier only (another process purges the shared lower tiers). */
+  memoryOnly?: boolean;
 }
 
 export interface CacheStoreOptions {
@@ -128,12 +130,13 @@ export class CacheStore {
 
   /** Purges what the selector addresses from every tier; returns how many entries were affected. */
   async purge(selector: PurgeSelector, options: PurgeOptions): Promise<number> {
-    const keys = await this.collectKeys(selector);
+    const tiers = options.memoryOnly ? [this.memory] : this.tiers;
+    const keys = await this.collectKeys(selector, tiers);
     const batch = options.batchSize ?? 256;
     let affected = 0;
     let sinceYield = 0;
     for (const key of keys) {
-      if (await this.purgeKey(key, options)) affected++;
+      if (await this.purgeKey(key, options, tiers)) affected++;
       if (++sinceYield >= batch) {
         sinceYield = 0;
         await new Promise<void>((resolve) => setImmediate(resolve));
@@ -142,7 +145,7 @@ export class CacheStore {
     return affected;
   }
 
-  private async collectKeys(selector: PurgeSelector): Promise<Set<string>> {
+  private async collectKeys(selector: PurgeSelector, tiers: CacheTier[]): Promise<Set<string>> {
     const keys = new Set<string>();
     const addAll = (list: string[]): void => {
       for (const key of list) keys.add(key);
@@ -152,7 +155,7 @@ export class CacheStore {
       const record = (await this.find(url))?.record;
       if (record?.kind === 'vary') for (const v of record.variants) keys.add(variantKey(url, v));
     }
-    for (const tier of this.tiers) {
+    for (const tier of tiers) {
       for (const tag of selector.tags ?? []) addAll(await tier.keysForTag(tag));
       for (const prefix of selector.keyPrefixes ?? []) addAll(await tier.keys(prefix));
       if (selector.all || (selector.pathPrefixes?.length ?? 0) > 0 || (selector.paths?.length ?? 0) > 0) {
@@ -169,9 +172,9 @@ export class CacheStore {
   }
 
   /** Removes or softens one key in every tier; true when it held an entry somewhere. */
-  private async purgeKey(key: string, options: PurgeOptions): Promise<boolean> {
+  private async purgeKey(key: string, options: PurgeOptions, tiers: CacheTier[]): Promise<boolean> {
     let wasEntry = false;
-    for (const tier of this.tiers) {
+    for (const tier of tiers) {
       const record = tier.synchronous ? (tier.get(key) as CacheRecord | undefined) : await tier.get(key);
       if (record === undefined) continue;
       if (record.kind === 'entry') wasEntry = true;
@@ -182,6 +185,11 @@ export class CacheStore {
       await tier.set(key, softened(record, options.now));
     }
     return wasEntry;
+  }
+
+  /** Resolves once every tier has committed the writes accepted so far. */
+  async flush(): Promise<void> {
+    for (const tier of this.tiers) await tier.flushed?.();
   }
 
   stats(): TierStats[] {

@@ -31,6 +31,8 @@ export interface CacheTier {
   clear(): MaybePromise<void>;
   stats(): TierStats;
   close(): MaybePromise<void>;
+  /** Resolves once every write accepted so far is durable (tiers that write asynchronously). */
+  flushed?(): Promise<void>;
 }
 
 /** A tier whose operations are synchronous. */

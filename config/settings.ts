@@ -13,6 +13,7 @@ export interface EdgecacheConfig {
   adminPort: number;
   adminHost: string;
   dataDir: string;
+  workers: number;
   memoryMax: number;
   eviction: 'lru' | 'lfu' | 'fifo' | 'tinylfu' | 's3fifo';
   maxObjectSize: number;
@@ -77,6 +78,14 @@ export const SETTINGS = {
     default: './edgecache-data',
     placeholder: 'DIR',
     description: 'Directory for the on-disk cache (LMDB environment).',
+  },
+  workers: {
+    kind: 'int',
+    default: 1,
+    min: 1,
+    max: 64,
+    description:
+      'Worker processes (node:cluster) sharing the proxy port and the disk tier. Each has its own memory tier; a cold key still costs one origin fetch, and purges reach every worker. The admin API runs in the primary.',
   },
   memoryMax: {
     kind: 'size',

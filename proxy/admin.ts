@@ -1,15 +1,20 @@
-/** The admin listener, on its own port (loopback by default): health and statistics. */
+/**
+ * The admin listener, on its own port (loopback by default): health, statistics and purge. In a single
+ * process it reports that process; under --workers it runs in the cluster primary and reports the sum.
+ */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { CacheStore } from '../cache-store/cache-store.js';
 import { registerAdminPurge, type Purger } from './purge-routes.js';
 import type { ProxyStats } from './stats.js';
 
 export interface AdminOptions {
-  store: CacheStore;
+  /** The /stats document. */
+  snapshot: () => Promise<Record<string, unknown>>;
+  /** Resolves false when the service cannot serve (e.g. no worker alive). */
+  healthy: () => Promise<boolean>;
+  /** Where purge refusals are counted. */
   stats: ProxyStats;
   log: Logger;
-  startedAt: number;
   purge: Purger;
   token: string | undefined;
 }
@@ -22,15 +27,11 @@ export function buildAdmin(options: AdminOptions): FastifyInstance {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     bodyLimit: 4 * 1024 * 1024,
   });
-  admin.get('/healthz', async () => ({ status: 'ok' }));
-  admin.get('/stats', async () => {
-    const tiers = Object.fromEntries(options.store.stats().map((t) => [t.name, t]));
-    return {
-      uptimeSeconds: Math.round((Date.now() - options.startedAt) / 1000),
-      ...options.stats.toJSON(),
-      tiers,
-    };
+  admin.get('/healthz', async (_request, reply) => {
+    if (await options.healthy()) return { status: 'ok' };
+    return reply.code(503).send({ status: 'unavailable' });
   });
+  admin.get('/stats', () => options.snapshot());
   registerAdminPurge(admin, { purge: options.purge, stats: options.stats, token: options.token });
   admin.setErrorHandler((err, _request, reply) => {
     const error = err as { statusCode?: number; message: string; validation?: unknown };

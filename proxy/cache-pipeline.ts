@@ -18,6 +18,7 @@ import { CACHE_ONLY_RESPONSE_FIELDS, endToEndResponseHeaders, originRequestHeade
 import { gatewayError, type OriginClient } from './origin-client.js';
 import { OriginFill } from './origin-fill.js';
 import { clientValidatorsMatch, parseRange, writeError, writeNotModified, writeRange, writeRangeNotSatisfiable, writeStored } from './respond.js';
+import type { Coordinator } from './coordinator.js';
 import type { ProxyStats } from './stats.js';
 
 export interface PipelineOptions {
@@ -39,6 +40,8 @@ export interface PipelineOptions {
   /** How long (ms) a URL whose response could not be shared skips the collapsing queue. */
   hitForMiss: number;
   exposeTagHeaders: boolean;
+  /** Agreement with other worker processes on who fetches a cold key. */
+  coordinator: Coordinator;
 }
 
 export class CachePipeline {
@@ -125,9 +128,9 @@ export class CachePipeline {
         return;
       }
     }
-    const shareable = coalesce && this.coalescable(req) && !this.recentlyUncacheable(key);
-    const fill = this.startFill(req, target, stale);
-    if (shareable && !this.inflight.has(key)) {
+    const shareable = coalesce && this.coalescable(req) && !this.recentlyUncacheable(key) && !this.inflight.has(key);
+    const fill = this.createFill(req, target, stale);
+    if (shareable) {
       this.inflight.set(key, fill);
       void fill.done.then(() => {
         if (this.inflight.get(key) === fill) this.inflight.delete(key);
@@ -138,13 +141,45 @@ export class CachePipeline {
       });
     }
     fill.join(this.writer(req, res, target, fill, forward, false), true, req.headers);
+    if (shareable && this.options.coordinator.shared) void this.startCoordinated(fill, key, target, req);
+    else this.begin(fill);
+  }
+
+  /**
+   * With several worker processes: fetch only when no other process is fetching this key; otherwise wait for
+   * it and serve what it stored (or fetch after all, when it stored nothing usable).
+   */
+  private async startCoordinated(fill: OriginFill, key: string, target: RequestTarget, req: IncomingMessage): Promise<void> {
+    const { coordinator, coalesceWait, store, freshness } = this.options;
+    const lease = await coordinator.acquireFill(key, coalesceWait).catch(() => undefined);
+    if (lease === undefined || lease.owner) {
+      this.begin(fill);
+      if (lease?.owner) void fill.done.then(() => lease.release(fill.summary === 'stored' || fill.summary === 'entry'));
+      return;
+    }
+    if (lease.stored) {
+      const { entry } = await store.lookup(target.key, req.headers).catch(() => ({ entry: undefined }));
+      const verdict = entry && freshness.evaluate(entry.meta, req.headers);
+      if (entry && (verdict === 'fresh' || verdict === 'stale-allowed')) {
+        this.options.stats.coalesced++;
+        fill.adopt(entry);
+        return;
+      }
+    }
+    this.begin(fill);
+  }
+
+  private begin(fill: OriginFill): void {
+    this.options.stats.originFetches++;
+    fill.start();
   }
 
   /** Fetches for one client only, outside any collapsing (a waiter that may not share the response). */
   private fetchAlone(req: IncomingMessage, res: ServerResponse, target: RequestTarget, forward: ForwardReason): void {
     this.options.stats.coalesceDetached++;
-    const fill = this.startFill(req, target, undefined);
+    const fill = this.createFill(req, target, undefined);
     fill.join(this.writer(req, res, target, fill, forward, false), true, req.headers);
+    this.begin(fill);
   }
 
   private writer(req: IncomingMessage, res: ServerResponse, target: RequestTarget, fill: OriginFill, forward: ForwardReason, collapsed: boolean): ClientWriter {
@@ -175,9 +210,8 @@ export class CachePipeline {
     return false;
   }
 
-  private startFill(req: IncomingMessage, target: RequestTarget, stale: CacheEntry | undefined): OriginFill {
+  private createFill(req: IncomingMessage, target: RequestTarget, stale: CacheEntry | undefined): OriginFill {
     const { origin, store, freshness, stats, maxObjectSize, jitter, now, exposeTagHeaders } = this.options;
-    stats.originFetches++;
     const fill = new OriginFill(
       { origin, store, freshness, maxObjectSize, jitter, now, exposeTagHeaders },
       {
@@ -194,7 +228,7 @@ export class CachePipeline {
       else if (summary === 'not-stored') stats.notStored++;
       else if (summary === 'failed-before-head') stats.originErrors++;
     });
-    return fill.start();
+    return fill;
   }
 
   /** stale-while-revalidate: one background refresh per entry at a time; its outcome only updates the store. */
@@ -202,7 +236,8 @@ export class CachePipeline {
     const key = stale.meta.key;
     if (this.refreshing.has(key)) return;
     this.options.stats.backgroundRefreshes++;
-    const fill = this.startFill(req, target, stale);
+    const fill = this.createFill(req, target, stale);
+    this.begin(fill);
     this.refreshing.set(key, fill);
     void fill.done.then(() => this.refreshing.delete(key));
   }

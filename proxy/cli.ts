@@ -6,6 +6,10 @@
 import { readFileSync } from 'node:fs';
 import { helpText } from '../config/help.js';
 import { ConfigError, loadConfig } from '../config/load.js';
+import cluster from 'node:cluster';
+import { runPrimary } from './cluster-primary.js';
+import { runWorker } from './cluster-worker.js';
+import { createLogger } from './logger.js';
 import { createEdgecache } from './server.js';
 
 function version(): string {
@@ -33,6 +37,13 @@ async function main(): Promise<void> {
     return;
   }
   const config = loaded.config;
+  if (config.workers > 1) {
+    const log = createLogger(config.logLevel);
+    process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
+    if (cluster.isPrimary) await runPrimary(config, log);
+    else await runWorker(config, log);
+    return;
+  }
   const edgecache = await createEdgecache(config);
   const log = edgecache.app.log;
   try {

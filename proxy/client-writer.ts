@@ -66,6 +66,11 @@ export class ClientWriter implements FillConsumer {
     const { req, res, ctx } = this;
     if (outcome.kind === 'entry') {
       this.finished = true;
+      if (outcome.how === 'shared') {
+        ctx.stats.hits++;
+        ctx.serveEntry(req, res, outcome.entry, 'HIT', { hit: true, collapsed: true });
+        return;
+      }
       const revalidated = outcome.how === 'revalidated';
       if (revalidated) ctx.stats.revalidated++;
       else {

@@ -42,8 +42,11 @@ export interface StreamedHead {
 export interface EntryOutcome {
   kind: 'entry';
   entry: CacheEntry;
-  /** revalidated: a 304 refreshed the stale entry; stale-if-error: the origin failed and the stale entry stands in. */
-  how: 'revalidated' | 'stale-if-error';
+  /**
+   * revalidated: a 304 refreshed the stale entry; stale-if-error: the origin failed and the stale entry stands
+   * in; shared: another process fetched and stored it while this one waited.
+   */
+  how: 'revalidated' | 'stale-if-error' | 'shared';
   originStatus: number | undefined;
 }
 
@@ -121,7 +124,11 @@ export class OriginFill {
     });
   }
 
+  private started = false;
+
   start(): this {
+    if (this.started || this.state !== 'connecting') return this;
+    this.started = true;
     const headers = { ...this.request.headers };
     const stale = this.request.stale;
     if (stale?.meta.hasValidator) {
@@ -193,6 +200,12 @@ export class OriginFill {
     if (this.state !== 'complete') return 'pending';
     if (this.outcome?.kind === 'entry') return 'entry';
     return this.outcome?.stored ? 'stored' : 'not-stored';
+  }
+
+  /** Serves an entry another process stored while this fill waited for its turn (instead of fetching). */
+  adopt(entry: CacheEntry): void {
+    if (this.state !== 'connecting' || this.started) return;
+    this.deliverEntry({ kind: 'entry', entry, how: 'shared', originStatus: undefined });
   }
 
   /** Whether the response turned out not shareable (for hit-for-miss), once known. */

@@ -7,13 +7,14 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { CacheStore } from '../cache-store/cache-store.js';
+import { CacheStore, type PurgeSelector } from '../cache-store/cache-store.js';
 import { MemoryTier } from '../cache-store/memory-tier.js';
 import type { EdgecacheConfig } from '../config/settings.js';
 import { parseRequestTarget, type RequestTarget } from '../policies/cache-key.js';
 import { Freshness } from '../policies/freshness.js';
 import { buildAdmin } from './admin.js';
 import { CachePipeline } from './cache-pipeline.js';
+import { LocalCoordinator, type Coordinator } from './coordinator.js';
 import { createHitPath } from './hit-path.js';
 import { createLogger } from './logger.js';
 import { OriginClient } from './origin-client.js';
@@ -22,18 +23,32 @@ import { registerPurgeMethod, type Purger } from './purge-routes.js';
 import { writeError } from './respond.js';
 import { ProxyStats } from './stats.js';
 
+/** What a coordinator factory gets to work with (see cluster-worker.ts). */
+export interface CoordinatorContext {
+  store: CacheStore;
+  stats: ProxyStats;
+  /** Applies a purge in this process only (memoryOnly: leave the shared disk tier to another process). */
+  purgeLocally: (selector: PurgeSelector, soft: boolean, memoryOnly?: boolean) => Promise<number>;
+}
+
 export interface EdgecacheOverrides {
   /** Clock in epoch ms, for tests. */
   now?: () => number;
   logger?: Logger;
+  /** Coordination with other worker processes; a single process coordinates with nobody. */
+  coordinator?: (context: CoordinatorContext) => Coordinator;
+  /** Whether this process serves the admin API (workers leave it to the cluster primary). Default true. */
+  admin?: boolean;
 }
 
 export interface Edgecache {
   app: FastifyInstance;
-  admin: FastifyInstance;
+  admin: FastifyInstance | undefined;
   store: CacheStore;
   stats: ProxyStats;
   pipeline: CachePipeline;
+  /** This process's /stats document. */
+  snapshot(): Promise<Record<string, unknown>>;
   /** Starts both listeners; resolves with the bound ports. */
   listen(): Promise<{ port: number; adminPort: number }>;
   close(): Promise<void>;
@@ -68,6 +83,15 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     headersTimeout: config.originHeadersTimeout,
     bodyTimeout: config.originBodyTimeout,
   });
+  const purgeLocally = async (selector: PurgeSelector, soft: boolean, memoryOnly = false): Promise<number> => {
+    const affected = await store.purge(selector, { soft, now: now(), memoryOnly });
+    stats.purges++;
+    stats.purgedEntries += affected;
+    log.info({ selector, soft, affected, memoryOnly }, 'purge');
+    return affected;
+  };
+  const coordinator = overrides.coordinator?.({ store, stats, purgeLocally }) ?? new LocalCoordinator((selector, soft) => purgeLocally(selector, soft));
+  const purge: Purger = (selector, soft) => coordinator.purge(selector, soft);
   const pipeline = new CachePipeline({
     store,
     freshness,
@@ -83,14 +107,8 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     coalesceWait: config.coalesceWait,
     hitForMiss: config.hitForMiss,
     exposeTagHeaders: config.exposeTagHeaders,
+    coordinator,
   });
-  const purge: Purger = async (selector, soft) => {
-    const affected = await store.purge(selector, { soft, now: now() });
-    stats.purges++;
-    stats.purgedEntries += affected;
-    log.info({ selector, soft, affected }, 'purge');
-    return affected;
-  };
   const serveFreshHit = createHitPath(store, stats, now);
 
   const app = Fastify({
@@ -159,7 +177,16 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     void reply.code(405).header('content-type', 'text/plain; charset=utf-8').header('x-cache', 'BYPASS').send(`method ${request.method} is not supported\n`);
   });
 
-  const admin = buildAdmin({ store, stats, log, startedAt: Date.now(), purge, token: config.adminToken });
+  const startedAt = Date.now();
+  const snapshot = async (): Promise<Record<string, unknown>> => ({
+    uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+    ...stats.toJSON(),
+    tiers: Object.fromEntries(store.stats().map((t) => [t.name, t])),
+  });
+  const admin =
+    overrides.admin === false
+      ? undefined
+      : buildAdmin({ snapshot, healthy: async () => true, stats, log, purge, token: config.adminToken });
 
   return {
     app,
@@ -167,17 +194,18 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     store,
     stats,
     pipeline,
+    snapshot,
     async listen() {
       await app.listen({ port: config.port, host: config.host });
-      await admin.listen({ port: config.adminPort, host: config.adminHost });
+      await admin?.listen({ port: config.adminPort, host: config.adminHost });
       return {
         port: (app.server.address() as AddressInfo).port,
-        adminPort: (admin.server.address() as AddressInfo).port,
+        adminPort: admin ? (admin.server.address() as AddressInfo).port : 0,
       };
     },
     async close() {
       await app.close();
-      await admin.close();
+      await admin?.close();
       await pipeline.idle();
       await origin.close();
       await store.close();

@@ -1,0 +1,149 @@
+/**
+ * The cluster primary under --workers N: forks the workers (which share the proxy port and the disk tier),
+ * serves the admin API for all of them, grants the per-key fill locks that keep a cold key to one origin
+ * fetch across processes, broadcasts purges, and restarts a worker that dies.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { PurgeSelector } from '../cache-store/cache-store.js';
+import type { EdgecacheConfig } from '../config/settings.js';
+import { buildAdmin } from './admin.js';
+import { RpcPeer, workerChannel } from './ipc.js';
+import { ProxyStats } from './stats.js';
+
+interface Lock {
+  holder: number;
+  waiters: Array<(answer: { owner: false; stored: boolean }) => void>;
+}
+
+/** Counters that are not summed across workers. */
+const NOT_SUMMED = new Set(['uptimeSeconds']);
+
+function sumInto(total: Record<string, unknown>, part: Record<string, unknown>): void {
+  for (const [key, value] of Object.entries(part)) {
+    if (typeof value !== 'number') continue;
+    const current = typeof total[key] === 'number' ? (total[key] as number) : 0;
+    total[key] = NOT_SUMMED.has(key) ? Math.max(current, value) : current + value;
+  }
+}
+
+export async function runPrimary(config: EdgecacheConfig, log: Logger): Promise<void> {
+  // Each worker accepts its own connections: no per-connection hop through the primary.
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
+  const peers = new Map<number, RpcPeer>();
+  const locks = new Map<string, Lock>();
+  const stats = new ProxyStats();
+  let stopping = false;
+
+  const releaseLock = (key: string, stored: boolean): void => {
+    const lock = locks.get(key);
+    if (lock === undefined) return;
+    locks.delete(key);
+    for (const wake of lock.waiters) wake({ owner: false, stored });
+  };
+
+  const broadcastPurge = async (selector: PurgeSelector, soft: boolean): Promise<number> => {
+    const live = [...peers.values()];
+    if (live.length === 0) throw new Error('no worker is running');
+    // The first worker purges the shared disk tier too; the others only their own memory tier.
+    const counts = await Promise.all(live.map((peer, i) => peer.call<number>('purge', { selector, soft, memoryOnly: i > 0 }, 120_000)));
+    return Math.max(0, ...counts);
+  };
+
+  const fork = (): Worker => {
+    const worker = cluster.fork({ EDGECACHE_WORKER: '1' });
+    const peer = new RpcPeer(workerChannel(worker), (op, payload) => {
+      if (op === 'lock') {
+        const { key } = payload as { key: string };
+        const lock = locks.get(key);
+        if (lock === undefined) {
+          locks.set(key, { holder: worker.id, waiters: [] });
+          return { owner: true };
+        }
+        return new Promise((resolve) => lock.waiters.push(resolve));
+      }
+      if (op === 'unlock') {
+        const { key, stored } = payload as { key: string; stored: boolean };
+        if (locks.get(key)?.holder === worker.id) releaseLock(key, stored);
+        return true;
+      }
+      if (op === 'purge') {
+        const { selector, soft } = payload as { selector: PurgeSelector; soft: boolean };
+        return broadcastPurge(selector, soft);
+      }
+      throw new Error(`unknown operation ${op}`);
+    });
+    peers.set(worker.id, peer);
+    return worker;
+  };
+
+  cluster.on('exit', (worker, code, signal) => {
+    peers.get(worker.id)?.close('worker exited');
+    peers.delete(worker.id);
+    for (const [key, lock] of locks) if (lock.holder === worker.id) releaseLock(key, false);
+    if (stopping) return;
+    log.error({ workerPid: worker.process.pid, code, signal }, 'worker died; starting another');
+    setTimeout(() => {
+      if (!stopping) fork();
+    }, 1000).unref();
+  });
+
+  const snapshot = async (): Promise<Record<string, unknown>> => {
+    const parts = await Promise.all([...peers.values()].map((peer) => peer.call<Record<string, unknown>>('stats', {}, 5_000).catch(() => undefined)));
+    const total: Record<string, unknown> = { workers: peers.size };
+    const memory: Record<string, unknown> = { name: 'memory' };
+    let disk: unknown;
+    for (const part of parts) {
+      if (part === undefined) continue;
+      const { tiers, ...counters } = part as { tiers?: Record<string, Record<string, unknown>> };
+      sumInto(total, counters);
+      if (tiers?.memory) {
+        sumInto(memory, tiers.memory);
+        memory.policy = tiers.memory.policy;
+      }
+      disk ??= tiers?.disk;
+    }
+    sumInto(total, stats.toJSON());
+    return { ...total, tiers: disk === undefined ? { memory } : { memory, disk } };
+  };
+
+  const listening = new Promise<void>((resolve) => {
+    let count = 0;
+    cluster.on('listening', () => {
+      if (++count === config.workers) resolve();
+    });
+  });
+  for (let i = 0; i < config.workers; i++) fork();
+
+  const admin = buildAdmin({ snapshot, healthy: async () => peers.size > 0, stats, log, purge: broadcastPurge, token: config.adminToken });
+  await admin.listen({ port: config.adminPort, host: config.adminHost });
+  await listening;
+  log.info(
+    { port: config.port, adminPort: (admin.server.address() as AddressInfo).port, workers: config.workers, origin: config.origin },
+    `edgecache listening on http://${config.host}:${config.port} with ${config.workers} workers, forwarding to ${config.origin}`,
+  );
+
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    const exited = new Promise<void>((resolve) => {
+      const check = (): void => {
+        if (Object.keys(cluster.workers ?? {}).length === 0) resolve();
+      };
+      cluster.on('exit', check);
+      check();
+    });
+    for (const peer of peers.values()) void peer.call('shutdown', {}, 2_000).catch(() => undefined);
+    const force = setTimeout(() => {
+      for (const worker of Object.values(cluster.workers ?? {})) worker?.kill('SIGKILL');
+    }, 10_000);
+    void Promise.all([admin.close(), exited]).then(() => {
+      clearTimeout(force);
+      process.exit(0);
+    });
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}

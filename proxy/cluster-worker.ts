@@ -1,0 +1,77 @@
+/**
+ * A worker process under --workers: serves the proxy port (shared with the other workers) and asks the
+ * cluster primary before fetching a cold key, so that the key costs the origin one fetch across processes.
+ * Purges go through the primary, which applies them in every worker.
+ */
+import type { Logger } from 'pino';
+import type { PurgeSelector } from '../cache-store/cache-store.js';
+import type { EdgecacheConfig } from '../config/settings.js';
+import type { Coordinator, FillLease } from './coordinator.js';
+import { RpcPeer, type Channel } from './ipc.js';
+import { createEdgecache, type CoordinatorContext, type Edgecache } from './server.js';
+
+interface LockAnswer {
+  owner: boolean;
+  stored?: boolean;
+}
+
+class ClusterCoordinator implements Coordinator {
+  readonly shared = true;
+
+  constructor(
+    private readonly peer: RpcPeer,
+    private readonly context: CoordinatorContext,
+  ) {}
+
+  async acquireFill(key: string, waitMs: number): Promise<FillLease> {
+    const answer = await this.peer.call<LockAnswer>('lock', { key }, waitMs);
+    if (!answer.owner) return { owner: false, stored: answer.stored === true };
+    return {
+      owner: true,
+      release: (stored) => {
+        // Other workers read the entry from the shared disk tier: it must be committed before they look.
+        void (stored ? this.context.store.flush() : Promise.resolve())
+          .catch(() => undefined)
+          .then(() => this.peer.call('unlock', { key, stored }))
+          .catch(() => undefined);
+      },
+    };
+  }
+
+  purge(selector: PurgeSelector, soft: boolean): Promise<number> {
+    return this.peer.call<number>('purge', { selector, soft }, 120_000);
+  }
+}
+
+export async function runWorker(config: EdgecacheConfig, log: Logger): Promise<void> {
+  let edgecache: Edgecache | undefined;
+  let context: CoordinatorContext | undefined;
+  const peer = new RpcPeer(process as unknown as Channel, async (op, payload) => {
+    if (op === 'stats') return edgecache?.snapshot() ?? {};
+    if (op === 'purge') {
+      const { selector, soft, memoryOnly } = payload as { selector: PurgeSelector; soft: boolean; memoryOnly: boolean };
+      return context ? context.purgeLocally(selector, soft, memoryOnly) : 0;
+    }
+    if (op === 'shutdown') {
+      setImmediate(() => {
+        void (edgecache?.close() ?? Promise.resolve()).finally(() => process.exit(0));
+      });
+      return true;
+    }
+    if (op === 'ping') return true;
+    throw new Error(`unknown operation ${op}`);
+  });
+  edgecache = await createEdgecache(config, {
+    logger: log,
+    admin: false,
+    coordinator: (ctx) => {
+      context = ctx;
+      return new ClusterCoordinator(peer, ctx);
+    },
+  });
+  await edgecache.listen();
+  process.on('disconnect', () => {
+    // The primary is gone: stop serving rather than run uncoordinated.
+    void (edgecache?.close() ?? Promise.resolve()).finally(() => process.exit(0));
+  });
+}

@@ -1,0 +1,34 @@
+/**
+ * What one edgecache process must agree on with the others when several share a port and a disk tier
+ * (--workers): who fetches a cold key, and how a purge reaches every process's memory tier. A single process
+ * coordinates with nobody (LocalCoordinator); workers ask the cluster primary (cluster-worker.ts).
+ */
+import type { PurgeSelector } from '../cache-store/cache-store.js';
+
+/** Either this process fetches the key (and releases when done), or another process already did. */
+export type FillLease = { owner: true; release(stored: boolean): void } | { owner: false; stored: boolean };
+
+export interface Coordinator {
+  /** Asks to be the process that fetches `key`; waits (at most `waitMs`) while another process does. */
+  acquireFill(key: string, waitMs: number): Promise<FillLease>;
+  /** Applies a purge in every process; resolves with the number of entries affected. */
+  purge(selector: PurgeSelector, soft: boolean): Promise<number>;
+  /** True when fills must be coordinated across processes (so callers can skip the work otherwise). */
+  readonly shared: boolean;
+}
+
+const OWNER: FillLease = { owner: true, release: () => undefined };
+
+export class LocalCoordinator implements Coordinator {
+  readonly shared = false;
+
+  constructor(private readonly purgeLocally: (selector: PurgeSelector, soft: boolean) => Promise<number>) {}
+
+  acquireFill(): Promise<FillLease> {
+    return Promise.resolve(OWNER);
+  }
+
+  purge(selector: PurgeSelector, soft: boolean): Promise<number> {
+    return this.purgeLocally(selector, soft);
+  }
+}

@@ -5,7 +5,8 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { variantKey, varyKey } from '../policies/cache-key.js';
-import { deletableAt, type CacheEntry, type CacheRecord, type VaryRecord } from './entry.js';
+import { bodyChunks, bodyFromChunks, isChunked } from './body.js';
+import { deletableAt, recordSize, type CacheEntry, type CacheRecord, type VaryRecord } from './entry.js';
 import type { CacheTier, SyncCacheTier, TierStats } from './tier.js';
 
 /** What a purge addresses. Keys are primary keys (lower-cased host + path and query). */
@@ -33,23 +34,36 @@ export interface PurgeOptions {
   memoryOnly?: boolean;
 }
 
+/** The memory tier as the store uses it: a sync tier that can say whether it would admit a record. */
+export interface HotTier extends SyncCacheTier {
+  wouldAdmit?(key: string, size: number): boolean;
+}
+
 export interface CacheStoreOptions {
   /** The hot tier, consulted synchronously on every request. */
-  memory: SyncCacheTier;
+  memory: HotTier;
   /** Lower tiers, in lookup order. */
   lower?: CacheTier[];
   /** Most variants kept per primary key. */
   maxVariants: number;
+  /**
+   * through: every stored response is written to every tier (lower tiers queue the write off the response
+   * path). spill: new responses go to memory only, and reach the lower tiers when memory lets them go.
+   */
+  writeMode?: 'through' | 'spill';
 }
 
 export class CacheStore {
-  readonly memory: SyncCacheTier;
+  readonly memory: HotTier;
   private readonly tiers: CacheTier[];
+  /** Tiers a new response is written to. */
+  private readonly writeTiers: CacheTier[];
   private readonly maxVariants: number;
 
   constructor(options: CacheStoreOptions) {
     this.memory = options.memory;
     this.tiers = [options.memory, ...(options.lower ?? [])];
+    this.writeTiers = options.writeMode === 'spill' ? [options.memory] : this.tiers;
     this.maxVariants = options.maxVariants;
   }
 
@@ -82,10 +96,20 @@ export class CacheStore {
       const tier = this.tiers[i] as CacheTier;
       const record = tier.synchronous ? (tier.get(key) as CacheRecord | undefined) : await tier.get(key);
       if (record === undefined) continue;
-      for (let j = 0; j < i; j++) await (this.tiers[j] as CacheTier).set(key, record);
+      if (i > 0) await this.promote(key, record, i);
       return { record, tier: i };
     }
     return undefined;
+  }
+
+  /** Copies a lower-tier hit into the tiers above it; into memory only when its eviction policy admits it. */
+  private async promote(key: string, record: CacheRecord, found: number): Promise<void> {
+    for (let j = 0; j < found; j++) {
+      const tier = this.tiers[j] as CacheTier;
+      if (tier === this.memory && this.memory.wouldAdmit && !this.memory.wouldAdmit(key, recordSize(record))) continue;
+      // A disk body is read lazily from LMDB pages that eviction (in any process) can free: memory keeps a copy.
+      await tier.set(key, tier === this.memory ? ownBytes(record) : record);
+    }
   }
 
   /** Stores one response; keeps the URL's VaryRecord and the variant cap up to date. */
@@ -201,12 +225,18 @@ export class CacheStore {
   }
 
   private async setAll(key: string, record: CacheRecord): Promise<void> {
-    for (const tier of this.tiers) await tier.set(key, record);
+    for (const tier of this.writeTiers) await tier.set(key, record);
   }
 
   private async deleteKeys(keys: string[]): Promise<void> {
     for (const tier of this.tiers) for (const key of keys) await tier.delete(key);
   }
+}
+
+/** The record with a chunked body copied into memory (a lower tier's body may be read lazily from disk). */
+function ownBytes(record: CacheRecord): CacheRecord {
+  if (record.kind !== 'entry' || !isChunked(record.body)) return record;
+  return { ...record, body: bodyFromChunks([...bodyChunks(record.body)], record.body.length), prepared: undefined };
 }
 
 /** The entry as if it had just expired: the next request revalidates; stale-while-revalidate still applies. */

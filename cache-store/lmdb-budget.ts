@@ -3,7 +3,7 @@
  * eviction (expired entries first, then least recently used) and the expiry sweep. Everything that writes runs
  * inside a write transaction the caller opened, so several processes sharing the environment stay consistent.
  */
-import { decodeRecord, INFO, isHashedKey, isHousekeeping, type Housekeeping } from './lmdb-codec.js';
+import { decodeRecord, INFO, isHashedKey, isHousekeeping, storageKey, type Housekeeping } from './lmdb-codec.js';
 import type { LmdbDbs } from './lmdb-env.js';
 
 export function readCount(dbs: LmdbDbs, key: string): number {
@@ -164,3 +164,21 @@ export function applyAccessTimes(dbs: LmdbDbs, accessed: Iterable<[string, numbe
 }
 
 export const EMPTY = Buffer.alloc(0);
+
+/** Stored keys starting with `prefix`: a walk of `meta` from the prefix, plus the hashed keys' full keys. */
+export function* storedKeys(dbs: LmdbDbs, prefix: string): Generator<string> {
+  for (const key of dbs.meta.getKeys({ ...(prefix ? { start: prefix } : {}), snapshot: false })) {
+    if (typeof key !== 'string' || isHashedKey(key)) continue;
+    if (!key.startsWith(prefix)) break;
+    yield key;
+  }
+  for (const { value } of dbs.longKeys.getRange({ snapshot: false })) if (value.startsWith(prefix)) yield value;
+}
+
+/** Stored keys of the entries carrying `tag`. */
+export function* storedKeysForTag(dbs: LmdbDbs, tag: string): Generator<string> {
+  for (const storage of dbs.tags.getValues(storageKey(tag))) {
+    const key = isHashedKey(storage) ? dbs.longKeys.get(storage) : storage;
+    if (key !== undefined && dbs.meta.doesExist(storage)) yield key;
+  }
+}

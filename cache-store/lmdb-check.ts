@@ -26,6 +26,10 @@ export function checkIntegrity(dbs: LmdbDbs): IntegrityReport {
   let bytes = 0;
   for (const { key: storage, value } of dbs.meta.getRange({ snapshot: false })) {
     entries++;
+    if (typeof storage !== 'string') {
+      problems.push(`undecodable key ${JSON.stringify(storage)}`);
+      continue;
+    }
     let decoded;
     try {
       decoded = decodeRecord(value);

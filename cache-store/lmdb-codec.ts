@@ -44,8 +44,11 @@ export const INFO = {
  */
 export const MAX_DIRECT_KEY_BYTES = 1000;
 
-/** First character of every hashed storage key. No key is ever stored directly with this prefix. */
-export const HASHED_PREFIX = '\u0001';
+/**
+ * First character of every hashed storage key. Keys that start with it are always hashed, so a stored key is
+ * hashed exactly when it starts with it.
+ */
+export const HASHED_PREFIX = '#';
 
 const MAGIC_0 = 0x45; // 'E'
 const MAGIC_1 = 0x43; // 'C'
@@ -53,9 +56,10 @@ const KIND_ENTRY = 1;
 const KIND_VARY = 2;
 const HEADER_BYTES = 16; // magic(2) version(1) kind(1) crc32(4) bodyId(8)
 
-// A NUL cannot appear in an ordered-binary string key, and a lone surrogate does not survive UTF-8 encoding
-// (two different keys would collide), so keys containing either are hashed as well.
-const UNSAFE_KEY_CHARS = /\0|\p{Cs}/u;
+// Control characters do not round-trip through lmdb-js's ordered-binary key encoding (bytes 0-4 are
+// delimiters, and strings of 64+ characters are written unescaped), and a lone surrogate does not survive
+// UTF-8 (two keys would collide): keys containing any of them are hashed.
+const UNSAFE_KEY_CHARS = /[\u0000-\u001f]|\p{Cs}/u;
 
 /** The LMDB key a cache key (or tag) is stored under: itself when short and safe, else a prefixed sha256. */
 export function storageKey(key: string): string {
@@ -164,14 +168,14 @@ export function decodeRecord(buf: Buffer): DecodedRecord {
     throw new CorruptRecordError('bad body layout');
   }
   if (!isObject(p)) throw new CorruptRecordError('bad policy');
-  const meta = checkMeta(m, key);
+  const meta = checkMeta(m);
   return { kind: 'entry', key, size, meta, policy: p as unknown as CachePolicy.CachePolicyObject, body: { bodyId, length: n, chunkCount: c, chunkSize: z } };
 }
 
-function checkMeta(m: unknown, key: string): EntryMeta {
+function checkMeta(m: unknown): EntryMeta {
   if (!isObject(m)) throw new CorruptRecordError('bad meta');
   const ok =
-    m.key === key &&
+    typeof m.key === 'string' &&
     typeof m.primaryKey === 'string' &&
     typeof m.status === 'number' &&
     isObject(m.headers) &&

@@ -31,7 +31,7 @@ export interface CacheTier {
   clear(): MaybePromise<void>;
   stats(): TierStats;
   close(): MaybePromise<void>;
-  /** Resolves once every write accepted so far is durable (tiers that write asynchronously). */
+  /** Resolves once every write accepted so far has committed: visible to every reader, other processes included. */
   flushed?(): Promise<void>;
 }
 

@@ -14,6 +14,8 @@ export interface EdgecacheConfig {
   adminHost: string;
   dataDir: string;
   workers: number;
+  diskMax: number;
+  diskWrite: 'through' | 'spill';
   memoryMax: number;
   eviction: 'lru' | 'lfu' | 'fifo' | 'tinylfu' | 's3fifo';
   maxObjectSize: number;
@@ -78,6 +80,18 @@ export const SETTINGS = {
     default: './edgecache-data',
     placeholder: 'DIR',
     description: 'Directory for the on-disk cache (LMDB environment).',
+  },
+  diskMax: {
+    kind: 'size',
+    default: '1gib',
+    description: 'Byte budget of the disk tier (LMDB in --data-dir). 0 turns the disk tier off (memory only).',
+  },
+  diskWrite: {
+    kind: 'enum',
+    default: 'through',
+    values: ['through', 'spill'],
+    description:
+      'through: every stored response is also written to disk, asynchronously, off the response path (survives a crash). spill: only what the memory tier evicts is written (fewer writes; a crash loses memory-only entries).',
   },
   workers: {
     kind: 'int',

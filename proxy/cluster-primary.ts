@@ -51,8 +51,12 @@ export async function runPrimary(config: EdgecacheConfig, log: Logger): Promise<
     return Math.max(0, ...counts);
   };
 
+  let sweeperId: number | undefined;
   const fork = (): Worker => {
-    const worker = cluster.fork({ EDGECACHE_WORKER: '1' });
+    // Exactly one worker sweeps expired entries from the shared disk tier.
+    const sweeper = sweeperId === undefined;
+    const worker = cluster.fork({ EDGECACHE_WORKER: '1', EDGECACHE_SWEEPER: sweeper ? '1' : '0' });
+    if (sweeper) sweeperId = worker.id;
     const peer = new RpcPeer(workerChannel(worker), (op, payload) => {
       if (op === 'lock') {
         const { key } = payload as { key: string };
@@ -81,6 +85,7 @@ export async function runPrimary(config: EdgecacheConfig, log: Logger): Promise<
   cluster.on('exit', (worker, code, signal) => {
     peers.get(worker.id)?.close('worker exited');
     peers.delete(worker.id);
+    if (sweeperId === worker.id) sweeperId = undefined;
     for (const [key, lock] of locks) if (lock.holder === worker.id) releaseLock(key, false);
     if (stopping) return;
     log.error({ workerPid: worker.process.pid, code, signal }, 'worker died; starting another');

@@ -64,6 +64,7 @@ export async function runWorker(config: EdgecacheConfig, log: Logger): Promise<v
   edgecache = await createEdgecache(config, {
     logger: log,
     admin: false,
+    sweeper: process.env.EDGECACHE_SWEEPER === '1',
     coordinator: (ctx) => {
       context = ctx;
       return new ClusterCoordinator(peer, ctx);

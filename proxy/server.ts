@@ -7,12 +7,12 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { CacheStore, type PurgeSelector } from '../cache-store/cache-store.js';
-import { MemoryTier } from '../cache-store/memory-tier.js';
+import type { CacheStore, PurgeSelector } from '../cache-store/cache-store.js';
 import type { EdgecacheConfig } from '../config/settings.js';
 import { parseRequestTarget, type RequestTarget } from '../policies/cache-key.js';
 import { Freshness } from '../policies/freshness.js';
 import { buildAdmin } from './admin.js';
+import { buildStore } from './build-store.js';
 import { CachePipeline } from './cache-pipeline.js';
 import { LocalCoordinator, type Coordinator } from './coordinator.js';
 import { createHitPath } from './hit-path.js';
@@ -39,6 +39,8 @@ export interface EdgecacheOverrides {
   coordinator?: (context: CoordinatorContext) => Coordinator;
   /** Whether this process serves the admin API (workers leave it to the cluster primary). Default true. */
   admin?: boolean;
+  /** Whether this process sweeps expired entries from the disk tier (one process per data directory). Default true. */
+  sweeper?: boolean;
 }
 
 export interface Edgecache {
@@ -74,8 +76,8 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
   const now = overrides.now ?? Date.now;
   const log = overrides.logger ?? createLogger(config.logLevel);
   const stats = new ProxyStats();
-  const store = new CacheStore({ memory: new MemoryTier({ maxBytes: config.memoryMax, policy: config.eviction, now }), maxVariants: config.maxVariants });
   const freshness = new Freshness({ cacheSetCookie: config.cacheSetCookie, staleIfErrorGrace: config.staleIfErrorGrace, now });
+  const store = buildStore({ config, freshness, log, now, sweeper: overrides.sweeper ?? true });
   const origin = new OriginClient({
     origin: config.origin,
     connections: config.originConnections,

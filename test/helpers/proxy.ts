@@ -1,4 +1,10 @@
-/** Starts a real edgecache (createEdgecache + listen on port 0) in front of a test origin, with a movable clock. */
+/**
+ * Starts a real edgecache (createEdgecache + listen on port 0) in front of a test origin, with a movable
+ * clock and its own temporary data directory (removed on close unless the test passed its own).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { loadConfig } from '../../config/load.js';
 import type { EdgecacheConfig } from '../../config/settings.js';
 import { createEdgecache, type Edgecache } from '../../proxy/server.js';
@@ -19,7 +25,8 @@ export async function startProxy(origin: string, overrides: Partial<EdgecacheCon
     env: {},
   });
   let offset = 0;
-  const edgecache = await createEdgecache({ ...config, ...overrides }, { now: () => Date.now() + offset });
+  const ownDir = overrides.dataDir === undefined ? mkdtempSync(path.join(tmpdir(), 'edgecache-test-')) : undefined;
+  const edgecache = await createEdgecache({ ...config, ...(ownDir && { dataDir: ownDir }), ...overrides }, { now: () => Date.now() + offset });
   const { port, adminPort } = await edgecache.listen();
   return {
     url: `http://127.0.0.1:${port}`,
@@ -29,6 +36,9 @@ export async function startProxy(origin: string, overrides: Partial<EdgecacheCon
     advance: (ms) => {
       offset += ms;
     },
-    close: () => edgecache.close(),
+    close: async () => {
+      await edgecache.close();
+      if (ownDir) rmSync(ownDir, { recursive: true, force: true });
+    },
   };
 }

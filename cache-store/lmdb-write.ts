@@ -1,0 +1,106 @@
+/**
+ * The write transaction of one record: make room, copy the body in chunks, replace the old record, index the
+ * new one, update the accounting. It runs inside one child transaction, so a crash or a failed commit leaves
+ * either the old record or the new one, never a mix.
+ */
+import { bodyChunks, type Body } from './body.js';
+import type { CacheRecord } from './entry.js';
+import { addCount, EMPTY, evict, readCount, readHousekeeping, removeEntry } from './lmdb-budget.js';
+import { chunkCountFor, finishRecord, INFO, isHashedKey, storageKey, type Housekeeping, type PreparedRecord } from './lmdb-codec.js';
+import type { LmdbDbs } from './lmdb-env.js';
+
+/** After an eviction the budget is filled to this fraction, so that not every write evicts. */
+const LOW_WATER = 0.95;
+/** Most entries one write evicts: bounds the transaction. */
+const EVICT_MAX_PER_WRITE = 1_000;
+
+export interface WriteArgs {
+  storage: string;
+  key: string;
+  record: CacheRecord;
+  prepared: PreparedRecord;
+  /** Bytes charged (recordSize). */
+  size: number;
+  /** Body id of the stored body this record's body reads from (an overwrite re-storing it), or -1. */
+  sourceBodyId: number;
+  now: number;
+  maxBytes: number;
+  chunkSize: number;
+}
+
+export interface WriteResult {
+  stored: boolean;
+  evicted: number;
+}
+
+export function writeRecord(dbs: LmdbDbs, args: WriteArgs): WriteResult {
+  const { storage, key, record, size, now, maxBytes } = args;
+  const old = readHousekeeping(dbs, storage);
+  const oldSize = old ? old.s : 0;
+  let evicted = 0;
+  if (readCount(dbs, INFO.bytes) - oldSize + size > maxBytes) {
+    const target = Math.max(0, Math.floor(maxBytes * LOW_WATER) - size) + oldSize;
+    evicted = evict(dbs, { target, now, exclude: storage, protectBodyId: args.sourceBodyId, maxEntries: EVICT_MAX_PER_WRITE });
+    // Still no room: keep the evictions (they commit), skip this record, drop the one it replaces.
+    if (readCount(dbs, INFO.bytes) - oldSize + size > maxBytes) {
+      if (old !== undefined) removeEntry(dbs, storage, old ?? undefined);
+      return { stored: false, evicted };
+    }
+  }
+  let bodyId = 0;
+  let chunkCount = 0;
+  if (record.kind === 'entry') {
+    // A new body id for every write, so an overwrite never mixes chunks and a reader of the old body never
+    // sees new bytes. The counter lives in `info`, so it is unique across processes.
+    bodyId = Math.max(1, readCount(dbs, INFO.nextBodyId));
+    dbs.info.putSync(INFO.nextBodyId, bodyId + 1);
+    chunkCount = writeChunks(dbs, bodyId, record.body, args.chunkSize);
+  }
+  // The old record goes after the copy: an overwrite may be re-storing the very body it replaces.
+  if (old !== undefined) removeEntry(dbs, storage, old ?? undefined);
+  dbs.meta.putSync(storage, finishRecord(args.prepared, bodyId));
+  const deletable = record.kind === 'entry' && Number.isFinite(record.meta.deletableAt) ? record.meta.deletableAt : null;
+  const tags = record.kind === 'entry' ? [...new Set(record.meta.tags.map(storageKey))] : [];
+  const hk: Housekeeping = { a: now, s: size, b: bodyId, c: chunkCount, d: deletable, t: tags };
+  dbs.atime.putSync(storage, hk);
+  dbs.lru.putSync([now, storage], EMPTY);
+  if (deletable !== null) dbs.expiry.putSync([deletable, storage], EMPTY);
+  for (const tag of tags) dbs.tags.putSync(tag, storage);
+  if (isHashedKey(storage)) dbs.longKeys.putSync(storage, key);
+  addCount(dbs, INFO.bytes, size);
+  addCount(dbs, INFO.entries, 1);
+  return { stored: true, evicted };
+}
+
+/** Writes a body as chunkSize pieces, never holding more than one chunk of its own. Returns the chunk count. */
+function writeChunks(dbs: LmdbDbs, bodyId: number, body: Body, chunkSize: number): number {
+  let staging: Buffer | undefined;
+  let fill = 0;
+  let index = 0;
+  let total = 0;
+  // putSync inside a write transaction copies the value into the transaction at once, so staging is reused.
+  for (const part of bodyChunks(body)) {
+    total += part.length;
+    let offset = 0;
+    while (offset < part.length) {
+      if (fill === 0 && part.length - offset >= chunkSize) {
+        dbs.bodies.putSync([bodyId, index++], part.subarray(offset, offset + chunkSize));
+        offset += chunkSize;
+        continue;
+      }
+      staging ??= Buffer.allocUnsafe(chunkSize);
+      const copied = part.copy(staging, fill, offset, Math.min(part.length, offset + chunkSize - fill));
+      fill += copied;
+      offset += copied;
+      if (fill === chunkSize) {
+        dbs.bodies.putSync([bodyId, index++], staging);
+        fill = 0;
+      }
+    }
+  }
+  if (fill > 0 && staging) dbs.bodies.putSync([bodyId, index++], staging.subarray(0, fill));
+  if (total !== body.length || index !== chunkCountFor(body.length, chunkSize)) {
+    throw new Error(`body yielded ${total} bytes, expected ${body.length}`);
+  }
+  return index;
+}

@@ -1,0 +1,45 @@
+/**
+ * Assembles the cache from the configuration: the memory tier (with its eviction policy), the LMDB disk tier
+ * in --data-dir unless --disk-max is 0, and how they are written (through or spill).
+ */
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { CacheStore } from '../cache-store/cache-store.js';
+import type { CacheRecord } from '../cache-store/entry.js';
+import { LmdbTier } from '../cache-store/lmdb-tier.js';
+import { MemoryTier } from '../cache-store/memory-tier.js';
+import type { EdgecacheConfig } from '../config/settings.js';
+import type { Freshness } from '../policies/freshness.js';
+
+export interface StoreDependencies {
+  config: EdgecacheConfig;
+  freshness: Freshness;
+  log: Logger;
+  now: () => number;
+  /** Whether this process runs the disk tier's periodic expiry sweep (one process per data directory). */
+  sweeper: boolean;
+}
+
+export function buildStore({ config, freshness, log, now, sweeper }: StoreDependencies): CacheStore {
+  let disk: LmdbTier | undefined;
+  const spill = (key: string, record: CacheRecord): void => {
+    disk?.set(key, record);
+  };
+  const memory = new MemoryTier({
+    maxBytes: config.memoryMax,
+    policy: config.eviction,
+    now,
+    ...(config.diskWrite === 'spill' && { onEvict: spill }),
+  });
+  if (config.diskMax > 0) {
+    disk = new LmdbTier({
+      path: path.resolve(config.dataDir, 'lmdb'),
+      maxBytes: config.diskMax,
+      restorePolicy: (object) => freshness.restorePolicy(object),
+      now,
+      log: log.child({ component: 'disk' }),
+      sweeper,
+    });
+  }
+  return new CacheStore({ memory, lower: disk ? [disk] : [], maxVariants: config.maxVariants, writeMode: config.diskWrite });
+}

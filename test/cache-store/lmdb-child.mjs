@@ -1,0 +1,149 @@
+// A second process for the LMDB tier tests. Loads the transpiled tier from $TIER_MODULE (see child-build.ts).
+//   node lmdb-child.mjs burst <path>   write entries forever, printing "committed <n>" after each commit
+//   node lmdb-child.mjs share <path>   read the parent's entry, write a few, wait for "exit" on stdin
+//   node lmdb-child.mjs fail <path>    run under a file-size limit: writes that cannot grow the file fail
+import { createHash, randomBytes } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import CachePolicy from 'http-cache-semantics';
+
+const [mode, path] = process.argv.slice(2);
+const { LmdbTier } = await import(process.env.TIER_MODULE);
+
+const unhandled = [];
+process.on('unhandledRejection', (err) => unhandled.push(String(err)));
+
+const lines = [];
+const log = {
+  info: (obj, msg) => lines.push({ level: 'info', msg }),
+  warn: (obj, msg) => lines.push({ level: 'warn', msg }),
+  error: (obj, msg) => lines.push({ level: 'error', msg }),
+};
+
+function sha256(body) {
+  return createHash('sha256').update(body).digest('hex');
+}
+
+function entry(key, body, tags = []) {
+  const now = Date.now();
+  const headers = { 'content-type': 'application/octet-stream', 'cache-control': 'max-age=3600', 'x-body-sha256': sha256(body) };
+  const policy = new CachePolicy({ method: 'GET', url: '/', headers: { host: 'child.test' } }, { status: 200, headers }, { shared: true });
+  const lifetime = 3_600_000;
+  const meta = {
+    key,
+    primaryKey: key,
+    status: 200,
+    headers,
+    storedAt: now,
+    vary: null,
+    tags,
+    deletableAt: now + lifetime,
+    ageBase: now,
+    lifetime,
+    freshUntil: now + lifetime,
+    staleWhileRevalidate: 0,
+    staleIfError: 0,
+    mustRevalidate: false,
+    hasValidator: false,
+  };
+  return { kind: 'entry', meta, body, policy };
+}
+
+function bodyDigest(body) {
+  const hash = createHash('sha256');
+  if (Buffer.isBuffer(body)) hash.update(body);
+  else for (const chunk of body.chunks(0, body.length)) hash.update(chunk);
+  return hash.digest('hex');
+}
+
+function open(maxBytes) {
+  return new LmdbTier({
+    path,
+    maxBytes,
+    now: Date.now,
+    restorePolicy: (obj) => CachePolicy.fromObject(obj),
+    log,
+    sweepIntervalMs: 0,
+    atimeFlushMs: 0,
+  });
+}
+
+function send(message) {
+  process.stdout.write(JSON.stringify(message) + '\n');
+}
+
+if (mode === 'burst') {
+  // Overwrites (40 keys), evictions (8 MiB budget) and bodies of 0 to ~700 KB, committed in groups of 8.
+  const tier = open(8 * 1024 * 1024);
+  for (let n = 0; ; ) {
+    for (let i = 0; i < 8; i++, n++) {
+      const key = `burst.test/${n % 40}`;
+      const body = randomBytes(Math.floor(Math.random() * 700_000));
+      tier.set(key, entry(key, body, [`group-${n % 3}`]));
+    }
+    await tier.flushed();
+    send({ committed: n });
+  }
+} else if (mode === 'share') {
+  const tier = open(64 * 1024 * 1024);
+  const fromParent = tier.get('parent.test/p');
+  const written = {};
+  for (const [key, size] of [
+    ['child.test/small', 10_000],
+    ['child.test/big', 1_500_000],
+    ['child.test/' + 'long/'.repeat(500), 3_000],
+  ]) {
+    const e = entry(key, randomBytes(size), ['shared']);
+    tier.set(key, e);
+    written[key] = e.meta.headers['x-body-sha256'];
+  }
+  await tier.flushed();
+  send({
+    parentEntry: fromParent ? { key: fromParent.meta.key, digest: bodyDigest(fromParent.body), header: fromParent.meta.headers['x-body-sha256'] } : null,
+    written,
+  });
+  for await (const line of createInterface({ input: process.stdin })) if (line === 'exit') break;
+  await tier.close();
+  process.stdin.destroy();
+  send({ closed: true, unhandled });
+} else if (mode === 'fail') {
+  const tier = open(256 * 1024 * 1024);
+  const early = {};
+  for (let i = 0; i < 5; i++) {
+    const e = entry(`early.test/${i}`, randomBytes(1_000));
+    tier.set(`early.test/${i}`, e);
+    early[`early.test/${i}`] = e.meta.headers['x-body-sha256'];
+  }
+  await tier.flushed();
+  // Each of these needs ~1 MB of new pages: more than the file may grow.
+  let threw = null;
+  try {
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 6; i++) tier.set(`big.test/${round}/${i}`, entry(`big.test/${round}/${i}`, randomBytes(1_000_000)));
+      await tier.flushed();
+    }
+  } catch (err) {
+    threw = String(err);
+  }
+  const earlyOk = Object.entries(early).every(([key, digest]) => {
+    const got = tier.get(key);
+    return got !== undefined && bodyDigest(got.body) === digest;
+  });
+  const bigFound = Array.from({ length: 6 }, (_, i) => tier.get(`big.test/0/${i}`) !== undefined).filter(Boolean).length;
+  await tier.flushAccessTimes();
+  // A delete that fails with the write it was batched with must not let the entry come back: it is hidden, and
+  // retried (alone) a second later.
+  tier.set('big.test/with-delete', entry('big.test/with-delete', randomBytes(1_000_000)));
+  tier.delete('early.test/0');
+  await tier.flushed();
+  const hiddenAfterFailedDelete = tier.get('early.test/0') === undefined && !tier.keys('early.test/').includes('early.test/0');
+  await new Promise((resolve) => setTimeout(resolve, 1_300));
+  await tier.flushed();
+  // The last commit before close() fails: close() must still finish.
+  tier.set('big.test/last', entry('big.test/last', randomBytes(1_000_000)));
+  await tier.flushed();
+  const stats = tier.stats();
+  await tier.close();
+  send({ stats, earlyOk, bigFound, hiddenAfterFailedDelete, threw, unhandled, lines });
+} else {
+  throw new Error(`unknown mode ${mode}`);
+}

@@ -1,0 +1,14 @@
+import { MemoryTier } from '../../cache-store/memory-tier.js';
+import { runTierSuite, type TierContext, type TierHarness } from './tier-suite.js';
+
+function memoryHarness(policy?: 'lru') {
+  return async ({ maxBytes, now }: TierContext): Promise<TierHarness> => {
+    const tier = new MemoryTier({ maxBytes, now, ...(policy ? { policy } : {}) });
+    return { tier, settle: async () => undefined, dispose: async () => tier.close() };
+  };
+}
+
+// MemoryTier.get returns entries past deletableAt (it leaves them to its policy), so the expiry case does not run
+// for it. Its default policy admits by frequency, so only the LRU run checks recency.
+runTierSuite('MemoryTier (default policy)', memoryHarness(), { expires: false, recency: false });
+runTierSuite('MemoryTier (lru)', memoryHarness('lru'), { expires: false, recency: true });

@@ -98,10 +98,12 @@ export async function runPrimary(config: EdgecacheConfig, log: Logger): Promise<
     const parts = await Promise.all([...peers.values()].map((peer) => peer.call<Record<string, unknown>>('stats', {}, 5_000).catch(() => undefined)));
     const total: Record<string, unknown> = { workers: peers.size };
     const memory: Record<string, unknown> = { name: 'memory' };
+    const processes: Array<Record<string, unknown>> = [];
     let disk: unknown;
     for (const part of parts) {
       if (part === undefined) continue;
-      const { tiers, ...counters } = part as { tiers?: Record<string, Record<string, unknown>> };
+      const { tiers, pid, ...counters } = part as { tiers?: Record<string, Record<string, unknown>>; pid?: number } & Record<string, unknown>;
+      processes.push({ pid, hits: counters.hits, misses: counters.misses, originFetches: counters.originFetches, coalesced: counters.coalesced });
       sumInto(total, counters);
       if (tiers?.memory) {
         sumInto(memory, tiers.memory);
@@ -110,7 +112,7 @@ export async function runPrimary(config: EdgecacheConfig, log: Logger): Promise<
       disk ??= tiers?.disk;
     }
     sumInto(total, stats.toJSON());
-    return { ...total, tiers: disk === undefined ? { memory } : { memory, disk } };
+    return { ...total, tiers: disk === undefined ? { memory } : { memory, disk }, processes };
   };
 
   const listening = new Promise<void>((resolve) => {

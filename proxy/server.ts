@@ -181,6 +181,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
 
   const startedAt = Date.now();
   const snapshot = async (): Promise<Record<string, unknown>> => ({
+    pid: process.pid,
     uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
     ...stats.toJSON(),
     tiers: Object.fromEntries(store.stats().map((t) => [t.name, t])),

@@ -1,0 +1,74 @@
+/** Runs the compiled `edgecache` command as a child process, as users do, and waits for it to listen. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+
+export const CLI = new URL('../../dist/proxy/cli.js', import.meta.url).pathname;
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+    server.on('error', reject);
+  });
+}
+
+export async function waitForPort(port: number, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = net.connect(port, '127.0.0.1', () => {
+        socket.end();
+        resolve(true);
+      });
+      socket.on('error', () => resolve(false));
+    });
+    if (open) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`nothing listening on ${port} after ${ms} ms`);
+}
+
+export interface RunningCli {
+  process: ChildProcess;
+  port: number;
+  adminPort: number;
+  url: string;
+  adminUrl: string;
+  output: () => string;
+  /** SIGTERM and wait for exit; resolves with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export async function startCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunningCli> {
+  const port = await freePort();
+  const adminPort = await freePort();
+  const child = spawn(process.execPath, [CLI, '--port', String(port), '--host', '127.0.0.1', '--admin-port', String(adminPort), '--log-level', 'warn', ...args], {
+    env: { PATH: process.env.PATH, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  await Promise.race([
+    Promise.all([waitForPort(port), waitForPort(adminPort)]),
+    exited.then((code) => {
+      throw new Error(`edgecache exited with ${code} before listening:\n${output}`);
+    }),
+  ]);
+  return {
+    process: child,
+    port,
+    adminPort,
+    url: `http://127.0.0.1:${port}`,
+    adminUrl: `http://127.0.0.1:${adminPort}`,
+    output: () => output,
+    stop: async (signal = 'SIGTERM') => {
+      if (child.exitCode !== null) return child.exitCode;
+      child.kill(signal);
+      return exited;
+    },
+  };
+}

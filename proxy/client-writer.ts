@@ -8,7 +8,7 @@ import type { CacheEntry } from '../cache-store/entry.js';
 import { appendCacheStatus, formatCacheStatus, type CacheStatusFields, type ForwardReason, type XCache } from './cache-status.js';
 import { CACHE_ONLY_RESPONSE_FIELDS, VIA } from './headers.js';
 import { gatewayError } from './origin-client.js';
-import type { FillConsumer, FillOutcome, OriginFill } from './origin-fill.js';
+import type { FillConsumer, FillOutcome, OriginFill, StreamedHead } from './origin-fill.js';
 import { clientValidatorsMatch, writeError } from './respond.js';
 import type { ProxyStats } from './stats.js';
 
@@ -27,6 +27,33 @@ export interface ClientWriterContext {
 }
 
 type WireValue = string | string[];
+
+/**
+ * The relayed response's headers for one (forward reason, collapsed) pair, built once per response: a
+ * thousand collapsed waiters share one array instead of rebuilding it each.
+ */
+function missHeaders(outcome: StreamedHead, forward: ForwardReason, collapsed: boolean): WireValue[] {
+  const cacheKey = `${forward}|${collapsed}`;
+  const cached = outcome.wire?.get(cacheKey);
+  if (cached) return cached;
+  const cacheStatus = formatCacheStatus({
+    fwd: forward,
+    fwdStatus: outcome.status,
+    stored: outcome.stored,
+    ...(collapsed && { collapsed: true }),
+    ...(outcome.reason && { detail: outcome.reason }),
+  });
+  const headers: WireValue[] = [];
+  for (const name in outcome.headers) {
+    if (name === 'cache-status' || name === 'via' || name === 'x-cache' || CACHE_ONLY_RESPONSE_FIELDS.has(name)) continue;
+    headers.push(name, outcome.headers[name] as WireValue);
+  }
+  const via = outcome.headers.via;
+  headers.push('via', via === undefined ? VIA : `${Array.isArray(via) ? via.join(', ') : via}, ${VIA}`);
+  headers.push('x-cache', 'MISS', 'cache-status', appendCacheStatus(outcome.headers['cache-status'], cacheStatus));
+  (outcome.wire ??= new Map()).set(cacheKey, headers);
+  return headers;
+}
 
 export class ClientWriter implements FillConsumer {
   private bodyless = false;
@@ -86,22 +113,7 @@ export class ClientWriter implements FillConsumer {
       return;
     }
     ctx.stats.misses++;
-    const cacheStatus = formatCacheStatus({
-      fwd: ctx.forward,
-      fwdStatus: outcome.status,
-      stored: outcome.stored,
-      ...(ctx.collapsed && { collapsed: true }),
-      ...(outcome.reason && { detail: outcome.reason }),
-    });
-    const headers: WireValue[] = [];
-    for (const name in outcome.headers) {
-      if (name === 'cache-status' || name === 'via' || name === 'x-cache' || CACHE_ONLY_RESPONSE_FIELDS.has(name)) continue;
-      headers.push(name, outcome.headers[name] as WireValue);
-    }
-    const via = outcome.headers.via;
-    headers.push('via', via === undefined ? VIA : `${Array.isArray(via) ? via.join(', ') : via}, ${VIA}`);
-    headers.push('x-cache', 'MISS', 'cache-status', appendCacheStatus(outcome.headers['cache-status'], cacheStatus));
-
+    const headers = missHeaders(outcome, ctx.forward, ctx.collapsed);
     if (outcome.status === 200 && clientValidatorsMatch(req.headers, outcome.headers)) {
       const kept: WireValue[] = [];
       for (let i = 0; i < headers.length; i += 2) {

@@ -36,6 +36,8 @@ export interface StreamedHead {
   /** May be handed to waiters: stored, or storable but for its size or framing. */
   shareable: boolean;
   contentLength: number | undefined;
+  /** Wire-ready header arrays, built once per response by the client writer. */
+  wire?: Map<string, Array<string | string[]>>;
 }
 
 /** The fill ended in a stored entry that consumers serve from the cache instead of a stream. */

@@ -199,7 +199,8 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     pipeline,
     snapshot,
     async listen() {
-      await app.listen({ port: config.port, host: config.host });
+      // A deep accept queue: a burst of new connections (a thousand clients at once) must not overflow it.
+      await app.listen({ port: config.port, host: config.host, backlog: 4096 });
       await admin?.listen({ port: config.adminPort, host: config.adminHost });
       return {
         port: (app.server.address() as AddressInfo).port,

@@ -64,11 +64,19 @@ export function recordSize(record: CacheRecord): number {
 }
 
 /**
+ * How long an entry without a validator is kept past its stale windows, for requests that accept stale
+ * responses (max-stale): like nginx's proxy_cache_path inactive=10m. Every tier treats it as gone after that.
+ */
+export const STALE_KEEP_MS = 10 * 60_000;
+
+/**
  * When an entry stops being useful: never while it has a validator (a stale copy can be revalidated cheaply);
- * otherwise once no stale use is left (stale-while-revalidate, stale-if-error, or the operator's grace).
+ * otherwise once no stale use is left (stale-while-revalidate, stale-if-error, the operator's grace, and the
+ * keep period for max-stale requests).
  */
 export function deletableAt(lifetimes: Lifetimes, grace = 0): number {
   if (lifetimes.hasValidator) return Infinity;
   if (lifetimes.mustRevalidate) return lifetimes.freshUntil;
-  return lifetimes.freshUntil + Math.max(lifetimes.staleWhileRevalidate, lifetimes.staleIfError, lifetimes.sharedMaxAge ? 0 : grace);
+  const staleUse = Math.max(lifetimes.staleWhileRevalidate, lifetimes.staleIfError, lifetimes.sharedMaxAge ? 0 : grace);
+  return lifetimes.freshUntil + staleUse + (lifetimes.sharedMaxAge ? 0 : STALE_KEEP_MS);
 }

@@ -6,6 +6,7 @@ const PLACEHOLDER: Record<SettingSpec['kind'], string> = {
   url: 'URL',
   port: 'PORT',
   int: 'N',
+  processes: 'N',
   size: 'SIZE',
   duration: 'DURATION',
   boolean: '',

@@ -4,6 +4,7 @@
  * ConfigError whose message is one line naming the setting as the user wrote it.
  */
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { Type, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { SETTINGS, SETTING_NAMES, envName, flagName, type EdgecacheConfig, type SettingName, type SettingSpec } from './settings.js';
@@ -44,6 +45,7 @@ const EXPECTED: Record<SettingSpec['kind'], string> = {
   url: 'an http:// or https:// URL',
   port: 'a port number (0-65535)',
   int: 'an integer',
+  processes: 'a number of processes or auto',
   size: 'a size like 64mb, 1gib or a number of bytes',
   duration: 'a duration like 500ms, 30s, 5m or a number of seconds',
   boolean: 'true or false',
@@ -53,6 +55,11 @@ const EXPECTED: Record<SettingSpec['kind'], string> = {
 
 function expected(spec: SettingSpec): string {
   return spec.kind === 'enum' ? `one of ${spec.values?.join(', ')}` : EXPECTED[spec.kind];
+}
+
+function integer(raw: string | number | boolean): number | undefined {
+  const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\s*-?\d+\s*$/.test(raw) ? Number(raw) : NaN;
+  return Number.isSafeInteger(n) ? n : undefined;
 }
 
 /** Text (flag, env) or JSON value (file) to the setting's type; undefined when it cannot be read. */
@@ -72,12 +79,12 @@ function coerce(spec: SettingSpec, raw: unknown): unknown {
         return undefined;
       }
     }
+    case 'processes':
+      return raw === 'auto' ? availableParallelism() : integer(raw);
     case 'port':
     case 'int':
-    case 'percent': {
-      const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\s*-?\d+\s*$/.test(raw) ? Number(raw) : NaN;
-      return Number.isSafeInteger(n) ? n : undefined;
-    }
+    case 'percent':
+      return integer(raw);
     case 'size':
       return typeof raw === 'boolean' ? undefined : parseSize(raw);
     case 'duration':
@@ -100,6 +107,7 @@ function schemaFor(spec: SettingSpec): TSchema {
     case 'percent':
       return Type.Integer({ minimum: 0, maximum: 100 });
     case 'int':
+    case 'processes':
     case 'size':
     case 'duration':
       return Type.Integer({ minimum: 0, ...range });

@@ -4,7 +4,7 @@
  * are all derived from this table, so they cannot drift apart.
  */
 
-export type SettingKind = 'string' | 'url' | 'port' | 'int' | 'size' | 'duration' | 'boolean' | 'enum' | 'percent';
+export type SettingKind = 'string' | 'url' | 'port' | 'int' | 'processes' | 'size' | 'duration' | 'boolean' | 'enum' | 'percent';
 
 export interface EdgecacheConfig {
   origin: string;
@@ -94,12 +94,13 @@ export const SETTINGS = {
       'through: every stored response is also written to disk, asynchronously, off the response path (survives a crash). spill: only what the memory tier evicts is written (fewer writes; a crash loses memory-only entries).',
   },
   workers: {
-    kind: 'int',
-    default: 1,
+    kind: 'processes',
+    default: 'auto',
     min: 1,
     max: 64,
+    placeholder: 'N|auto',
     description:
-      'Worker processes (node:cluster) sharing the proxy port and the disk tier. Each has its own memory tier; a cold key still costs one origin fetch, and purges reach every worker. The admin API runs in the primary.',
+      'Worker processes (node:cluster) sharing the proxy port and the disk tier; auto is one per CPU core. Each has its own memory tier (--memory-max each); a cold key still costs one origin fetch, and purges reach every worker. With more than one, the admin API runs in the cluster primary.',
   },
   memoryMax: {
     kind: 'size',

@@ -6,9 +6,9 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import type { PurgeSelector } from '../cache-store/cache-store.js';
 import type { EdgecacheConfig } from '../config/settings.js';
 import { buildAdmin } from './admin.js';
+import type { PurgeRequest } from './coordinator.js';
 import { RpcPeer, workerChannel } from './ipc.js';
 import { ProxyStats } from './stats.js';
 
@@ -35,6 +35,7 @@ export async function runPrimary(config: EdgecacheConfig, log: Logger): Promise<
   const locks = new Map<string, Lock>();
   const stats = new ProxyStats();
   let stopping = false;
+  let admin: ReturnType<typeof buildAdmin> | undefined;
 
   const releaseLock = (key: string, stored: boolean): void => {
     const lock = locks.get(key);
@@ -43,12 +44,14 @@ export async function runPrimary(config: EdgecacheConfig, log: Logger): Promise<
     for (const wake of lock.waiters) wake({ owner: false, stored });
   };
 
-  const broadcastPurge = async (selector: PurgeSelector, soft: boolean): Promise<number> => {
-    const live = [...peers.values()];
-    if (live.length === 0) throw new Error('no worker is running');
-    // The first worker purges the shared disk tier too; the others only their own memory tier.
-    const counts = await Promise.all(live.map((peer, i) => peer.call<number>('purge', { selector, soft, memoryOnly: i > 0 }, 120_000)));
-    return Math.max(0, ...counts);
+  const broadcastPurge = async (request: PurgeRequest): Promise<number> => {
+    const [first, ...others] = [...peers.values()];
+    if (first === undefined) throw new Error('no worker is running');
+    // One worker purges the shared disk tier (and its memory) and waits for the deletes to commit; only then do
+    // the others purge their memory, so none of them can copy a purged entry back from disk in between.
+    const shared = await first.call<number>('purge', { request, memoryOnly: false }, 120_000);
+    const counts = await Promise.all(others.map((peer) => peer.call<number>('purge', { request, memoryOnly: true }, 120_000)));
+    return Math.max(shared, ...counts);
   };
 
   let sweeperId: number | undefined;
@@ -72,10 +75,7 @@ export async function runPrimary(config: EdgecacheConfig, log: Logger): Promise<
         if (locks.get(key)?.holder === worker.id) releaseLock(key, stored);
         return true;
       }
-      if (op === 'purge') {
-        const { selector, soft } = payload as { selector: PurgeSelector; soft: boolean };
-        return broadcastPurge(selector, soft);
-      }
+      if (op === 'purge') return broadcastPurge(payload as PurgeRequest);
       throw new Error(`unknown operation ${op}`);
     });
     peers.set(worker.id, peer);
@@ -115,22 +115,6 @@ export async function runPrimary(config: EdgecacheConfig, log: Logger): Promise<
     return { ...total, tiers: disk === undefined ? { memory } : { memory, disk }, processes };
   };
 
-  const listening = new Promise<void>((resolve) => {
-    let count = 0;
-    cluster.on('listening', () => {
-      if (++count === config.workers) resolve();
-    });
-  });
-  for (let i = 0; i < config.workers; i++) fork();
-
-  const admin = buildAdmin({ snapshot, healthy: async () => peers.size > 0, stats, log, purge: broadcastPurge, token: config.adminToken });
-  await admin.listen({ port: config.adminPort, host: config.adminHost });
-  await listening;
-  log.info(
-    { port: config.port, adminPort: (admin.server.address() as AddressInfo).port, workers: config.workers, origin: config.origin },
-    `edgecache listening on http://${config.host}:${config.port} with ${config.workers} workers, forwarding to ${config.origin}`,
-  );
-
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
@@ -146,11 +130,36 @@ export async function runPrimary(config: EdgecacheConfig, log: Logger): Promise<
     const force = setTimeout(() => {
       for (const worker of Object.values(cluster.workers ?? {})) worker?.kill('SIGKILL');
     }, 10_000);
-    void Promise.all([admin.close(), exited]).then(() => {
+    void Promise.all([admin?.close(), exited]).then(() => {
       clearTimeout(force);
       process.exit(0);
     });
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+
+  const listening = new Promise<void>((resolve) => {
+    let count = 0;
+    cluster.on('listening', () => {
+      if (++count === config.workers) resolve();
+    });
+  });
+  for (let i = 0; i < config.workers; i++) fork();
+
+  admin = buildAdmin({
+    snapshot,
+    healthy: async () => peers.size > 0,
+    stats,
+    log,
+    purge: (selector, soft) => broadcastPurge({ selector, soft }),
+    token: config.adminToken,
+  });
+  await admin.listen({ port: config.adminPort, host: config.adminHost });
+  const adminPort = (admin.server.address() as AddressInfo).port;
+  await listening;
+  log.info(
+    { port: config.port, adminPort, workers: config.workers, origin: config.origin },
+    `edgecache listening on http://${config.host}:${config.port} with ${config.workers} workers, forwarding to ${config.origin}`,
+  );
+
 }

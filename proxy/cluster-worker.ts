@@ -4,9 +4,8 @@
  * Purges go through the primary, which applies them in every worker.
  */
 import type { Logger } from 'pino';
-import type { PurgeSelector } from '../cache-store/cache-store.js';
 import type { EdgecacheConfig } from '../config/settings.js';
-import type { Coordinator, FillLease } from './coordinator.js';
+import type { Coordinator, FillLease, PurgeRequest } from './coordinator.js';
 import { RpcPeer, type Channel } from './ipc.js';
 import { createEdgecache, type CoordinatorContext, type Edgecache } from './server.js';
 
@@ -38,8 +37,8 @@ class ClusterCoordinator implements Coordinator {
     };
   }
 
-  purge(selector: PurgeSelector, soft: boolean): Promise<number> {
-    return this.peer.call<number>('purge', { selector, soft }, 120_000);
+  purge(request: PurgeRequest): Promise<number> {
+    return this.peer.call<number>('purge', request, 120_000);
   }
 }
 
@@ -49,8 +48,8 @@ export async function runWorker(config: EdgecacheConfig, log: Logger): Promise<v
   const peer = new RpcPeer(process as unknown as Channel, async (op, payload) => {
     if (op === 'stats') return edgecache?.snapshot() ?? {};
     if (op === 'purge') {
-      const { selector, soft, memoryOnly } = payload as { selector: PurgeSelector; soft: boolean; memoryOnly: boolean };
-      return context ? context.purgeLocally(selector, soft, memoryOnly) : 0;
+      const { request, memoryOnly } = payload as { request: PurgeRequest; memoryOnly: boolean };
+      return context ? context.purgeLocally(request, memoryOnly) : 0;
     }
     if (op === 'shutdown') {
       setImmediate(() => {

@@ -5,6 +5,14 @@
  */
 import type { PurgeSelector } from '../cache-store/cache-store.js';
 
+/** A purge, or an invalidation after an unsafe request (RFC 9111 §4.4), to apply in every process. */
+export interface PurgeRequest {
+  selector: PurgeSelector;
+  soft: boolean;
+  /** Counted as an invalidation rather than an operator's purge. */
+  invalidation?: boolean;
+}
+
 /** Either this process fetches the key (and releases when done), or another process already did. */
 export type FillLease = { owner: true; release(stored: boolean): void } | { owner: false; stored: boolean };
 
@@ -12,7 +20,7 @@ export interface Coordinator {
   /** Asks to be the process that fetches `key`; waits (at most `waitMs`) while another process does. */
   acquireFill(key: string, waitMs: number): Promise<FillLease>;
   /** Applies a purge in every process; resolves with the number of entries affected. */
-  purge(selector: PurgeSelector, soft: boolean): Promise<number>;
+  purge(request: PurgeRequest): Promise<number>;
   /** True when fills must be coordinated across processes (so callers can skip the work otherwise). */
   readonly shared: boolean;
 }
@@ -22,13 +30,13 @@ const OWNER: FillLease = { owner: true, release: () => undefined };
 export class LocalCoordinator implements Coordinator {
   readonly shared = false;
 
-  constructor(private readonly purgeLocally: (selector: PurgeSelector, soft: boolean) => Promise<number>) {}
+  constructor(private readonly purgeLocally: (request: PurgeRequest) => Promise<number>) {}
 
   acquireFill(): Promise<FillLease> {
     return Promise.resolve(OWNER);
   }
 
-  purge(selector: PurgeSelector, soft: boolean): Promise<number> {
-    return this.purgeLocally(selector, soft);
+  purge(request: PurgeRequest): Promise<number> {
+    return this.purgeLocally(request);
   }
 }

@@ -6,7 +6,6 @@
 import http from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import httpProxy, { type FastifyHttpProxyOptions } from '@fastify/http-proxy';
-import type { CacheStore } from '../cache-store/cache-store.js';
 import type { RequestTarget } from '../policies/cache-key.js';
 import { TAG_FIELDS } from '../policies/surrogate-keys.js';
 import { formatCacheStatus } from './cache-status.js';
@@ -25,7 +24,8 @@ const UNTRUSTED = new Set(['forwarded', 'x-forwarded-for', 'x-forwarded-host', '
 export interface PassthroughOptions {
   origin: string;
   originHost: string;
-  store: CacheStore;
+  /** Removes every variant of these URLs (primary keys) in every process; resolves with the count. */
+  invalidate: (keys: string[]) => Promise<number>;
   stats: ProxyStats;
   preserveHost: boolean;
   trustForwarded: boolean;
@@ -78,7 +78,7 @@ export const upgradeConstraint = {
 };
 
 export async function registerPassthrough(app: FastifyInstance, options: PassthroughOptions): Promise<void> {
-  const { store, stats } = options;
+  const { stats } = options;
   for (const method of PASSTHROUGH_METHODS) {
     if (!app.supportedMethods.includes(method)) app.addHttpMethod(method, { hasBody: true });
   }
@@ -139,11 +139,8 @@ export async function registerPassthrough(app: FastifyInstance, options: Passthr
           const target = options.targetOf(request);
           const keys = [target.key, ...relatedKeys(target, res.headers)];
           // Invalidate before the response is relayed, so the client's next request cannot see the old entry.
-          void Promise.all(keys.map((key) => store.invalidate(key))).then(
-            (counts) => {
-              stats.invalidations += counts.reduce((a, b) => a + b, 0);
-              reply.send(res.stream);
-            },
+          void options.invalidate(keys).then(
+            () => reply.send(res.stream),
             () => reply.send(res.stream),
           );
           return;

@@ -14,7 +14,7 @@ import { Freshness } from '../policies/freshness.js';
 import { buildAdmin } from './admin.js';
 import { buildStore } from './build-store.js';
 import { CachePipeline } from './cache-pipeline.js';
-import { LocalCoordinator, type Coordinator } from './coordinator.js';
+import { LocalCoordinator, type Coordinator, type PurgeRequest } from './coordinator.js';
 import { createHitPath } from './hit-path.js';
 import { createLogger } from './logger.js';
 import { OriginClient } from './origin-client.js';
@@ -28,7 +28,7 @@ export interface CoordinatorContext {
   store: CacheStore;
   stats: ProxyStats;
   /** Applies a purge in this process only (memoryOnly: leave the shared disk tier to another process). */
-  purgeLocally: (selector: PurgeSelector, soft: boolean, memoryOnly?: boolean) => Promise<number>;
+  purgeLocally: (request: PurgeRequest, memoryOnly?: boolean) => Promise<number>;
 }
 
 export interface EdgecacheOverrides {
@@ -85,15 +85,21 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     headersTimeout: config.originHeadersTimeout,
     bodyTimeout: config.originBodyTimeout,
   });
-  const purgeLocally = async (selector: PurgeSelector, soft: boolean, memoryOnly = false): Promise<number> => {
+  const purgeLocally = async ({ selector, soft, invalidation }: PurgeRequest, memoryOnly = false): Promise<number> => {
     const affected = await store.purge(selector, { soft, now: now(), memoryOnly });
+    // The purge has taken effect for every process only once the shared tiers have committed it.
+    if (!memoryOnly) await store.flush();
+    if (invalidation) {
+      stats.invalidations += affected;
+      return affected;
+    }
     stats.purges++;
     stats.purgedEntries += affected;
     log.info({ selector, soft, affected, memoryOnly }, 'purge');
     return affected;
   };
-  const coordinator = overrides.coordinator?.({ store, stats, purgeLocally }) ?? new LocalCoordinator((selector, soft) => purgeLocally(selector, soft));
-  const purge: Purger = (selector, soft) => coordinator.purge(selector, soft);
+  const coordinator = overrides.coordinator?.({ store, stats, purgeLocally }) ?? new LocalCoordinator((request) => purgeLocally(request));
+  const purge: Purger = (selector, soft) => coordinator.purge({ selector, soft });
   const pipeline = new CachePipeline({
     store,
     freshness,
@@ -158,7 +164,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
   await registerPassthrough(app, {
     origin: config.origin,
     originHost: origin.host,
-    store,
+    invalidate: (urls) => coordinator.purge({ selector: { urls }, soft: false, invalidation: true }),
     stats,
     preserveHost: config.preserveHost,
     trustForwarded: config.trustForwarded,

@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isChunked } from '../../cache-store/body.js';
-import { recordSize, type CacheEntry } from '../../cache-store/entry.js';
+import { recordSize, STALE_KEEP_MS, type CacheEntry } from '../../cache-store/entry.js';
 import { MissingChunkError } from '../../cache-store/lmdb-body.js';
 import { decodeRecord, FORMAT_VERSION, INFO, storageKey } from '../../cache-store/lmdb-codec.js';
 import { LmdbTier, type LmdbTierOptions } from '../../cache-store/lmdb-tier.js';
@@ -158,7 +158,7 @@ describe('LmdbTier: persistence and layout', () => {
     for (let i = 0; i < 1_200; i++) h.tier.set(`sweep.test/old/${i}`, fx.entry(`sweep.test/old/${i}`, { body: 10, maxAge: 10 }));
     for (let i = 0; i < 10; i++) h.tier.set(`sweep.test/live/${i}`, fx.entry(`sweep.test/live/${i}`, { body: 10, maxAge: 3600 }));
     await h.settle();
-    clock.advance(20_000);
+    clock.advance(STALE_KEEP_MS + 20_000);
     expect(await h.tier.sweep()).toBe(1_200);
     expect(h.tier.stats()).toMatchObject({ entries: 10, expired: 1_200 });
     expect(h.tier.checkIntegrity().problems).toEqual([]);
@@ -167,7 +167,7 @@ describe('LmdbTier: persistence and layout', () => {
       const tier = await h.reopen({ sweeper, sweepIntervalMs: 20 });
       for (let i = 0; i < 5; i++) tier.set(`sweep.test/t/${i}`, fx.entry(`sweep.test/t/${i}`, { body: 10, maxAge: 1 }));
       await tier.flushed();
-      clock.advance(5_000);
+      clock.advance(STALE_KEEP_MS + 5_000);
       const deadline = Date.now() + (sweeper ? 5_000 : 200);
       while (Date.now() < deadline && tier.stats().entries !== 10) await new Promise((resolve) => setTimeout(resolve, 10));
       expect(tier.stats().entries).toBe(sweeper ? 10 : 15);

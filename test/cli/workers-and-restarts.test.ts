@@ -96,6 +96,16 @@ describe('--workers 2', () => {
       const after = await Promise.all(Array.from({ length: 20 }, () => request(`${proxy.url}${cold}`, { headers: { connection: 'close' } })));
       expect(after.some((r) => r.headers['x-cache'] === 'HIT' && r.text === '/cold #1')).toBe(false);
       expect(origin.count(cold)).toBeGreaterThanOrEqual(2);
+
+      // A successful POST, whichever worker forwards it, invalidates the URL in every worker (RFC 9111 §4.4).
+      const fetchedBefore = origin.count(cold);
+      for (let i = 0; i < 20; i++) await request(`${proxy.url}${cold}`, { headers: { connection: 'close' } });
+      expect(origin.count(cold)).toBe(fetchedBefore);
+      const post = await request(`${proxy.url}${cold}`, { method: 'POST', body: 'x', headers: { connection: 'close' } });
+      expect(post.status).toBe(200);
+      const afterPost = await Promise.all(Array.from({ length: 20 }, () => request(`${proxy.url}${cold}`, { headers: { connection: 'close' } })));
+      const latest = `/cold #${origin.count(cold)}`;
+      expect(afterPost.every((r) => r.text === latest)).toBe(true);
     } finally {
       expect(await proxy.stop()).toBe(0);
     }

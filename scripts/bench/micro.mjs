@@ -1,0 +1,136 @@
+#!/usr/bin/env node
+// `npm run bench:micro -- [--runs N] [--time MS] [--filter TEXT] [--json]`: ops/s of the functions on edgecache's
+// request path (key building, header conversion, policy evaluation, Cache-Control parsing), from the compiled
+// modules in dist/ (run `npm run build` first). Each case is calibrated to about --time ms per run (default 200),
+// run --runs times (default 7) after a warm-up; the median is printed with the min-max spread.
+// Numbers are for spotting regressions between two builds on the same machine, not absolute costs; for less
+// noise pin it: `taskset -c 0 npm run bench:micro`.
+import { performance } from 'node:perf_hooks';
+import { parseCacheControl } from '../../dist/policies/cache-control.js';
+import { normalizeHost, parseRequestTarget, varyKey } from '../../dist/policies/cache-key.js';
+import { Freshness } from '../../dist/policies/freshness.js';
+import { endToEndResponseHeaders, originRequestHeaders } from '../../dist/proxy/headers.js';
+import { hitHeaders } from '../../dist/proxy/respond.js';
+
+const args = process.argv.slice(2);
+const opt = (name, dflt) => { const i = args.indexOf(`--${name}`); return i === -1 ? dflt : args[i + 1]; };
+if (args.includes('--help')) {
+  console.log('Usage: npm run bench:micro -- [--runs N (7)] [--time MS per run (200)] [--filter TEXT] [--json]');
+  process.exit(0);
+}
+const RUNS = Number(opt('runs', 7));
+const TIME_MS = Number(opt('time', 200));
+const FILTER = opt('filter', '');
+const JSON_OUT = args.includes('--json');
+
+// ------------------------------------------------------------------ realistic inputs
+const NOW = Date.UTC(2026, 10, 24, 12, 0, 0);
+const URLS = Array.from({ length: 8 }, (_, i) => `/assets/app.${i}c9f2e.js?v=${i}`);
+const HOSTS = ['www.example.com', 'WWW.Example.com', 'static.example.com:8080', 'cdn.example.net', 'api.example.org', '127.0.0.1:3000', 'img.example.com', 'example.com'];
+const RAW = (host) => ['Host', host, 'User-Agent', 'Mozilla/5.0 (X11; Linux x86_64) Chrome/130.0', 'Accept', '*/*', 'Accept-Encoding', 'gzip, deflate, br', 'Accept-Language', 'en-US,en;q=0.9'];
+const RAWS = HOSTS.map(RAW);
+const BROWSER = {
+  host: 'www.example.com',
+  'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36',
+  accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8',
+  'accept-encoding': 'gzip, deflate, br',
+  'accept-language': 'en-US,en;q=0.9',
+  connection: 'keep-alive',
+  cookie: 'session=abc123; theme=dark',
+  'if-none-match': '"abc"',
+  'x-forwarded-for': '10.0.0.1',
+};
+const CTX = { clientHost: 'www.example.com', hostHeader: 'www.example.com', clientAddress: '127.0.0.1', trustForwarded: false };
+const ORIGIN_RESPONSE = {
+  'content-type': 'application/javascript; charset=utf-8',
+  'content-length': '16384',
+  'cache-control': 'public, max-age=3600, stale-while-revalidate=60',
+  etag: '"5f2c-18c0e1a2b3"',
+  'last-modified': 'Mon, 01 Jan 2024 00:00:00 GMT',
+  date: new Date(NOW).toUTCString(),
+  vary: 'Accept-Encoding',
+  'content-encoding': 'br',
+  connection: 'keep-alive',
+  'keep-alive': 'timeout=5',
+  server: 'origin/1.0',
+  'x-request-id': '7d1c0e9a-5b7f-4c2e-9a51-0f3b2d1e8c44',
+};
+
+const freshness = new Freshness({ cacheSetCookie: false, staleIfErrorGrace: 0, now: () => NOW });
+const policyRequest = { method: 'GET', url: URLS[0], headers: BROWSER };
+const policyResponse = { status: 200, headers: endToEndResponseHeaders(ORIGIN_RESPONSE) };
+const policy = freshness.createPolicy(policyRequest, policyResponse);
+const lifetimes = freshness.lifetimes(policy, policyResponse, 0);
+
+/** A stored entry as the memory tier holds it: 16 KiB body, stored headers, lifetimes. */
+function makeEntry() {
+  const headers = endToEndResponseHeaders(ORIGIN_RESPONSE);
+  return {
+    kind: 'entry',
+    meta: { ...lifetimes, key: `www.example.com${URLS[0]}`, primaryKey: `www.example.com${URLS[0]}`, status: 200, headers, storedAt: NOW, vary: ['accept-encoding'], tags: [], deletableAt: Infinity },
+    body: Buffer.alloc(16384, 'x'),
+    policy,
+  };
+}
+const entry = makeEntry();
+const CC_SIMPLE = 'public, max-age=3600';
+const CC_COMPLEX = 'private, no-cache="set-cookie, x-foo", max-age=0, s-maxage=600, stale-while-revalidate=30, stale-if-error=86400, MUST-REVALIDATE';
+const RELOAD = { ...BROWSER, 'cache-control': 'max-age=0' };
+delete RELOAD['if-none-match'];
+const PLAIN = { ...BROWSER };
+delete PLAIN['if-none-match'];
+
+// ------------------------------------------------------------------ cases: fn(i) returns something (kept in a sink)
+const CASES = [
+  ['cache-key', 'parseRequestTarget', (i) => parseRequestTarget(URLS[i & 7], HOSTS[i & 7], RAWS[i & 7])],
+  ['cache-key', 'normalizeHost (memoized)', (i) => normalizeHost(HOSTS[i & 7])],
+  ['cache-key', 'varyKey (accept-encoding)', () => varyKey(['accept-encoding'], BROWSER)],
+  ['cache-key', 'varyKey (3 fields)', () => varyKey(['accept', 'accept-encoding', 'accept-language'], BROWSER)],
+  ['headers', 'originRequestHeaders (fill)', () => originRequestHeaders(BROWSER, CTX, true)],
+  ['headers', 'endToEndResponseHeaders', () => endToEndResponseHeaders(ORIGIN_RESPONSE)],
+  ['headers', 'hitHeaders (same second)', () => hitHeaders(entry, NOW + 1500)],
+  ['headers', 'hitHeaders (Age changes)', (i) => hitHeaders(entry, NOW + (i & 1023) * 1000)],
+  ['policy', 'Freshness.evaluate (no request directives)', () => freshness.evaluate(entry.meta, PLAIN, NOW + 5000)],
+  ['policy', 'Freshness.evaluate (max-age=0 reload)', () => freshness.evaluate(entry.meta, RELOAD, NOW + 5000)],
+  ['policy', 'createPolicy + notStorableReason', () => {
+    const p = freshness.createPolicy(policyRequest, policyResponse);
+    return freshness.notStorableReason(p, policyRequest, policyResponse) ?? p;
+  }],
+  ['cache-control', 'parseCacheControl (public, max-age)', () => parseCacheControl(CC_SIMPLE)],
+  ['cache-control', 'parseCacheControl (7 directives, quoted)', () => parseCacheControl(CC_COMPLEX)],
+];
+
+// ------------------------------------------------------------------ timing
+let sink = 0;
+function batch(fn, n) {
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) if (fn(i) === undefined) sink++;
+  return performance.now() - t0;
+}
+const median = (a) => { const s = [...a].sort((x, y) => x - y); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+
+const rows = [];
+for (const [group, name, fn] of CASES) {
+  if (FILTER && !`${group} ${name}`.toLowerCase().includes(FILTER.toLowerCase())) continue;
+  // warm-up and calibration: grow n until one batch takes >= 20 ms, then scale to TIME_MS per run
+  let n = 1000;
+  let ms = batch(fn, n);
+  while (ms < 20) { n *= 4; ms = batch(fn, n); }
+  n = Math.max(1, Math.round((n * TIME_MS) / ms));
+  batch(fn, n);
+  const opsPerSec = [];
+  for (let r = 0; r < RUNS; r++) opsPerSec.push((n / batch(fn, n)) * 1000);
+  const med = median(opsPerSec);
+  rows.push({ group, name, ops_per_sec: Math.round(med), ns_per_op: +(1e9 / med).toFixed(1), min: Math.round(Math.min(...opsPerSec)), max: Math.round(Math.max(...opsPerSec)), runs: RUNS, iterations: n });
+}
+
+if (JSON_OUT) {
+  console.log(JSON.stringify({ date: new Date().toISOString(), node: process.version, runs: RUNS, time_ms: TIME_MS, results: rows }, null, 1));
+} else {
+  const k = (x) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)}M` : `${(x / 1e3).toFixed(0)}k`);
+  console.log(`edgecache micro-benchmarks (node ${process.version}, ${RUNS} runs of ~${TIME_MS} ms, median)\n`);
+  console.log('| group | function | ops/s median | min–max | ns/op |');
+  console.log('|---|---|---:|---:|---:|');
+  for (const r of rows) console.log(`| ${r.group} | ${r.name} | ${k(r.ops_per_sec)} | ${k(r.min)}–${k(r.max)} | ${r.ns_per_op} |`);
+}
+if (sink < 0) console.log(sink);

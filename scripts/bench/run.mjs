@@ -1,0 +1,605 @@
+#!/usr/bin/env node
+// `npm run bench -- [options]`: edgecache's hit path (memory and disk tier) and cold-miss coalescing, measured
+// on loopback against a bare node:http ceiling and, optionally, nginx proxy_cache and Varnish. The method
+// (pinning, interleaving, freezing idle targets, medians) follows ../shared/bench/bench.sh, the team harness.
+// docs/benchmarks.md explains the modes and how to read the tables.
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { coalesceBurst, getJson } from './coalesce.mjs';
+import { renderCompare, renderReport } from './report.mjs';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, '../..');
+const HOST = '127.0.0.1';
+const HELP = `Usage: npm run bench -- [options]
+
+Modes (--modes, comma-separated; default memory,disk,coalesce):
+  memory    fresh memory-tier hits, one URL per size (--sizes, default 1k,64k,1m)
+  disk      hits served by the disk tier: a second edgecache with --memory-max 1mb, a working set of
+            --disk-urls distinct URLs (default 2048) rotated by a wrk Lua script, at --disk-sizes (default 16k);
+            edgecache with its normal memory tier and node-http run the same script for comparison
+  coalesce  --coalesce-n (1000) concurrent requests, one connection each, for a new URL whose origin response
+            takes --coalesce-delay ms (200); --coalesce-trials (3), --coalesce-sizes (1k)
+
+Options:
+  --peers nginx,varnish     also measure these (skipped with one line when not installed); default none
+  --reps N (5)  --duration S (10)  --warm S (3)  --connections N (64)
+  --edgecache-flags "..."   extra flags for every edgecache started (e.g. "--workers 2"); they come last, so they win
+  --disk-flags "..."        extra flags for the disk-mode edgecache only (after --memory-max 1mb --max-object-size 1mb)
+  --edgecache-cpus LIST     CPUs for edgecache (default 0; 0,1 gives 2 workers with --workers auto, sharing CPU 1 with wrk)
+  --out FILE.json           results (default bench-results/<timestamp>.json; a .md with the tables is written next to it)
+  --compare OLD.json        also print the ratio of each cell to an older run
+  --quick                   smoke run: 1 rep of 3 s, 1k only, 1 coalescing trial (about a minute)
+  --max-other-cpu PCT (25)  a run during which other processes used more CPU than this (on CPUs 0+1) is redone
+  --retries N (2)           ... at most N times, 5 s apart; the quietest attempt counts (0: never redo)
+  --no-freeze               do not SIGSTOP idle targets while another one is measured
+  --keep-tmp                keep the temp dir (logs, configs) instead of deleting it
+Needs: npm run build first, taskset, wrk (Debian: apt-get install -y wrk); nginx / varnish for --peers.
+`;
+
+// ------------------------------------------------------------------ options
+const DEFAULTS = {
+  modes: 'memory,disk,coalesce', peers: '', sizes: '1k,64k,1m', diskSizes: '16k', diskUrls: 2048, reps: 5, duration: 10,
+  warm: 3, connections: 64, coalesceN: 1000, coalesceDelay: 200, coalesceTrials: 3, coalesceSizes: '1k',
+  maxOtherCpu: 25, retries: 2, edgecacheFlags: '', diskFlags: '', edgecacheCpus: '0', out: '', compare: '', quick: false, freeze: true, keepTmp: false,
+};
+const QUICK = { reps: 1, duration: 3, warm: 1, sizes: '1k', coalesceTrials: 1 };
+const BOOLEAN = new Set(['quick', 'freeze', 'keepTmp', 'help']);
+
+function parseArgs(argv) {
+  const given = {};
+  for (let i = 0; i < argv.length; i++) {
+    let a = argv[i];
+    if (!a.startsWith('--')) throw new Error(`unexpected argument ${a} (see --help)`);
+    a = a.slice(2);
+    let value;
+    const eq = a.indexOf('=');
+    if (eq !== -1) [a, value] = [a.slice(0, eq), a.slice(eq + 1)];
+    let key = a.replace(/-([a-z])/g, (_, c) => c.toUpperCase());
+    if (key.startsWith('no') && BOOLEAN.has(key[2]?.toLowerCase() + key.slice(3))) {
+      key = key[2].toLowerCase() + key.slice(3);
+      value = false;
+    }
+    if (!(key in DEFAULTS) && key !== 'help') throw new Error(`unknown option --${a} (see --help)`);
+    if (BOOLEAN.has(key)) given[key] = value === undefined ? true : value !== false && value !== 'false';
+    else {
+      if (value === undefined) value = argv[++i];
+      if (value === undefined) throw new Error(`--${a} needs a value`);
+      given[key] = typeof DEFAULTS[key] === 'number' ? Number(value) : value;
+    }
+  }
+  if (given.help) return { help: true };
+  return { ...DEFAULTS, ...(given.quick ? QUICK : {}), ...given };
+}
+
+const list = (s) => String(s).split(',').map((x) => x.trim()).filter(Boolean);
+const words = (s) => (String(s).match(/"[^"]*"|'[^']*'|\S+/g) ?? []).map((w) => w.replace(/^(["'])(.*)\1$/, '$2'));
+const sizeBytes = (s) => {
+  const m = /^(\d+)([km]?)$/i.exec(s);
+  if (!m) throw new Error(`bad size ${s} (use e.g. 1k, 64k, 1m)`);
+  return Number(m[1]) * ({ k: 1024, m: 1048576 }[m[2].toLowerCase()] ?? 1);
+};
+
+// ------------------------------------------------------------------ small helpers
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const sleepSync = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+const stamp = () => new Date().toTimeString().slice(0, 8);
+const log = (...a) => console.error(`[${stamp()}]`, ...a);
+const PATHS = (process.env.PATH ?? '').split(':').concat(['/usr/local/sbin', '/usr/sbin', '/sbin']);
+const which = (bin) => PATHS.map((d) => path.join(d, bin)).find((p) => { try { fs.accessSync(p, fs.constants.X_OK); return fs.statSync(p).isFile(); } catch { return false; } });
+const firstLine = (cmd, args) => { const r = spawnSync(cmd, args, { encoding: 'utf8' }); return `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n')[0].trim(); };
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, HOST, () => { const { port } = s.address(); s.close(() => resolve(port)); });
+  });
+}
+
+function portOpen(port) {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: HOST, port });
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** GET through `agent`: status, body length, X-Cache. */
+function get(port, p, agent = false) {
+  return new Promise((resolve) => {
+    const req = http.get({ host: HOST, port, path: p, agent }, (res) => {
+      let len = 0;
+      res.on('data', (c) => { len += c.length; });
+      res.on('end', () => resolve({ status: res.statusCode, len, xcache: String(res.headers['x-cache'] ?? '') }));
+      res.on('error', (e) => resolve({ status: `ERR:${e.code}`, len, xcache: '' }));
+    });
+    req.on('error', (e) => resolve({ status: `ERR:${e.code}`, len: 0, xcache: '' }));
+    req.setTimeout(15_000, () => req.destroy(new Error('timeout')));
+  });
+}
+
+// ------------------------------------------------------------------ /proc
+/** Live (non-zombie) processes of a process group, with their CPU ticks. */
+function groupProcs(pgid) {
+  const out = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (d.charCodeAt(0) > 57) continue;
+    let st;
+    try { st = fs.readFileSync(`/proc/${d}/stat`, 'utf8'); } catch { continue; }
+    const f = st.slice(st.lastIndexOf(')') + 2).split(' '); // f[0] = field 3 (state)
+    if (Number(f[2]) === pgid && f[0] !== 'Z') out.push({ pid: Number(d), ticks: Number(f[11]) + Number(f[12]) });
+  }
+  return out;
+}
+const groupTicks = (pgid) => groupProcs(pgid).reduce((a, p) => a + p.ticks, 0);
+function groupRssKb(pgid) {
+  let kb = 0;
+  for (const { pid } of groupProcs(pgid)) {
+    try { kb += Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0); } catch { /* exited */ }
+  }
+  return kb;
+}
+/** CPU time of this process's waited-for children (wrk), in ticks. */
+function childTicks() {
+  const st = fs.readFileSync('/proc/self/stat', 'utf8');
+  const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+  return Number(f[13]) + Number(f[14]);
+}
+function cpuSnap() {
+  const out = {};
+  for (const l of fs.readFileSync('/proc/stat', 'utf8').split('\n')) {
+    const m = /^cpu(\d+) (.*)/.exec(l);
+    if (!m) continue;
+    const v = m[2].trim().split(/\s+/).map(Number);
+    const busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+    out[m[1]] = { busy, total: busy + v[3] + v[4] };
+  }
+  return out;
+}
+const cpuBusyPct = (a, b, cpu) => (a[cpu] && b[cpu] ? Math.round((100 * (b[cpu].busy - a[cpu].busy)) / (b[cpu].total - a[cpu].total)) : NaN);
+
+// ------------------------------------------------------------------ processes we start (each its own process group)
+const groups = [];
+let TMP = '';
+const extraDirs = []; // temp dirs outside TMP (Varnish's working dir on tmpfs)
+let cleaned = false;
+let opts;
+
+function launch(name, cpus, argv, { cwd = TMP, env = process.env } = {}) {
+  const logFile = path.join(TMP, `${name}.log`);
+  const fd = fs.openSync(logFile, 'a');
+  const child = spawn('taskset', ['-c', cpus, ...argv], { cwd, env, detached: true, stdio: ['ignore', fd, fd] });
+  fs.closeSync(fd);
+  const g = { name, pgid: child.pid, log: logFile, exited: null };
+  child.on('exit', (code, signal) => { g.exited = signal ?? code; });
+  child.on('error', (e) => { g.exited = e.message; });
+  groups.push(g);
+  return g;
+}
+
+const tail = (file, n = 8) => { try { return fs.readFileSync(file, 'utf8').trim().split('\n').slice(-n).join('\n'); } catch { return ''; } };
+
+async function waitReady(g, port, probe) {
+  for (let i = 0; i < 300; i++) {
+    if (g.exited !== null) throw new Error(`${g.name} exited (${g.exited}) before listening on :${port}:\n${tail(g.log)}`);
+    if (await portOpen(port)) break;
+    if (i === 299) throw new Error(`${g.name} did not open :${port} within 30 s; log ${g.log}:\n${tail(g.log)}`);
+    await sleep(100);
+  }
+  for (let i = 0; probe && i < 50; i++) {
+    if ((await get(port, probe)).status === 200) return;
+    await sleep(200);
+  }
+}
+
+function signalGroup(g, sig) { try { process.kill(-g.pgid, sig); } catch { /* gone */ } }
+
+function cleanupSync() {
+  if (cleaned) return;
+  cleaned = true;
+  for (const g of groups) { signalGroup(g, 'SIGCONT'); signalGroup(g, 'SIGTERM'); }
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline && groups.some((g) => groupProcs(g.pgid).length > 0)) sleepSync(100);
+  for (const g of groups) if (groupProcs(g.pgid).length > 0) signalGroup(g, 'SIGKILL');
+  for (const d of extraDirs) fs.rmSync(d, { recursive: true, force: true });
+  if (TMP && !opts?.keepTmp) fs.rmSync(TMP, { recursive: true, force: true });
+  else if (TMP) console.error(`temp dir kept: ${TMP}`);
+}
+
+// ------------------------------------------------------------------ targets
+/** name -> { name, port, adminPort?, group, cpus } */
+const targets = new Map();
+
+async function startEdgecache(name, originPort, extra) {
+  const port = await freePort();
+  const adminPort = await freePort();
+  const dataDir = path.join(TMP, `${name}-data`);
+  fs.mkdirSync(dataDir);
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('EDGECACHE_')));
+  const argv = ['node', path.join(ROOT, 'dist/proxy/cli.js'), '--origin', `http://${HOST}:${originPort}`, '--port', String(port),
+    '--host', HOST, '--admin-port', String(adminPort), '--log-level', 'warn', '--data-dir', dataDir, ...extra];
+  const g = launch(name, opts.edgecacheCpus, argv, { cwd: ROOT, env });
+  await waitReady(g, port, '/obj/1k/startup-probe');
+  targets.set(name, { name, port, adminPort, group: g, cpus: opts.edgecacheCpus, argv: argv.slice(1) });
+}
+
+async function startPeer(name, originPort, cpus) {
+  const port = await freePort();
+  const dir = path.join(TMP, name);
+  fs.mkdirSync(dir, { mode: 0o755 });
+  let argv;
+  if (name === 'nginx') {
+    const conf = fs.readFileSync(path.join(HERE, 'configs/nginx.conf.tmpl'), 'utf8')
+      .replaceAll('@PORT@', String(port)).replaceAll('@RUN@', dir).replaceAll('@ORIGIN_PORT@', String(originPort));
+    fs.writeFileSync(path.join(dir, 'nginx.conf'), conf);
+    argv = [which('nginx'), '-e', path.join(dir, 'error.log'), '-c', path.join(dir, 'nginx.conf'), '-p', dir];
+  } else {
+    const vcl = fs.readFileSync(path.join(HERE, 'configs/varnish.vcl'), 'utf8').replaceAll('@ORIGIN_PORT@', String(originPort));
+    fs.writeFileSync(path.join(dir, 'default.vcl'), vcl, { mode: 0o644 });
+    // The working dir holds Varnish's shared-memory log, rewritten all the time: on a disk it costs writeback I/O
+    // (about 50 MB/s here), so it goes on tmpfs, as Varnish recommends.
+    let work = path.join(dir, 'instance');
+    try { work = fs.mkdtempSync('/dev/shm/edgecache-bench-varnish-'); fs.chmodSync(work, 0o755); extraDirs.push(work); } catch { /* no /dev/shm */ }
+    argv = [which('varnishd'), '-F', '-n', work, '-a', `${HOST}:${port}`, '-f', path.join(dir, 'default.vcl'), '-s', 'malloc,512m', '-T', 'none'];
+  }
+  const g = launch(name, cpus, argv);
+  try {
+    await waitReady(g, port, '/obj/1k/startup-probe');
+  } catch (e) {
+    signalGroup(g, 'SIGKILL'); // not measured: it must not keep running beside the others
+    throw e;
+  }
+  targets.set(name, { name, port, group: g, cpus });
+}
+
+/** SIGSTOP every target except `keep` (the origin is never frozen), or SIGCONT them all. */
+function freezeOthers(keep) {
+  if (!opts.freeze) return;
+  for (const t of targets.values()) if (t.name !== keep) signalGroup(t.group, 'SIGSTOP');
+}
+function thawAll() {
+  for (const t of targets.values()) signalGroup(t.group, 'SIGCONT');
+}
+
+async function edgecacheStats(t) {
+  if (!t.adminPort) return null;
+  try { return await getJson(t.adminPort, '/stats'); } catch { return null; }
+}
+function statsDelta(a, b) {
+  if (!a || !b) return null;
+  const out = {};
+  for (const k of ['hits', 'misses', 'stale', 'bypass', 'originFetches', 'originErrors', 'coalesced', 'stored', 'notStored']) {
+    if (typeof b[k] === 'number') out[k] = b[k] - (a[k] ?? 0);
+  }
+  for (const [name, tier] of Object.entries(b.tiers ?? {})) {
+    out[`${name}.evictions`] = tier.evictions - (a.tiers?.[name]?.evictions ?? 0);
+    out[`${name}.entries`] = tier.entries;
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------ wrk
+let CLIENT_CPU = '1';
+
+function runWrk(url, seconds, script) {
+  return new Promise((resolve) => {
+    const args = ['-c', CLIENT_CPU, 'wrk', '-t1', `-c${opts.connections}`, `-d${seconds}s`, '--latency', ...(script ? ['-s', script] : []), url];
+    const child = spawn('taskset', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c) => { out += c; });
+    child.stderr.on('data', (c) => { out += c; });
+    const timer = setTimeout(() => child.kill('SIGKILL'), (seconds + 30) * 1000);
+    child.on('close', () => { clearTimeout(timer); resolve({ out, cmd: `taskset ${args.join(' ')}` }); });
+  });
+}
+
+function parseWrk(text) {
+  const ms = (v, unit) => Number(v) * ({ us: 0.001, ms: 1, s: 1000 }[unit] ?? 1);
+  const lat = (p) => { const m = new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s)`, 'm').exec(text); return m ? ms(m[1], m[2]) : NaN; };
+  const se = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
+  return {
+    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1] ?? NaN),
+    requests: Number(/(\d+) requests in/.exec(text)?.[1] ?? NaN),
+    p50_ms: lat(50), p99_ms: lat(99),
+    non2xx: Number(/Non-2xx or 3xx responses: (\d+)/.exec(text)?.[1] ?? 0),
+    sockerr: se ? se.slice(1).reduce((a, x) => a + Number(x), 0) : 0,
+  };
+}
+
+// ------------------------------------------------------------------ hit path
+let ORIGIN_PORT = 0;
+const originTotal = async () => (await getJson(ORIGIN_PORT, '/__count?path=/none')).total;
+const results = { version: 1, meta: {}, settings: {}, runs: [], checks: [], coalesce: [], notes: [] };
+
+function check(cell, target, what, ok, detail) {
+  results.checks.push({ mode: cell.mode, size: cell.size, target, what, ok, detail });
+  (ok ? log : (...a) => log('WARN', ...a))(`${cell.mode} ${cell.size} ${target}: ${what}: ${ok ? 'ok' : 'FAILED'} (${detail})`);
+}
+
+const diskPath = (size, i) => `/obj/${size}/ws-${i}`;
+
+async function warmMemory(cell, t) {
+  const want = sizeBytes(cell.size);
+  let r;
+  for (let i = 0; i < 6; i++) r = await get(t.port, cell.path);
+  if (r.status !== 200 || r.len !== want) {
+    check(cell, t.name, '200 and exact length', false, `got ${r.status} ${r.len} B, want 200 ${want} B`);
+    return false;
+  }
+  const o0 = await originTotal();
+  await runWrk(`http://${HOST}:${t.port}${cell.path}`, opts.warm);
+  const d = (await originTotal()) - o0;
+  check(cell, t.name, 'warm-up: 200, exact length, origin silent', d === 0, `200 ${want} B, X-Cache ${r.xcache || '-'}; origin +${d} during ${opts.warm} s of wrk`);
+  return true;
+}
+
+async function forAll(n, concurrency, fn) {
+  let next = 1;
+  await Promise.all(Array.from({ length: concurrency }, async () => { while (next <= n) await fn(next++); }));
+}
+
+async function warmDisk(cell, t) {
+  const want = sizeBytes(cell.size);
+  const n = opts.diskUrls;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+  let bad = 0;
+  await forAll(n, 8, async (i) => { const r = await get(t.port, diskPath(cell.size, i), agent); if (r.status !== 200 || r.len !== want) bad++; });
+  if (bad) {
+    agent.destroy();
+    check(cell, t.name, `fill ${n} URLs`, false, `${bad} responses were not 200 with ${want} B`);
+    return false;
+  }
+  let d = -1;
+  let xc = {};
+  for (let pass = 0; pass < 2 && d !== 0; pass++) {
+    await sleep(1000 * (pass + 1)); // let asynchronous disk writes land
+    xc = {};
+    const o0 = await originTotal();
+    await forAll(n, 8, async (i) => { const r = await get(t.port, diskPath(cell.size, i), agent); xc[r.xcache || '-'] = (xc[r.xcache || '-'] ?? 0) + 1; });
+    d = (await originTotal()) - o0;
+  }
+  agent.destroy();
+  const s = await edgecacheStats(t);
+  const tiers = s ? Object.entries(s.tiers ?? {}).map(([k, v]) => `${k} ${v.entries} entries ${(v.bytes / 1048576).toFixed(1)}/${(v.maxBytes / 1048576).toFixed(1)} MiB`).join(', ') : '';
+  const xcs = Object.entries(xc).map(([k, v]) => `${k}×${v}`).join(' ');
+  check(cell, t.name, `re-read of the ${n}-URL working set served from cache`, d === 0, `origin +${d}; X-Cache ${xcs}${tiers ? `; tiers: ${tiers}` : ''}`);
+  if (d !== 0) {
+    results.notes.push(`${cell.mode} ${cell.size}: ${t.name} dropped: the origin saw ${d} requests while the ${n}-URL working set was re-read, so it was not kept in cache${t.name === 'edgecache-disk' ? ' (with --memory-max 1mb only a disk tier can hold it: is the LMDB tier wired in?)' : ''}.`);
+    return false;
+  }
+  await runWrk(`http://${HOST}:${t.port}/`, opts.warm, cell.script);
+  return true;
+}
+
+async function measure(cell, t, rep) {
+  freezeOthers(t.name);
+  await sleep(300);
+  const url = `http://${HOST}:${t.port}${cell.path ?? '/'}`;
+  const o0 = await originTotal();
+  const s0 = await edgecacheStats(t);
+  const k0 = groupTicks(t.group.pgid);
+  const c0 = cpuSnap();
+  const w0 = childTicks();
+  let peak = groupRssKb(t.group.pgid);
+  const sampler = setInterval(() => { peak = Math.max(peak, groupRssKb(t.group.pgid)); }, 500);
+  const { out, cmd } = await runWrk(url, opts.duration, cell.script);
+  clearInterval(sampler);
+  peak = Math.max(peak, groupRssKb(t.group.pgid));
+  const k1 = groupTicks(t.group.pgid);
+  const c1 = cpuSnap();
+  const w1 = childTicks();
+  const s1 = await edgecacheStats(t);
+  const o1 = await originTotal();
+  thawAll();
+  const w = parseWrk(out);
+  const run = {
+    mode: cell.mode, size: cell.size, target: t.name, rep, ...w,
+    origin_delta: o1 - o0,
+    srv_cpu_s: (k1 - k0) / CLK_TCK,
+    srv_us_per_req: (((k1 - k0) / CLK_TCK) * 1e6) / w.requests,
+    wrk_cpu_pct: Math.round((100 * (w1 - w0)) / CLK_TCK / opts.duration),
+    cpu0_pct: cpuBusyPct(c0, c1, '0'), cpu1_pct: cpuBusyPct(c0, c1, '1'),
+    rss_peak_kb: peak, stats_delta: statsDelta(s0, s1), cmd,
+  };
+  // CPU time on CPUs 0 and 1 that neither the server nor wrk used: other processes on a shared machine (plus the
+  // idle origin, this harness and unattributed kernel work, a few % when the machine is quiet).
+  run.other_cpu_pct = Math.round(run.cpu0_pct + run.cpu1_pct - (100 * run.srv_cpu_s) / opts.duration - run.wrk_cpu_pct);
+  if (!Number.isFinite(w.rps)) run.wrk_output = out.slice(-2000);
+  results.runs.push(run);
+  const warn = run.origin_delta || run.non2xx || run.sockerr ? '  <-- CHECK' : '';
+  const noisy = opts.maxOtherCpu > 0 && run.other_cpu_pct > opts.maxOtherCpu ? `  other CPU ${run.other_cpu_pct}%` : '';
+  log(`${cell.mode} ${cell.size} ${t.name.padEnd(14)} r${rep} ${Math.round(w.rps).toLocaleString('en-US').padStart(8)} req/s  p50 ${w.p50_ms.toFixed(2)} ms  p99 ${w.p99_ms.toFixed(2)} ms  ${run.srv_us_per_req.toFixed(1)} µs/req  rss ${(peak / 1024).toFixed(0)} MB  wrk ${run.wrk_cpu_pct}%  origin +${run.origin_delta}  non2xx ${w.non2xx} sockerr ${w.sockerr}${warn}${noisy}`);
+  if (!Number.isFinite(w.rps)) log(`wrk output:\n${out}`);
+  return run;
+}
+
+/** measure(), repeated (after a pause) while other processes took more than --max-other-cpu %; the quietest run counts. */
+async function measureQuiet(cell, t, rep) {
+  const tries = [];
+  for (let attempt = 0; attempt <= opts.retries; attempt++) {
+    if (attempt > 0) { log(`  noisy (other processes used ${tries[attempt - 1].other_cpu_pct}% CPU): retrying in 5 s`); await sleep(5000); }
+    const run = await measure(cell, t, rep);
+    tries.push(run);
+    if (!(opts.maxOtherCpu > 0 && run.other_cpu_pct > opts.maxOtherCpu)) break;
+  }
+  const best = tries.reduce((a, b) => (b.other_cpu_pct < a.other_cpu_pct ? b : a));
+  for (const r of tries) if (r !== best) r.discarded = true;
+}
+
+// ------------------------------------------------------------------ coalescing
+async function coalesce(names) {
+  // One untimed burst per target first: the first burst after start-up also pays for compiling the miss path.
+  for (const name of names) {
+    freezeOthers(name);
+    await sleep(300);
+    const size = list(opts.coalesceSizes)[0];
+    const r = await coalesceBurst({ port: targets.get(name).port, path: `/obj/${size}/coalwarm-${name}-${Date.now()}?delay=${opts.coalesceDelay}`, n: opts.coalesceN, originPort: ORIGIN_PORT });
+    thawAll();
+    log(`coalesce warm-up burst (not counted) ${name}: origin fetches ${r.origin_fetches}, p99 ${r.lat_ms.p99} ms`);
+    await sleep(500);
+  }
+  for (let trial = 1; trial <= opts.coalesceTrials; trial++) {
+    for (const size of list(opts.coalesceSizes)) {
+      for (const name of names) {
+        const t = targets.get(name);
+        freezeOthers(name);
+        await sleep(300);
+        const p = `/obj/${size}/coal-${name}-${Date.now()}-${trial}?delay=${opts.coalesceDelay}`;
+        const s0 = await edgecacheStats(t);
+        const r = await coalesceBurst({ port: t.port, path: p, n: opts.coalesceN, originPort: ORIGIN_PORT });
+        const s1 = await edgecacheStats(t);
+        thawAll();
+        const row = { target: name, size, trial, delay_ms: opts.coalesceDelay, ...r, stats_delta: statsDelta(s0, s1) };
+        results.coalesce.push(row);
+        log(`coalesce ${size} ${name.padEnd(10)} t${trial}: origin fetches ${r.origin_fetches}, statuses ${JSON.stringify(r.statuses)}, p50 ${r.lat_ms.p50} p99 ${r.lat_ms.p99} max ${r.lat_ms.max} ms (connect phase ${r.connect_ms} ms, not timed)`);
+        await sleep(500);
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------ main
+async function main() {
+  let parsed;
+  try { parsed = parseArgs(process.argv.slice(2)); } catch (e) { console.error(`bench: ${e.message}`); process.exit(2); }
+  if (parsed.help) { process.stdout.write(HELP); return; }
+  opts = parsed;
+  const modes = list(opts.modes);
+  for (const m of modes) if (!['memory', 'disk', 'coalesce'].includes(m)) throw new Error(`unknown mode ${m} (memory, disk, coalesce)`);
+  for (const s of [...list(opts.sizes), ...list(opts.diskSizes), ...list(opts.coalesceSizes)]) sizeBytes(s);
+  if (opts.compare && !fs.existsSync(opts.compare)) throw new Error(`--compare ${opts.compare}: no such file`);
+  if (!fs.existsSync(path.join(ROOT, 'dist/proxy/cli.js'))) throw new Error('dist/proxy/cli.js not found: run `npm run build` first');
+  if (!which('taskset')) throw new Error('taskset not found (Debian: apt-get install -y util-linux)');
+  const ncpu = os.availableParallelism();
+  CLIENT_CPU = ncpu >= 2 ? '1' : '0';
+  if (ncpu < 2) log('WARN only 1 CPU: server and load generator share it; numbers are not comparable with 2-CPU runs');
+  let hitModes = modes.filter((m) => m !== 'coalesce');
+  if (hitModes.length && !which('wrk')) {
+    log(`SKIP ${hitModes.join(', ')}: wrk not installed (Debian: apt-get install -y wrk); the autocannon fallback is not implemented`);
+    results.notes.push(`${hitModes.join(', ')} skipped: wrk not installed`);
+    hitModes = [];
+  }
+  const peers = [];
+  for (const p of list(opts.peers === 'all' ? 'nginx,varnish' : opts.peers)) {
+    const bin = { nginx: 'nginx', varnish: 'varnishd' }[p];
+    if (!bin) log(`SKIP ${p}: unknown peer (supported: nginx, varnish)`);
+    else if (!which(bin)) { log(`SKIP ${p}: ${bin} not installed (Debian: apt-get install -y ${p})`); results.notes.push(`${p} skipped: not installed`); }
+    else peers.push(p);
+  }
+  spawnSync('taskset', ['-a', '-cp', CLIENT_CPU, String(process.pid)]); // the harness runs beside wrk and the origin
+  TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'edgecache-bench-'));
+  fs.chmodSync(TMP, 0o755); // nginx workers and varnishd drop privileges
+
+  const started = new Date();
+  const outFile = path.resolve(opts.out || path.join(ROOT, 'bench-results', `${started.toISOString().replace(/:/g, '-').slice(0, 19)}.json`));
+  const rev = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).stdout?.trim();
+  results.meta = {
+    date: started.toISOString(),
+    command: `npm run bench --${process.argv.slice(2).map((a) => (/\s/.test(a) ? ` "${a}"` : ` ${a}`)).join('')}`,
+    host: `${os.type()} ${os.release()} ${os.arch()}, ${ncpu} CPUs, ${os.cpus()[0]?.model?.trim() ?? ''}`,
+    node: process.version, commit: rev || 'unknown',
+    dist_built: fs.statSync(path.join(ROOT, 'dist/proxy/cli.js')).mtime.toISOString(),
+    wrk: which('wrk') ? firstLine('wrk', ['--version']).replace(/ Copyright.*/, '') : undefined,
+    nginx: peers.includes('nginx') ? firstLine(which('nginx'), ['-v']) : undefined,
+    varnish: peers.includes('varnish') ? firstLine(which('varnishd'), ['-V']).replace(/ revision.*/, ')') : undefined,
+    loadavg_at_start: os.loadavg().map((x) => x.toFixed(2)).join(' '),
+    busy_at_start: spawnSync('ps', ['-e', '-o', 'pcpu=,comm=', '--sort=-pcpu'], { encoding: 'utf8' }).stdout.split('\n').slice(0, 5).map((l) => l.trim()).filter(Boolean),
+    pinning: `servers on CPU 0 (edgecache: ${opts.edgecacheCpus}), wrk + origin + harness on CPU ${CLIENT_CPU}`,
+  };
+  results.settings = { ...opts, modes, peers };
+  log(`temp dir ${TMP}; results -> ${outFile}`);
+
+  // processes
+  ORIGIN_PORT = await freePort();
+  const og = launch('origin', CLIENT_CPU, ['node', path.join(HERE, 'origin.mjs'), String(ORIGIN_PORT)]);
+  await waitReady(og, ORIGIN_PORT);
+  const needTargets = hitModes.length > 0;
+  if (needTargets) {
+    const port = await freePort();
+    const g = launch('node-http', '0', ['node', path.join(HERE, 'targets/node-http.mjs'), String(port)]);
+    await waitReady(g, port, '/obj/1k/x');
+    targets.set('node-http', { name: 'node-http', port, group: g, cpus: '0' });
+  }
+  const extra = words(opts.edgecacheFlags);
+  await startEdgecache('edgecache', ORIGIN_PORT, extra);
+  if (hitModes.includes('disk')) await startEdgecache('edgecache-disk', ORIGIN_PORT, ['--memory-max', '1mb', '--max-object-size', '1mb', ...extra, ...words(opts.diskFlags)]);
+  for (const p of peers) {
+    try { await startPeer(p, ORIGIN_PORT, '0'); } catch (e) { log(`SKIP ${p}: ${e.message}`); results.notes.push(`${p} skipped: failed to start`); }
+  }
+  const peerNames = peers.filter((p) => targets.has(p));
+  for (const t of targets.values()) log(`${t.name} on :${t.port} (CPUs ${t.cpus}, pgid ${t.group.pgid})${t.argv ? `: node ${t.argv.join(' ')}` : ''}`);
+
+  // hit-path matrix: for rep: for (mode, size): for target
+  const cells = [];
+  if (hitModes.includes('memory')) {
+    for (const size of list(opts.sizes)) cells.push({ mode: 'memory', size, path: `/obj/${size}/bench-1`, targets: ['node-http', 'edgecache', ...peerNames] });
+  }
+  if (hitModes.includes('disk')) {
+    for (const size of list(opts.diskSizes)) {
+      const script = path.join(TMP, `rotate-${size}.lua`);
+      fs.writeFileSync(script, `-- rotate over ${opts.diskUrls} distinct URLs (generated by scripts/bench/run.mjs)\nlocal n, i = ${opts.diskUrls}, 0\nrequest = function()\n  i = i + 1\n  if i > n then i = 1 end\n  return wrk.format("GET", "/obj/${size}/ws-" .. i)\nend\n`);
+      cells.push({ mode: 'disk', size, script, targets: ['node-http', 'edgecache', 'edgecache-disk', ...peerNames] });
+    }
+  }
+  for (const cell of cells) {
+    const ok = [];
+    for (const name of cell.targets) {
+      const t = targets.get(name);
+      freezeOthers(name);
+      const good = cell.mode === 'memory' ? await warmMemory(cell, t) : await warmDisk(cell, t);
+      thawAll();
+      if (good) ok.push(name);
+    }
+    cell.targets = ok;
+  }
+  for (let rep = 1; rep <= opts.reps; rep++) {
+    for (const cell of cells) for (const name of cell.targets) await measureQuiet(cell, targets.get(name), rep);
+  }
+  for (const cell of cells) {
+    for (const name of cell.targets.filter((n) => n.startsWith('edgecache'))) {
+      const rs = results.runs.filter((r) => !r.discarded && r.mode === cell.mode && r.size === cell.size && r.target === name && r.stats_delta);
+      if (rs.length === 0) continue;
+      const sum = (f) => rs.reduce((a, r) => a + (f(r) ?? 0), 0);
+      const req = sum((r) => r.requests);
+      const hits = sum((r) => r.stats_delta.hits);
+      const origin = sum((r) => r.origin_delta);
+      const ev = sum((r) => r.stats_delta['memory.evictions']);
+      check(cell, name, 'measured runs: every response a hit (/stats), origin silent', origin === 0 && hits >= req,
+        `${hits} hits for ${req} responses wrk completed; misses +${sum((r) => r.stats_delta.misses)}; origin +${origin}; memory-tier evictions +${ev}`);
+    }
+  }
+  for (const t of targets.values()) {
+    const s = await edgecacheStats(t);
+    if (!s) continue;
+    const tiers = Object.entries(s.tiers ?? {}).map(([k, v]) => `${k}: ${v.entries} entries, ${(v.bytes / 1048576).toFixed(1)} MiB, ${v.evictions} evictions${v.rejections !== undefined ? `, ${v.rejections} rejections` : ''}`).join('; ');
+    results.notes.push(`${t.name} /stats after the hit-path runs: hits ${s.hits}, misses ${s.misses}, originFetches ${s.originFetches}, originErrors ${s.originErrors}, stored ${s.stored}; ${tiers}`);
+  }
+
+  if (modes.includes('coalesce')) await coalesce(['edgecache', ...peerNames]);
+
+  results.meta.loadavg_at_end = os.loadavg().map((x) => x.toFixed(2)).join(' ');
+  for (const g of groups) if (g.exited !== null) results.notes.push(`${g.name} exited during the run (${g.exited}); log tail: ${tail(g.log, 3)}`);
+  fs.mkdirSync(path.dirname(outFile), { recursive: true });
+  fs.writeFileSync(outFile, `${JSON.stringify(results, null, 1)}\n`);
+  let md = renderReport(results);
+  if (opts.compare) md += `\n\n${renderCompare(results, JSON.parse(fs.readFileSync(opts.compare, 'utf8')))}`;
+  fs.writeFileSync(outFile.replace(/\.json$/, '') + '.md', `${md}\n`);
+  console.log(`\n${md}\n`);
+  log(`results: ${outFile} (+ .md)`);
+}
+
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => { console.error(`\n${sig}: stopping everything this run started`); cleanupSync(); process.exit(130); });
+}
+process.on('exit', cleanupSync);
+main().then(
+  () => { cleanupSync(); },
+  (err) => { console.error(`bench: ${err.message}`); cleanupSync(); process.exitCode = 1; },
+);

@@ -58,24 +58,47 @@ export class CacheStore {
   private readonly tiers: CacheTier[];
   /** Tiers a new response is written to. */
   private readonly writeTiers: CacheTier[];
+  /** The synchronous tiers right below memory (LMDB): the hit path reads them too. */
+  private readonly syncLower: SyncCacheTier[];
   private readonly maxVariants: number;
 
   constructor(options: CacheStoreOptions) {
     this.memory = options.memory;
     this.tiers = [options.memory, ...(options.lower ?? [])];
+    this.syncLower = [];
+    for (const tier of options.lower ?? []) {
+      if (!tier.synchronous) break;
+      this.syncLower.push(tier as SyncCacheTier);
+    }
     this.writeTiers = options.writeMode === 'spill' ? [options.memory] : this.tiers;
     this.maxVariants = options.maxVariants;
   }
 
   /**
-   * The hit path's lookup: memory tier only, synchronous. Returns the variant matching the request's
-   * headers, or undefined.
+   * The hit path's lookup: synchronous, through memory and the synchronous tiers below it (a disk hit is
+   * promoted as in lookup). Returns the variant matching the request's headers, or undefined.
    */
   peek(primaryKey: string, headers: IncomingHttpHeaders): CacheEntry | undefined {
-    const record = this.memory.get(primaryKey);
+    const record = this.memory.get(primaryKey) ?? this.peekLower(primaryKey);
     if (record === undefined || record.kind === 'entry') return record;
-    const variant = this.memory.get(variantKey(primaryKey, varyKey(record.fields, headers)));
+    const key = variantKey(primaryKey, varyKey(record.fields, headers));
+    const variant = this.memory.get(key) ?? this.peekLower(key);
     return variant?.kind === 'entry' ? variant : undefined;
+  }
+
+  private peekLower(key: string): CacheRecord | undefined {
+    for (let i = 0; i < this.syncLower.length; i++) {
+      const record = (this.syncLower[i] as SyncCacheTier).get(key);
+      if (record === undefined) continue;
+      // Every tier above a synchronous one is synchronous too: promote without a promise on the hit path.
+      for (let j = 0; j <= i; j++) {
+        const tier = j === 0 ? this.memory : (this.syncLower[j - 1] as SyncCacheTier);
+        if (j === 0 && this.memory.wouldAdmit && !this.memory.wouldAdmit(key, recordSize(record))) continue;
+        tier.set(key, j === 0 ? ownBytes(record) : record);
+      }
+      return record;
+    }
+    return undefined;
   }
 
   /**
@@ -236,7 +259,7 @@ export class CacheStore {
 /** The record with a chunked body copied into memory (a lower tier's body may be read lazily from disk). */
 function ownBytes(record: CacheRecord): CacheRecord {
   if (record.kind !== 'entry' || !isChunked(record.body)) return record;
-  return { ...record, body: bodyFromChunks([...bodyChunks(record.body)], record.body.length), prepared: undefined };
+  return { ...record, body: bodyFromChunks([...bodyChunks(record.body)], record.body.length) };
 }
 
 /** The entry as if it had just expired: the next request revalidates; stale-while-revalidate still applies. */

@@ -31,8 +31,6 @@ export interface CacheEntry {
   meta: EntryMeta;
   body: Body;
   policy: CachePolicy;
-  /** Wire-ready response headers, built on first use by the response writer; never persisted. */
-  prepared?: unknown;
 }
 
 export interface VaryRecord {

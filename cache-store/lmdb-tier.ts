@@ -6,12 +6,13 @@
  * Nothing here throws to the caller: failed writes, unreadable records and a broken environment are counted,
  * logged and turned into misses.
  */
+import type CachePolicy from 'http-cache-semantics';
 import type { Body } from './body.js';
 import { recordSize, type CacheRecord } from './entry.js';
 import { LmdbBody } from './lmdb-body.js';
 import { applyAccessTimes, expiredRows, readCount, readHousekeeping, removeEntry, storedKeys, storedKeysForTag, sweepRows } from './lmdb-budget.js';
 import { checkIntegrity, type IntegrityReport } from './lmdb-check.js';
-import { decodeRecord, FORMAT_VERSION, INFO, isHashedKey, prepareRecord, storageKey, type BodyLayout, type PreparedRecord } from './lmdb-codec.js';
+import { decodeRecord, FORMAT_VERSION, INFO, isHashedKey, prepareRecord, storageKey, type BodyLayout, type DecodedRecord, type PreparedRecord } from './lmdb-codec.js';
 import { clearAll, openEnvironment, type LmdbDbs, type TierLogger } from './lmdb-env.js';
 import { BurstLog, RateLog } from './lmdb-log.js';
 import { WriteQueue } from './lmdb-queue.js';
@@ -36,6 +37,13 @@ export type { TierLogger } from './lmdb-env.js';
 export type { IntegrityReport } from './lmdb-check.js';
 export type { LmdbTierOptions, LmdbTierStats } from './lmdb-options.js';
 
+/** Decoded metadata kept for the most recently read records (no bodies): a few MB at most. */
+const DECODED_CACHE_ENTRIES = 4096;
+/** Resolution of the access times kept for LRU eviction. */
+const ATIME_RESOLUTION_MS = 30_000;
+
+type DecodedWithPolicy = Extract<DecodedRecord, { kind: 'vary' }> | (Extract<DecodedRecord, { kind: 'entry' }> & { restored: CachePolicy });
+
 export class LmdbTier implements SyncCacheTier {
   readonly name = 'disk';
   readonly synchronous = true;
@@ -51,6 +59,8 @@ export class LmdbTier implements SyncCacheTier {
   private readonly corrupt = new Set<string>();
   /** Access times not yet written to the LRU index. */
   private accessed = new Map<string, number>();
+  /** Recent decodings by storage key, with the header stamp they were decoded from (see decode()). */
+  private readonly decodedCache = new Map<string, { checksum: number; bodyId: number; length: number; decoded: DecodedWithPolicy; touchedAt: number }>();
   /** Keys whose delete failed to commit (storage → key): misses here, retried until the delete commits. */
   private readonly tombstones = new Map<string, string>();
   private tombstoneTimer: NodeJS.Timeout | undefined;
@@ -111,7 +121,8 @@ export class LmdbTier implements SyncCacheTier {
     if (this.clearing > 0 || this.tombstones.has(storage)) return undefined;
     let raw: Buffer | undefined;
     try {
-      raw = this.dbs.meta.getBinary(storage);
+      // A view into the memory map, valid until the next LMDB call: only its header is read before decoding.
+      raw = this.dbs.meta.getBinaryFast(storage);
     } catch (err) {
       this.counts.readFailures++;
       this.readFaults.fail({ err, key });
@@ -120,7 +131,7 @@ export class LmdbTier implements SyncCacheTier {
     if (raw === undefined) return undefined;
     let record: CacheRecord;
     try {
-      const decoded = decodeRecord(raw);
+      const decoded = this.decode(storage, raw);
       if (decoded.key !== key) {
         // A hashed key shared with another key (a sha256 collision: not expected) is a plain miss.
         if (isHashedKey(storage)) return undefined;
@@ -133,8 +144,7 @@ export class LmdbTier implements SyncCacheTier {
           this.expire(storage, key);
           return undefined;
         }
-        const policy = this.restorePolicy(decoded.policy);
-        record = { kind: 'entry', meta: decoded.meta, body: this.openBody(storage, decoded.body), policy };
+        record = { kind: 'entry', meta: decoded.meta, body: this.openBody(storage, decoded.body), policy: decoded.restored };
       }
     } catch (err) {
       this.markCorrupt(storage, key, err);
@@ -269,6 +279,7 @@ export class LmdbTier implements SyncCacheTier {
     if (this.closed) return;
     this.queue.forgetPending();
     this.accessed.clear();
+    this.decodedCache.clear();
     this.tombstones.clear();
     this.clearing++;
     void this.queue.run(null, 0, () => clearAll(this.dbs)).finally(() => this.clearing--);
@@ -438,8 +449,36 @@ export class LmdbTier implements SyncCacheTier {
       });
   }
 
+  /**
+   * Decodes a meta value, or returns the decoding of the same bytes from a previous read: the header's checksum
+   * and body id identify the version, so a record rewritten by any process is decoded afresh. Keeps hot disk
+   * hits from re-parsing JSON and rebuilding their policy and wire headers.
+   */
+  private decode(storage: string, raw: Buffer): DecodedWithPolicy {
+    const stamped = raw.length >= 16;
+    const checksum = stamped ? raw.readUInt32LE(4) : -1;
+    const bodyId = stamped ? raw.readDoubleLE(8) : -1;
+    const cached = this.decodedCache.get(storage);
+    if (cached !== undefined && cached.checksum === checksum && cached.bodyId === bodyId && cached.length === raw.length) return cached.decoded;
+    const plain = decodeRecord(raw);
+    const decoded: DecodedWithPolicy = plain.kind === 'entry' ? { ...plain, restored: this.restorePolicy(plain.policy) } : plain;
+    if (this.decodedCache.size >= DECODED_CACHE_ENTRIES) this.decodedCache.delete(this.decodedCache.keys().next().value as string);
+    this.decodedCache.set(storage, { checksum, bodyId, length: raw.length, decoded, touchedAt: -Infinity });
+    return decoded;
+  }
+
+  /**
+   * Records an access for the LRU index. Access times only need a coarse resolution: a record touched again
+   * within ATIME_RESOLUTION_MS is not written again, so a hot key costs one index update per interval.
+   */
   private touch(storage: string): void {
-    this.accessed.set(storage, this.now());
+    const now = this.now();
+    const cached = this.decodedCache.get(storage);
+    if (cached !== undefined) {
+      if (now - cached.touchedAt < ATIME_RESOLUTION_MS) return;
+      cached.touchedAt = now;
+    }
+    this.accessed.set(storage, now);
     if (this.accessed.size >= ATIME_MAX_PENDING) void this.flushAccessTimes();
   }
 }

@@ -44,6 +44,10 @@ class ClusterCoordinator implements Coordinator {
 
 export async function runWorker(config: EdgecacheConfig, log: Logger): Promise<void> {
   let edgecache: Edgecache | undefined;
+  // The primary is gone (even before this worker finished starting): stop rather than run uncoordinated.
+  process.on('disconnect', () => {
+    void (edgecache?.close() ?? Promise.resolve()).finally(() => process.exit(0));
+  });
   let context: CoordinatorContext | undefined;
   const peer = new RpcPeer(process as unknown as Channel, async (op, payload) => {
     if (op === 'stats') return edgecache?.snapshot() ?? {};
@@ -70,8 +74,4 @@ export async function runWorker(config: EdgecacheConfig, log: Logger): Promise<v
     },
   });
   await edgecache.listen();
-  process.on('disconnect', () => {
-    // The primary is gone: stop serving rather than run uncoordinated.
-    void (edgecache?.close() ?? Promise.resolve()).finally(() => process.exit(0));
-  });
 }

@@ -1,11 +1,12 @@
 /**
  * Writing responses from the cache. A stored entry's headers are flattened once into a wire-ready array
- * (`prepared`); a fresh hit then only refreshes the Age and Cache-Status values when their whole seconds
- * change, so the hit path writes a stored array and a stored Buffer without rebuilding either.
+ * (kept per EntryMeta, so an entry decoded again from disk with the same metadata reuses it); a fresh hit then
+ * only refreshes the Age and Cache-Status values when their whole seconds change, so the hit path writes a
+ * stored array and a stored Buffer without rebuilding either.
  */
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { writeBody } from '../cache-store/body.js';
-import type { CacheEntry } from '../cache-store/entry.js';
+import type { CacheEntry, EntryMeta } from '../cache-store/entry.js';
 import { appendCacheStatus, formatCacheStatus, type CacheStatusFields, type XCache } from './cache-status.js';
 import { CACHE_ONLY_RESPONSE_FIELDS, VIA } from './headers.js';
 
@@ -34,12 +35,15 @@ function prepare(entry: CacheEntry): Prepared {
   base.push('via', via === undefined ? VIA : `${Array.isArray(via) ? via.join(', ') : via}, ${VIA}`);
   const hit = [...base, 'content-length', String(entry.body.length), 'age', '', 'x-cache', 'HIT', 'cache-status', ''];
   const prepared: Prepared = { hit, base, originCacheStatus: headers['cache-status'], age: NaN };
-  entry.prepared = prepared;
+  preparedByMeta.set(entry.meta, prepared);
   return prepared;
 }
 
+/** Wire-ready headers per stored response; a meta object always describes one body, so its length is fixed. */
+const preparedByMeta = new WeakMap<EntryMeta, Prepared>();
+
 function prepared(entry: CacheEntry): Prepared {
-  return (entry.prepared as Prepared | undefined) ?? prepare(entry);
+  return preparedByMeta.get(entry.meta) ?? prepare(entry);
 }
 
 export function ageSeconds(entry: CacheEntry, now: number): number {

@@ -4,6 +4,7 @@
  * and the admin app. Nothing listens until `listen()`.
  */
 import http from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { AddressInfo } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -186,9 +187,13 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
   });
 
   const startedAt = Date.now();
+  // Event-loop delay: the first thing to look at when latency has a tail (a long synchronous step somewhere).
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
   const snapshot = async (): Promise<Record<string, unknown>> => ({
     pid: process.pid,
     uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+    eventLoopDelayMs: { p50: loopDelay.percentile(50) / 1e6, p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 },
     ...stats.toJSON(),
     tiers: Object.fromEntries(store.stats().map((t) => [t.name, t])),
   });
@@ -214,6 +219,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
       };
     },
     async close() {
+      loopDelay.disable();
       await app.close();
       await admin?.close();
       await pipeline.idle();

@@ -11,10 +11,9 @@ import type { CacheEntry } from '../cache-store/entry.js';
 import { parseRequestTarget, type RequestTarget } from '../policies/cache-key.js';
 import { parseCacheControl, pragmaNoCache } from '../policies/cache-control.js';
 import type { Freshness } from '../policies/freshness.js';
-import { TAG_FIELDS } from '../policies/surrogate-keys.js';
 import { formatCacheStatus, type CacheStatusFields, type ForwardReason, type XCache } from './cache-status.js';
 import { ClientWriter } from './client-writer.js';
-import { CACHE_ONLY_RESPONSE_FIELDS, endToEndResponseHeaders, originRequestHeaders, VIA, type ForwardingContext } from './headers.js';
+import { originRequestHeaders, relayedResponseHeaders, type ForwardingContext } from './headers.js';
 import { gatewayError, type OriginClient } from './origin-client.js';
 import { OriginFill } from './origin-fill.js';
 import { clientValidatorsMatch, parseRange, writeError, writeNotModified, writeRange, writeRangeNotSatisfiable, writeStored } from './respond.js';
@@ -256,11 +255,7 @@ export class CachePipeline {
         headers: originRequestHeaders(req.headers, this.forwarding(req, target), false),
         signal: abort.signal,
       });
-      const headers = endToEndResponseHeaders(response.headers as Record<string, string | string[] | undefined>);
-      for (const name of CACHE_ONLY_RESPONSE_FIELDS) delete headers[name];
-      if (!this.options.exposeTagHeaders) for (const name of TAG_FIELDS) delete headers[name];
-      const via = headers.via;
-      headers.via = via === undefined ? VIA : `${Array.isArray(via) ? via.join(', ') : via}, ${VIA}`;
+      const headers = relayedResponseHeaders(response.headers as Record<string, string | string[] | undefined>, this.options.exposeTagHeaders);
       headers['x-cache'] = 'BYPASS';
       headers['cache-status'] = formatCacheStatus({ fwd: forward, fwdStatus: response.statusCode });
       res.writeHead(response.statusCode, headers);

@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CacheEntry } from '../cache-store/entry.js';
 import { appendCacheStatus, formatCacheStatus, type CacheStatusFields, type ForwardReason, type XCache } from './cache-status.js';
-import { CACHE_ONLY_RESPONSE_FIELDS, VIA } from './headers.js';
+import { CACHE_ONLY_RESPONSE_FIELDS, withVia } from './headers.js';
 import { gatewayError } from './origin-client.js';
 import type { FillConsumer, FillOutcome, OriginFill, StreamedHead } from './origin-fill.js';
 import { clientValidatorsMatch, writeError } from './respond.js';
@@ -48,8 +48,7 @@ function missHeaders(outcome: StreamedHead, forward: ForwardReason, collapsed: b
     if (name === 'cache-status' || name === 'via' || name === 'x-cache' || CACHE_ONLY_RESPONSE_FIELDS.has(name)) continue;
     headers.push(name, outcome.headers[name] as WireValue);
   }
-  const via = outcome.headers.via;
-  headers.push('via', via === undefined ? VIA : `${Array.isArray(via) ? via.join(', ') : via}, ${VIA}`);
+  headers.push('via', withVia(outcome.headers.via));
   headers.push('x-cache', 'MISS', 'cache-status', appendCacheStatus(outcome.headers['cache-status'], cacheStatus));
   (outcome.wire ??= new Map()).set(cacheKey, headers);
   return headers;

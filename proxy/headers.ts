@@ -6,6 +6,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { StoredHeaders } from '../cache-store/entry.js';
 import { SURROGATE_CAPABILITY } from '../policies/surrogate-control.js';
+import { TAG_FIELDS } from '../policies/surrogate-keys.js';
 
 /** Hop-by-hop fields, plus those undici refuses as request headers. */
 const HOP_BY_HOP = new Set([
@@ -82,7 +83,7 @@ export function addForwardingHeaders(out: Record<string, string | string[]>, inc
   out['x-forwarded-for'] = ctx.trustForwarded ? appendList(incoming['x-forwarded-for'], address) : address;
   if (!ctx.trustForwarded || out['x-forwarded-proto'] === undefined) out['x-forwarded-proto'] = 'http';
   if (!ctx.trustForwarded || out['x-forwarded-host'] === undefined) out['x-forwarded-host'] = ctx.clientHost;
-  out.via = appendList(incoming.via, VIA);
+  out.via = withVia(incoming.via);
   out['surrogate-capability'] = appendList(incoming['surrogate-capability'], SURROGATE_CAPABILITY);
 }
 
@@ -102,6 +103,23 @@ export function originRequestHeaders(incoming: IncomingHttpHeaders, ctx: Forward
     out[name] = value;
   }
   addForwardingHeaders(out, incoming, ctx);
+  return out;
+}
+
+/** A Via value with this proxy appended (RFC 9110 §7.6.3). */
+export function withVia(existing: string | string[] | undefined): string {
+  return appendList(existing, VIA);
+}
+
+/**
+ * Headers of a response relayed without the cache (pass-through, a Range on a miss): end-to-end fields only,
+ * minus those addressed to the cache itself (and the tag fields unless exposed), with Via appended.
+ */
+export function relayedResponseHeaders(headers: Record<string, string | string[] | undefined>, exposeTagHeaders: boolean): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = endToEndResponseHeaders(headers);
+  for (const name of CACHE_ONLY_RESPONSE_FIELDS) delete out[name];
+  if (!exposeTagHeaders) for (const name of TAG_FIELDS) delete out[name];
+  out.via = withVia(out.via);
   return out;
 }
 

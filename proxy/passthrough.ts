@@ -7,9 +7,8 @@ import http from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import httpProxy, { type FastifyHttpProxyOptions } from '@fastify/http-proxy';
 import type { RequestTarget } from '../policies/cache-key.js';
-import { TAG_FIELDS } from '../policies/surrogate-keys.js';
 import { formatCacheStatus } from './cache-status.js';
-import { addForwardingHeaders, CACHE_ONLY_RESPONSE_FIELDS, connectionNominated, endToEndResponseHeaders, isHopByHop, VIA } from './headers.js';
+import { originRequestHeaders, relayedResponseHeaders } from './headers.js';
 import { gatewayError } from './origin-client.js';
 import type { ProxyStats } from './stats.js';
 
@@ -19,7 +18,6 @@ export const PASSTHROUGH_METHODS = http.METHODS.filter((m) => m !== 'GET' && m !
 /** Safe methods (RFC 9110 §9.2.1, and WebDAV's read-only ones); any other method's success invalidates. */
 const SAFE = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PROPFIND', 'REPORT', 'SEARCH', 'QUERY']);
 
-const UNTRUSTED = new Set(['forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'x-forwarded-prefix', 'x-real-ip', 'x-original-url', 'x-rewrite-url', 'x-http-method-override', 'x-http-method', 'x-method-override']);
 
 export interface PassthroughOptions {
   origin: string;
@@ -100,34 +98,24 @@ export async function registerPassthrough(app: FastifyInstance, options: Passthr
       bodyTimeout: options.bodyTimeout,
     },
     replyOptions: {
-      rewriteRequestHeaders: (request, headers) => {
+      // The same request-header rules as cache fills, from the client's own headers (bodies keep their length).
+      rewriteRequestHeaders: (request) => {
         const target = options.targetOf(request);
-        const nominated = connectionNominated(request.headers.connection);
-        const out: Record<string, string | string[]> = {};
-        for (const name in headers) {
-          const value = headers[name];
-          if (value === undefined || name === 'host' || name === 'via' || name === 'expect') continue;
-          if (isHopByHop(name, nominated)) continue;
-          if (!options.trustForwarded && UNTRUSTED.has(name)) continue;
-          out[name] = value as string | string[];
-        }
-        addForwardingHeaders(out, request.headers, {
-          clientHost: target.host,
-          hostHeader: options.preserveHost ? target.host : options.originHost,
-          clientAddress: request.socket.remoteAddress,
-          trustForwarded: options.trustForwarded,
-        });
-        return out;
+        return originRequestHeaders(
+          request.headers,
+          {
+            clientHost: target.host,
+            hostHeader: options.preserveHost ? target.host : options.originHost,
+            clientAddress: request.socket.remoteAddress,
+            trustForwarded: options.trustForwarded,
+          },
+          false,
+        );
       },
-      rewriteHeaders: (headers) => {
-        const out: Record<string, string | string[]> = endToEndResponseHeaders(headers as Record<string, string | string[] | undefined>);
-        for (const name of CACHE_ONLY_RESPONSE_FIELDS) delete out[name];
-        if (!options.exposeTagHeaders) for (const name of TAG_FIELDS) delete out[name];
-        const via = out.via;
-        out.via = via === undefined ? VIA : `${Array.isArray(via) ? via.join(', ') : via}, ${VIA}`;
-        out['x-cache'] = 'BYPASS';
-        return out;
-      },
+      rewriteHeaders: (headers) => ({
+        ...relayedResponseHeaders(headers as Record<string, string | string[] | undefined>, options.exposeTagHeaders),
+        'x-cache': 'BYPASS',
+      }),
       onResponse: (request, reply, rawResponse) => {
         // reply-from hands over { statusCode, headers, stream }.
         const res = rawResponse as unknown as { statusCode: number; headers: Record<string, string | string[] | undefined>; stream: NodeJS.ReadableStream };

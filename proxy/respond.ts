@@ -8,7 +8,7 @@ import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { writeBody } from '../cache-store/body.js';
 import type { CacheEntry, EntryMeta } from '../cache-store/entry.js';
 import { appendCacheStatus, formatCacheStatus, type CacheStatusFields, type XCache } from './cache-status.js';
-import { CACHE_ONLY_RESPONSE_FIELDS, VIA } from './headers.js';
+import { CACHE_ONLY_RESPONSE_FIELDS, withVia } from './headers.js';
 
 type WireValue = string | string[];
 
@@ -31,8 +31,7 @@ function prepare(entry: CacheEntry): Prepared {
     if (SKIPPED_FROM_STORE.has(name) || CACHE_ONLY_RESPONSE_FIELDS.has(name)) continue;
     base.push(name, headers[name] as WireValue);
   }
-  const via = headers.via;
-  base.push('via', via === undefined ? VIA : `${Array.isArray(via) ? via.join(', ') : via}, ${VIA}`);
+  base.push('via', withVia(headers.via));
   const hit = [...base, 'content-length', String(entry.body.length), 'age', '', 'x-cache', 'HIT', 'cache-status', ''];
   const prepared: Prepared = { hit, base, originCacheStatus: headers['cache-status'], age: NaN };
   preparedByMeta.set(entry.meta, prepared);

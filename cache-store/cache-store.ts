@@ -30,7 +30,11 @@ export interface PurgeOptions {
   now: number;
   /** Keys handled between two yields to the event loop, so a large purge never stalls requests. */
   batchSize?: number;
-  /** Purge the memory tier only (another process purges the shared lower tiers). */
+  /**
+   * Purge the memory tier only: another process purges the shared lower tiers. Writes of a purged key that
+   * this process still has queued for a lower tier are deleted there too, since they could otherwise commit
+   * after the other process's delete and bring the entry back.
+   */
   memoryOnly?: boolean;
 }
 
@@ -183,7 +187,8 @@ export class CacheStore {
     let affected = 0;
     let sinceYield = 0;
     for (const key of keys) {
-      if (await this.purgeKey(key, options, tiers)) affected++;
+      const pendingBelow = options.memoryOnly ? this.tiers.filter((t) => t !== this.memory && t.hasPendingWrite?.(key)) : [];
+      if (await this.purgeKey(key, options, pendingBelow.length > 0 ? [...tiers, ...pendingBelow] : tiers)) affected++;
       if (++sinceYield >= batch) {
         sinceYield = 0;
         await new Promise<void>((resolve) => setImmediate(resolve));

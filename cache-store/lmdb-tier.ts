@@ -155,6 +155,11 @@ export class LmdbTier implements SyncCacheTier {
     return record;
   }
 
+  hasPendingWrite(key: string): boolean {
+    const op = this.queue.pendingOp(storageKey(key));
+    return op !== undefined && op.record !== null;
+  }
+
   /** Queues the write and returns true; false when declined (see LmdbTierStats.writesDeclined). */
   set(key: string, record: CacheRecord): boolean {
     if (this.closed) return false;

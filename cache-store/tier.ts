@@ -33,6 +33,8 @@ export interface CacheTier {
   close(): MaybePromise<void>;
   /** Resolves once every write accepted so far has committed: visible to every reader, other processes included. */
   flushed?(): Promise<void>;
+  /** Whether this process has a write of `key` queued and not yet committed (tiers that write asynchronously). */
+  hasPendingWrite?(key: string): boolean;
 }
 
 /** A tier whose operations are synchronous. */

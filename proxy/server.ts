@@ -89,7 +89,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
   const purgeLocally = async ({ selector, soft, invalidation }: PurgeRequest, memoryOnly = false): Promise<number> => {
     const affected = await store.purge(selector, { soft, now: now(), memoryOnly });
     // The purge has taken effect for every process only once the shared tiers have committed it.
-    if (!memoryOnly) await store.flush();
+    await store.flush();
     if (invalidation) {
       stats.invalidations += affected;
       return affected;

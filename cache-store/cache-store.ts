@@ -5,8 +5,8 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { variantKey, varyKey } from '../policies/cache-key.js';
-import { bodyChunks, bodyFromChunks, isChunked } from './body.js';
-import { deletableAt, recordSize, type CacheEntry, type CacheRecord, type VaryRecord } from './entry.js';
+import { bodyChunks, bodyFromChunks, isChunked, type Body } from './body.js';
+import { deletableAt, recordSize, type CacheEntry, type CacheRecord, type EntryMeta, type VaryRecord } from './entry.js';
 import type { CacheTier, SyncCacheTier, TierStats } from './tier.js';
 
 /** What a purge addresses. Keys are primary keys (lower-cased host + path and query). */
@@ -38,6 +38,21 @@ export interface PurgeOptions {
   memoryOnly?: boolean;
 }
 
+/**
+ * A synchronous lower tier that can lend a body instead of allocating a copy per read (LmdbTier): `lease` is
+ * `get` with the body in a reusable buffer, private to the caller until it calls `release(body)`. Unreleased
+ * leases are garbage collected.
+ */
+export interface LeasingTier extends SyncCacheTier {
+  lease(key: string): CacheRecord | undefined;
+  isLeased(body: Uint8Array): boolean;
+  release(body: Uint8Array): void;
+}
+
+function isLeasingTier(tier: SyncCacheTier): tier is LeasingTier {
+  return typeof (tier as Partial<LeasingTier>).lease === 'function';
+}
+
 /** The memory tier as the store uses it: a sync tier that can say whether it would admit a record. */
 export interface HotTier extends SyncCacheTier {
   wouldAdmit?(key: string, size: number): boolean;
@@ -65,6 +80,11 @@ export class CacheStore {
   /** The synchronous tiers right below memory (LMDB): the hit path reads them too. */
   private readonly syncLower: SyncCacheTier[];
   private readonly maxVariants: number;
+  /** The synchronous lower tiers that lease bodies to peek. */
+  private readonly leasing: LeasingTier[] = [];
+  /** The leased body of the entry the last peek() returned, if it was leased. */
+  private leasedBody: Buffer | undefined;
+  private readonly sizes = new WeakMap<EntryMeta, number>();
 
   constructor(options: CacheStoreOptions) {
     this.memory = options.memory;
@@ -73,6 +93,7 @@ export class CacheStore {
     for (const tier of options.lower ?? []) {
       if (!tier.synchronous) break;
       this.syncLower.push(tier as SyncCacheTier);
+      if (isLeasingTier(tier as SyncCacheTier)) this.leasing.push(tier as LeasingTier);
     }
     this.writeTiers = options.writeMode === 'spill' ? [options.memory] : this.tiers;
     this.maxVariants = options.maxVariants;
@@ -81,8 +102,12 @@ export class CacheStore {
   /**
    * The hit path's lookup: synchronous, through memory and the synchronous tiers below it (a disk hit is
    * promoted as in lookup). Returns the variant matching the request's headers, or undefined.
+   *
+   * A body read from a lower tier may be leased (see LeasingTier): `isLeased(body)` says so, and the caller then
+   * calls `release(body)` once nothing reads it any more (on the response's 'finish'), or just drops it.
    */
   peek(primaryKey: string, headers: IncomingHttpHeaders): CacheEntry | undefined {
+    this.leasedBody = undefined;
     const record = this.memory.get(primaryKey) ?? this.peekLower(primaryKey);
     if (record === undefined || record.kind === 'entry') return record;
     const key = variantKey(primaryKey, varyKey(record.fields, headers));
@@ -92,17 +117,51 @@ export class CacheStore {
 
   private peekLower(key: string): CacheRecord | undefined {
     for (let i = 0; i < this.syncLower.length; i++) {
-      const record = (this.syncLower[i] as SyncCacheTier).get(key);
+      const tier = this.syncLower[i] as SyncCacheTier;
+      const leasing = isLeasingTier(tier);
+      const record = leasing ? tier.lease(key) : tier.get(key);
       if (record === undefined) continue;
+      if (leasing && record.kind === 'entry' && Buffer.isBuffer(record.body) && tier.isLeased(record.body)) this.leasedBody = record.body;
       // Every tier above a synchronous one is synchronous too: promote without a promise on the hit path.
+      let copy: CacheRecord | undefined;
       for (let j = 0; j <= i; j++) {
-        const tier = j === 0 ? this.memory : (this.syncLower[j - 1] as SyncCacheTier);
-        if (j === 0 && this.memory.wouldAdmit && !this.memory.wouldAdmit(key, recordSize(record))) continue;
-        tier.set(key, j === 0 ? ownBytes(record) : record);
+        const upper = j === 0 ? this.memory : (this.syncLower[j - 1] as SyncCacheTier);
+        if (j === 0 && this.memory.wouldAdmit && !this.memory.wouldAdmit(key, this.sizeOf(record))) continue;
+        // A leased body goes back to its pool after this response: the tiers above get their own copy.
+        if (record.kind === 'entry' && record.body === this.leasedBody) copy ??= { ...record, body: Buffer.from(record.body) };
+        upper.set(key, copy ?? (j === 0 ? ownBytes(record) : record));
       }
       return record;
     }
     return undefined;
+  }
+
+  /**
+   * Whether `body`, from the entry the last peek() returned, is leased from a lower tier: then hand it back with
+   * release() once nothing reads it any more. (Asked right after peek, so a memory hit costs a comparison.)
+   */
+  isLeased(body: Body): boolean {
+    return body === this.leasedBody;
+  }
+
+  /** Hands back a body leased by peek: the caller must not read it any more. Any other body is ignored. */
+  release(body: Body): void {
+    if (!Buffer.isBuffer(body)) return;
+    for (const tier of this.leasing) tier.release(body);
+  }
+
+  /**
+   * recordSize, remembered per EntryMeta (a disk hit's decoded metadata is reused across hits, see LmdbTier). A
+   * meta object always describes one body (see respond.ts), so the size is fixed.
+   */
+  private sizeOf(record: CacheRecord): number {
+    if (record.kind !== 'entry') return recordSize(record);
+    let size = this.sizes.get(record.meta);
+    if (size === undefined) {
+      size = recordSize(record);
+      this.sizes.set(record.meta, size);
+    }
+    return size;
   }
 
   /**

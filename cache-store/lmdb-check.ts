@@ -1,8 +1,8 @@
 /**
- * A full consistency check of the disk tier's environment: every record decodes, has its housekeeping, all its
- * chunks and index rows; the accounting matches the records; no chunk belongs to no record. Reads everything,
- * so it is for diagnostics and tests (after a crash, say), not for the request path. Run it while no other
- * process writes: it reads the databases one after another, not in one snapshot.
+ * A full consistency check of the disk tier's environment: every record decodes (inline bodies included), has
+ * its housekeeping, all its chunks and index rows; the accounting matches the records; no chunk belongs to no
+ * record. Reads everything, so it is for diagnostics and tests (after a crash, say), not for the request path.
+ * Run it while no other process writes: it reads the databases one after another, not in one snapshot.
  */
 import { decodeRecord, INFO, isHashedKey } from './lmdb-codec.js';
 import { readCount, readHousekeeping } from './lmdb-budget.js';
@@ -49,9 +49,11 @@ export function checkIntegrity(dbs: LmdbDbs): IntegrityReport {
     for (const tag of hk.t) if (!dbs.tags.doesExist(tag, storage)) problems.push(`${storage}: no tag row for ${tag}`);
     if (isHashedKey(storage) && dbs.longKeys.get(storage) !== decoded.key) problems.push(`${storage}: long-key row missing or wrong`);
     if (decoded.kind !== 'entry') continue;
-    const { bodyId, length, chunkCount, chunkSize } = decoded.body;
+    const { bodyId, length, chunkCount, chunkSize, inlineAt } = decoded.body;
     if (hk.b !== bodyId || hk.c !== chunkCount) problems.push(`${storage}: housekeeping body ${hk.b}/${hk.c} != record ${bodyId}/${chunkCount}`);
+    if (bodies.has(bodyId)) problems.push(`${storage}: body id ${bodyId} is used by another record`);
     bodies.set(bodyId, chunkCount);
+    if (inlineAt >= 0) continue; // inline: decodeRecord checked that the value holds exactly `length` body bytes
     let stored = 0;
     for (let i = 0; i < chunkCount; i++) {
       const chunk = dbs.bodies.getBinary([bodyId, i]);

@@ -1,11 +1,13 @@
 /**
- * The LMDB disk tier's on-disk format: how cache keys become LMDB keys, how a record's metadata is encoded in
- * the `meta` database, and the small per-entry housekeeping record kept in `atime`. Bodies are not encoded at
- * all: they are raw bytes in `bodies`, one LMDB value per chunk.
+ * The LMDB disk tier's on-disk format: how cache keys become LMDB keys, how a record is encoded in the `meta`
+ * database, and the small per-entry housekeeping record kept in `atime`. Bodies of up to `inlineLimit` bytes are
+ * stored inside the meta value (a disk hit is then one LMDB read); larger ones are raw bytes in `bodies`, one
+ * LMDB value per chunk, never encoded.
  *
- * A meta value is an envelope: 2 magic bytes, the format version, the record kind, a CRC-32 of everything
- * after it, the body id (float64), then the record as UTF-8 JSON. Anything that does not decode cleanly (wrong
- * magic, version or checksum, malformed JSON, fields of the wrong type) is reported as corrupt, never guessed at.
+ * A meta value is an envelope: 2 magic bytes, the format version, the record kind, a CRC-32 of everything after
+ * it, the body id (float64), the length of the JSON (uint32), the record as UTF-8 JSON, then the inline body
+ * bytes, if any. Anything that does not decode cleanly (wrong magic, version or checksum, malformed JSON, fields
+ * of the wrong type, a length that does not add up) is reported as corrupt, never guessed at.
  */
 import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
@@ -16,7 +18,15 @@ import type { CacheEntry, EntryMeta, VaryRecord } from './entry.js';
  * On-disk format version, kept in `info` and in every meta envelope. Bump it whenever the layout or the
  * encoding changes: a tier that finds another version clears itself instead of misreading.
  */
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
+
+/** Largest body stored inside its meta value (at most one chunk): bigger ones go to `bodies` in chunks. */
+export const INLINE_LIMIT = 64 * 1024;
+
+/** The inline limit for a given chunk size: a body is inline when it would be a single chunk of at most INLINE_LIMIT. */
+export function inlineLimitFor(chunkSize: number): number {
+  return Math.min(INLINE_LIMIT, chunkSize);
+}
 
 /** Named databases of the environment. */
 export const DB = {
@@ -54,7 +64,9 @@ const MAGIC_0 = 0x45; // 'E'
 const MAGIC_1 = 0x43; // 'C'
 const KIND_ENTRY = 1;
 const KIND_VARY = 2;
-const HEADER_BYTES = 16; // magic(2) version(1) kind(1) crc32(4) bodyId(8)
+const HEADER_BYTES = 20; // magic(2) version(1) kind(1) crc32(4) bodyId(8) jsonLength(4)
+/** The checksum covers everything from here: body id, JSON length, JSON and inline body. */
+const CHECKED_FROM = 8;
 
 // Control characters do not round-trip through lmdb-js's ordered-binary key encoding (bytes 0-4 are
 // delimiters, and strings of 64+ characters are written unescaped), and a lone surrogate does not survive
@@ -87,8 +99,11 @@ export class CorruptRecordError extends Error {
 export interface BodyLayout {
   bodyId: number;
   length: number;
+  /** Chunks in `bodies`: 0 for an inline body. */
   chunkCount: number;
   chunkSize: number;
+  /** Where an inline body starts in the meta value, or -1 when the body is in `bodies`. */
+  inlineAt: number;
 }
 
 export type DecodedRecord =
@@ -99,43 +114,63 @@ export type DecodedRecord =
 export interface PreparedRecord {
   kind: number;
   json: Buffer;
+  /** Bytes of body stored inline (after the JSON); 0 when there is none or it goes to `bodies`. */
+  inlineBytes: number;
+  /** Chunks the body takes in `bodies` (0 when inline). */
+  chunkCount: number;
 }
 
 /** Encodes everything but the body id. Throws if the record cannot be serialised (the write is declined). */
 export function prepareRecord(key: string, record: CacheEntry | VaryRecord, size: number, chunkSize: number): PreparedRecord {
   if (record.kind === 'vary') {
     const payload = { k: key, s: size, r: { primaryKey: record.primaryKey, fields: record.fields, variants: record.variants } };
-    return { kind: KIND_VARY, json: Buffer.from(JSON.stringify(payload)) };
+    return { kind: KIND_VARY, json: Buffer.from(JSON.stringify(payload)), inlineBytes: 0, chunkCount: 0 };
   }
   const { meta } = record;
   const storedMeta = { ...meta, deletableAt: Number.isFinite(meta.deletableAt) ? meta.deletableAt : null };
   const length = record.body.length;
+  const inline = length <= inlineLimitFor(chunkSize);
+  const chunkCount = inline ? 0 : chunkCountFor(length, chunkSize);
   const payload = {
     k: key,
     s: size,
     m: storedMeta,
     p: record.policy.toObject(),
     n: length,
-    c: chunkCountFor(length, chunkSize),
+    c: chunkCount,
     z: chunkSize,
+    i: inline,
   };
-  return { kind: KIND_ENTRY, json: Buffer.from(JSON.stringify(payload)) };
+  return { kind: KIND_ENTRY, json: Buffer.from(JSON.stringify(payload)), inlineBytes: inline ? length : 0, chunkCount };
 }
 
 export function chunkCountFor(length: number, chunkSize: number): number {
   return length === 0 ? 0 : Math.ceil(length / chunkSize);
 }
 
-/** The meta value: envelope header (with the body id) followed by the prepared JSON. */
-export function finishRecord(prepared: PreparedRecord, bodyId: number): Buffer {
-  const out = Buffer.allocUnsafe(HEADER_BYTES + prepared.json.length);
+/**
+ * The meta value: envelope header (with the body id), the prepared JSON, then the inline body. `body` yields
+ * the body's bytes (exactly `prepared.inlineBytes` of them) when it is stored inline.
+ */
+export function finishRecord(prepared: PreparedRecord, bodyId: number, body?: Iterable<Buffer>): Buffer {
+  const jsonEnd = HEADER_BYTES + prepared.json.length;
+  const out = Buffer.allocUnsafe(jsonEnd + prepared.inlineBytes);
   out[0] = MAGIC_0;
   out[1] = MAGIC_1;
   out[2] = FORMAT_VERSION;
   out[3] = prepared.kind;
   out.writeDoubleLE(bodyId, 8);
+  out.writeUInt32LE(prepared.json.length, 16);
   prepared.json.copy(out, HEADER_BYTES);
-  out.writeUInt32LE(crc32(out.subarray(8)), 4);
+  let at = jsonEnd;
+  if (prepared.inlineBytes > 0) {
+    for (const part of body ?? []) {
+      if (at + part.length > out.length) throw new Error(`body yielded more than ${prepared.inlineBytes} bytes`);
+      at += part.copy(out, at);
+    }
+  }
+  if (at !== out.length) throw new Error(`body yielded ${at - jsonEnd} bytes, expected ${prepared.inlineBytes}`);
+  out.writeUInt32LE(crc32(out.subarray(CHECKED_FROM)), 4);
   return out;
 }
 
@@ -144,11 +179,16 @@ export function decodeRecord(buf: Buffer): DecodedRecord {
   if (buf.length < HEADER_BYTES) throw new CorruptRecordError('truncated header');
   if (buf[0] !== MAGIC_0 || buf[1] !== MAGIC_1) throw new CorruptRecordError('bad magic');
   if (buf[2] !== FORMAT_VERSION) throw new CorruptRecordError(`format version ${buf[2]}, expected ${FORMAT_VERSION}`);
-  if (buf.readUInt32LE(4) !== crc32(buf.subarray(8))) throw new CorruptRecordError('checksum mismatch');
+  // (lmdb-js's getBinaryFast returns a Buffer whose length property is overridden: use explicit bounds.)
+  if (buf.readUInt32LE(4) !== crc32(new Uint8Array(buf.buffer, buf.byteOffset + CHECKED_FROM, buf.length - CHECKED_FROM))) {
+    throw new CorruptRecordError('checksum mismatch');
+  }
   const bodyId = buf.readDoubleLE(8);
+  const jsonEnd = HEADER_BYTES + buf.readUInt32LE(16);
+  if (jsonEnd > buf.length) throw new CorruptRecordError('truncated JSON');
   let payload: unknown;
   try {
-    payload = JSON.parse(buf.toString('utf8', HEADER_BYTES));
+    payload = JSON.parse(buf.toString('utf8', HEADER_BYTES, jsonEnd));
   } catch {
     throw new CorruptRecordError('malformed JSON');
   }
@@ -160,16 +200,21 @@ export function decodeRecord(buf: Buffer): DecodedRecord {
     if (!isObject(r) || typeof r.primaryKey !== 'string' || !isStringArray(r.fields) || !isStringArray(r.variants)) {
       throw new CorruptRecordError('bad vary record');
     }
+    if (jsonEnd !== buf.length) throw new CorruptRecordError('trailing bytes');
     return { kind: 'vary', key, size, record: { kind: 'vary', primaryKey: r.primaryKey, fields: r.fields, variants: r.variants } };
   }
   if (buf[3] !== KIND_ENTRY) throw new CorruptRecordError(`unknown record kind ${buf[3]}`);
-  const { m, p, n, c, z } = payload;
-  if (!isCount(n) || !isCount(c) || !isCount(z) || z === 0 || c !== chunkCountFor(n, z) || !isCount(bodyId)) {
+  const { m, p, n, c, z, i } = payload;
+  if (!isCount(n) || !isCount(c) || !isCount(z) || z === 0 || typeof i !== 'boolean' || !isCount(bodyId)) {
+    throw new CorruptRecordError('bad body layout');
+  }
+  if (i ? c !== 0 || n > inlineLimitFor(z) || jsonEnd + n !== buf.length : c !== chunkCountFor(n, z) || jsonEnd !== buf.length) {
     throw new CorruptRecordError('bad body layout');
   }
   if (!isObject(p)) throw new CorruptRecordError('bad policy');
   const meta = checkMeta(m);
-  return { kind: 'entry', key, size, meta, policy: p as unknown as CachePolicy.CachePolicyObject, body: { bodyId, length: n, chunkCount: c, chunkSize: z } };
+  const body: BodyLayout = { bodyId, length: n, chunkCount: c, chunkSize: z, inlineAt: i ? jsonEnd : -1 };
+  return { kind: 'entry', key, size, meta, policy: p as unknown as CachePolicy.CachePolicyObject, body };
 }
 
 function checkMeta(m: unknown): EntryMeta {
@@ -204,7 +249,7 @@ export interface Housekeeping {
   a: number;
   /** Bytes charged against the budget. */
   s: number;
-  /** Body id (0 for vary records) and chunk count. */
+  /** Body id (0 for vary records) and the number of chunks in `bodies` (0 for an inline body). */
   b: number;
   c: number;
   /** deletableAt (epoch ms), or null for Infinity (not in the `expiry` index). */

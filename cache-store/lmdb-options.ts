@@ -55,14 +55,16 @@ export const DEFAULT_CHUNK_SIZE = 256 * 1024;
 export const DEFAULT_SWEEP_INTERVAL_MS = 30_000;
 export const DEFAULT_ATIME_FLUSH_MS = 5_000;
 export const DEFAULT_MAX_PENDING_BYTES = 64 * MiB;
-/** Entries removed per sweep transaction. */
-export const SWEEP_BATCH = 500;
+/** Entries removed per sweep transaction (its callback runs on the main thread: ~20 µs per entry). */
+export const SWEEP_BATCH = 200;
 /** Delay before retrying deletes whose commit failed. */
 export const TOMBSTONE_RETRY_MS = 1_000;
 /** Longest close() waits for lmdb-js to close the environment. */
 export const CLOSE_TIMEOUT_MS = 10_000;
 /** Pending access times that trigger an early flush. */
 export const ATIME_MAX_PENDING = 10_000;
+/** Access times written per transaction (its callback runs on the main thread: ~10 µs each). */
+export const ATIME_BATCH = 256;
 
 /** Default maxBatchBytes: an eighth of the budget, between 1 and 32 MiB. */
 export function defaultMaxBatchBytes(maxBytes: number): number {

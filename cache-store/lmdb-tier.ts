@@ -8,8 +8,9 @@
  */
 import type CachePolicy from 'http-cache-semantics';
 import type { Body } from './body.js';
-import { recordSize, type CacheRecord } from './entry.js';
+import { recordSize, type CacheRecord, type EntryMeta, type VaryRecord } from './entry.js';
 import { LmdbBody } from './lmdb-body.js';
+import { BodyPool, MAX_LEASED_BYTES } from './lmdb-pool.js';
 import { applyAccessTimes, expiredRows, readCount, readHousekeeping, removeEntry, storedKeys, storedKeysForTag, sweepRows } from './lmdb-budget.js';
 import { checkIntegrity, type IntegrityReport } from './lmdb-check.js';
 import { decodeRecord, FORMAT_VERSION, INFO, isHashedKey, prepareRecord, storageKey, type BodyLayout, type DecodedRecord, type PreparedRecord } from './lmdb-codec.js';
@@ -18,6 +19,7 @@ import { BurstLog, RateLog } from './lmdb-log.js';
 import { WriteQueue } from './lmdb-queue.js';
 import { writeRecord } from './lmdb-write.js';
 import {
+  ATIME_BATCH,
   ATIME_MAX_PENDING,
   CLOSE_TIMEOUT_MS,
   DEFAULT_ATIME_FLUSH_MS,
@@ -44,6 +46,31 @@ const ATIME_RESOLUTION_MS = 30_000;
 
 type DecodedWithPolicy = Extract<DecodedRecord, { kind: 'vary' }> | (Extract<DecodedRecord, { kind: 'entry' }> & { restored: CachePolicy });
 
+/**
+ * A decoded record with the header stamp it was decoded from and when its access was last recorded, plus
+ * copies of what every hit needs, so that a hit reads one object (these are cold in the CPU cache by the time
+ * the body has been copied).
+ */
+interface Decoded {
+  checksum: number;
+  bodyId: number;
+  length: number;
+  touchedAt: number;
+  /** Whether the record's key is its storage key (always, unless the storage key is hashed or the record is bad). */
+  keyIsStorage: boolean;
+  /** The record (vary), or the parts of the entry a hit returns. */
+  vary: VaryRecord | undefined;
+  meta: EntryMeta | undefined;
+  policy: CachePolicy | undefined;
+  body: BodyLayout | undefined;
+  /** deletableAt of an entry (Infinity for a vary record). */
+  deletableAt: number;
+  /** Where an inline body starts in the value (-1: none), and its length. */
+  inlineAt: number;
+  bodyLength: number;
+  decoded: DecodedWithPolicy;
+}
+
 export class LmdbTier implements SyncCacheTier {
   readonly name = 'disk';
   readonly synchronous = true;
@@ -60,7 +87,9 @@ export class LmdbTier implements SyncCacheTier {
   /** Access times not yet written to the LRU index. */
   private accessed = new Map<string, number>();
   /** Recent decodings by storage key, with the header stamp they were decoded from (see decode()). */
-  private readonly decodedCache = new Map<string, { checksum: number; bodyId: number; length: number; decoded: DecodedWithPolicy; touchedAt: number }>();
+  private readonly decodedCache = new Map<string, Decoded>();
+  /** Reusable buffers for leased bodies (see lease()). */
+  private readonly pool = new BodyPool();
   /** Keys whose delete failed to commit (storage → key): misses here, retried until the delete commits. */
   private readonly tombstones = new Map<string, string>();
   private tombstoneTimer: NodeJS.Timeout | undefined;
@@ -70,6 +99,8 @@ export class LmdbTier implements SyncCacheTier {
   private lastCommitFailed = false;
   private closing: Promise<void> | null = null;
   private sweeping: Promise<number> | null = null;
+  /** The access-time flushes in progress, in order (see flushAccessTimes()); never rejects. */
+  private atimeFlush: Promise<void> = Promise.resolve();
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly counts = { evictions: 0, writeFailures: 0, writesDeclined: 0, corruptRecords: 0, expired: 0, readFailures: 0 };
   private readonly writeFaults: BurstLog;
@@ -114,6 +145,30 @@ export class LmdbTier implements SyncCacheTier {
   }
 
   get(key: string): CacheRecord | undefined {
+    return this.read(key, false);
+  }
+
+  /**
+   * `get` for a caller that hands the body back: a body of up to one chunk (at most MAX_LEASED_BYTES) is copied
+   * into a reusable buffer instead of a new one. The caller must call `release(body)` once nothing reads the body
+   * any more (for a response, on 'finish'), and must not store it anywhere (copy it instead); a body it drops is
+   * simply garbage collected. See lmdb-pool.ts for why (the GC cost of a fresh copy per hit).
+   */
+  lease(key: string): CacheRecord | undefined {
+    return this.read(key, true);
+  }
+
+  /** Whether `body` came from `lease` and has not been released. */
+  isLeased(body: Uint8Array): boolean {
+    return this.pool.isLeased(body);
+  }
+
+  /** Hands a leased body back for reuse (ignored for any other buffer). */
+  release(body: Uint8Array): void {
+    this.pool.release(body);
+  }
+
+  private read(key: string, lease: boolean): CacheRecord | undefined {
     if (this.closed) return undefined;
     const storage = storageKey(key);
     const op = this.queue.pendingOp(storage);
@@ -121,7 +176,7 @@ export class LmdbTier implements SyncCacheTier {
     if (this.clearing > 0 || this.tombstones.has(storage)) return undefined;
     let raw: Buffer | undefined;
     try {
-      // A view into the memory map, valid until the next LMDB call: only its header is read before decoding.
+      // A view valid until the next LMDB call: the header is read, and an inline body copied, before any other.
       raw = this.dbs.meta.getBinaryFast(storage);
     } catch (err) {
       this.counts.readFailures++;
@@ -129,29 +184,34 @@ export class LmdbTier implements SyncCacheTier {
       return undefined;
     }
     if (raw === undefined) return undefined;
+    const now = this.now();
     let record: CacheRecord;
+    let cached: Decoded;
     try {
-      const decoded = this.decode(storage, raw);
-      if (decoded.key !== key) {
+      cached = this.decode(storage, raw);
+      // (storageKey returns the key itself unless it hashes it: then this compares pointers.)
+      if (storage === key ? !cached.keyIsStorage : cached.decoded.key !== key) {
         // A hashed key shared with another key (a sha256 collision: not expected) is a plain miss.
         if (isHashedKey(storage)) return undefined;
-        throw new Error(`stored under ${JSON.stringify(key)} but records ${JSON.stringify(decoded.key)}`);
+        throw new Error(`stored under ${JSON.stringify(key)} but records ${JSON.stringify(cached.decoded.key)}`);
       }
-      if (decoded.kind === 'vary') {
-        record = decoded.record;
+      if (cached.vary !== undefined) {
+        record = cached.vary;
       } else {
-        if (decoded.meta.deletableAt < this.now()) {
+        if (cached.deletableAt < now) {
           this.expire(storage, key);
           return undefined;
         }
-        record = { kind: 'entry', meta: decoded.meta, body: this.openBody(storage, decoded.body), policy: decoded.restored };
+        const body =
+          cached.inlineAt >= 0 ? this.copyOut(raw, cached.inlineAt, cached.bodyLength, lease) : this.openBody(storage, cached.body as BodyLayout, lease);
+        record = { kind: 'entry', meta: cached.meta as EntryMeta, body, policy: cached.policy as CachePolicy };
       }
     } catch (err) {
       this.markCorrupt(storage, key, err);
       return undefined;
     }
     this.readFaults.ok();
-    this.touch(storage);
+    this.touch(storage, cached, now);
     return record;
   }
 
@@ -325,15 +385,26 @@ export class LmdbTier implements SyncCacheTier {
     return this.queue.flushed();
   }
 
-  /** Writes the batched access times to the LRU index now. */
+  /**
+   * Writes the batched access times to the LRU index now. The transaction callbacks run on this thread, so the
+   * times go in transactions of ATIME_BATCH, one after another: a flush of thousands never stalls the event
+   * loop for more than one batch (~10 µs per access time). Resolves when every flush so far has committed.
+   */
   flushAccessTimes(): Promise<void> {
-    if (this.accessed.size === 0) return Promise.resolve();
-    const batch = this.accessed;
-    this.accessed = new Map();
-    return this.queue.run(null, 0, () => applyAccessTimes(this.dbs, batch)).then(() => undefined);
+    if (this.accessed.size > 0) {
+      const rows = [...this.accessed];
+      this.accessed = new Map();
+      this.atimeFlush = this.atimeFlush.then(async () => {
+        for (let i = 0; i < rows.length; i += ATIME_BATCH) {
+          const batch = rows.slice(i, i + ATIME_BATCH);
+          await this.queue.run(null, 0, () => applyAccessTimes(this.dbs, batch));
+        }
+      });
+    }
+    return this.atimeFlush;
   }
 
-  /** One expiry sweep: removes entries past deletableAt, 500 per transaction. Resolves to how many. */
+  /** One expiry sweep: removes entries past deletableAt, SWEEP_BATCH (200) per transaction. Resolves to how many. */
   sweep(): Promise<number> {
     if (this.closed) return Promise.resolve(0);
     this.sweeping ??= this.runSweep().finally(() => {
@@ -405,15 +476,32 @@ export class LmdbTier implements SyncCacheTier {
     return total;
   }
 
-  private openBody(storage: string, layout: BodyLayout): Body {
+  /**
+   * The body of a record just read, when it is not inline (see read()): a single chunk is read and copied, a
+   * larger body is an LmdbBody that reads chunks on demand. With `lease`, the copy goes into a reusable buffer.
+   */
+  private openBody(storage: string, layout: BodyLayout, lease: boolean): Body {
     const { bodyId, length, chunkCount, chunkSize } = layout;
     if (length === 0) return Buffer.alloc(0);
     const body = new LmdbBody(this.dbs.bodies, bodyId, length, chunkSize, (id) => this.chunkMissing(storage, id));
-    if (chunkCount === 1) return body.readChunk(0);
+    if (chunkCount === 1) {
+      if (!lease || length > MAX_LEASED_BYTES) return body.readChunk(0);
+      const chunk = this.dbs.bodies.getBinaryFast([bodyId, 0]);
+      if (chunk === undefined || chunk.length !== length) return body.readChunk(0); // throws MissingChunkError
+      return this.copyOut(chunk, 0, length, true);
+    }
     if (!this.dbs.bodies.doesExist([bodyId, 0]) || !this.dbs.bodies.doesExist([bodyId, chunkCount - 1])) {
       throw new Error(`body ${bodyId} is missing chunks`);
     }
     return body;
+  }
+
+  /** `length` bytes of `source` from `offset`, as a private Buffer (leased from the pool with `lease`). */
+  private copyOut(source: Buffer, offset: number, length: number, lease: boolean): Buffer {
+    if (lease) return this.pool.copy(source, offset, length);
+    const out = Buffer.allocUnsafeSlow(length);
+    out.set(new Uint8Array(source.buffer, source.byteOffset + offset, length));
+    return out;
   }
 
   /** A chunk vanished under a reader: corrupt if the record still points at that body, else a race. */
@@ -456,33 +544,46 @@ export class LmdbTier implements SyncCacheTier {
 
   /**
    * Decodes a meta value, or returns the decoding of the same bytes from a previous read: the header's checksum
-   * and body id identify the version, so a record rewritten by any process is decoded afresh. Keeps hot disk
-   * hits from re-parsing JSON and rebuilding their policy and wire headers.
+   * and body id identify the version (every write takes a new body id), so a record rewritten by any process is
+   * decoded afresh. Keeps hot disk hits from re-parsing JSON and rebuilding their policy and wire headers.
    */
-  private decode(storage: string, raw: Buffer): DecodedWithPolicy {
+  private decode(storage: string, raw: Buffer): Decoded {
     const stamped = raw.length >= 16;
     const checksum = stamped ? raw.readUInt32LE(4) : -1;
     const bodyId = stamped ? raw.readDoubleLE(8) : -1;
     const cached = this.decodedCache.get(storage);
-    if (cached !== undefined && cached.checksum === checksum && cached.bodyId === bodyId && cached.length === raw.length) return cached.decoded;
+    if (cached !== undefined && cached.checksum === checksum && cached.bodyId === bodyId && cached.length === raw.length) return cached;
     const plain = decodeRecord(raw);
     const decoded: DecodedWithPolicy = plain.kind === 'entry' ? { ...plain, restored: this.restorePolicy(plain.policy) } : plain;
-    if (this.decodedCache.size >= DECODED_CACHE_ENTRIES) this.decodedCache.delete(this.decodedCache.keys().next().value as string);
-    this.decodedCache.set(storage, { checksum, bodyId, length: raw.length, decoded, touchedAt: -Infinity });
-    return decoded;
+    if (cached === undefined && this.decodedCache.size >= DECODED_CACHE_ENTRIES) this.decodedCache.delete(this.decodedCache.keys().next().value as string);
+    const entry = decoded.kind === 'entry';
+    const layout = entry ? decoded.body : undefined;
+    const fresh: Decoded = {
+      checksum,
+      bodyId,
+      length: raw.length,
+      touchedAt: -Infinity,
+      keyIsStorage: decoded.key === storage,
+      vary: entry ? undefined : decoded.record,
+      meta: entry ? decoded.meta : undefined,
+      policy: entry ? decoded.restored : undefined,
+      body: layout,
+      deletableAt: entry ? decoded.meta.deletableAt : Infinity,
+      inlineAt: layout?.inlineAt ?? -1,
+      bodyLength: layout?.length ?? 0,
+      decoded,
+    };
+    this.decodedCache.set(storage, fresh);
+    return fresh;
   }
 
   /**
    * Records an access for the LRU index. Access times only need a coarse resolution: a record touched again
    * within ATIME_RESOLUTION_MS is not written again, so a hot key costs one index update per interval.
    */
-  private touch(storage: string): void {
-    const now = this.now();
-    const cached = this.decodedCache.get(storage);
-    if (cached !== undefined) {
-      if (now - cached.touchedAt < ATIME_RESOLUTION_MS) return;
-      cached.touchedAt = now;
-    }
+  private touch(storage: string, cached: Decoded, now: number): void {
+    if (now - cached.touchedAt < ATIME_RESOLUTION_MS) return;
+    cached.touchedAt = now;
     this.accessed.set(storage, now);
     if (this.accessed.size >= ATIME_MAX_PENDING) void this.flushAccessTimes();
   }

@@ -1,7 +1,7 @@
 /**
- * The write transaction of one record: make room, copy the body in chunks, replace the old record, index the
- * new one, update the accounting. It runs inside one child transaction, so a crash or a failed commit leaves
- * either the old record or the new one, never a mix.
+ * The write transaction of one record: make room, copy the body (inline in the meta value, or in chunks),
+ * replace the old record, index the new one, update the accounting. It runs inside one child transaction, so a
+ * crash or a failed commit leaves either the old record or the new one, never a mix.
  */
 import { bodyChunks, type Body } from './body.js';
 import type { CacheRecord } from './entry.js';
@@ -49,16 +49,22 @@ export function writeRecord(dbs: LmdbDbs, args: WriteArgs): WriteResult {
   }
   let bodyId = 0;
   let chunkCount = 0;
+  let value: Buffer;
   if (record.kind === 'entry') {
-    // A new body id for every write, so an overwrite never mixes chunks and a reader of the old body never
-    // sees new bytes. The counter lives in `info`, so it is unique across processes.
+    // A new body id for every write, so an overwrite never mixes chunks, a reader of the old body never sees
+    // new bytes, and the id identifies this version of the record (see LmdbTier.decode). The counter lives in
+    // `info`, so it is unique across processes.
     bodyId = Math.max(1, readCount(dbs, INFO.nextBodyId));
     dbs.info.putSync(INFO.nextBodyId, bodyId + 1);
-    chunkCount = writeChunks(dbs, bodyId, record.body, args.chunkSize);
+    // A small body goes inside the meta value (one read per hit); a larger one into `bodies`, in chunks.
+    if (args.prepared.chunkCount > 0) chunkCount = writeChunks(dbs, bodyId, record.body, args.chunkSize);
+    value = finishRecord(args.prepared, bodyId, args.prepared.inlineBytes > 0 ? bodyChunks(record.body) : undefined);
+  } else {
+    value = finishRecord(args.prepared, bodyId);
   }
   // The old record goes after the copy: an overwrite may be re-storing the very body it replaces.
   if (old !== undefined) removeEntry(dbs, storage, old ?? undefined);
-  dbs.meta.putSync(storage, finishRecord(args.prepared, bodyId));
+  dbs.meta.putSync(storage, value);
   const deletable = record.kind === 'entry' && Number.isFinite(record.meta.deletableAt) ? record.meta.deletableAt : null;
   const tags = record.kind === 'entry' ? [...new Set(record.meta.tags.map(storageKey))] : [];
   const hk: Housekeeping = { a: now, s: size, b: bodyId, c: chunkCount, d: deletable, t: tags };
@@ -72,7 +78,7 @@ export function writeRecord(dbs: LmdbDbs, args: WriteArgs): WriteResult {
   return { stored: true, evicted };
 }
 
-/** Writes a body as chunkSize pieces, never holding more than one chunk of its own. Returns the chunk count. */
+/** Writes a body to `bodies` in chunkSize pieces, never holding more than one chunk of its own. Returns the count. */
 function writeChunks(dbs: LmdbDbs, bodyId: number, body: Body, chunkSize: number): number {
   let staging: Buffer | undefined;
   let fill = 0;

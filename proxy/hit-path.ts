@@ -1,8 +1,9 @@
 /**
- * The hot loop: a fresh memory-tier hit answered before Fastify's router sees the request. A synchronous
- * lookup, then the stored header array and the stored Buffer written out. Anything unusual (request
- * directives, validators, ranges, bodies, a malformed target, a stale or missing entry) returns false and the
- * request takes the full pipeline, which makes the same decisions slowly and completely.
+ * The hot loop: a fresh memory-tier (or disk-tier) hit answered before Fastify's router sees the request. A
+ * synchronous lookup, then the stored header array and the stored Buffer written out (a disk hit's body is a leased
+ * buffer, handed back to the store when the response finishes). Anything unusual (request directives, validators,
+ * ranges, bodies, a malformed target, a stale or missing entry) returns false and the request takes the full
+ * pipeline, which makes the same decisions slowly and completely.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CacheStore } from '../cache-store/cache-store.js';
@@ -38,11 +39,20 @@ export function createHitPath(store: CacheStore, stats: ProxyStats, now: () => n
     if (entry === undefined) return false;
     const time = now();
     const body = entry.body;
+    // (A leased body not used here is dropped: the pool's lease on it is garbage collected.)
     if (time >= entry.meta.freshUntil || !Buffer.isBuffer(body)) return false;
     stats.hits++;
     res.writeHead(entry.meta.status, hitHeaders(entry, time));
-    if (method === 'HEAD') res.end();
-    else res.end(body);
+    if (!store.isLeased(body)) {
+      if (method === 'HEAD') res.end();
+      else res.end(body);
+    } else if (method === 'HEAD') {
+      res.end();
+      store.release(body);
+    } else {
+      // A disk hit's body is in a reusable buffer: hand it back once the socket has taken every byte.
+      res.end(body, () => store.release(body));
+    }
     return true;
   };
 }

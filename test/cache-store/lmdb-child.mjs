@@ -72,12 +72,13 @@ function send(message) {
 }
 
 if (mode === 'burst') {
-  // Overwrites (40 keys), evictions (8 MiB budget) and bodies of 0 to ~700 KB, committed in groups of 8.
+  // Overwrites (40 keys), evictions (8 MiB budget) and bodies of 0 to ~700 KB, half of them small enough to be
+  // stored inline in the meta record (up to 64 KiB), committed in groups of 8.
   const tier = open(8 * 1024 * 1024);
   for (let n = 0; ; ) {
     for (let i = 0; i < 8; i++, n++) {
       const key = `burst.test/${n % 40}`;
-      const body = randomBytes(Math.floor(Math.random() * 700_000));
+      const body = randomBytes(Math.floor(Math.random() * (n % 2 === 0 ? 70_000 : 700_000)));
       tier.set(key, entry(key, body, [`group-${n % 3}`]));
     }
     await tier.flushed();

@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isChunked } from '../../cache-store/body.js';
 import { recordSize, STALE_KEEP_MS, type CacheEntry } from '../../cache-store/entry.js';
 import { MissingChunkError } from '../../cache-store/lmdb-body.js';
-import { decodeRecord, FORMAT_VERSION, INFO, storageKey } from '../../cache-store/lmdb-codec.js';
+import { decodeRecord, FORMAT_VERSION, INFO, INLINE_LIMIT, storageKey } from '../../cache-store/lmdb-codec.js';
 import { LmdbTier, type LmdbTierOptions } from '../../cache-store/lmdb-tier.js';
 import { buildTierForChildren, type ChildBuild } from './child-build.js';
 import { bodyBytes, digest, Fixtures, partsBody, recordingLogger, TestClock } from './fixtures.js';
@@ -409,10 +409,11 @@ describe('LmdbTier: other processes', () => {
     expect(h.tier.checkIntegrity().problems).toEqual([]);
   });
 
-  it('kill -9 during a write burst never leaves a half-written entry', async () => {
+  it('kill -9 during a write burst never leaves a half-written entry (inline or chunked)', async () => {
     const temp = tempDir();
     const path = join(temp.dir, 'env');
     try {
+      let inlineSeen = 0;
       for (let round = 0; round < 3; round++) {
         const c = child('burst', path);
         for (let commits = 0; commits < 2 + round; commits++) await c.next();
@@ -427,16 +428,20 @@ describe('LmdbTier: other processes', () => {
           expect(tier.checkIntegrity().problems).toEqual([]);
           const keys = tier.keys('burst.test/');
           expect(keys.length).toBeGreaterThan(0);
+          let inline = 0;
           for (const key of keys) {
             const got = entryOf(tier, key);
             expect(digest(got.body), key).toBe(got.meta.headers['x-body-sha256']);
+            if (got.body.length <= INLINE_LIMIT) inline++;
           }
+          inlineSeen += inline;
           expect(tier.stats()).toMatchObject({ corruptRecords: 0 });
           expect(tier.stats().bytes).toBeLessThanOrEqual(8 * MiB);
         } finally {
           await tier.close();
         }
       }
+      expect(inlineSeen).toBeGreaterThan(0); // records with inline bodies went through the kill too
     } finally {
       temp.remove();
     }

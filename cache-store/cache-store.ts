@@ -241,17 +241,58 @@ export class CacheStore {
   /** Purges what the selector addresses from every tier; returns how many entries were affected. */
   async purge(selector: PurgeSelector, options: PurgeOptions): Promise<number> {
     const tiers = options.memoryOnly ? [this.memory] : this.tiers;
-    const keys = await this.collectKeys(selector, tiers);
-    const batch = options.batchSize ?? 256;
+    const keys = [...(await this.collectKeys(selector, tiers))];
+    const batchSize = options.batchSize ?? 200;
     let affected = 0;
-    let sinceYield = 0;
+    for (let start = 0; start < keys.length; start += batchSize) {
+      const batch = keys.slice(start, start + batchSize);
+      affected += options.soft ? await this.soften(batch, options, tiers) : await this.remove(batch, options, tiers);
+      // Between batches the event loop serves requests: a large purge never stalls the hit path for long.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    return affected;
+  }
+
+  /** Hard purge of one batch: memory at once, lower tiers in one unit of work each. Returns the entries removed. */
+  private async remove(keys: string[], options: PurgeOptions, tiers: CacheTier[]): Promise<number> {
+    let affected = 0;
+    const below = new Map<CacheTier, string[]>();
+    for (const key of keys) {
+      let wasEntry = false;
+      for (const tier of tiers) {
+        if (tier === this.memory) {
+          wasEntry = this.memory.get(key)?.kind === 'entry' || wasEntry;
+          this.memory.delete(key);
+          continue;
+        }
+        wasEntry ||= tier.hasEntry?.(key) ?? false;
+        let list = below.get(tier);
+        if (list === undefined) below.set(tier, (list = []));
+        list.push(key);
+      }
+      // A memory-only purge still deletes what this process has queued for the shared tiers (see memoryOnly).
+      if (options.memoryOnly) {
+        for (const tier of this.tiers) {
+          if (tier === this.memory || !tier.hasPendingWrite?.(key)) continue;
+          let list = below.get(tier);
+          if (list === undefined) below.set(tier, (list = []));
+          list.push(key);
+        }
+      }
+      if (wasEntry) affected++;
+    }
+    for (const [tier, list] of below) {
+      if (tier.deleteMany) await tier.deleteMany(list);
+      else for (const key of list) await tier.delete(key);
+    }
+    return affected;
+  }
+
+  private async soften(keys: string[], options: PurgeOptions, tiers: CacheTier[]): Promise<number> {
+    let affected = 0;
     for (const key of keys) {
       const pendingBelow = options.memoryOnly ? this.tiers.filter((t) => t !== this.memory && t.hasPendingWrite?.(key)) : [];
       if (await this.purgeKey(key, options, pendingBelow.length > 0 ? [...tiers, ...pendingBelow] : tiers)) affected++;
-      if (++sinceYield >= batch) {
-        sinceYield = 0;
-        await new Promise<void>((resolve) => setImmediate(resolve));
-      }
     }
     return affected;
   }

@@ -174,6 +174,11 @@ export function finishRecord(prepared: PreparedRecord, bodyId: number, body?: It
   return out;
 }
 
+/** Whether a meta value (undecoded) holds an entry rather than a Vary record. */
+export function isEntryValue(buf: Uint8Array): boolean {
+  return buf.length > 3 && buf[0] === MAGIC_0 && buf[1] === MAGIC_1 && buf[3] === KIND_ENTRY;
+}
+
 /** Decodes a meta value; throws CorruptRecordError on anything unexpected. */
 export function decodeRecord(buf: Buffer): DecodedRecord {
   if (buf.length < HEADER_BYTES) throw new CorruptRecordError('truncated header');

@@ -13,7 +13,7 @@ import { LmdbBody } from './lmdb-body.js';
 import { BodyPool, MAX_LEASED_BYTES } from './lmdb-pool.js';
 import { applyAccessTimes, expiredRows, readCount, readHousekeeping, removeEntry, storedKeys, storedKeysForTag, sweepRows } from './lmdb-budget.js';
 import { checkIntegrity, type IntegrityReport } from './lmdb-check.js';
-import { decodeRecord, FORMAT_VERSION, INFO, isHashedKey, prepareRecord, storageKey, type BodyLayout, type DecodedRecord, type PreparedRecord } from './lmdb-codec.js';
+import { decodeRecord, FORMAT_VERSION, INFO, isEntryValue, isHashedKey, prepareRecord, storageKey, type BodyLayout, type DecodedRecord, type PreparedRecord } from './lmdb-codec.js';
 import { clearAll, openEnvironment, type LmdbDbs, type TierLogger } from './lmdb-env.js';
 import { BurstLog, RateLog } from './lmdb-log.js';
 import { WriteQueue } from './lmdb-queue.js';
@@ -271,6 +271,36 @@ export class LmdbTier implements SyncCacheTier {
       // A purge must not come undone because its commit failed (a full disk): hide the key and retry.
       if (done === undefined) this.bury(storage, key);
     });
+  }
+
+  hasEntry(key: string): boolean {
+    const storage = storageKey(key);
+    const op = this.queue.pendingOp(storage);
+    if (op !== undefined) return op.key === key && op.record?.kind === 'entry';
+    if (this.clearing > 0 || this.tombstones.has(storage)) return false;
+    try {
+      const raw = this.dbs.meta.getBinaryFast(storage);
+      return raw !== undefined && isEntryValue(raw);
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Deletes many keys in one transaction (a purge deletes in batches: one transaction per key would cost a
+   * commit each). The keys are hidden from this process's reads at once, like a failed delete's tombstone.
+   */
+  async deleteMany(keys: string[]): Promise<void> {
+    if (this.closed || keys.length === 0) return;
+    const items = keys.map((key) => [storageKey(key), key] as const);
+    for (const [storage, key] of items) this.tombstones.set(storage, key);
+    const done = await this.queue.run(null, 0, () => items.every(([storage, key]) => this.remove(storage, key)));
+    if (done === undefined) {
+      // The commit failed (a full disk): keep them hidden and retry, as for a single delete.
+      for (const [storage, key] of items) this.bury(storage, key);
+      return;
+    }
+    for (const [storage, key] of items) if (this.tombstones.get(storage) === key) this.tombstones.delete(storage);
   }
 
   /** Removes a key inside a write transaction; a hashed storage key only if it really holds this key. */

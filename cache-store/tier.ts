@@ -35,6 +35,13 @@ export interface CacheTier {
   flushed?(): Promise<void>;
   /** Whether this process has a write of `key` queued and not yet committed (tiers that write asynchronously). */
   hasPendingWrite?(key: string): boolean;
+  /** Whether `key` holds an entry (not a Vary record), without decoding it. */
+  hasEntry?(key: string): boolean;
+  /**
+   * Deletes many keys as one unit of work (one transaction for a disk tier); they are gone for this process's
+   * reads at once, and the promise resolves when the deletion has committed.
+   */
+  deleteMany?(keys: string[]): Promise<void>;
 }
 
 /** A tier whose operations are synchronous. */

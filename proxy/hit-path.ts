@@ -1,14 +1,14 @@
 /**
  * The hot loop: a fresh memory-tier (or disk-tier) hit answered before Fastify's router sees the request. A
- * synchronous lookup, then the stored header array and the stored Buffer written out (a disk hit's body is a leased
- * buffer, handed back to the store when the response finishes). Anything unusual (request directives, validators,
+ * synchronous lookup, then the stored head (respond.ts, raw-head.ts) and the stored Buffer written out (a disk
+ * hit's body is a leased buffer, handed back to the store when the response finishes). Anything unusual (request directives, validators,
  * ranges, bodies, a malformed target, a stale or missing entry) returns false and the request takes the full
  * pipeline, which makes the same decisions slowly and completely.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CacheStore } from '../cache-store/cache-store.js';
 import { countHostFields, normalizeHost } from '../policies/cache-key.js';
-import { hitHeaders } from './respond.js';
+import { writeHitHead } from './respond.js';
 import type { ProxyStats } from './stats.js';
 
 export type HitPath = (req: IncomingMessage, res: ServerResponse) => boolean;
@@ -42,7 +42,7 @@ export function createHitPath(store: CacheStore, stats: ProxyStats, now: () => n
     // (A leased body not used here is dropped: the pool's lease on it is garbage collected.)
     if (time >= entry.meta.freshUntil || !Buffer.isBuffer(body)) return false;
     stats.hits++;
-    res.writeHead(entry.meta.status, hitHeaders(entry, time));
+    writeHitHead(res, entry, time);
     if (!store.isLeased(body)) {
       if (method === 'HEAD') res.end();
       else res.end(body);

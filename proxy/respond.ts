@@ -1,14 +1,15 @@
 /**
  * Writing responses from the cache. A stored entry's headers are flattened once into a wire-ready array
- * (kept per EntryMeta, so an entry decoded again from disk with the same metadata reuses it); a fresh hit then
- * only refreshes the Age and Cache-Status values when their whole seconds change, so the hit path writes a
- * stored array and a stored Buffer without rebuilding either.
+ * (kept per EntryMeta, so an entry decoded again from disk with the same metadata reuses it) and serialized
+ * once into a prepared head (raw-head.ts); a fresh hit then only refreshes the Age and Cache-Status values when
+ * their whole seconds change, so the hit path writes a stored head and a stored Buffer without rebuilding either.
  */
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { writeBody } from '../cache-store/body.js';
 import type { CacheEntry, EntryMeta } from '../cache-store/entry.js';
 import { appendCacheStatus, formatCacheStatus, type CacheStatusFields, type XCache } from './cache-status.js';
 import { CACHE_ONLY_RESPONSE_FIELDS, withVia } from './headers.js';
+import { preparedHead, rawHeadSupported, serializeFields, setRawHead, statusLine, type PreparedHead } from './raw-head.js';
 
 type WireValue = string | string[];
 
@@ -18,8 +19,12 @@ interface Prepared {
   /** The same without the last three pairs and without content-length, for building other responses. */
   base: WireValue[];
   originCacheStatus: string | string[] | undefined;
-  /** The Age the `hit` array currently carries. */
+  /** The Age the `hit` array (and `head`) currently carry. */
   age: number;
+  /** Status line and the `hit` fields before Age, serialized; undefined when not prepared (see raw-head.ts). */
+  headStart: string | undefined;
+  /** The whole hit head for the current Age. */
+  head: PreparedHead | undefined;
 }
 
 const SKIPPED_FROM_STORE = new Set(['age', 'content-length', 'cache-status', 'via', 'x-cache']);
@@ -33,7 +38,9 @@ function prepare(entry: CacheEntry): Prepared {
   }
   base.push('via', withVia(headers.via));
   const hit = [...base, 'content-length', String(entry.body.length), 'age', '', 'x-cache', 'HIT', 'cache-status', ''];
-  const prepared: Prepared = { hit, base, originCacheStatus: headers['cache-status'], age: NaN };
+  const fields = rawHeadSupported() ? serializeFields(hit.slice(0, -6)) : undefined;
+  const headStart = fields === undefined ? undefined : statusLine(entry.meta.status) + fields;
+  const prepared: Prepared = { hit, base, originCacheStatus: headers['cache-status'], age: NaN, headStart, head: undefined };
   preparedByMeta.set(entry.meta, prepared);
   return prepared;
 }
@@ -56,16 +63,33 @@ export function ttlSeconds(entry: CacheEntry, now: number): number {
 
 /** The hit path: headers for a fresh hit, reusing the stored array while Age and ttl stay the same. */
 export function hitHeaders(entry: CacheEntry, now: number): WireValue[] {
+  return hitPrepared(entry, now).hit;
+}
+
+/**
+ * The hit path: writes a fresh hit's status and headers, as a prepared head when the response allows it
+ * (raw-head.ts), else through writeHead with the stored array.
+ */
+export function writeHitHead(res: ServerResponse, entry: CacheEntry, now: number): void {
+  const p = hitPrepared(entry, now);
+  if (p.head === undefined || !setRawHead(res, entry.meta.status, p.head)) res.writeHead(entry.meta.status, p.hit);
+}
+
+function hitPrepared(entry: CacheEntry, now: number): Prepared {
   const p = prepared(entry);
   const age = ageSeconds(entry, now);
   if (age !== p.age) {
     const ttl = Math.floor(entry.meta.lifetime / 1000) - age;
     const h = p.hit;
-    h[h.length - 5] = String(age);
-    h[h.length - 1] = appendCacheStatus(p.originCacheStatus, formatCacheStatus({ hit: true, ttl }));
+    const ageText = String(age);
+    const cacheStatus = appendCacheStatus(p.originCacheStatus, formatCacheStatus({ hit: true, ttl }));
+    h[h.length - 5] = ageText;
+    h[h.length - 1] = cacheStatus;
     p.age = age;
+    const tail = p.headStart === undefined ? undefined : serializeFields(['age', ageText, 'x-cache', 'HIT', 'cache-status', cacheStatus]);
+    p.head = tail === undefined ? undefined : preparedHead((p.headStart as string) + tail);
   }
-  return p.hit;
+  return p;
 }
 
 export interface StoredResponseOptions {

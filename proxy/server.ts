@@ -17,6 +17,7 @@ import { buildStore } from './build-store.js';
 import { CachePipeline } from './cache-pipeline.js';
 import { LocalCoordinator, type Coordinator, type PurgeRequest } from './coordinator.js';
 import { createHitPath } from './hit-path.js';
+import { probeRawHead } from './raw-head.js';
 import { createLogger } from './logger.js';
 import { OriginClient } from './origin-client.js';
 import { registerPassthrough, upgradeConstraint } from './passthrough.js';
@@ -118,6 +119,8 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     exposeTagHeaders: config.exposeTagHeaders,
     coordinator,
   });
+  // Prepared hit heads, if this Node writes them as expected (checked once per process).
+  await probeRawHead();
   const serveFreshHit = createHitPath(store, stats, now);
 
   const app = Fastify({

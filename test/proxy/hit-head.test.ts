@@ -1,0 +1,114 @@
+/**
+ * The prepared hit head (proxy/raw-head.ts): what a fresh hit puts on the wire, byte for byte, in every
+ * connection case: keep-alive, pipelining, HEAD, Connection: close, HTTP/1.0, and Age moving on.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { probeRawHead, rawHeadSupported } from '../../proxy/raw-head.js';
+import { startOrigin, type TestOrigin } from '../helpers/origin.js';
+import { startProxy, type TestProxy } from '../helpers/proxy.js';
+import { raw, request } from '../helpers/http.js';
+
+let origin: TestOrigin;
+let proxy: TestProxy;
+
+beforeAll(async () => {
+  origin = await startOrigin((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'public, max-age=60', etag: '"h1"', link: ['</a.css>; rel=preload', '</b.js>; rel=preload'] });
+    res.end(`body of ${req.url}`);
+  });
+  proxy = await startProxy(origin.url);
+});
+
+afterAll(async () => {
+  await proxy.close();
+  await origin.close();
+});
+
+/** The Host a plain request() sends, so raw requests use the same cache key. */
+const host = (): string => `127.0.0.1:${proxy.port}`;
+
+/** Splits a raw reply into responses of known body length (Content-Length), in order. */
+function responses(reply: string): Array<{ head: string; body: string }> {
+  const out: Array<{ head: string; body: string }> = [];
+  let rest = reply;
+  while (rest.length > 0) {
+    const end = rest.indexOf('\r\n\r\n');
+    if (end === -1) break;
+    const head = rest.slice(0, end + 2);
+    const length = Number(/\r\ncontent-length: (\d+)\r\n/i.exec(head)?.[1] ?? 0);
+    out.push({ head, body: rest.slice(end + 4, end + 4 + length) });
+    rest = rest.slice(end + 4 + length);
+  }
+  return out;
+}
+
+describe('prepared hit heads', () => {
+  it('are used on this Node version', async () => {
+    expect(await probeRawHead()).toBe(true);
+    expect(rawHeadSupported()).toBe(true);
+  });
+
+  it('write the same fields as writeHead would, then the connection fields Node adds', async () => {
+    await request(`${proxy.url}/wire`);
+    const reply = await raw(proxy.port, `GET /wire HTTP/1.1\r\nHost: ${host()}\r\n\r\n`, 500);
+    const [hit] = responses(reply);
+    expect(hit?.head.split('\r\n')).toEqual([
+      'HTTP/1.1 200 OK',
+      'content-type: text/plain',
+      'cache-control: public, max-age=60',
+      'etag: "h1"',
+      'link: </a.css>; rel=preload',
+      'link: </b.js>; rel=preload',
+      expect.stringMatching(/^date: /),
+      'via: 1.1 edgecache',
+      'content-length: 13',
+      'age: 0',
+      'x-cache: HIT',
+      expect.stringMatching(/^cache-status: edgecache; hit; ttl=(59|60)$/),
+      'Connection: keep-alive',
+      'Keep-Alive: timeout=5',
+      '',
+    ]);
+    expect(hit?.body).toBe('body of /wire');
+  });
+
+  it('serve pipelined hits in order on one connection, each complete', async () => {
+    for (const path of ['/p1', '/p2', '/p3']) await request(`${proxy.url}${path}`);
+    const pipelined = ['/p1', '/p2', '/p3', '/p1'].map((p) => `GET ${p} HTTP/1.1\r\nHost: ${host()}\r\n\r\n`).join('');
+    const got = responses(await raw(proxy.port, pipelined, 500));
+    expect(got.map((r) => r.body)).toEqual(['body of /p1', 'body of /p2', 'body of /p3', 'body of /p1']);
+    for (const r of got) expect(r.head).toContain('x-cache: HIT');
+  });
+
+  it('send no body for HEAD and keep the connection usable', async () => {
+    await request(`${proxy.url}/hd`);
+    const reply = await raw(proxy.port, `HEAD /hd HTTP/1.1\r\nHost: ${host()}\r\n\r\nGET /hd HTTP/1.1\r\nHost: ${host()}\r\n\r\n`, 500);
+    const heads = reply.split('HTTP/1.1 200 OK').slice(1);
+    expect(heads).toHaveLength(2);
+    expect(heads[0]).toContain('content-length: 11');
+    expect(heads[0]?.endsWith('\r\n\r\n')).toBe(true);
+    expect(reply.endsWith('body of /hd')).toBe(true);
+  });
+
+  it('leave Connection: close and HTTP/1.0 to Node, which closes after the response', async () => {
+    await request(`${proxy.url}/close`);
+    const closing = await raw(proxy.port, `GET /close HTTP/1.1\r\nHost: ${host()}\r\nConnection: close\r\n\r\n`);
+    expect(closing).toContain('x-cache: HIT');
+    expect(closing).toContain('Connection: close\r\n');
+    expect(closing).not.toContain('Keep-Alive');
+    expect(closing.endsWith('body of /close')).toBe(true);
+    const old = await raw(proxy.port, `GET /close HTTP/1.0\r\nHost: ${host()}\r\n\r\n`);
+    expect(old).toContain('x-cache: HIT');
+    expect(old).not.toContain('Connection: keep-alive');
+    expect(old.endsWith('body of /close')).toBe(true);
+  });
+
+  it('carry the current Age once seconds pass', async () => {
+    await request(`${proxy.url}/aging`);
+    proxy.advance(7_000);
+    const later = responses(await raw(proxy.port, `GET /aging HTTP/1.1\r\nHost: ${host()}\r\n\r\n`, 500))[0];
+    expect(later?.head).toContain('\r\nage: 7\r\n');
+    expect(later?.head).toMatch(/cache-status: edgecache; hit; ttl=5[23]\r\n/);
+    proxy.advance(-7_000);
+  });
+});

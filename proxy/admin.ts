@@ -1,14 +1,16 @@
 /**
- * The admin listener, on its own port (loopback by default): health, statistics and purge. In a single
- * process it reports that process; under --workers it runs in the cluster primary and reports the sum.
+ * The admin listener, on its own port (loopback by default): health, statistics (JSON and Prometheus) and
+ * purge. In a single process it reports that process; under --workers it runs in the cluster primary and
+ * reports the sum.
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { formatMetrics, METRICS_CONTENT_TYPE } from './metrics.js';
 import { registerAdminPurge, type Purger } from './purge-routes.js';
 import type { ProxyStats } from './stats.js';
 
 export interface AdminOptions {
-  /** The /stats document. */
+  /** The /stats document (also what /metrics is formatted from). */
   snapshot: () => Promise<Record<string, unknown>>;
   /** Resolves false when the service cannot serve (e.g. no worker alive). */
   healthy: () => Promise<boolean>;
@@ -32,6 +34,7 @@ export function buildAdmin(options: AdminOptions): FastifyInstance {
     return reply.code(503).send({ status: 'unavailable' });
   });
   admin.get('/stats', () => options.snapshot());
+  admin.get('/metrics', async (_request, reply) => reply.header('content-type', METRICS_CONTENT_TYPE).send(formatMetrics(await options.snapshot())));
   registerAdminPurge(admin, { purge: options.purge, stats: options.stats, token: options.token });
   admin.setErrorHandler((err, _request, reply) => {
     const error = err as { statusCode?: number; message: string; validation?: unknown };

@@ -17,14 +17,19 @@ interface Lock {
   waiters: Array<(answer: { owner: false; stored: boolean }) => void>;
 }
 
-/** Counters that are not summed across workers. */
-const NOT_SUMMED = new Set(['uptimeSeconds']);
+/** Counters that are not summed across workers (the largest is reported). */
+const NOT_SUMMED: ReadonlySet<string> = new Set(['uptimeSeconds']);
+/**
+ * Disk-tier figures read from the shared LMDB environment: every worker reports the same, so they are not
+ * summed. Its other figures (evictions, write failures, queued writes...) are each worker's own and are.
+ */
+const SHARED_DISK: ReadonlySet<string> = new Set(['entries', 'bytes', 'maxBytes', 'fileBytes']);
 
-function sumInto(total: Record<string, unknown>, part: Record<string, unknown>): void {
+function sumInto(total: Record<string, unknown>, part: Record<string, unknown>, notSummed = NOT_SUMMED): void {
   for (const [key, value] of Object.entries(part)) {
     if (typeof value !== 'number') continue;
     const current = typeof total[key] === 'number' ? (total[key] as number) : 0;
-    total[key] = NOT_SUMMED.has(key) ? Math.max(current, value) : current + value;
+    total[key] = notSummed.has(key) ? Math.max(current, value) : current + value;
   }
 }
 
@@ -99,17 +104,24 @@ export async function runPrimary(config: EdgecacheConfig, log: Logger): Promise<
     const total: Record<string, unknown> = { workers: peers.size };
     const memory: Record<string, unknown> = { name: 'memory' };
     const processes: Array<Record<string, unknown>> = [];
-    let disk: unknown;
+    let disk: Record<string, unknown> | undefined;
     for (const part of parts) {
       if (part === undefined) continue;
       const { tiers, pid, ...counters } = part as { tiers?: Record<string, Record<string, unknown>>; pid?: number } & Record<string, unknown>;
-      processes.push({ pid, hits: counters.hits, misses: counters.misses, originFetches: counters.originFetches, coalesced: counters.coalesced });
+      processes.push({
+        pid,
+        hits: counters.hits,
+        misses: counters.misses,
+        originFetches: counters.originFetches,
+        coalesced: counters.coalesced,
+        eventLoopDelayMs: counters.eventLoopDelayMs,
+      });
       sumInto(total, counters);
       if (tiers?.memory) {
         sumInto(memory, tiers.memory);
         memory.policy = tiers.memory.policy;
       }
-      disk ??= tiers?.disk;
+      if (tiers?.disk) sumInto((disk ??= { name: 'disk' }), tiers.disk, SHARED_DISK);
     }
     sumInto(total, stats.toJSON());
     return { ...total, tiers: disk === undefined ? { memory } : { memory, disk }, processes };

@@ -191,12 +191,16 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
 
   const startedAt = Date.now();
   // Event-loop delay: the first thing to look at when latency has a tail (a long synchronous step somewhere).
-  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  const loopResolutionMs = 10;
+  const loopDelay = monitorEventLoopDelay({ resolution: loopResolutionMs });
   loopDelay.enable();
+  // The histogram records the time between two samples, so an idle loop reads as the sampling interval: the
+  // delay is what exceeds it (in ms, to the microsecond).
+  const delayMs = (ns: number): number => Math.max(0, Math.round(ns / 1e3 - loopResolutionMs * 1e3) / 1e3);
   const snapshot = async (): Promise<Record<string, unknown>> => ({
     pid: process.pid,
     uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
-    eventLoopDelayMs: { p50: loopDelay.percentile(50) / 1e6, p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 },
+    eventLoopDelayMs: { p50: delayMs(loopDelay.percentile(50)), p99: delayMs(loopDelay.percentile(99)), max: delayMs(loopDelay.max) },
     ...stats.toJSON(),
     tiers: Object.fromEntries(store.stats().map((t) => [t.name, t])),
   });

@@ -61,7 +61,7 @@ export function setRawHead(res: ServerResponse, status: number, head: PreparedHe
   if (fields === undefined) return false;
   if (head.connectionFields !== fields) {
     head.connectionFields = fields;
-    head.text = head.fields + fields;
+    head.text = flat([head.fields, fields]);
   }
   res.statusCode = status;
   internals._header = head.text;
@@ -95,17 +95,25 @@ export function statusLine(status: number): string {
  * returns undefined when `writeHead()` would refuse a field (then the caller uses it, and gets its error).
  */
 export function serializeFields(fields: ReadonlyArray<string | readonly string[]>, from = 0): string | undefined {
-  let out = '';
+  const lines: string[] = [];
   for (let i = from; i < fields.length; i += 2) {
     const name = fields[i] as string;
     const value = fields[i + 1] as string | readonly string[];
     if (!TOKEN.test(name)) return undefined;
     for (const one of typeof value === 'string' ? [value] : value) {
       if (INVALID_VALUE.test(one)) return undefined;
-      out += `${name}: ${one}\r\n`;
+      lines.push(name, ': ', one, '\r\n');
     }
   }
-  return out;
+  return flat(lines);
+}
+
+/**
+ * Joins into one flat string. Heads live as long as their entries, so they must not be trees of `+`
+ * concatenations (V8 cons strings: dozens of heap objects per head, flattened again on first write).
+ */
+export function flat(parts: string[]): string {
+  return parts.join('');
 }
 
 /**

@@ -9,7 +9,7 @@ import { writeBody } from '../cache-store/body.js';
 import type { CacheEntry, EntryMeta } from '../cache-store/entry.js';
 import { appendCacheStatus, formatCacheStatus, type CacheStatusFields, type XCache } from './cache-status.js';
 import { CACHE_ONLY_RESPONSE_FIELDS, withVia } from './headers.js';
-import { preparedHead, rawHeadSupported, serializeFields, setRawHead, statusLine, type PreparedHead } from './raw-head.js';
+import { flat, preparedHead, rawHeadSupported, serializeFields, setRawHead, statusLine, type PreparedHead } from './raw-head.js';
 
 type WireValue = string | string[];
 
@@ -39,7 +39,7 @@ function prepare(entry: CacheEntry): Prepared {
   base.push('via', withVia(headers.via));
   const hit = [...base, 'content-length', String(entry.body.length), 'age', '', 'x-cache', 'HIT', 'cache-status', ''];
   const fields = rawHeadSupported() ? serializeFields(hit.slice(0, -6)) : undefined;
-  const headStart = fields === undefined ? undefined : statusLine(entry.meta.status) + fields;
+  const headStart = fields === undefined ? undefined : flat([statusLine(entry.meta.status), fields]);
   const prepared: Prepared = { hit, base, originCacheStatus: headers['cache-status'], age: NaN, headStart, head: undefined };
   preparedByMeta.set(entry.meta, prepared);
   return prepared;
@@ -87,7 +87,7 @@ function hitPrepared(entry: CacheEntry, now: number): Prepared {
     h[h.length - 1] = cacheStatus;
     p.age = age;
     const tail = p.headStart === undefined ? undefined : serializeFields(['age', ageText, 'x-cache', 'HIT', 'cache-status', cacheStatus]);
-    p.head = tail === undefined ? undefined : preparedHead((p.headStart as string) + tail);
+    p.head = tail === undefined ? undefined : preparedHead(flat([p.headStart as string, tail]));
   }
   return p;
 }

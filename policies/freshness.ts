@@ -154,6 +154,17 @@ export function responsePolicyHeaders(headers: Record<string, string | string[] 
   return out;
 }
 
+/**
+ * The response as the policy object sees it. Set-Cookie is left out: edgecache decides about cookies itself
+ * (refused unless --cache-set-cookie), while http-cache-semantics would give any shared response with a cookie
+ * a lifetime of 0 unless it also says public, which would make --cache-set-cookie store nothing.
+ */
+function policyView(headers: Record<string, string | string[] | undefined>): CachePolicy.Headers {
+  const out = responsePolicyHeaders(headers);
+  delete out['set-cookie'];
+  return out;
+}
+
 function headerText(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value.join(', ') : value;
 }
@@ -161,7 +172,8 @@ function headerText(value: string | string[] | undefined): string | undefined {
 export class Freshness {
   readonly now: Clock;
   private readonly Policy: PolicyClass;
-  private readonly cacheSetCookie: boolean;
+  /** --cache-set-cookie: responses carrying Set-Cookie may be stored (and the cookie with them). */
+  readonly cacheSetCookie: boolean;
   /** Operator grace (ms) for serving stale entries when the origin fails. */
   readonly grace: number;
 
@@ -173,7 +185,7 @@ export class Freshness {
   }
 
   createPolicy(request: PolicyRequest, response: PolicyResponse): CachePolicy {
-    return new this.Policy(request, { status: response.status, headers: responsePolicyHeaders(response.headers) }, { shared: true });
+    return new this.Policy(request, { status: response.status, headers: policyView(response.headers) }, { shared: true });
   }
 
   /**
@@ -182,7 +194,7 @@ export class Freshness {
    * merged in by the caller, gets a fresh policy.
    */
   revalidatedPolicy(stale: CachePolicy, request: PolicyRequest, notModifiedHeaders: Record<string, string | string[] | undefined>, merged: PolicyResponse): CachePolicy {
-    const { policy, matches } = stale.revalidatedPolicy(request, { status: 304, headers: responsePolicyHeaders(notModifiedHeaders) });
+    const { policy, matches } = stale.revalidatedPolicy(request, { status: 304, headers: policyView(notModifiedHeaders) });
     return matches ? policy : this.createPolicy(request, merged);
   }
 

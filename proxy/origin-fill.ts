@@ -348,6 +348,10 @@ export class OriginFill {
     const newTags = parseSurrogateKeys(update);
     this.tags = newTags.length > 0 ? newTags : stale.meta.tags;
     if (!this.deps.exposeTagHeaders) for (const name of TAG_FIELDS) delete update[name];
+    // A cookie set on the 304 is for the client whose request caused it, as on any other response: merged into
+    // the stored headers it would be handed to everyone (unless --cache-set-cookie allows storing cookies).
+    const cookie = this.deps.freshness.cacheSetCookie ? undefined : update['set-cookie'];
+    if (cookie !== undefined) delete update['set-cookie'];
     for (const name in update) {
       if (UNCHANGED_BY_304.has(name)) continue;
       headers[name] = update[name] as string | string[];
@@ -357,13 +361,16 @@ export class OriginFill {
     const entry = this.buildEntry(stale.meta.status, headers, stale.body, policy);
     entry.meta.key = stale.meta.key;
     void this.deps.store.replace(entry).catch(() => undefined);
-    this.deliverEntry({ kind: 'entry', entry, how: 'revalidated', originStatus: 304 });
+    const outcome: EntryOutcome = { kind: 'entry', entry, how: 'revalidated', originStatus: 304 };
+    const own = cookie === undefined ? undefined : { ...outcome, entry: { ...entry, meta: { ...entry.meta, headers: { ...headers, 'set-cookie': cookie } } } };
+    this.deliverEntry(outcome, own);
   }
 
-  private deliverEntry(outcome: EntryOutcome): void {
+  /** Hands every consumer the entry; `ownerOutcome`, when given, goes to the owner instead (its own cookie). */
+  private deliverEntry(outcome: EntryOutcome, ownerOutcome?: EntryOutcome): void {
     this.outcome = outcome;
     this.state = 'complete';
-    for (const consumer of this.consumers.keys()) consumer.head(outcome);
+    for (const [consumer, member] of this.consumers) consumer.head(member.owner && ownerOutcome ? ownerOutcome : outcome);
     this.finish();
   }
 

@@ -129,6 +129,15 @@ describe('what is not stored, or not reused without validation', () => {
     expect(await xcache(path, {}, cookieProxy)).toBe('HIT');
   });
 
+  it('--cache-set-cookie stores a response with Set-Cookie that has a lifetime, without needing public', async () => {
+    const path = url({ 'cache-control': 'max-age=60', 'set-cookie': 'theme=dark' });
+    const first = await request(`${cookieProxy.url}${path}`);
+    expect(first.headers['cache-status']).toContain('; stored');
+    const second = await request(`${cookieProxy.url}${path}`);
+    expect([second.headers['x-cache'], second.headers['set-cookie']]).toEqual(['HIT', ['theme=dark']]);
+    expect(origin.count(path)).toBe(1);
+  });
+
   it('no-cache: stored, but revalidated before every use', async () => {
     const path = url({ 'cache-control': 'no-cache', etag: '"x"' });
     await xcache(path);

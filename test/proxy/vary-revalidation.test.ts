@@ -31,6 +31,17 @@ beforeAll(async () => {
       res.end(`version ${version}`);
       return;
     }
+    if (path.startsWith('/cookie-304')) {
+      // The 304 sets a cookie, as session middleware in front of a static handler does.
+      if (req.headers['if-none-match'] === '"c1"') {
+        res.writeHead(304, { etag: '"c1"', 'cache-control': 'max-age=10', 'set-cookie': `session=${req.headers['x-user'] ?? 'anonymous'}` });
+        res.end();
+        return;
+      }
+      res.writeHead(200, { etag: '"c1"', 'cache-control': 'max-age=10', 'content-type': 'text/plain' });
+      res.end('shared page');
+      return;
+    }
     res.writeHead(404);
     res.end();
   });
@@ -87,6 +98,18 @@ describe('revalidation (RFC 9111 §4.3)', () => {
     expect(third.headers['x-cache']).toBe('HIT');
     expect(third.headers['x-extra']).toBe('a-updated');
     expect(origin.count('/validated')).toBe(2);
+  });
+
+  it('a Set-Cookie on the 304 reaches the client that caused the revalidation only, never the stored response', async () => {
+    await request(`${proxy.url}/cookie-304`);
+    proxy.advance(11_000);
+    const revalidated = await request(`${proxy.url}/cookie-304`, { headers: { 'x-user': 'alice' } });
+    expect(revalidated.headers['x-cache']).toBe('REVALIDATED');
+    expect(revalidated.headers['set-cookie']).toEqual(['session=alice']);
+    const other = await request(`${proxy.url}/cookie-304`, { headers: { 'x-user': 'bob' } });
+    expect([other.headers['x-cache'], other.text]).toEqual(['HIT', 'shared page']);
+    expect(other.headers['set-cookie']).toBeUndefined();
+    expect(origin.count('/cookie-304')).toBe(2);
   });
 
   it('a 200 to the revalidation replaces the entry', async () => {

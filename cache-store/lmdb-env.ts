@@ -41,8 +41,9 @@ export interface OpenOptions {
   log: TierLogger;
 }
 
-// Errors about the machine, not the environment: renaming the directory aside would not help.
-const ENVIRONMENTAL = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'EMFILE', 'ENFILE', 'ENOMEM', 'EAGAIN', 'EBUSY']);
+// Errors about the machine, not the environment: renaming the directory aside would not help. (ENOTDIR: a file
+// where a parent directory should be, e.g. --data-dir naming a file; not ours to move.)
+const ENVIRONMENTAL = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'EMFILE', 'ENFILE', 'ENOMEM', 'EAGAIN', 'EBUSY', 'ENOTDIR']);
 
 /** Opens (or creates) the environment; renames a broken one aside once and starts empty. */
 export function openEnvironment(options: OpenOptions): LmdbDbs {

@@ -38,7 +38,8 @@ export function helpText(): string {
   }
   lines.push('  --help, -h', '      Print this help and exit.', '  --version, -v', '      Print the version and exit.');
   lines.push('', 'Sizes are binary (1mb = 1,048,576 bytes). Durations take ms, s, m, h; a bare number is seconds.');
-  lines.push('Bad values print one line naming the setting and exit with code 2.');
+  lines.push('Bad values print one line naming the setting and exit with code 2; start-up failures (a port in use,');
+  lines.push('an unusable --data-dir) print one line and exit with code 1.');
   return `${lines.join('\n')}\n`;
 }
 

@@ -10,6 +10,7 @@ import { LmdbTier } from '../cache-store/lmdb-tier.js';
 import { MemoryTier } from '../cache-store/memory-tier.js';
 import type { EdgecacheConfig } from '../config/settings.js';
 import type { Freshness } from '../policies/freshness.js';
+import { startupError } from './startup.js';
 
 export interface StoreDependencies {
   config: EdgecacheConfig;
@@ -32,14 +33,18 @@ export function buildStore({ config, freshness, log, now, sweeper }: StoreDepend
     ...(config.diskWrite === 'spill' && { onEvict: spill }),
   });
   if (config.diskMax > 0) {
-    disk = new LmdbTier({
-      path: path.resolve(config.dataDir, 'lmdb'),
-      maxBytes: config.diskMax,
-      restorePolicy: (object) => freshness.restorePolicy(object),
-      now,
-      log: log.child({ component: 'disk' }),
-      sweeper,
-    });
+    try {
+      disk = new LmdbTier({
+        path: path.resolve(config.dataDir, 'lmdb'),
+        maxBytes: config.diskMax,
+        restorePolicy: (object) => freshness.restorePolicy(object),
+        now,
+        log: log.child({ component: 'disk' }),
+        sweeper,
+      });
+    } catch (err) {
+      throw startupError(`cannot use --data-dir ${config.dataDir}`, err);
+    }
   }
   return new CacheStore({ memory, lower: disk ? [disk] : [], maxVariants: config.maxVariants, writeMode: config.diskWrite });
 }

@@ -11,10 +11,18 @@ import { runPrimary } from './cluster-primary.js';
 import { runWorker } from './cluster-worker.js';
 import { createLogger } from './logger.js';
 import { createEdgecache } from './server.js';
+import { StartupError } from './startup.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
+}
+
+/** Something the operator must fix (see startup.ts): one line, exit code 1. */
+function failToStart(err: unknown): never {
+  if (!(err instanceof StartupError)) throw err;
+  process.stderr.write(`edgecache: ${err.message}\n`);
+  process.exit(1);
 }
 
 async function main(): Promise<void> {
@@ -44,16 +52,14 @@ async function main(): Promise<void> {
     else await runWorker(config, log);
     return;
   }
-  const edgecache = await createEdgecache(config);
+  const edgecache = await createEdgecache(config).catch((err: unknown) => failToStart(err));
   const log = edgecache.app.log;
   try {
     const { port, adminPort } = await edgecache.listen();
     log.info({ port, adminPort, origin: config.origin }, `edgecache listening on http://${config.host}:${port}, forwarding to ${config.origin}`);
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    process.stderr.write(`edgecache: cannot listen: ${e.code ?? ''} ${e.message}\n`);
     await edgecache.close().catch(() => undefined);
-    process.exit(1);
+    failToStart(err);
   }
   let stopping = false;
   const stop = (signal: string): void => {

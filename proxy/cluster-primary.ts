@@ -10,6 +10,7 @@ import type { EdgecacheConfig } from '../config/settings.js';
 import { buildAdmin } from './admin.js';
 import type { PurgeRequest } from './coordinator.js';
 import { RpcPeer, workerChannel } from './ipc.js';
+import { startupError } from './startup.js';
 import { ProxyStats } from './stats.js';
 
 interface Lock {
@@ -40,7 +41,19 @@ export async function runPrimary(config: EdgecacheConfig, log: Logger): Promise<
   const locks = new Map<string, Lock>();
   const stats = new ProxyStats();
   let stopping = false;
+  /** Every worker has listened once: from then on a worker that dies is replaced. */
+  let started = false;
   let admin: ReturnType<typeof buildAdmin> | undefined;
+
+  // Before the cluster has started, a failure is the configuration's or the machine's (a port in use, an unusable
+  // --data-dir): restarting workers would fail the same way forever. Say it once and stop, as a single process does.
+  const failToStart = (message: string): void => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`edgecache: ${message}\n`);
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
+    process.exit(1);
+  };
 
   const releaseLock = (key: string, stored: boolean): void => {
     const lock = locks.get(key);
@@ -81,6 +94,12 @@ export async function runPrimary(config: EdgecacheConfig, log: Logger): Promise<
         return true;
       }
       if (op === 'purge') return broadcastPurge(payload as PurgeRequest);
+      if (op === 'failed') {
+        const { message } = payload as { message: string };
+        if (!started) failToStart(message);
+        else log.error({ workerPid: worker.process.pid, problem: message }, 'a worker could not start');
+        return true;
+      }
       throw new Error(`unknown operation ${op}`);
     });
     peers.set(worker.id, peer);
@@ -93,6 +112,10 @@ export async function runPrimary(config: EdgecacheConfig, log: Logger): Promise<
     if (sweeperId === worker.id) sweeperId = undefined;
     for (const [key, lock] of locks) if (lock.holder === worker.id) releaseLock(key, false);
     if (stopping) return;
+    if (!started) {
+      failToStart(`a worker exited while starting (code ${code}, signal ${signal})`);
+      return;
+    }
     log.error({ workerPid: worker.process.pid, code, signal }, 'worker died; starting another');
     setTimeout(() => {
       if (!stopping) fork();
@@ -166,9 +189,15 @@ export async function runPrimary(config: EdgecacheConfig, log: Logger): Promise<
     purge: (selector, soft) => broadcastPurge({ selector, soft }),
     token: config.adminToken,
   });
-  await admin.listen({ port: config.adminPort, host: config.adminHost });
+  try {
+    await admin.listen({ port: config.adminPort, host: config.adminHost });
+  } catch (err) {
+    failToStart(startupError(`cannot listen on ${config.adminHost}:${config.adminPort} (--admin-host, --admin-port)`, err).message);
+    return;
+  }
   const adminPort = (admin.server.address() as AddressInfo).port;
   await listening;
+  started = true;
   log.info(
     { port: config.port, adminPort, workers: config.workers, origin: config.origin },
     `edgecache listening on http://${config.host}:${config.port} with ${config.workers} workers, forwarding to ${config.origin}`,

@@ -8,6 +8,7 @@ import type { EdgecacheConfig } from '../config/settings.js';
 import type { Coordinator, FillLease, PurgeRequest } from './coordinator.js';
 import { RpcPeer, type Channel } from './ipc.js';
 import { createEdgecache, type CoordinatorContext, type Edgecache } from './server.js';
+import { startupMessage } from './startup.js';
 
 interface LockAnswer {
   owner: boolean;
@@ -64,14 +65,21 @@ export async function runWorker(config: EdgecacheConfig, log: Logger): Promise<v
     if (op === 'ping') return true;
     throw new Error(`unknown operation ${op}`);
   });
-  edgecache = await createEdgecache(config, {
-    logger: log,
-    admin: false,
-    sweeper: process.env.EDGECACHE_SWEEPER === '1',
-    coordinator: (ctx) => {
-      context = ctx;
-      return new ClusterCoordinator(peer, ctx);
-    },
-  });
-  await edgecache.listen();
+  try {
+    edgecache = await createEdgecache(config, {
+      logger: log,
+      admin: false,
+      sweeper: process.env.EDGECACHE_SWEEPER === '1',
+      coordinator: (ctx) => {
+        context = ctx;
+        return new ClusterCoordinator(peer, ctx);
+      },
+    });
+    await edgecache.listen();
+  } catch (err) {
+    // Every worker fails alike (a port in use, an unusable --data-dir): the primary tells the operator once.
+    await peer.call('failed', { message: startupMessage(err) }, 5_000).catch(() => undefined);
+    await edgecache?.close().catch(() => undefined);
+    process.exit(1);
+  }
 }

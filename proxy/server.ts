@@ -23,6 +23,7 @@ import { OriginClient } from './origin-client.js';
 import { registerPassthrough, upgradeConstraint } from './passthrough.js';
 import { registerPurgeMethod, type Purger } from './purge-routes.js';
 import { writeError } from './respond.js';
+import { startupError } from './startup.js';
 import { ProxyStats } from './stats.js';
 
 /** What a coordinator factory gets to work with (see cluster-worker.ts). */
@@ -218,8 +219,12 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     snapshot,
     async listen() {
       // A deep accept queue: a burst of new connections (a thousand clients at once) must not overflow it.
-      await app.listen({ port: config.port, host: config.host, backlog: 4096 });
-      await admin?.listen({ port: config.adminPort, host: config.adminHost });
+      await app.listen({ port: config.port, host: config.host, backlog: 4096 }).catch((err: unknown) => {
+        throw startupError(`cannot listen on ${config.host}:${config.port} (--host, --port)`, err);
+      });
+      await admin?.listen({ port: config.adminPort, host: config.adminHost }).catch((err: unknown) => {
+        throw startupError(`cannot listen on ${config.adminHost}:${config.adminPort} (--admin-host, --admin-port)`, err);
+      });
       return {
         port: (app.server.address() as AddressInfo).port,
         adminPort: admin ? (admin.server.address() as AddressInfo).port : 0,

@@ -62,6 +62,28 @@ function integer(raw: string | number | boolean): number | undefined {
   return Number.isSafeInteger(n) ? n : undefined;
 }
 
+/**
+ * Whether a config-file value has the JSON type the setting takes: booleans are JSON booleans and counts are JSON
+ * numbers (a file is typed, unlike flags and the environment); sizes and durations may be either.
+ */
+function fileTypeOk(spec: SettingSpec, raw: unknown): boolean {
+  switch (spec.kind) {
+    case 'boolean':
+      return typeof raw === 'boolean';
+    case 'port':
+    case 'int':
+    case 'percent':
+      return typeof raw === 'number';
+    case 'processes':
+      return typeof raw === 'number' || raw === 'auto';
+    case 'size':
+    case 'duration':
+      return typeof raw === 'number' || typeof raw === 'string';
+    default:
+      return typeof raw === 'string';
+  }
+}
+
 /** Text (flag, env) or JSON value (file) to the setting's type; undefined when it cannot be read. */
 function coerce(spec: SettingSpec, raw: unknown): unknown {
   if (typeof raw !== 'string' && typeof raw !== 'number' && typeof raw !== 'boolean') return undefined;
@@ -209,7 +231,7 @@ export function loadConfig({ argv, env = process.env }: LoadInput): LoadResult {
 
   const set = (name: SettingName, raw: unknown, source: Source): void => {
     const spec: SettingSpec = SETTINGS[name];
-    const value = coerce(spec, raw);
+    const value = source.kind === 'file' && !fileTypeOk(spec, raw) ? undefined : coerce(spec, raw);
     if (value === undefined) {
       throw new ConfigError(`invalid ${describe(name, source)}: expected ${expected(spec)}, got ${JSON.stringify(raw)}`);
     }
@@ -228,7 +250,8 @@ export function loadConfig({ argv, env = process.env }: LoadInput): LoadResult {
     const source: Source = { kind: 'file', path: configPath };
     for (const [key, raw] of Object.entries(file)) {
       const name = key as SettingName;
-      if (!(key in SETTINGS) || (SETTINGS[name] as SettingSpec).notInFile) {
+      // Own keys only: "toString" or "constructor" are not settings.
+      if (!Object.hasOwn(SETTINGS, key) || (SETTINGS[name] as SettingSpec).notInFile) {
         throw new ConfigError(`unknown setting "${key}" in ${configPath} (see --help)`);
       }
       set(name, raw, source);
@@ -258,7 +281,16 @@ export function loadConfig({ argv, env = process.env }: LoadInput): LoadResult {
   }
   const config = merged as unknown as EdgecacheConfig;
   if (config.maxObjectSize > config.memoryMax) {
-    throw new ConfigError(`invalid --max-object-size: ${config.maxObjectSize} bytes is larger than --memory-max (${config.memoryMax} bytes)`);
+    const objectSource = sources.get('maxObjectSize') as Source;
+    // The default largest object follows a smaller memory budget (--memory-max 16mb alone must work); only a
+    // --max-object-size the user chose can be in conflict with it.
+    if (objectSource.kind === 'default') {
+      config.maxObjectSize = config.memoryMax;
+    } else {
+      const memorySource = sources.get('memoryMax') as Source;
+      const memory = memorySource.kind === 'default' ? `--memory-max` : describe('memoryMax', memorySource);
+      throw new ConfigError(`invalid ${describe('maxObjectSize', objectSource)}: ${config.maxObjectSize} bytes is larger than ${memory} (${config.memoryMax} bytes)`);
+    }
   }
   return { help: false, version: false, config };
 }

@@ -118,7 +118,7 @@ export const SETTINGS = {
     kind: 'size',
     default: '32mib',
     min: 1,
-    description: 'Largest response body that is stored. Larger responses are streamed through and not held in memory.',
+    description: 'Largest response body that is stored. Larger responses are streamed through and not held in memory. At most --memory-max; the default follows a smaller --memory-max.',
   },
   maxVariants: {
     kind: 'int',

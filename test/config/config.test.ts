@@ -82,6 +82,34 @@ describe('loading', () => {
     expect(() => loadConfig({ argv: ['--config', file, ...ORIGIN], env: {} })).toThrow(/not valid JSON/);
   });
 
+  it('a smaller --memory-max alone works: the default --max-object-size follows it', () => {
+    const { config } = loadConfig({ argv: [...ORIGIN, '--memory-max', '16mb'], env: {} });
+    expect([config.memoryMax, config.maxObjectSize]).toEqual([16 * 1024 ** 2, 16 * 1024 ** 2]);
+    expect(loadConfig({ argv: [...ORIGIN, '--memory-max', '16mb', '--max-object-size', '1mb'], env: {} }).config.maxObjectSize).toBe(1024 ** 2);
+    // A --max-object-size the user chose is named as written, wherever it came from.
+    expect(() => loadConfig({ argv: [...ORIGIN, '--memory-max', '16mb'], env: { EDGECACHE_MAX_OBJECT_SIZE: '32mb' } })).toThrow(
+      /^invalid EDGECACHE_MAX_OBJECT_SIZE: 33554432 bytes is larger than --memory-max \(16777216 bytes\)$/,
+    );
+  });
+
+  it('a config file value must have the JSON type of its setting, and only real settings are keys', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'edgecache-config-'));
+    const file = path.join(dir, 'c.json');
+    const load = (content: object) => {
+      writeFileSync(file, JSON.stringify(content));
+      return () => loadConfig({ argv: ['--config', file, ...ORIGIN], env: {} });
+    };
+    expect(load({ coalesce: 'yes' })).toThrow(/^invalid "coalesce" in .*c\.json: expected true or false, got "yes"$/);
+    expect(load({ port: '8080' })).toThrow(/^invalid "port" in .*c\.json: expected a port number/);
+    expect(load({ maxVariants: true })).toThrow(/"maxVariants" in .*c\.json: expected an integer/);
+    expect(load({ origin: 42 })).toThrow(/"origin" in .*c\.json: expected an http/);
+    expect(load({ toString: 1 })).toThrow(/^unknown setting "toString" in /);
+    expect(load({ constructor: {} })).toThrow(/^unknown setting "constructor" in /);
+    expect(load({ coalesce: false, port: 8081, workers: 'auto', memoryMax: '64mb', originHeadersTimeout: 10 })()).toMatchObject({
+      config: { coalesce: false, port: 8081, memoryMax: 64 * 1024 ** 2, originHeadersTimeout: 10_000 },
+    });
+  });
+
   it('every setting has a flag, an environment variable and documentation', () => {
     const help = helpText();
     const reference = configReference();

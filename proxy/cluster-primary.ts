@@ -11,7 +11,7 @@ import { buildAdmin } from './admin.js';
 import type { PurgeRequest } from './coordinator.js';
 import { RpcPeer, workerChannel } from './ipc.js';
 import { startupError } from './startup.js';
-import { ProxyStats } from './stats.js';
+import { countPurge, ProxyStats } from './stats.js';
 
 interface Lock {
   holder: number;
@@ -69,7 +69,10 @@ export async function runPrimary(config: EdgecacheConfig, log: Logger): Promise<
     // the others purge their memory, so none of them can copy a purged entry back from disk in between.
     const shared = await first.call<number>('purge', { request, memoryOnly: false }, 120_000);
     const counts = await Promise.all(others.map((peer) => peer.call<number>('purge', { request, memoryOnly: true }, 120_000)));
-    return Math.max(shared, ...counts);
+    const affected = Math.max(shared, ...counts);
+    // Counted once here, not by each worker that applied its part.
+    countPurge(stats, request.invalidation === true, affected);
+    return affected;
   };
 
   let sweeperId: number | undefined;

@@ -24,7 +24,7 @@ import { registerPassthrough, upgradeConstraint } from './passthrough.js';
 import { registerPurgeMethod, type Purger } from './purge-routes.js';
 import { writeError } from './respond.js';
 import { startupError } from './startup.js';
-import { ProxyStats } from './stats.js';
+import { countPurge, ProxyStats } from './stats.js';
 
 /** What a coordinator factory gets to work with (see cluster-worker.ts). */
 export interface CoordinatorContext {
@@ -88,20 +88,22 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     headersTimeout: config.originHeadersTimeout,
     bodyTimeout: config.originBodyTimeout,
   });
+  // Applies a purge to this process's tiers. It is counted in /stats by whoever applies it everywhere: here for a
+  // single process, the cluster primary under --workers (each worker applying its part would count it again).
   const purgeLocally = async ({ selector, soft, invalidation }: PurgeRequest, memoryOnly = false): Promise<number> => {
     const affected = await store.purge(selector, { soft, now: now(), memoryOnly });
     // The purge has taken effect for every process only once the shared tiers have committed it.
     await store.flush();
-    if (invalidation) {
-      stats.invalidations += affected;
-      return affected;
-    }
-    stats.purges++;
-    stats.purgedEntries += affected;
-    log.info({ selector, soft, affected, memoryOnly }, 'purge');
+    if (!invalidation) log.info({ selector, soft, affected, memoryOnly }, 'purge');
     return affected;
   };
-  const coordinator = overrides.coordinator?.({ store, stats, purgeLocally }) ?? new LocalCoordinator((request) => purgeLocally(request));
+  const coordinator =
+    overrides.coordinator?.({ store, stats, purgeLocally }) ??
+    new LocalCoordinator(async (request) => {
+      const affected = await purgeLocally(request);
+      countPurge(stats, request.invalidation === true, affected);
+      return affected;
+    });
   const purge: Purger = (selector, soft) => coordinator.purge({ selector, soft });
   const pipeline = new CachePipeline({
     store,

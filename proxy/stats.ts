@@ -35,3 +35,13 @@ export class ProxyStats {
     return { ...this } as unknown as Record<string, number>;
   }
 }
+
+/** Counts one purge (or invalidation after an unsafe request), applied everywhere, that affected `affected` entries. */
+export function countPurge(stats: ProxyStats, invalidation: boolean, affected: number): void {
+  if (invalidation) {
+    stats.invalidations += affected;
+    return;
+  }
+  stats.purges++;
+  stats.purgedEntries += affected;
+}

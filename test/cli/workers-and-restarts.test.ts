@@ -106,6 +106,10 @@ describe('--workers 2', () => {
       const afterPost = await Promise.all(Array.from({ length: 20 }, () => request(`${proxy.url}${cold}`, { headers: { connection: 'close' } })));
       const latest = `/cold #${origin.count(cold)}`;
       expect(afterPost.every((r) => r.text === latest)).toBe(true);
+
+      // One purge and one invalidation, each counted once in /stats, not once per worker that applied it.
+      const counters = JSON.parse((await request(`${proxy.adminUrl}/stats`)).text) as Record<string, number>;
+      expect([counters.purges, counters.purgedEntries, counters.invalidations]).toEqual([1, 1, 1]);
     } finally {
       expect(await proxy.stop()).toBe(0);
     }

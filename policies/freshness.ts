@@ -27,7 +27,6 @@ export interface PolicyResponse {
 export type NotStorableReason =
   | 'method'
   | 'request-no-store'
-  | 'status'
   | 'no-store'
   | 'private'
   | 'authorization'
@@ -213,11 +212,8 @@ export class Freshness {
     if (response.headers['set-cookie'] !== undefined && !this.cacheSetCookie) return 'set-cookie';
     const vary = headerText(response.headers.vary);
     if (vary !== undefined && vary.split(',').some((f) => f.trim() === '*')) return 'vary-star';
-    if (!policy.storable()) {
-      if (request.headers.authorization !== undefined) return 'authorization';
-      if (response.status === 206 || response.status === 304 || response.status >= 500 || response.status < 200) return 'status';
-      return 'not-cacheable';
-    }
+    // A status the cache does not store (206, 5xx...) or no freshness information: `not-cacheable`, as documented.
+    if (!policy.storable()) return request.headers.authorization !== undefined ? 'authorization' : 'not-cacheable';
     const lifetimes = this.lifetimes(policy, response, 0);
     const usableStale = lifetimes.staleIfError > 0 || lifetimes.staleWhileRevalidate > 0;
     if (lifetimes.lifetime <= 0 && !lifetimes.hasValidator && !usableStale) return 'zero-ttl';

@@ -66,9 +66,13 @@ export class CachePipeline {
     if (req.headers['cache-control'] !== undefined && parseCacheControl(req.headers['cache-control']).has('only-if-cached')) {
       // RFC 9111 §5.2.1.7: answer from the cache or with 504, never from the origin.
       const verdict = entry && freshness.evaluate(entry.meta, req.headers, now());
-      if (entry && (verdict === 'fresh' || verdict === 'stale-allowed')) {
+      if (entry && verdict === 'fresh') {
         stats.hits++;
         this.serveEntry(req, res, entry, 'HIT', { hit: true });
+      } else if (entry && verdict === 'stale-allowed') {
+        // only-if-cached with max-stale: a stale answer, told as such (as without only-if-cached).
+        stats.stale++;
+        this.serveEntry(req, res, entry, 'STALE', { hit: true, detail: 'max-stale' });
       } else {
         writeError(res, 504, 'not in cache (only-if-cached)', { fwd: 'miss', detail: 'only-if-cached' }, 'MISS');
       }

@@ -129,6 +129,14 @@ describe('what is not stored, or not reused without validation', () => {
     expect(await xcache(path, {}, cookieProxy)).toBe('HIT');
   });
 
+  it('a status the cache does not store (5xx, 206) is not-cacheable, as documented', async () => {
+    for (const status of [500, 503, 206]) {
+      const path = url({ 'cache-control': 'max-age=60' }, `&status=${status}`);
+      const first = await request(`${proxy.url}${path}`);
+      expect([first.status, first.headers['cache-status']]).toEqual([status, `edgecache; fwd=uri-miss; fwd-status=${status}; detail=not-cacheable`]);
+    }
+  });
+
   it('--cache-set-cookie stores a response with Set-Cookie that has a lifetime, without needing public', async () => {
     const path = url({ 'cache-control': 'max-age=60', 'set-cookie': 'theme=dark' });
     const first = await request(`${cookieProxy.url}${path}`);
@@ -200,6 +208,13 @@ describe('request directives (RFC 9111 §5.2.1)', () => {
     expect(origin.count(path)).toBe(0);
     await xcache(path);
     expect(await xcache(path, { 'cache-control': 'only-if-cached' })).toBe('HIT');
+    // Stale: with max-stale it is served, and said to be stale; without, 504.
+    proxy.advance(61_000);
+    const stale = await request(`${proxy.url}${path}`, { headers: { 'cache-control': 'only-if-cached, max-stale' } });
+    expect([stale.status, stale.headers['x-cache']]).toEqual([200, 'STALE']);
+    expect(stale.headers['cache-status']).toContain('detail=max-stale');
+    expect((await request(`${proxy.url}${path}`, { headers: { 'cache-control': 'only-if-cached' } })).status).toBe(504);
+    expect(origin.count(path)).toBe(1);
   });
 });
 

@@ -75,6 +75,13 @@ function answerClientError(err: NodeJS.ErrnoException, socket: import('node:net'
   socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }
 
+/** CONNECT (tunnels) is not something a caching reverse proxy does: 405, one line, and close. */
+function answerConnect(socket: import('node:net').Socket): void {
+  const body = 'method CONNECT is not supported\n';
+  socket.on('error', () => socket.destroy());
+  socket.end(`HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nX-Cache: BYPASS\r\nConnection: close\r\n\r\n${body}`);
+}
+
 export async function createEdgecache(config: EdgecacheConfig, overrides: EdgecacheOverrides = {}): Promise<Edgecache> {
   const now = overrides.now ?? Date.now;
   const log = overrides.logger ?? createLogger(config.logLevel);
@@ -130,10 +137,15 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     loggerInstance: log as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     // Fresh hits are answered before Fastify's router; the rest is handed to Fastify.
-    serverFactory: (handler) =>
-      http.createServer((req, res) => {
+    serverFactory: (handler) => {
+      // A missing Host is refused by the onRequest hook (one line, counted in badRequests), not by Node's bare 400.
+      const server = http.createServer({ requireHostHeader: false }, (req, res) => {
         if (!serveFreshHit(req, res)) handler(req, res);
-      }),
+      });
+      // CONNECT is not proxied; without a listener Node would drop the connection without an answer.
+      server.on('connect', (_req: http.IncomingMessage, socket: import('node:net').Socket) => answerConnect(socket));
+      return server;
+    },
     clientErrorHandler: answerClientError,
     return503OnClosing: true,
     forceCloseConnections: true,

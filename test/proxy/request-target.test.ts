@@ -41,6 +41,24 @@ describe('malformed requests get a 4xx and the proxy keeps serving', () => {
     expect(ok.status).toBe(200);
   });
 
+  it('a missing Host gets the same one-line 400 as the other Host problems, and is counted', async () => {
+    const before = proxy.edgecache.stats.badRequests;
+    const reply = await send('GET /x HTTP/1.1\r\nConnection: close');
+    expect(rawStatus(reply)).toBe(400);
+    expect(reply).toMatch(/\r\n\r\nbad request: missing or empty Host header\n$/);
+    expect(reply.toLowerCase()).toContain('x-cache: bypass');
+    expect(proxy.edgecache.stats.badRequests).toBe(before + 1);
+  });
+
+  it('CONNECT is answered 405 in one line, not dropped without a word', async () => {
+    const before = origin.requests.length;
+    const reply = await send('CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443');
+    expect(rawStatus(reply)).toBe(405);
+    expect(reply).toMatch(/\r\n\r\nmethod CONNECT is not supported\n$/);
+    expect(origin.requests.length).toBe(before);
+    expect((await request(`${proxy.url}/still-serving`)).status).toBe(200);
+  });
+
   it('answers an unparseable request line with 400, not a crash', async () => {
     const reply = await send('GARBAGE\r\nHost: a');
     expect(rawStatus(reply)).toBe(400);

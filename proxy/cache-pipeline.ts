@@ -139,7 +139,7 @@ export class CachePipeline {
         if (this.inflight.get(key) === fill) this.inflight.delete(key);
         const reason = fill.unshareable;
         if (reason !== undefined && this.options.hitForMiss > 0 && reason !== 'request-no-store' && reason !== 'authorization') {
-          this.uncacheable.set(key, this.options.now() + this.options.hitForMiss);
+          this.markUncacheable(key);
         }
       });
     }
@@ -200,6 +200,21 @@ export class CachePipeline {
   /** Requests whose answer could depend on who asks are not collapsed with others. */
   private coalescable(req: IncomingMessage): boolean {
     return req.headers.authorization === undefined;
+  }
+
+  /**
+   * Remembers a key as unshareable for --hit-for-miss. Keys are kept in expiry order (re-inserted when renewed),
+   * so the expired ones are dropped from the front: URLs that are never requested again (a private answer per
+   * user or per token) do not pile up for the life of the process.
+   */
+  private markUncacheable(key: string): void {
+    const now = this.options.now();
+    this.uncacheable.delete(key);
+    this.uncacheable.set(key, now + this.options.hitForMiss);
+    for (const [oldest, until] of this.uncacheable) {
+      if (until > now) break;
+      this.uncacheable.delete(oldest);
+    }
   }
 
   private recentlyUncacheable(key: string): boolean {

@@ -97,6 +97,21 @@ describe('collapsed misses', () => {
     expect(proxy.edgecache.stats.hitForMiss).toBeGreaterThan(before);
   });
 
+  it('hit-for-miss marks expire: URLs that are never asked for again do not pile up', async () => {
+    const own = await startProxy(origin.url);
+    try {
+      // White-box: what is kept is the point here, and nothing on the wire shows it.
+      const marks = (own.edgecache.pipeline as unknown as { uncacheable: Map<string, number> }).uncacheable;
+      for (let i = 0; i < 5; i++) await request(`${own.url}/d/once-${i}?cc=private`);
+      expect([...marks.keys()].filter((k) => k.includes('/d/once-'))).toHaveLength(5);
+      own.advance(61_000);
+      await request(`${own.url}/d/once-last?cc=private`);
+      expect([...marks.keys()].filter((k) => k.includes('/d/once-'))).toEqual([expect.stringContaining('/d/once-last')]);
+    } finally {
+      await own.close();
+    }
+  });
+
   it('a waiter that varies differently from the shared response fetches on its own', async () => {
     const vary = await startOrigin(async (req, res) => {
       await sleep(150);

@@ -114,7 +114,9 @@ function headersFor(entry: CacheEntry, options: StoredResponseOptions, extra: Wi
 
 /** A stored response in full (200 or whatever status was stored). HEAD gets the headers only. */
 export function writeStored(res: ServerResponse, method: string, entry: CacheEntry, options: StoredResponseOptions): void {
-  res.writeHead(entry.meta.status, headersFor(entry, options, ['content-length', String(entry.body.length)]));
+  // A 204 carries no Content-Length (RFC 9110 §8.6).
+  const length = entry.meta.status === 204 ? [] : ['content-length', String(entry.body.length)];
+  res.writeHead(entry.meta.status, headersFor(entry, options, length));
   if (method === 'HEAD') res.end();
   else writeBody(res, entry.body);
 }

@@ -137,6 +137,14 @@ describe('what is not stored, or not reused without validation', () => {
     }
   });
 
+  it('a stored 204 is served without Content-Length (RFC 9110 §8.6)', async () => {
+    const path = url({ 'cache-control': 'max-age=60' }, '&status=204');
+    await request(`${proxy.url}${path}`);
+    // Through the full pipeline: a request directive keeps it off the hit path, whose prepared head is built elsewhere.
+    const hit = await request(`${proxy.url}${path}`, { headers: { 'cache-control': 'max-stale=0' } });
+    expect([hit.status, hit.headers['x-cache'], hit.headers['content-length']]).toEqual([204, 'HIT', undefined]);
+  });
+
   it('--cache-set-cookie stores a response with Set-Cookie that has a lifetime, without needing public', async () => {
     const path = url({ 'cache-control': 'max-age=60', 'set-cookie': 'theme=dark' });
     const first = await request(`${cookieProxy.url}${path}`);

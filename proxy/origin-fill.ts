@@ -360,10 +360,28 @@ export class OriginFill {
     this.varyFields = stale.meta.vary;
     const entry = this.buildEntry(stale.meta.status, headers, stale.body, policy);
     entry.meta.key = stale.meta.key;
-    void this.deps.store.replace(entry).catch(() => undefined);
     const outcome: EntryOutcome = { kind: 'entry', entry, how: 'revalidated', originStatus: 304 };
     const own = cookie === undefined ? undefined : { ...outcome, entry: { ...entry, meta: { ...entry.meta, headers: { ...headers, 'set-cookie': cookie } } } };
+    // The 304 can also say that the response may no longer be shared (no-store, private, Vary: *): then, as for a
+    // 200 that says so, the stored copy goes and only the client that asked gets the updated response.
+    const reason = this.deps.freshness.notStorableReason(policy, this.policyRequest, { status: stale.meta.status, headers });
+    if (reason === 'no-store' || reason === 'private' || reason === 'vary-star') {
+      void this.deps.store.invalidate(this.request.primaryKey).catch(() => undefined);
+      this.deliverToOwner(own ?? outcome);
+      return;
+    }
+    void this.deps.store.replace(entry).catch(() => undefined);
     this.deliverEntry(outcome, own);
+  }
+
+  /** A revalidated response for its owner only: waiters fetch on their own, and no late joiner is accepted. */
+  private deliverToOwner(outcome: EntryOutcome): void {
+    this.state = 'complete';
+    for (const [consumer, member] of this.consumers) {
+      if (member.owner) consumer.head(outcome);
+      else consumer.detached();
+    }
+    this.finish();
   }
 
   /** Hands every consumer the entry; `ownerOutcome`, when given, goes to the owner instead (its own cookie). */

@@ -31,6 +31,23 @@ beforeAll(async () => {
       res.end(`version ${version}`);
       return;
     }
+    if (path.startsWith('/turns-')) {
+      // The origin changes its mind on a 304: the response may no longer be stored or shared.
+      const now = url.searchParams.get('now') ?? 'no-store';
+      if (versions.get(path) === 503) {
+        res.writeHead(503, { 'content-type': 'text/plain' });
+        res.end('origin down');
+        return;
+      }
+      if (req.headers['if-none-match'] === '"t1"') {
+        res.writeHead(304, { etag: '"t1"', 'cache-control': now });
+        res.end();
+        return;
+      }
+      res.writeHead(200, { etag: '"t1"', 'cache-control': 'max-age=10', 'content-type': 'text/plain' });
+      res.end(`was shared #${origin.count(req.url)}`);
+      return;
+    }
     if (path.startsWith('/cookie-304')) {
       // The 304 sets a cookie, as session middleware in front of a static handler does.
       if (req.headers['if-none-match'] === '"c1"') {
@@ -110,6 +127,23 @@ describe('revalidation (RFC 9111 §4.3)', () => {
     expect([other.headers['x-cache'], other.text]).toEqual(['HIT', 'shared page']);
     expect(other.headers['set-cookie']).toBeUndefined();
     expect(origin.count('/cookie-304')).toBe(2);
+  });
+
+  it.each(['no-store', 'private, max-age=60'])('a 304 that says %s removes the stored copy; only the requester gets it', async (now) => {
+    // An operator grace would serve whatever is still stored when the origin fails: nothing must be.
+    const graceful = await startProxy(origin.url, { staleIfErrorGrace: 600_000 });
+    try {
+      const path = `/turns-${now.split(',')[0]}?now=${encodeURIComponent(now)}`;
+      await request(`${graceful.url}${path}`);
+      graceful.advance(11_000);
+      const revalidated = await request(`${graceful.url}${path}`);
+      expect([revalidated.headers['x-cache'], revalidated.headers['cache-control'], revalidated.text]).toEqual(['REVALIDATED', now, 'was shared #1']);
+      versions.set(path.split('?')[0] as string, 503);
+      const after = await request(`${graceful.url}${path}`);
+      expect([after.status, after.headers['x-cache'], after.text]).toEqual([503, 'MISS', 'origin down']);
+    } finally {
+      await graceful.close();
+    }
   });
 
   it('a 200 to the revalidation replaces the entry', async () => {

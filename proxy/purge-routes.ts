@@ -5,6 +5,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { PurgeSelector } from '../cache-store/cache-store.js';
 import type { RequestTarget } from '../policies/cache-key.js';
+import { formatCacheStatus } from './cache-status.js';
 import { authorizePurge, PURGE_BODY_SCHEMA, selectorFromBody, type AuthResult, type PurgeBody } from './purge.js';
 import type { ProxyStats } from './stats.js';
 
@@ -34,6 +35,8 @@ export function registerPurgeMethod(app: FastifyInstance, options: PurgeMethodOp
     method: 'PURGE',
     url: '/*',
     handler: async (request, reply) => {
+      // On the proxy port every response says what the cache did: here, nothing a client could be served from.
+      void reply.header('x-cache', 'BYPASS').header('cache-status', formatCacheStatus({ fwd: 'bypass' }));
       const auth = authorizePurge(request.headers.authorization, options.token);
       if (auth !== 'ok') {
         options.stats.purgeAuthFailures++;

@@ -13,6 +13,7 @@ import type { EdgecacheConfig } from '../config/settings.js';
 import { parseRequestTarget, type RequestTarget } from '../policies/cache-key.js';
 import { Freshness } from '../policies/freshness.js';
 import { buildAdmin } from './admin.js';
+import { formatCacheStatus } from './cache-status.js';
 import { buildStore } from './build-store.js';
 import { CachePipeline } from './cache-pipeline.js';
 import { LocalCoordinator, type Coordinator, type PurgeRequest } from './coordinator.js';
@@ -63,23 +64,30 @@ const TARGET = Symbol('edgecache.target');
 
 type RequestWithTarget = FastifyRequest & { [TARGET]?: RequestTarget };
 
-/** Node's parser rejected the request: answer in one short plain-text line and close. */
-function answerClientError(err: NodeJS.ErrnoException, socket: import('node:net').Socket): void {
+/**
+ * Node's parser rejected the request: answer in one short plain-text line, with X-Cache and Cache-Status like
+ * every other response, and close. Returns whether an answer was written.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: import('node:net').Socket): boolean {
   if (!socket.writable) {
     socket.destroy();
-    return;
+    return false;
   }
   const [status, text] =
     err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large'] : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout'] : [400, 'Bad Request'];
   const body = `${text.toLowerCase()}: ${err.code ?? 'malformed request'}\n`;
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  const cacheStatus = formatCacheStatus({ fwd: 'bypass', detail: 'error' });
+  socket.end(
+    `HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Cache: BYPASS\r\nCache-Status: ${cacheStatus}\r\nConnection: close\r\n\r\n${body}`,
+  );
+  return true;
 }
 
 /** CONNECT (tunnels) is not something a caching reverse proxy does: 405, one line, and close. */
 function answerConnect(socket: import('node:net').Socket): void {
   const body = 'method CONNECT is not supported\n';
   socket.on('error', () => socket.destroy());
-  socket.end(`HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nX-Cache: BYPASS\r\nConnection: close\r\n\r\n${body}`);
+  socket.end(`HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nX-Cache: BYPASS\r\nCache-Status: ${formatCacheStatus({ fwd: 'bypass', detail: 'error' })}\r\nConnection: close\r\n\r\n${body}`);
 }
 
 export async function createEdgecache(config: EdgecacheConfig, overrides: EdgecacheOverrides = {}): Promise<Edgecache> {
@@ -146,7 +154,9 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
       server.on('connect', (_req: http.IncomingMessage, socket: import('node:net').Socket) => answerConnect(socket));
       return server;
     },
-    clientErrorHandler: answerClientError,
+    clientErrorHandler: (err, socket) => {
+      if (answerClientError(err, socket)) stats.badRequests++;
+    },
     return503OnClosing: true,
     forceCloseConnections: true,
     routerOptions: { maxParamLength: 65_535, constraints: { upgrade: upgradeConstraint } },
@@ -198,10 +208,20 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     const err = error as { statusCode?: number; message: string };
     const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (status === 500) log.error({ err, url: request.url }, 'request failed');
-    void reply.code(status).header('content-type', 'text/plain; charset=utf-8').header('x-cache', 'BYPASS').send(`${status === 500 ? 'internal error' : err.message}\n`);
+    void reply
+      .code(status)
+      .header('content-type', 'text/plain; charset=utf-8')
+      .header('x-cache', 'BYPASS')
+      .header('cache-status', formatCacheStatus({ fwd: 'bypass', detail: 'error' }))
+      .send(`${status === 500 ? 'internal error' : err.message}\n`);
   });
   app.setNotFoundHandler((request, reply) => {
-    void reply.code(405).header('content-type', 'text/plain; charset=utf-8').header('x-cache', 'BYPASS').send(`method ${request.method} is not supported\n`);
+    void reply
+      .code(405)
+      .header('content-type', 'text/plain; charset=utf-8')
+      .header('x-cache', 'BYPASS')
+      .header('cache-status', formatCacheStatus({ fwd: 'bypass', detail: 'error' }))
+      .send(`method ${request.method} is not supported\n`);
   });
 
   const startedAt = Date.now();

@@ -68,6 +68,9 @@ describe('PURGE on the proxy port', () => {
     expect(missing.headers['www-authenticate']).toBe('Bearer');
     const wrong = await request(`${proxy.url}/guarded`, { method: 'PURGE', headers: { authorization: 'Bearer nope' } });
     expect(wrong.status).toBe(403);
+    // Like every response on the proxy port, refusals say what the cache did.
+    expect([missing.headers['x-cache'], wrong.headers['x-cache']]).toEqual(['BYPASS', 'BYPASS']);
+    expect(wrong.headers['cache-status']).toBe('edgecache; fwd=bypass');
     expect(await xcache('/guarded')).toBe('HIT');
     expect(proxy.edgecache.stats.purgeAuthFailures).toBe(before + 2);
   });

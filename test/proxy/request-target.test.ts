@@ -60,8 +60,13 @@ describe('malformed requests get a 4xx and the proxy keeps serving', () => {
   });
 
   it('answers an unparseable request line with 400, not a crash', async () => {
+    const before = proxy.edgecache.stats.badRequests;
     const reply = await send('GARBAGE\r\nHost: a');
     expect(rawStatus(reply)).toBe(400);
+    // Like every response: X-Cache and Cache-Status, and counted as a bad request.
+    expect(reply).toContain('\r\nX-Cache: BYPASS\r\n');
+    expect(reply).toContain('\r\nCache-Status: edgecache; fwd=bypass; detail=error\r\n');
+    expect(proxy.edgecache.stats.badRequests).toBe(before + 1);
     expect((await request(`${proxy.url}/still-serving`)).status).toBe(200);
   });
 });

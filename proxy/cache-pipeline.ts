@@ -74,7 +74,8 @@ export class CachePipeline {
         stats.stale++;
         this.serveEntry(req, res, entry, 'STALE', { hit: true, detail: 'max-stale' });
       } else {
-        writeError(res, 504, 'not in cache (only-if-cached)', { fwd: 'miss', detail: 'only-if-cached' }, 'MISS');
+        // Nothing went forward (RFC 9211 fwd is for requests sent towards the origin): the detail says why.
+        writeError(res, 504, 'not in cache (only-if-cached)', { detail: 'only-if-cached' }, 'MISS');
       }
       return;
     }

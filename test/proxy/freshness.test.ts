@@ -213,6 +213,7 @@ describe('request directives (RFC 9111 §5.2.1)', () => {
     const path = url({ 'cache-control': 'max-age=60' });
     const miss = await request(`${proxy.url}${path}`, { headers: { 'cache-control': 'only-if-cached' } });
     expect(miss.status).toBe(504);
+    expect(miss.headers['cache-status']).toBe('edgecache; detail=only-if-cached');
     expect(origin.count(path)).toBe(0);
     await xcache(path);
     expect(await xcache(path, { 'cache-control': 'only-if-cached' })).toBe('HIT');

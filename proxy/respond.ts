@@ -37,7 +37,9 @@ function prepare(entry: CacheEntry): Prepared {
     base.push(name, headers[name] as WireValue);
   }
   base.push('via', withVia(headers.via));
-  const hit = [...base, 'content-length', String(entry.body.length), 'age', '', 'x-cache', 'HIT', 'cache-status', ''];
+  // A 204 carries no Content-Length (RFC 9110 §8.6).
+  const length = entry.meta.status === 204 ? [] : ['content-length', String(entry.body.length)];
+  const hit = [...base, ...length, 'age', '', 'x-cache', 'HIT', 'cache-status', ''];
   const fields = rawHeadSupported() ? serializeFields(hit.slice(0, -6)) : undefined;
   const headStart = fields === undefined ? undefined : flat([statusLine(entry.meta.status), fields]);
   const prepared: Prepared = { hit, base, originCacheStatus: headers['cache-status'], age: NaN, headStart, head: undefined };

@@ -13,6 +13,11 @@ let proxy: TestProxy;
 
 beforeAll(async () => {
   origin = await startOrigin((req, res) => {
+    if (req.url === '/no-content') {
+      res.writeHead(204, { 'cache-control': 'public, max-age=60' });
+      res.end();
+      return;
+    }
     res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'public, max-age=60', etag: '"h1"', link: ['</a.css>; rel=preload', '</b.js>; rel=preload'] });
     res.end(`body of ${req.url}`);
   });
@@ -101,6 +106,15 @@ describe('prepared hit heads', () => {
     expect(old).toContain('x-cache: HIT');
     expect(old).not.toContain('Connection: keep-alive');
     expect(old.endsWith('body of /close')).toBe(true);
+  });
+
+  it('carry no Content-Length for a stored 204 (RFC 9110 §8.6)', async () => {
+    await request(`${proxy.url}/no-content`);
+    const reply = await raw(proxy.port, `GET /no-content HTTP/1.1\r\nHost: ${host()}\r\n\r\n`, 500);
+    expect(reply).toMatch(/^HTTP\/1\.1 204 No Content\r\n/);
+    expect(reply).toContain('x-cache: HIT');
+    expect(reply.toLowerCase()).not.toContain('content-length');
+    expect(reply.endsWith('\r\n\r\n')).toBe(true);
   });
 
   it('carry the current Age once seconds pass', async () => {

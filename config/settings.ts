@@ -91,7 +91,7 @@ export const SETTINGS = {
     default: 'through',
     values: ['through', 'spill'],
     description:
-      'through: every stored response is also written to disk, asynchronously, off the response path (survives a crash). spill: only what the memory tier evicts is written (fewer writes; a crash loses memory-only entries).',
+      'through: every stored response is also written to disk, asynchronously, off the response path (survives a crash). spill: only what the memory tier evicts is written (fewer writes; a crash or a restart loses memory-only entries).',
   },
   workers: {
     kind: 'processes',

@@ -14,7 +14,7 @@ import { bodyBytes, digest, Fixtures, partsBody, recordingLogger, TestClock } fr
 import { lmdbHarness, tempDir, type LmdbHarness, type RawEnv } from './lmdb-harness.js';
 import { runTierSuite } from './tier-suite.js';
 
-runTierSuite('LmdbTier', (context) => lmdbHarness(context), { expires: true, recency: true });
+runTierSuite('LmdbTier', (context) => lmdbHarness(context), { expires: true, recency: true, accounting: true });
 
 const MiB = 1024 * 1024;
 const clock = new TestClock();

@@ -10,5 +10,5 @@ function memoryHarness(policy?: 'lru') {
 
 // MemoryTier.get returns entries past deletableAt (it leaves them to its policy), so the expiry case does not run
 // for it. Its default policy admits by frequency, so only the LRU run checks recency.
-runTierSuite('MemoryTier (default policy)', memoryHarness(), { expires: false, recency: false });
-runTierSuite('MemoryTier (lru)', memoryHarness('lru'), { expires: false, recency: true });
+runTierSuite('MemoryTier (default policy)', memoryHarness(), { expires: false, recency: false, accounting: true });
+runTierSuite('MemoryTier (lru)', memoryHarness('lru'), { expires: false, recency: true, accounting: true });

@@ -1,0 +1,121 @@
+/**
+ * The Redis tier's format: which Redis keys a cache entry occupies and how a record is encoded in them. It
+ * reuses the disk tier's meta envelope (lmdb-codec.ts: magic, version, kind, CRC-32, JSON with the EntryMeta
+ * and `policy.toObject()`, a small body inline) behind a 4-byte Redis header of its own, so a change of either
+ * format is a version mismatch, never a misreading.
+ *
+ * Keys, all under the configured prefix:
+ * - `<prefix>m:<cache key>`: the meta value (Redis header + envelope), with the body inline up to INLINE_LIMIT;
+ * - `<prefix>b:<cache key>`: a larger body, raw bytes behind a 12-byte header naming the body id the meta
+ *   value expects (written in the same MULTI, read in the same MGET);
+ * - `<prefix>t:<tag>`: a set of the cache keys carrying a surrogate key;
+ * - `<prefix>purge`: the pub/sub channel of purge broadcasts (purge-broadcast.ts).
+ */
+import { randomInt } from 'node:crypto';
+import { CorruptRecordError, decodeRecord, finishRecord, prepareRecord, type DecodedRecord } from './lmdb-codec.js';
+import type { CacheEntry, VaryRecord } from './entry.js';
+
+/**
+ * Version of the Redis layout. Bump it when the keys, the headers, or the disk envelope it embeds change
+ * (lmdb-codec's FORMAT_VERSION): a node that finds another version treats the value as corrupt and deletes it.
+ */
+export const REDIS_FORMAT_VERSION = 1;
+
+/** Largest value Redis accepts (proto-max-bulk-len's default): no body can need more than one body key. */
+export const REDIS_MAX_VALUE = 512 * 1024 * 1024;
+
+const META_MAGIC_0 = 0x52; // 'R'
+const META_MAGIC_1 = 0x4d; // 'M'
+const BODY_MAGIC_0 = 0x52; // 'R'
+const BODY_MAGIC_1 = 0x42; // 'B'
+const META_HEADER = 4; // magic(2) version(1) reserved(1)
+const BODY_HEADER = 12; // magic(2) version(1) reserved(1) bodyId(8)
+
+export function metaKey(prefix: string, key: string): string {
+  return `${prefix}m:${key}`;
+}
+
+export function bodyKey(prefix: string, key: string): string {
+  return `${prefix}b:${key}`;
+}
+
+export function tagKey(prefix: string, tag: string): string {
+  return `${prefix}t:${tag}`;
+}
+
+export function purgeChannel(prefix: string): string {
+  return `${prefix}purge`;
+}
+
+/** A SCAN MATCH pattern for keys starting with `text`: glob characters in it are escaped. */
+export function globPrefix(text: string): string {
+  return `${text.replace(/[*?[\]\\]/g, '\\$&')}*`;
+}
+
+/** The values to write for one record: the meta value, and a body value when the body is not inline. */
+export interface EncodedRecord {
+  meta: Buffer;
+  body: Buffer | undefined;
+  bodyId: number;
+}
+
+/**
+ * Encodes a record. `size` is its recordSize (kept in the envelope as the disk tier does). Bodies up to the
+ * envelope's inline limit go inside the meta value; larger ones get a body value of their own.
+ */
+export function encodeRecord(key: string, record: CacheEntry | VaryRecord, size: number, bodyId = newBodyId()): EncodedRecord {
+  // One "chunk" as large as Redis allows: a body is either inline or the whole of one body value.
+  const prepared = prepareRecord(key, record, size, REDIS_MAX_VALUE);
+  const parts = record.kind === 'entry' ? bodyParts(record) : [];
+  const envelope = finishRecord(prepared, bodyId, prepared.inlineBytes > 0 ? parts : undefined);
+  const meta = Buffer.allocUnsafe(META_HEADER + envelope.length);
+  meta[0] = META_MAGIC_0;
+  meta[1] = META_MAGIC_1;
+  meta[2] = REDIS_FORMAT_VERSION;
+  meta[3] = 0;
+  envelope.copy(meta, META_HEADER);
+  if (record.kind !== 'entry' || prepared.chunkCount === 0) return { meta, body: undefined, bodyId };
+  return { meta, body: encodeBody(parts, record.body.length, bodyId), bodyId };
+}
+
+function encodeBody(parts: Iterable<Buffer>, length: number, bodyId: number): Buffer {
+  const out = Buffer.allocUnsafe(BODY_HEADER + length);
+  out[0] = BODY_MAGIC_0;
+  out[1] = BODY_MAGIC_1;
+  out[2] = REDIS_FORMAT_VERSION;
+  out[3] = 0;
+  out.writeDoubleLE(bodyId, 4);
+  let at = BODY_HEADER;
+  for (const part of parts) at += part.copy(out, at);
+  if (at !== out.length) throw new Error(`body yielded ${at - BODY_HEADER} bytes, expected ${length}`);
+  return out;
+}
+
+function bodyParts(entry: CacheEntry): Buffer[] {
+  const { body } = entry;
+  return Buffer.isBuffer(body) ? [body] : [...body.chunks(0, body.length)];
+}
+
+/** Decodes a meta value (Redis header, then the disk envelope); throws CorruptRecordError. */
+export function decodeMeta(value: Buffer): DecodedRecord {
+  if (value.length < META_HEADER || value[0] !== META_MAGIC_0 || value[1] !== META_MAGIC_1) throw new CorruptRecordError('bad Redis magic');
+  if (value[2] !== REDIS_FORMAT_VERSION) throw new CorruptRecordError(`Redis format version ${value[2]}, expected ${REDIS_FORMAT_VERSION}`);
+  return decodeRecord(value.subarray(META_HEADER));
+}
+
+/** Where the envelope starts inside a meta value (an inline body's offset is relative to it). */
+export const META_ENVELOPE_AT = META_HEADER;
+
+/** The bytes of a body value, checked against what the meta value expects; throws CorruptRecordError. */
+export function decodeBody(value: Buffer, bodyId: number, length: number): Buffer {
+  if (value.length < BODY_HEADER || value[0] !== BODY_MAGIC_0 || value[1] !== BODY_MAGIC_1) throw new CorruptRecordError('bad body magic');
+  if (value[2] !== REDIS_FORMAT_VERSION) throw new CorruptRecordError(`body format version ${value[2]}`);
+  if (value.readDoubleLE(4) !== bodyId) throw new CorruptRecordError('body id does not match the meta value');
+  if (value.length - BODY_HEADER !== length) throw new CorruptRecordError('body length does not match the meta value');
+  return value.subarray(BODY_HEADER);
+}
+
+/** A random body id (a safe integer, as the envelope requires): every write gets its own. */
+export function newBodyId(): number {
+  return randomInt(1, 2 ** 48 - 1);
+}

@@ -1,0 +1,62 @@
+/**
+ * Redis connections as edgecache wants them: connecting in the background (start-up never waits), commands
+ * failing at once while disconnected (no offline queue that would grow while Redis is away), a command timeout,
+ * reconnection forever with a capped backoff, and connection errors logged once per burst, never thrown.
+ */
+import { Redis } from 'ioredis';
+import type { TierLogger } from './lmdb-env.js';
+import { BurstLog } from './lmdb-log.js';
+
+export interface ConnectOptions {
+  url: string;
+  /** Shown by CLIENT LIST, to tell edgecache's connections apart. */
+  name: string;
+  /** Longest a command may take (ms) before it rejects. */
+  commandTimeoutMs: number;
+  log: TierLogger;
+  /** Queue commands while disconnected (only for the subscriber, whose SUBSCRIBE must survive a restart). */
+  offlineQueue?: boolean;
+}
+
+/** Milliseconds before reconnection attempt `times`: 50 ms doubling up to 2 s, for ever. */
+export function reconnectDelay(times: number): number {
+  return Math.min(2_000, 50 * 2 ** Math.min(times, 6));
+}
+
+export function connectRedis({ url, name, commandTimeoutMs, log, offlineQueue = false }: ConnectOptions): Redis {
+  const client = new Redis(url, {
+    connectionName: name,
+    commandTimeout: commandTimeoutMs,
+    connectTimeout: Math.max(1_000, commandTimeoutMs * 10),
+    enableOfflineQueue: offlineQueue,
+    // A command sent on a connection that then drops fails instead of being replayed after a reconnect.
+    maxRetriesPerRequest: 0,
+    retryStrategy: reconnectDelay,
+    // Redis loading its data set after a restart answers LOADING: keep trying in the background meanwhile.
+    maxLoadingRetryTime: 60_000,
+    keepAlive: 10_000,
+    noDelay: true,
+  });
+  const lost = new BurstLog(log, 'warn', `redis (${name}): connection failing; retrying in the background`, `redis (${name}): connected again`);
+  // Without an 'error' listener ioredis prints every failed reconnection attempt to the console.
+  client.on('error', (err: unknown) => lost.fail({ err: errorText(err) }));
+  client.on('ready', () => lost.ok());
+  return client;
+}
+
+/** Closes a connection: QUIT when it is up (bounded), else just disconnect. Never rejects. */
+export async function closeRedis(client: Redis): Promise<void> {
+  if (client.status === 'ready') {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, 1_000)));
+    await Promise.race([client.quit().catch(() => undefined), timeout]);
+    clearTimeout(timer);
+  }
+  client.disconnect(false);
+}
+
+/** A short, loggable description of an error (ioredis errors can carry whole command arguments). */
+export function errorText(err: unknown): string {
+  if (err instanceof Error) return `${err.name}: ${err.message}`.slice(0, 300);
+  return String(err).slice(0, 300);
+}

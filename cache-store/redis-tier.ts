@@ -1,0 +1,488 @@
+/**
+ * The shared tier: a Redis that several edgecache machines read and fill, below memory and LMDB (see
+ * docs/redis-tier.md). It is asynchronous (`synchronous: false`), so only the pipeline's `lookup` reads it,
+ * never the hit path. `set` and `delete` queue the work and return at once; the queue is bounded in bytes.
+ * Nothing here throws or rejects to the caller: a Redis that is down, slow or restarting turns into misses
+ * and declined writes (counted, logged once per burst) while the connections retry in the background.
+ */
+import type { Redis } from 'ioredis';
+import { variantKey } from '../policies/cache-key.js';
+import { ArrayBody, CONTIGUOUS_LIMIT, type Body } from './body.js';
+import { recordSize, type CacheEntry, type CacheRecord, type VaryRecord } from './entry.js';
+import type { TierLogger } from './lmdb-env.js';
+import { BurstLog, RateLog } from './lmdb-log.js';
+import { bodyKey, decodeBody, decodeMeta, encodeRecord, globPrefix, META_ENVELOPE_AT, metaKey, tagKey } from './redis-codec.js';
+import { closeRedis, connectRedis, errorText } from './redis-connect.js';
+import {
+  BACKOFF_MS,
+  DEFAULT_CONCURRENCY,
+  DEFAULT_MAX_TTL_MS,
+  DELETE_BATCH,
+  INFO_INTERVAL_MS,
+  MAX_RECENT_WRITES,
+  MAX_TOMBSTONES,
+  RECENT_WRITE_MS,
+  SCAN_COUNT,
+  WRITE_TIMEOUT_FACTOR,
+  type RedisTierOptions,
+  type RedisTierStats,
+} from './redis-options.js';
+import { RedisWriteQueue } from './redis-queue.js';
+import type { CacheTier } from './tier.js';
+
+export type { RedisTierOptions, RedisTierStats } from './redis-options.js';
+
+/** Bytes a queued operation is charged beyond its record (keys, command framing). */
+const OP_OVERHEAD = 128;
+
+/** Figures of the Redis server, refreshed every INFO_INTERVAL_MS (stats() is synchronous). */
+interface ServerFigures {
+  keys: number;
+  usedMemory: number;
+  maxMemory: number;
+  evictedKeys: number;
+}
+
+export class RedisTier implements CacheTier {
+  readonly name = 'redis';
+  readonly synchronous = false;
+  /** Shared by every edgecache node that uses this Redis (CacheStore purges: see PurgeOptions.within). */
+  readonly reach = 'network';
+  private readonly reader: Redis;
+  private readonly writer: Redis;
+  private readonly queue: RedisWriteQueue;
+  private readonly prefix: string;
+  private readonly now: () => number;
+  private readonly log: TierLogger;
+  private readonly options: RedisTierOptions;
+  private readonly maxTtlMs: number;
+  /** Keys whose delete could not be sent (Redis away): misses here, deleted when Redis is back. */
+  private readonly tombstones = new Set<string>();
+  /** Keys this process wrote recently, and when (real time): see hasPendingWrite. */
+  private readonly recent = new Map<string, number>();
+  /** Until when (real time) lookups and writes skip Redis after a failure. */
+  private backoffUntil = 0;
+  private closed = false;
+  private closing: Promise<void> | null = null;
+  private readonly timer: NodeJS.Timeout;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private server: ServerFigures = { keys: 0, usedMemory: 0, maxMemory: 0, evictedKeys: 0 };
+  private readonly counts = { reads: 0, hits: 0, writes: 0, writesDeclined: 0, errors: 0, skipped: 0, corruptRecords: 0, deletesDropped: 0 };
+  private readonly faults: BurstLog;
+  private readonly declines: BurstLog;
+  private readonly corruptLog: RateLog;
+
+  constructor(options: RedisTierOptions) {
+    this.options = options;
+    this.prefix = options.prefix;
+    this.now = options.now;
+    this.log = options.log;
+    this.maxTtlMs = options.maxTtlMs ?? DEFAULT_MAX_TTL_MS;
+    this.faults = new BurstLog(
+      this.log,
+      'error',
+      'redis tier: commands are failing; answering misses and declining writes (counted in errors, not each logged)',
+      'redis tier: commands succeed again',
+    );
+    this.declines = new BurstLog(this.log, 'warn', 'redis tier: write queue full; declining writes until it drains', 'redis tier: write queue drained');
+    this.corruptLog = new RateLog(this.log, 'redis tier: unreadable value; deleted (counted in corruptRecords)');
+    const connect = { url: options.url, log: this.log };
+    // Two connections: a large write in flight never delays a lookup queued behind it on the same socket.
+    this.reader = connectRedis({ ...connect, name: 'edgecache-read', commandTimeoutMs: options.timeoutMs });
+    this.writer = connectRedis({ ...connect, name: 'edgecache-write', commandTimeoutMs: Math.max(1_000, options.timeoutMs * WRITE_TIMEOUT_FACTOR) });
+    this.writer.on('ready', () => this.retryDeletes());
+    this.reader.on('ready', () => void this.refreshServerFigures());
+    this.queue = new RedisWriteQueue(options.concurrency ?? DEFAULT_CONCURRENCY);
+    this.timer = setInterval(() => void this.refreshServerFigures(), INFO_INTERVAL_MS).unref();
+  }
+
+  /** Whether commands are sent now: the connection is up and no recent command failed. */
+  private usable(client: Redis): boolean {
+    return !this.closed && client.status === 'ready' && Date.now() >= this.backoffUntil;
+  }
+
+  async get(key: string): Promise<CacheRecord | undefined> {
+    if (this.closed) return undefined;
+    const queued = this.queue.pending(key);
+    if (queued !== undefined) return queued ?? undefined;
+    if (this.tombstones.has(key)) return undefined;
+    if (!this.usable(this.reader)) {
+      this.counts.skipped++;
+      return undefined;
+    }
+    this.counts.reads++;
+    let values: Array<Buffer | null>;
+    try {
+      values = await this.reader.mgetBuffer(metaKey(this.prefix, key), bodyKey(this.prefix, key));
+    } catch (err) {
+      this.fail(err, { op: 'get', key });
+      return undefined;
+    }
+    this.faults.ok();
+    // A write or delete of the key queued while the read was out wins.
+    const after = this.queue.pending(key);
+    if (after !== undefined) return after ?? undefined;
+    const [meta, body] = values;
+    if (meta === null || meta === undefined) return undefined;
+    const record = this.decode(key, meta, body ?? null);
+    if (record !== undefined) this.counts.hits++;
+    return record;
+  }
+
+  private decode(key: string, meta: Buffer, bodyValue: Buffer | null): CacheRecord | undefined {
+    try {
+      const decoded = decodeMeta(meta);
+      if (decoded.key !== key) throw new Error(`stored under ${JSON.stringify(key)} but records ${JSON.stringify(decoded.key)}`);
+      if (decoded.kind === 'vary') return decoded.record;
+      if (decoded.meta.deletableAt < this.now()) {
+        // Redis expires it on its own clock; edgecache's says it is gone already.
+        this.delete(key);
+        return undefined;
+      }
+      const layout = decoded.body;
+      let body: Body;
+      if (layout.inlineAt >= 0) {
+        // A private copy: the reply buffer may be larger than the body, and must not be pinned by it.
+        const at = META_ENVELOPE_AT + layout.inlineAt;
+        body = Buffer.from(meta.subarray(at, at + layout.length));
+      } else if (bodyValue === null) {
+        // The two keys expire together, but Redis may drop one a moment before the other.
+        this.delete(key);
+        return undefined;
+      } else {
+        const bytes = decodeBody(bodyValue, layout.bodyId, layout.length);
+        body = bytes.length > CONTIGUOUS_LIMIT ? new ArrayBody([bytes]) : bytes;
+      }
+      return { kind: 'entry', meta: decoded.meta, body, policy: this.options.restorePolicy(decoded.policy) };
+    } catch (err) {
+      this.counts.corruptRecords++;
+      this.corruptLog.warn({ key, err: errorText(err) });
+      this.delete(key);
+      return undefined;
+    }
+  }
+
+  /**
+   * Queues the write and returns true; false when declined (a body over maxBodyBytes, already expired, the
+   * queue full, Redis unavailable). A declined write still deletes the key's older record in Redis: it must not
+   * outlive the response that replaced it.
+   */
+  set(key: string, record: CacheRecord): boolean {
+    if (this.closed) return false;
+    if (record.kind === 'entry' && (record.body.length > this.options.maxBodyBytes || record.meta.deletableAt <= this.now())) return this.decline(key);
+    if (!this.usable(this.writer)) return this.decline(key);
+    // Encoding waits for the queue: the response path only pays for this check.
+    const bytes = recordSize(record) + OP_OVERHEAD;
+    if (this.queue.pendingBytes > 0 && this.queue.pendingBytes + bytes > this.options.maxPendingBytes) {
+      this.declines.fail({ key, pendingBytes: this.queue.pendingBytes });
+      return this.decline(key);
+    }
+    this.declines.ok();
+    this.tombstones.delete(key);
+    const run = record.kind === 'vary' ? () => this.writeVary(key, record) : () => this.writeEntry(key, record);
+    void this.queue.push({ keys: [key], record, bytes, run });
+    return true;
+  }
+
+  private decline(key: string): false {
+    this.counts.writesDeclined++;
+    this.delete(key);
+    return false;
+  }
+
+  private async writeEntry(key: string, entry: CacheEntry): Promise<void> {
+    const ttl = this.ttl(entry.meta.deletableAt);
+    if (ttl <= 0) return;
+    let encoded: ReturnType<typeof encodeRecord>;
+    try {
+      encoded = encodeRecord(key, entry, recordSize(entry));
+    } catch (err) {
+      this.log.warn({ key, err: errorText(err) }, 'redis tier: record cannot be encoded; not stored');
+      this.counts.writesDeclined++;
+      return;
+    }
+    const multi = this.writer.multi();
+    multi.set(metaKey(this.prefix, key), encoded.meta, 'PX', ttl);
+    if (encoded.body) multi.set(bodyKey(this.prefix, key), encoded.body, 'PX', ttl);
+    else multi.unlink(bodyKey(this.prefix, key));
+    for (const tag of entry.meta.tags) {
+      // A tag's set expires with its longest-lived member: NX gives a new set a TTL, GT only ever extends it.
+      const set = tagKey(this.prefix, tag);
+      multi.sadd(set, key);
+      multi.pexpire(set, ttl, 'NX');
+      multi.pexpire(set, ttl, 'GT');
+    }
+    if (await this.exec(multi, key)) this.wrote(key);
+  }
+
+  /**
+   * Writes a Vary record merged with the one already in Redis (same fields: the variants of both, this
+   * record's last, at most maxVariants; those dropped are deleted), so that nodes that each stored other
+   * variants of a URL do not hide each other's from a purge. (Read and write are not one transaction: two
+   * nodes merging the same URL within a round trip can still lose one's variant from the list.)
+   */
+  private async writeVary(key: string, record: VaryRecord): Promise<void> {
+    let existing: Buffer | null;
+    try {
+      existing = await this.writer.getBuffer(metaKey(this.prefix, key));
+    } catch (err) {
+      this.fail(err, { op: 'set', key });
+      this.bury([key]);
+      return;
+    }
+    let variants = record.variants;
+    if (existing !== null) {
+      try {
+        const decoded = decodeMeta(existing);
+        if (decoded.kind === 'vary' && sameFields(decoded.record.fields, record.fields)) {
+          variants = [...decoded.record.variants.filter((v) => !record.variants.includes(v)), ...record.variants];
+        }
+      } catch {
+        // Overwritten below.
+      }
+    }
+    const dropped = variants.length > this.options.maxVariants ? variants.slice(0, variants.length - this.options.maxVariants) : [];
+    const merged: VaryRecord = { ...record, variants: variants.slice(dropped.length) };
+    const encoded = encodeRecord(key, merged, recordSize(merged));
+    const multi = this.writer.multi();
+    // A Vary record is rewritten with every variant stored, so it outlives them all.
+    multi.set(metaKey(this.prefix, key), encoded.meta, 'PX', this.maxTtlMs);
+    multi.unlink(bodyKey(this.prefix, key));
+    for (const v of dropped) multi.unlink(...this.redisKeys(variantKey(record.primaryKey, v)));
+    if (await this.exec(multi, key)) this.wrote(key);
+  }
+
+  /** Runs a MULTI; true when every command in it succeeded. A failure leaves the key to be deleted later. */
+  private async exec(multi: ReturnType<Redis['multi']>, key: string): Promise<boolean> {
+    try {
+      const results = await multi.exec();
+      if (results === null) throw new Error('transaction aborted');
+      for (const [err] of results) if (err) throw err;
+      this.faults.ok();
+      return true;
+    } catch (err) {
+      this.fail(err, { op: 'set', key });
+      // Whatever Redis held before may be older than the record that replaced it here.
+      this.bury([key]);
+      return false;
+    }
+  }
+
+  private wrote(key: string): void {
+    this.counts.writes++;
+    this.recent.delete(key);
+    this.recent.set(key, Date.now());
+    if (this.recent.size > MAX_RECENT_WRITES) this.recent.delete(this.recent.keys().next().value as string);
+  }
+
+  /** Milliseconds until Redis should drop an entry with this deletableAt (capped at maxTtlMs). */
+  private ttl(deletableAt: number): number {
+    return Math.ceil(Math.min(this.maxTtlMs, deletableAt - this.now()));
+  }
+
+  delete(key: string): void {
+    if (this.closed) return;
+    if (!this.usable(this.writer)) {
+      this.bury([key]);
+      return;
+    }
+    void this.queue.push({ keys: [key], record: null, bytes: key.length + OP_OVERHEAD, run: () => this.unlink([key]) });
+  }
+
+  /** Deletes many keys; they are gone for this process's reads at once, and from Redis when it resolves. */
+  async deleteMany(keys: string[]): Promise<void> {
+    if (this.closed || keys.length === 0) return;
+    if (!this.usable(this.writer)) {
+      this.bury(keys);
+      return;
+    }
+    const bytes = keys.reduce((n, key) => n + key.length + OP_OVERHEAD, 0);
+    await this.queue.push({ keys, record: null, bytes, run: () => this.unlink(keys) });
+  }
+
+  private redisKeys(key: string): [string, string] {
+    return [metaKey(this.prefix, key), bodyKey(this.prefix, key)];
+  }
+
+  private async unlink(keys: readonly string[]): Promise<void> {
+    for (let i = 0; i < keys.length; i += DELETE_BATCH) {
+      const batch = keys.slice(i, i + DELETE_BATCH);
+      try {
+        await this.writer.unlink(...batch.flatMap((key) => this.redisKeys(key)));
+        this.faults.ok();
+      } catch (err) {
+        this.fail(err, { op: 'delete', keys: batch.length });
+        this.bury(keys.slice(i));
+        return;
+      }
+    }
+    for (const key of keys) this.recent.delete(key);
+  }
+
+  /**
+   * Remembers deletes that could not be sent, to send when Redis is back (on reconnection, or after the backoff
+   * when the connection stayed up); beyond MAX_TOMBSTONES they are dropped and counted.
+   */
+  private bury(keys: readonly string[]): void {
+    for (const key of keys) {
+      if (this.tombstones.size >= MAX_TOMBSTONES && !this.tombstones.has(key)) {
+        this.counts.deletesDropped++;
+        continue;
+      }
+      this.tombstones.add(key);
+    }
+    if (this.closed || this.retryTimer !== undefined) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (this.writer.status === 'ready') this.retryDeletes();
+    }, BACKOFF_MS).unref();
+  }
+
+  private retryDeletes(): void {
+    if (this.closed || this.tombstones.size === 0) return;
+    const keys = [...this.tombstones];
+    this.tombstones.clear();
+    this.log.info({ keys: keys.length }, 'redis tier: sending the deletes that could not be sent before');
+    const bytes = keys.reduce((n, key) => n + key.length + OP_OVERHEAD, 0);
+    void this.queue.push({ keys, record: null, bytes, run: () => this.unlink(keys) });
+  }
+
+  /**
+   * Whether a write of `key` by this process is queued, or landed so recently (RECENT_WRITE_MS) that it may have
+   * come after another node's purge of the key: a purge applied here for another node deletes it again.
+   */
+  hasPendingWrite(key: string): boolean {
+    if (this.queue.pending(key)) return true;
+    const at = this.recent.get(key);
+    return at !== undefined && Date.now() - at < RECENT_WRITE_MS;
+  }
+
+  /** Keys starting with `prefix`: SCAN MATCH over the meta keys (O(keys in the database), for purges). */
+  async keys(prefix: string): Promise<string[]> {
+    if (this.closed) return [];
+    const out = new Set<string>();
+    const strip = metaKey(this.prefix, '').length;
+    await this.scan(globPrefix(metaKey(this.prefix, prefix)), this.reader, (found) => {
+      for (const name of found) out.add(name.slice(strip));
+    });
+    for (const key of this.tombstones) out.delete(key);
+    for (const [key, record] of this.queue.pendingKeys()) {
+      if (!key.startsWith(prefix)) continue;
+      if (record) out.add(key);
+      else out.delete(key);
+    }
+    return [...out];
+  }
+
+  /** Keys of entries carrying `tag`, from its set (which may name keys since overwritten without it). */
+  async keysForTag(tag: string): Promise<string[]> {
+    if (this.closed) return [];
+    const out = new Set<string>();
+    if (this.usable(this.reader)) {
+      try {
+        for (const key of await this.reader.smembers(tagKey(this.prefix, tag))) out.add(key);
+      } catch (err) {
+        this.fail(err, { op: 'keysForTag', tag });
+      }
+    } else {
+      this.counts.skipped++;
+    }
+    for (const key of this.tombstones) out.delete(key);
+    for (const [key, record] of this.queue.pendingKeys()) {
+      if (record?.kind === 'entry' && record.meta.tags.includes(tag)) out.add(key);
+      else out.delete(key);
+    }
+    return [...out];
+  }
+
+  /** Deletes every key under this tier's prefix (SCAN + UNLINK; never FLUSHDB: other prefixes may share the database). */
+  async clear(): Promise<void> {
+    if (this.closed) return;
+    this.queue.dropWaiting();
+    this.tombstones.clear();
+    this.recent.clear();
+    await this.queue.flushed();
+    await this.scan(globPrefix(this.prefix), this.writer, async (found) => {
+      if (found.length > 0) await this.writer.unlink(...found);
+    });
+  }
+
+  /** Walks SCAN MATCH `pattern` to the end (or the first failure, counted), handing each batch to `each`. */
+  private async scan(pattern: string, client: Redis, each: (found: string[]) => unknown): Promise<void> {
+    if (!this.usable(client)) {
+      this.counts.skipped++;
+      return;
+    }
+    try {
+      let cursor = '0';
+      do {
+        const [next, found] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT);
+        cursor = next;
+        await each(found);
+      } while (cursor !== '0');
+      this.faults.ok();
+    } catch (err) {
+      this.fail(err, { op: 'scan', pattern });
+    }
+  }
+
+  /**
+   * The tier's figures. entries, bytes, maxBytes and evictions are the Redis server's (DBSIZE, used_memory,
+   * maxmemory, evicted_keys: every prefix and tag set included), refreshed every INFO_INTERVAL_MS; the rest
+   * are this process's counters.
+   */
+  stats(): RedisTierStats {
+    const { deletesDropped, ...counts } = this.counts;
+    return {
+      name: this.name,
+      entries: this.server.keys,
+      bytes: this.server.usedMemory,
+      maxBytes: this.server.maxMemory,
+      evictions: this.server.evictedKeys,
+      connected: this.reader.status === 'ready' && this.writer.status === 'ready' ? 1 : 0,
+      ...counts,
+      deletesDropped,
+      pendingWrites: this.queue.size,
+      pendingBytes: this.queue.pendingBytes,
+    };
+  }
+
+  /** Reads the server figures shown by stats() (INFO and DBSIZE). Never rejects. */
+  async refreshServerFigures(): Promise<void> {
+    if (!this.usable(this.reader)) return;
+    try {
+      const [info, keys] = await Promise.all([this.reader.info(), this.reader.dbsize()]);
+      const field = (name: string): number => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(info)?.[1] ?? 0);
+      this.server = { keys, usedMemory: field('used_memory'), maxMemory: field('maxmemory'), evictedKeys: field('evicted_keys') };
+    } catch {
+      // Not worth a failure count: the next refresh tries again.
+    }
+  }
+
+  /** Resolves once every write and delete queued so far has been answered by Redis (or failed). Never rejects. */
+  flushed(): Promise<void> {
+    return this.queue.flushed();
+  }
+
+  /** Sends what is queued (bounded by the command timeouts), then closes both connections. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      clearInterval(this.timer);
+      clearTimeout(this.retryTimer);
+      await this.queue.flushed();
+      this.closed = true;
+      await Promise.all([closeRedis(this.reader), closeRedis(this.writer)]);
+    })();
+    return this.closing;
+  }
+
+  private fail(err: unknown, fields: Record<string, unknown>): void {
+    this.counts.errors++;
+    this.backoffUntil = Date.now() + BACKOFF_MS;
+    this.faults.fail({ ...fields, err: errorText(err) });
+  }
+}
+
+function sameFields(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((f, i) => f === b[i]);
+}

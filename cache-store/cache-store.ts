@@ -7,7 +7,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { variantKey, varyKey } from '../policies/cache-key.js';
 import { bodyChunks, bodyFromChunks, isChunked, type Body } from './body.js';
 import { deletableAt, recordSize, type CacheEntry, type CacheRecord, type EntryMeta, type VaryRecord } from './entry.js';
-import type { CacheTier, SyncCacheTier, TierStats } from './tier.js';
+import type { CacheTier, SyncCacheTier, TierReach, TierStats } from './tier.js';
 
 /** What a purge addresses. Keys are primary keys (lower-cased host + path and query). */
 export interface PurgeSelector {
@@ -31,12 +31,15 @@ export interface PurgeOptions {
   /** Keys handled between two yields to the event loop, so a large purge never stalls requests. */
   batchSize?: number;
   /**
-   * Purge the memory tier only: another process purges the shared lower tiers. Writes of a purged key that
-   * this process still has queued for a lower tier are deleted there too, since they could otherwise commit
-   * after the other process's delete and bring the entry back.
+   * Purge only the tiers no wider than this: 'process' (memory), 'host' (memory and the disk tier); all when
+   * absent. Another process (or node) purges the wider, shared tiers. Writes of a purged key that this process
+   * still has queued for a skipped tier are deleted there too, since they could otherwise land after the other
+   * process's delete and bring the entry back.
    */
-  memoryOnly?: boolean;
+  within?: Exclude<TierReach, 'network'>;
 }
+
+const REACH_ORDER: Record<TierReach, number> = { process: 0, host: 1, network: 2 };
 
 /**
  * A synchronous lower tier that can lend a body instead of allocating a copy per read (LmdbTier): `lease` is
@@ -95,7 +98,8 @@ export class CacheStore {
       this.syncLower.push(tier as SyncCacheTier);
       if (isLeasingTier(tier as SyncCacheTier)) this.leasing.push(tier as LeasingTier);
     }
-    this.writeTiers = options.writeMode === 'spill' ? [options.memory] : this.tiers;
+    // Spill is about the disk tier: a shared (asynchronous) tier is still written every response.
+    this.writeTiers = options.writeMode === 'spill' ? [options.memory, ...(options.lower ?? []).filter((t) => !t.synchronous)] : this.tiers;
     this.maxVariants = options.maxVariants;
   }
 
@@ -177,6 +181,17 @@ export class CacheStore {
     return { entry: found?.record.kind === 'entry' ? found.record : undefined, key };
   }
 
+  /** The record under `key` in memory or a synchronous tier below it, without promotion. */
+  private findNear(key: string): CacheRecord | undefined {
+    const record = this.memory.get(key);
+    if (record !== undefined) return record;
+    for (const tier of this.syncLower) {
+      const found = tier.get(key);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+
   private async find(key: string): Promise<{ record: CacheRecord; tier: number } | undefined> {
     for (let i = 0; i < this.tiers.length; i++) {
       const tier = this.tiers[i] as CacheTier;
@@ -201,7 +216,8 @@ export class CacheStore {
   /** Stores one response; keeps the URL's VaryRecord and the variant cap up to date. */
   async put(entry: CacheEntry): Promise<void> {
     const { primaryKey, vary } = entry.meta;
-    const existing = (await this.find(primaryKey))?.record;
+    // Only the synchronous tiers: a fill must not wait for a networked tier (which merges Vary records itself).
+    const existing = this.findNear(primaryKey);
     if (vary === null) {
       if (existing?.kind === 'vary') await this.deleteKeys(existing.variants.map((v) => variantKey(primaryKey, v)));
       await this.setAll(primaryKey, entry);
@@ -231,16 +247,31 @@ export class CacheStore {
 
   /** Removes every variant of a URL from every tier. Returns how many entries were removed. */
   async invalidate(primaryKey: string): Promise<number> {
-    const existing = (await this.find(primaryKey))?.record;
-    if (existing === undefined) return 0;
-    const keys = existing.kind === 'vary' ? existing.variants.map((v) => variantKey(primaryKey, v)) : [];
-    await this.deleteKeys([...keys, primaryKey]);
-    return existing.kind === 'vary' ? keys.length : 1;
+    const { found, variants } = await this.urlKeys(primaryKey, this.tiers);
+    if (!found) return 0;
+    await this.deleteKeys([...variants, primaryKey]);
+    return variants.length > 0 ? variants.length : 1;
+  }
+
+  /**
+   * What a URL occupies in the given tiers: whether any holds a record under it, and the variant keys named by
+   * any tier's Vary record (a lower, shared tier may know variants that this process never stored).
+   */
+  private async urlKeys(primaryKey: string, tiers: CacheTier[]): Promise<{ found: boolean; variants: string[] }> {
+    let found = false;
+    const variants = new Set<string>();
+    for (const tier of tiers) {
+      const record = tier.synchronous ? (tier.get(primaryKey) as CacheRecord | undefined) : await tier.get(primaryKey);
+      if (record === undefined) continue;
+      found = true;
+      if (record.kind === 'vary') for (const v of record.variants) variants.add(variantKey(primaryKey, v));
+    }
+    return { found, variants: [...variants] };
   }
 
   /** Purges what the selector addresses from every tier; returns how many entries were affected. */
   async purge(selector: PurgeSelector, options: PurgeOptions): Promise<number> {
-    const tiers = options.memoryOnly ? [this.memory] : this.tiers;
+    const tiers = this.tiersWithin(options.within);
     const keys = [...(await this.collectKeys(selector, tiers))];
     const batchSize = options.batchSize ?? 200;
     let affected = 0;
@@ -251,6 +282,13 @@ export class CacheStore {
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
     return affected;
+  }
+
+  /** The tiers a purge `within` this reach applies to (all when undefined); memory is always one. */
+  private tiersWithin(within: PurgeOptions['within']): CacheTier[] {
+    if (within === undefined) return this.tiers;
+    const limit = REACH_ORDER[within];
+    return this.tiers.filter((t) => t === this.memory || REACH_ORDER[t.reach ?? 'host'] <= limit);
   }
 
   /** Hard purge of one batch: memory at once, lower tiers in one unit of work each. Returns the entries removed. */
@@ -270,10 +308,10 @@ export class CacheStore {
         if (list === undefined) below.set(tier, (list = []));
         list.push(key);
       }
-      // A memory-only purge still deletes what this process has queued for the shared tiers (see memoryOnly).
-      if (options.memoryOnly) {
+      // A purge of the narrower tiers still deletes what this process has queued for the wider ones (see within).
+      if (tiers !== this.tiers) {
         for (const tier of this.tiers) {
-          if (tier === this.memory || !tier.hasPendingWrite?.(key)) continue;
+          if (tiers.includes(tier) || !tier.hasPendingWrite?.(key)) continue;
           let list = below.get(tier);
           if (list === undefined) below.set(tier, (list = []));
           list.push(key);
@@ -291,7 +329,7 @@ export class CacheStore {
   private async soften(keys: string[], options: PurgeOptions, tiers: CacheTier[]): Promise<number> {
     let affected = 0;
     for (const key of keys) {
-      const pendingBelow = options.memoryOnly ? this.tiers.filter((t) => t !== this.memory && t.hasPendingWrite?.(key)) : [];
+      const pendingBelow = tiers !== this.tiers ? this.tiers.filter((t) => !tiers.includes(t) && t.hasPendingWrite?.(key)) : [];
       if (await this.purgeKey(key, options, pendingBelow.length > 0 ? [...tiers, ...pendingBelow] : tiers)) affected++;
     }
     return affected;
@@ -304,8 +342,7 @@ export class CacheStore {
     };
     for (const url of selector.urls ?? []) {
       keys.add(url);
-      const record = (await this.find(url))?.record;
-      if (record?.kind === 'vary') for (const v of record.variants) keys.add(variantKey(url, v));
+      addAll((await this.urlKeys(url, tiers)).variants);
     }
     for (const tier of tiers) {
       for (const tag of selector.tags ?? []) addAll(await tier.keysForTag(tag));

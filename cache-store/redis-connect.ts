@@ -11,7 +11,7 @@ export interface ConnectOptions {
   url: string;
   /** Shown by CLIENT LIST, to tell edgecache's connections apart. */
   name: string;
-  /** Longest a command may take (ms) before it rejects. */
+  /** Longest a command may take (ms) before it rejects; 0 for none (a subscriber's SUBSCRIBE waits for the connection). */
   commandTimeoutMs: number;
   log: TierLogger;
   /** Queue commands while disconnected (only for the subscriber, whose SUBSCRIBE must survive a restart). */
@@ -26,7 +26,7 @@ export function reconnectDelay(times: number): number {
 export function connectRedis({ url, name, commandTimeoutMs, log, offlineQueue = false }: ConnectOptions): Redis {
   const client = new Redis(url, {
     connectionName: name,
-    commandTimeout: commandTimeoutMs,
+    ...(commandTimeoutMs > 0 && { commandTimeout: commandTimeoutMs }),
     connectTimeout: Math.max(1_000, commandTimeoutMs * 10),
     enableOfflineQueue: offlineQueue,
     // A command sent on a connection that then drops fails instead of being replayed after a reconnect.

@@ -16,10 +16,19 @@ export interface TierStats {
   [extra: string]: string | number;
 }
 
+/**
+ * Who else sees a tier's contents: this process only (memory), every process on the host (LMDB, shared by
+ * workers), or every edgecache node (Redis). A purge applied on behalf of another process or node skips the
+ * tiers that one already purged (PurgeOptions.within).
+ */
+export type TierReach = 'process' | 'host' | 'network';
+
 export interface CacheTier {
   readonly name: string;
   /** True when get/set/delete never return promises (memory, LMDB). */
   readonly synchronous: boolean;
+  /** Who shares the tier's contents; 'host' when absent (the store's memory tier is always 'process'). */
+  readonly reach?: TierReach;
   get(key: string): MaybePromise<CacheRecord | undefined>;
   /** Stores a record; returns false when the tier declined it (too large, not admitted, write failed). */
   set(key: string, record: CacheRecord): MaybePromise<boolean>;

@@ -4,6 +4,7 @@ import { SETTINGS, SETTING_NAMES, envName, flagName, type SettingSpec } from './
 const PLACEHOLDER: Record<SettingSpec['kind'], string> = {
   string: 'TEXT',
   url: 'URL',
+  redisUrl: 'URL',
   port: 'PORT',
   int: 'N',
   processes: 'N',

@@ -43,6 +43,7 @@ function describe(name: SettingName, source: Source): string {
 const EXPECTED: Record<SettingSpec['kind'], string> = {
   string: 'a string',
   url: 'an http:// or https:// URL',
+  redisUrl: 'a redis:// or rediss:// URL',
   port: 'a port number (0-65535)',
   int: 'an integer',
   processes: 'a number of processes or auto',
@@ -97,6 +98,15 @@ function coerce(spec: SettingSpec, raw: unknown): unknown {
         if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;
         if (url.username || url.password || url.hash || url.search) return undefined;
         return url.origin + url.pathname.replace(/\/+$/, '');
+      } catch {
+        return undefined;
+      }
+    }
+    case 'redisUrl': {
+      if (typeof raw !== 'string') return undefined;
+      try {
+        const url = new URL(raw);
+        return url.protocol === 'redis:' || url.protocol === 'rediss:' ? raw : undefined;
       } catch {
         return undefined;
       }

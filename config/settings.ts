@@ -4,7 +4,7 @@
  * are all derived from this table, so they cannot drift apart.
  */
 
-export type SettingKind = 'string' | 'url' | 'port' | 'int' | 'processes' | 'size' | 'duration' | 'boolean' | 'enum' | 'percent';
+export type SettingKind = 'string' | 'url' | 'redisUrl' | 'port' | 'int' | 'processes' | 'size' | 'duration' | 'boolean' | 'enum' | 'percent';
 
 export interface EdgecacheConfig {
   origin: string;
@@ -16,6 +16,12 @@ export interface EdgecacheConfig {
   workers: number;
   diskMax: number;
   diskWrite: 'through' | 'spill';
+  /** Empty or absent: no Redis tier. */
+  redis: string;
+  redisPrefix: string;
+  redisMaxObjectSize: number;
+  redisTimeout: number;
+  redisMaxPending: number;
   memoryMax: number;
   eviction: 'lru' | 'lfu' | 'fifo' | 'tinylfu' | 's3fifo';
   maxObjectSize: number;
@@ -92,6 +98,37 @@ export const SETTINGS = {
     values: ['through', 'spill'],
     description:
       'through: every stored response is also written to disk, asynchronously, off the response path (survives a crash). spill: only what the memory tier evicts is written (fewer writes; a crash or a restart loses memory-only entries).',
+  },
+  redis: {
+    kind: 'redisUrl',
+    placeholder: 'URL',
+    secret: true,
+    description:
+      'Redis shared by several edgecache machines (redis://[user:password@]host:port[/db], rediss:// for TLS; Redis 7 or newer): a tier below memory and disk that every node reads and fills, and the channel that carries each purge to the other nodes. Off when unset. See docs/redis-tier.md.',
+  },
+  redisPrefix: {
+    kind: 'string',
+    default: 'edgecache:',
+    placeholder: 'TEXT',
+    description: 'Prefix of every Redis key and channel this cache uses, so that several caches can share one Redis (the nodes of one cache use the same prefix).',
+  },
+  redisMaxObjectSize: {
+    kind: 'size',
+    default: '8mib',
+    description: 'Largest body written to the Redis tier; larger responses stay in memory and on disk only.',
+  },
+  redisTimeout: {
+    kind: 'duration',
+    default: '100ms',
+    min: 1,
+    description:
+      'Longest a Redis lookup may take before the request goes on without it (to the origin); after a failure Redis is skipped for a second while it reconnects in the background. Writes, off the response path, may take ten times as long.',
+  },
+  redisMaxPending: {
+    kind: 'size',
+    default: '32mib',
+    min: 1024,
+    description: 'Most bytes of Redis writes queued and not yet answered; past it further writes are declined and counted (writesDeclined), so a slow Redis never grows memory or slows responses.',
   },
   workers: {
     kind: 'processes',

@@ -1,6 +1,7 @@
 /**
  * Assembles the cache from the configuration: the memory tier (with its eviction policy), the LMDB disk tier
- * in --data-dir unless --disk-max is 0, and how they are written (through or spill).
+ * in --data-dir unless --disk-max is 0, the shared Redis tier below them with --redis, and how they are
+ * written (through or spill; Redis is always written through).
  */
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -8,6 +9,8 @@ import { CacheStore } from '../cache-store/cache-store.js';
 import type { CacheRecord } from '../cache-store/entry.js';
 import { LmdbTier } from '../cache-store/lmdb-tier.js';
 import { MemoryTier } from '../cache-store/memory-tier.js';
+import { RedisTier } from '../cache-store/redis-tier.js';
+import type { CacheTier } from '../cache-store/tier.js';
 import type { EdgecacheConfig } from '../config/settings.js';
 import type { Freshness } from '../policies/freshness.js';
 import { startupError } from './startup.js';
@@ -46,5 +49,21 @@ export function buildStore({ config, freshness, log, now, sweeper }: StoreDepend
       throw startupError(`cannot use --data-dir ${config.dataDir}`, err);
     }
   }
-  return new CacheStore({ memory, lower: disk ? [disk] : [], maxVariants: config.maxVariants, writeMode: config.diskWrite });
+  const lower: CacheTier[] = disk ? [disk] : [];
+  if (config.redis) {
+    lower.push(
+      new RedisTier({
+        url: config.redis,
+        prefix: config.redisPrefix,
+        restorePolicy: (object) => freshness.restorePolicy(object),
+        now,
+        log: log.child({ component: 'redis' }),
+        maxBodyBytes: config.redisMaxObjectSize,
+        timeoutMs: config.redisTimeout,
+        maxPendingBytes: config.redisMaxPending,
+        maxVariants: config.maxVariants,
+      }),
+    );
+  }
+  return new CacheStore({ memory, lower, maxVariants: config.maxVariants, writeMode: config.diskWrite });
 }

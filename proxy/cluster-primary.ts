@@ -1,7 +1,8 @@
 /**
  * The cluster primary under --workers N: forks the workers (which share the proxy port and the disk tier),
  * serves the admin API for all of them, grants the per-key fill locks that keep a cold key to one origin
- * fetch across processes, broadcasts purges, and restarts a worker that dies.
+ * fetch across processes, broadcasts purges (to its workers, and with --redis to the other nodes), and
+ * restarts a worker that dies.
  */
 import cluster, { type Worker } from 'node:cluster';
 import type { AddressInfo } from 'node:net';
@@ -10,6 +11,7 @@ import type { EdgecacheConfig } from '../config/settings.js';
 import { buildAdmin } from './admin.js';
 import type { PurgeRequest } from './coordinator.js';
 import { RpcPeer, workerChannel } from './ipc.js';
+import { broadcasting, PurgeBroadcast, type NodePurge } from './purge-broadcast.js';
 import { startupError } from './startup.js';
 import { countPurge, ProxyStats } from './stats.js';
 
@@ -21,10 +23,14 @@ interface Lock {
 /** Counters that are not summed across workers (the largest is reported). */
 const NOT_SUMMED: ReadonlySet<string> = new Set(['uptimeSeconds']);
 /**
- * Disk-tier figures read from the shared LMDB environment: every worker reports the same, so they are not
- * summed. Its other figures (evictions, write failures, queued writes...) are each worker's own and are.
+ * Lower-tier figures that every worker reads from the same place, so they are not summed: the disk tier's
+ * from the shared LMDB environment, the Redis tier's from the Redis server. Their other figures (evictions,
+ * write failures, queued writes, reads...) are each worker's own and are.
  */
-const SHARED_DISK: ReadonlySet<string> = new Set(['entries', 'bytes', 'maxBytes', 'fileBytes']);
+const SHARED_FIGURES: Record<string, ReadonlySet<string>> = {
+  disk: new Set(['entries', 'bytes', 'maxBytes', 'fileBytes']),
+  redis: new Set(['entries', 'bytes', 'maxBytes', 'evictions']),
+};
 
 function sumInto(total: Record<string, unknown>, part: Record<string, unknown>, notSummed = NOT_SUMMED): void {
   for (const [key, value] of Object.entries(part)) {
@@ -62,18 +68,24 @@ export async function runPrimary(config: EdgecacheConfig, log: Logger): Promise<
     for (const wake of lock.waiters) wake({ owner: false, stored });
   };
 
-  const broadcastPurge = async (request: PurgeRequest): Promise<number> => {
+  const purgeNode: NodePurge = async (request, within) => {
     const [first, ...others] = [...peers.values()];
     if (first === undefined) throw new Error('no worker is running');
-    // One worker purges the shared disk tier (and its memory) and waits for the deletes to commit; only then do
+    // One worker purges the shared tiers (and its memory) and waits for the deletes to commit; only then do
     // the others purge their memory, so none of them can copy a purged entry back from disk in between.
-    const shared = await first.call<number>('purge', { request, memoryOnly: false }, 120_000);
-    const counts = await Promise.all(others.map((peer) => peer.call<number>('purge', { request, memoryOnly: true }, 120_000)));
+    // (within 'host': another node has purged Redis already.)
+    const shared = await first.call<number>('purge', { request, ...(within && { within }) }, 120_000);
+    const counts = await Promise.all(others.map((peer) => peer.call<number>('purge', { request, within: 'process' }, 120_000)));
     const affected = Math.max(shared, ...counts);
     // Counted once here, not by each worker that applied its part.
     countPurge(stats, request.invalidation === true, affected);
     return affected;
   };
+  // With --redis the primary speaks for the whole node: it tells the other nodes, and applies what they tell.
+  const broadcast = config.redis
+    ? new PurgeBroadcast({ url: config.redis, prefix: config.redisPrefix, timeoutMs: config.redisTimeout, log: log.child({ component: 'purge-broadcast' }) })
+    : undefined;
+  const broadcastPurge = broadcast ? broadcasting(purgeNode, broadcast) : purgeNode;
 
   let sweeperId: number | undefined;
   const fork = (): Worker => {
@@ -130,7 +142,7 @@ export async function runPrimary(config: EdgecacheConfig, log: Logger): Promise<
     const total: Record<string, unknown> = { workers: peers.size };
     const memory: Record<string, unknown> = { name: 'memory' };
     const processes: Array<Record<string, unknown>> = [];
-    let disk: Record<string, unknown> | undefined;
+    const lower = new Map<string, Record<string, unknown>>();
     for (const part of parts) {
       if (part === undefined) continue;
       const { tiers, pid, ...counters } = part as { tiers?: Record<string, Record<string, unknown>>; pid?: number } & Record<string, unknown>;
@@ -147,10 +159,15 @@ export async function runPrimary(config: EdgecacheConfig, log: Logger): Promise<
         sumInto(memory, tiers.memory);
         memory.policy = tiers.memory.policy;
       }
-      if (tiers?.disk) sumInto((disk ??= { name: 'disk' }), tiers.disk, SHARED_DISK);
+      for (const [name, figures] of Object.entries(tiers ?? {})) {
+        if (name === 'memory') continue;
+        let sum = lower.get(name);
+        if (sum === undefined) lower.set(name, (sum = { name }));
+        sumInto(sum, figures, SHARED_FIGURES[name] ?? NOT_SUMMED);
+      }
     }
     sumInto(total, stats.toJSON());
-    return { ...total, tiers: disk === undefined ? { memory } : { memory, disk }, processes };
+    return { ...total, tiers: { memory, ...Object.fromEntries(lower) }, processes };
   };
 
   const stop = (signal: string): void => {
@@ -168,7 +185,7 @@ export async function runPrimary(config: EdgecacheConfig, log: Logger): Promise<
     const force = setTimeout(() => {
       for (const worker of Object.values(cluster.workers ?? {})) worker?.kill('SIGKILL');
     }, 10_000);
-    void Promise.all([admin?.close(), exited]).then(() => {
+    void Promise.all([admin?.close(), broadcast?.close(), exited]).then(() => {
       clearTimeout(force);
       process.exit(0);
     });

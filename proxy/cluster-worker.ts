@@ -1,9 +1,10 @@
 /**
  * A worker process under --workers: serves the proxy port (shared with the other workers) and asks the
  * cluster primary before fetching a cold key, so that the key costs the origin one fetch across processes.
- * Purges go through the primary, which applies them in every worker.
+ * Purges go through the primary, which applies them in every worker (and, with --redis, tells other nodes).
  */
 import type { Logger } from 'pino';
+import type { PurgeOptions } from '../cache-store/cache-store.js';
 import type { EdgecacheConfig } from '../config/settings.js';
 import type { Coordinator, FillLease, PurgeRequest } from './coordinator.js';
 import { RpcPeer, type Channel } from './ipc.js';
@@ -53,8 +54,8 @@ export async function runWorker(config: EdgecacheConfig, log: Logger): Promise<v
   const peer = new RpcPeer(process as unknown as Channel, async (op, payload) => {
     if (op === 'stats') return edgecache?.snapshot() ?? {};
     if (op === 'purge') {
-      const { request, memoryOnly } = payload as { request: PurgeRequest; memoryOnly: boolean };
-      return context ? context.purgeLocally(request, memoryOnly) : 0;
+      const { request, within } = payload as { request: PurgeRequest; within?: PurgeOptions['within'] };
+      return context ? context.purgeLocally(request, within) : 0;
     }
     if (op === 'shutdown') {
       setImmediate(() => {
@@ -70,6 +71,8 @@ export async function runWorker(config: EdgecacheConfig, log: Logger): Promise<v
       logger: log,
       admin: false,
       sweeper: process.env.EDGECACHE_SWEEPER === '1',
+      // The primary exchanges purges with the other nodes for every worker of this one.
+      broadcastPurges: false,
       coordinator: (ctx) => {
         context = ctx;
         return new ClusterCoordinator(peer, ctx);

@@ -8,7 +8,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { AddressInfo } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import type { CacheStore, PurgeSelector } from '../cache-store/cache-store.js';
+import type { CacheStore, PurgeOptions, PurgeSelector } from '../cache-store/cache-store.js';
 import type { EdgecacheConfig } from '../config/settings.js';
 import { parseRequestTarget, type RequestTarget } from '../policies/cache-key.js';
 import { Freshness } from '../policies/freshness.js';
@@ -24,6 +24,7 @@ import { OriginClient } from './origin-client.js';
 import { registerPassthrough, upgradeConstraint } from './passthrough.js';
 import { registerPurgeMethod, type Purger } from './purge-routes.js';
 import { writeError } from './respond.js';
+import { broadcasting, PurgeBroadcast, type NodePurge } from './purge-broadcast.js';
 import { startupError } from './startup.js';
 import { countPurge, ProxyStats } from './stats.js';
 
@@ -31,8 +32,8 @@ import { countPurge, ProxyStats } from './stats.js';
 export interface CoordinatorContext {
   store: CacheStore;
   stats: ProxyStats;
-  /** Applies a purge in this process only (memoryOnly: leave the shared disk tier to another process). */
-  purgeLocally: (request: PurgeRequest, memoryOnly?: boolean) => Promise<number>;
+  /** Applies a purge in this process only (within: leave the wider, shared tiers to another process or node). */
+  purgeLocally: (request: PurgeRequest, within?: PurgeOptions['within']) => Promise<number>;
 }
 
 export interface EdgecacheOverrides {
@@ -45,6 +46,11 @@ export interface EdgecacheOverrides {
   admin?: boolean;
   /** Whether this process sweeps expired entries from the disk tier (one process per data directory). Default true. */
   sweeper?: boolean;
+  /**
+   * Whether this process exchanges purges with the other nodes that share the Redis (with --redis). Default
+   * true; workers leave it to the cluster primary, which speaks for the whole node.
+   */
+  broadcastPurges?: boolean;
 }
 
 export interface Edgecache {
@@ -103,22 +109,26 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     headersTimeout: config.originHeadersTimeout,
     bodyTimeout: config.originBodyTimeout,
   });
-  // Applies a purge to this process's tiers. It is counted in /stats by whoever applies it everywhere: here for a
-  // single process, the cluster primary under --workers (each worker applying its part would count it again).
-  const purgeLocally = async ({ selector, soft, invalidation }: PurgeRequest, memoryOnly = false): Promise<number> => {
-    const affected = await store.purge(selector, { soft, now: now(), memoryOnly });
+  // Applies a purge to this process's tiers (or those within a reach). It is counted in /stats by whoever applies it
+  // to the whole node (purgeNode): here for a single process, the cluster primary under --workers.
+  const purgeLocally = async ({ selector, soft, invalidation }: PurgeRequest, within?: PurgeOptions['within']): Promise<number> => {
+    const affected = await store.purge(selector, { soft, now: now(), ...(within && { within }) });
     // The purge has taken effect for every process only once the shared tiers have committed it.
     await store.flush();
-    if (!invalidation) log.info({ selector, soft, affected, memoryOnly }, 'purge');
+    if (!invalidation) log.info({ selector, soft, affected, within: within ?? 'all' }, 'purge');
+    return affected;
+  };
+  const broadcast =
+    config.redis && overrides.broadcastPurges !== false
+      ? new PurgeBroadcast({ url: config.redis, prefix: config.redisPrefix, timeoutMs: config.redisTimeout, log: log.child({ component: 'purge-broadcast' }) })
+      : undefined;
+  const purgeNode: NodePurge = async (request, within) => {
+    const affected = await purgeLocally(request, within);
+    countPurge(stats, request.invalidation === true, affected);
     return affected;
   };
   const coordinator =
-    overrides.coordinator?.({ store, stats, purgeLocally }) ??
-    new LocalCoordinator(async (request) => {
-      const affected = await purgeLocally(request);
-      countPurge(stats, request.invalidation === true, affected);
-      return affected;
-    });
+    overrides.coordinator?.({ store, stats, purgeLocally }) ?? new LocalCoordinator(broadcast ? broadcasting(purgeNode, broadcast) : purgeNode);
   const purge: Purger = (selector, soft) => coordinator.purge({ selector, soft });
   const pipeline = new CachePipeline({
     store,
@@ -269,6 +279,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
       await app.close();
       await admin?.close();
       await pipeline.idle();
+      await broadcast?.close();
       await origin.close();
       await store.close();
     },

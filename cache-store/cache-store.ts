@@ -376,9 +376,9 @@ export class CacheStore {
     return wasEntry;
   }
 
-  /** Resolves once every tier has committed the writes accepted so far. */
-  async flush(): Promise<void> {
-    for (const tier of this.tiers) await tier.flushed?.();
+  /** Resolves once every tier (or those `within` a reach) has committed the writes accepted so far. */
+  async flush(within?: PurgeOptions['within']): Promise<void> {
+    for (const tier of this.tiersWithin(within)) await tier.flushed?.();
   }
 
   stats(): TierStats[] {

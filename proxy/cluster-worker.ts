@@ -31,7 +31,8 @@ class ClusterCoordinator implements Coordinator {
       owner: true,
       release: (stored) => {
         // Other workers read the entry from the shared disk tier: it must be committed before they look.
-        void (stored ? this.context.store.flush() : Promise.resolve())
+        // (Not Redis: a slow Redis must not keep them waiting.)
+        void (stored ? this.context.store.flush('host') : Promise.resolve())
           .catch(() => undefined)
           .then(() => this.peer.call('unlock', { key, stored }))
           .catch(() => undefined);

@@ -74,12 +74,21 @@ export class RedisWriteQueue {
     for (const [key, slot] of this.latest) yield [key, slot.op.record];
   }
 
-  /** Drops every operation that has not started (a clear supersedes them). */
-  dropWaiting(): void {
+  /**
+   * Drops every operation that has not started (a clear supersedes them); returns the keys they would have
+   * changed, and how many of them were writes.
+   */
+  dropWaiting(): { keys: string[]; writes: number } {
+    const keys: string[] = [];
+    let writes = 0;
     for (let i = this.head; i < this.waiting.length; i++) {
       const slot = this.waiting[i] as Slot;
-      if (slot.state === 'waiting') this.settle(slot);
+      if (slot.state !== 'waiting') continue;
+      keys.push(...slot.op.keys);
+      if (slot.op.record !== null) writes++;
+      this.settle(slot);
     }
+    return { keys, writes };
   }
 
   /** Resolves once every operation queued so far is done. Never rejects. */

@@ -226,8 +226,7 @@ export class RedisTier implements CacheTier {
     try {
       existing = await this.writer.getBuffer(metaKey(this.prefix, key));
     } catch (err) {
-      this.fail(err, { op: 'set', key });
-      this.bury([key]);
+      this.writeFailed(err, { op: 'set', key }, [key]);
       return;
     }
     let variants = record.variants;
@@ -261,9 +260,8 @@ export class RedisTier implements CacheTier {
       this.faults.ok();
       return true;
     } catch (err) {
-      this.fail(err, { op: 'set', key });
       // Whatever Redis held before may be older than the record that replaced it here.
-      this.bury([key]);
+      this.writeFailed(err, { op: 'set', key }, [key]);
       return false;
     }
   }
@@ -311,8 +309,7 @@ export class RedisTier implements CacheTier {
         await this.writer.unlink(...batch.flatMap((key) => this.redisKeys(key)));
         this.faults.ok();
       } catch (err) {
-        this.fail(err, { op: 'delete', keys: batch.length });
-        this.bury(keys.slice(i));
+        this.writeFailed(err, { op: 'delete', keys: batch.length }, keys.slice(i));
         return;
       }
     }
@@ -474,6 +471,17 @@ export class RedisTier implements CacheTier {
       await Promise.all([closeRedis(this.reader), closeRedis(this.writer)]);
     })();
     return this.closing;
+  }
+
+  /**
+   * A write or delete failed: the keys it concerned, and those of every operation still waiting (which would most
+   * likely fail too, each after its timeout), are left to be deleted once Redis answers again.
+   */
+  private writeFailed(err: unknown, fields: Record<string, unknown>, keys: readonly string[]): void {
+    this.fail(err, fields);
+    const dropped = this.queue.dropWaiting();
+    this.counts.writesDeclined += dropped.writes;
+    this.bury([...keys, ...dropped.keys]);
   }
 
   private fail(err: unknown, fields: Record<string, unknown>): void {

@@ -235,6 +235,20 @@ describe('RedisTier: faults', () => {
     expect(t.stats().pendingBytes).toBe(0);
   });
 
+  it('writes that time out: the waiting ones are dropped, and every key they touched is deleted once Redis answers', async () => {
+    const { tier: t, prefix } = await tier({ timeoutMs: 50 });
+    // Writes wait 2 s, past the write timeout (10 × 50 ms, at least 1 s); reads still pass.
+    await redis.client.call('CLIENT', 'PAUSE', '2000', 'WRITE');
+    for (let i = 0; i < 40; i++) expect(t.set(`late.test/${i}`, fx.entry(`late.test/${i}`, { body: 100 }))).toBe(true);
+    await t.flushed();
+    const stats = t.stats();
+    expect(stats.errors).toBeGreaterThan(0);
+    expect(stats.writesDeclined).toBeGreaterThan(0);
+    expect(stats.pendingWrites).toBe(0);
+    // The timed-out writes land when the pause ends; the deletes retried after them remove them.
+    await eventually('the late writes are deleted again', async () => (await redis.client.keys(`${prefix}*`)).length === 0);
+  });
+
   it('Redis killed and started again: misses and declines while it is away, then works again', async () => {
     const { tier: t } = await tier();
     t.set('kill.test/a', fx.entry('kill.test/a'));

@@ -83,7 +83,7 @@ export async function runPrimary(config: EdgecacheConfig, log: Logger): Promise<
   };
   // With --redis the primary speaks for the whole node: it tells the other nodes, and applies what they tell.
   const broadcast = config.redis
-    ? new PurgeBroadcast({ url: config.redis, prefix: config.redisPrefix, timeoutMs: config.redisTimeout, log: log.child({ component: 'purge-broadcast' }) })
+    ? new PurgeBroadcast({ url: config.redis, prefix: config.redisPrefix, timeoutMs: config.redisTimeout, stats, log: log.child({ component: 'purge-broadcast' }) })
     : undefined;
   const broadcastPurge = broadcast ? broadcasting(purgeNode, broadcast) : purgeNode;
 

@@ -30,6 +30,9 @@ const COUNTERS: Record<Exclude<keyof ProxyStats, 'toJSON'>, string> = {
   purges: 'Purge requests applied.',
   purgedEntries: 'Entries removed or marked stale by purges.',
   purgeAuthFailures: 'Purge attempts refused for authentication.',
+  purgesBroadcast: 'Purges and invalidations published to the other nodes sharing the Redis (--redis).',
+  purgesReceived: 'Purges and invalidations received from other nodes and applied here (--redis).',
+  purgeBroadcastFailures: 'Purges that could not be published at once (Redis unavailable; retried when it is back).',
 };
 
 /** The X-Cache outcomes, each one of the counters above. */

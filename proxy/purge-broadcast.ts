@@ -18,6 +18,7 @@ import { BurstLog, RateLog } from '../cache-store/lmdb-log.js';
 import { purgeChannel } from '../cache-store/redis-codec.js';
 import { closeRedis, connectRedis, errorText } from '../cache-store/redis-connect.js';
 import type { PurgeRequest } from './coordinator.js';
+import type { ProxyStats } from './stats.js';
 
 /** Applies a purge to every process of this node; `within: 'host'` leaves the shared Redis tier alone. */
 export type NodePurge = (request: PurgeRequest, within?: 'host') => Promise<number>;
@@ -28,6 +29,8 @@ export interface PurgeBroadcastOptions {
   log: TierLogger;
   /** Longest a publish may take (ms). */
   timeoutMs: number;
+  /** Where the broadcast counts what it sends and receives (the process's /stats). */
+  stats: Pick<ProxyStats, 'purgesBroadcast' | 'purgesReceived' | 'purgeBroadcastFailures'>;
 }
 
 /** Purges kept for publishing while Redis is unreachable. */
@@ -57,12 +60,12 @@ export class PurgeBroadcast {
   private applying: Promise<void> = Promise.resolve();
   private subscribedOnce = false;
   private closed = false;
-  /** Counters for /stats. */
-  readonly counts = { purgesPublished: 0, purgesReceived: 0, publishFailures: 0 };
+  private readonly stats: PurgeBroadcastOptions['stats'];
 
   constructor(options: PurgeBroadcastOptions) {
     this.channel = purgeChannel(options.prefix);
     this.log = options.log;
+    this.stats = options.stats;
     this.publishFaults = new BurstLog(
       this.log,
       'error',
@@ -106,11 +109,11 @@ export class PurgeBroadcast {
     if (this.closed) return false;
     try {
       await this.publisher.publish(this.channel, text);
-      this.counts.purgesPublished++;
+      this.stats.purgesBroadcast++;
       this.publishFaults.ok();
       return true;
     } catch (err) {
-      this.counts.publishFailures++;
+      this.stats.purgeBroadcastFailures++;
       this.publishFaults.fail({ err: errorText(err) });
       if (this.backlog.length >= MAX_BACKLOG) this.backlog.shift();
       this.backlog.push(text);
@@ -134,7 +137,7 @@ export class PurgeBroadcast {
       return;
     }
     if (message.from === this.nodeId || this.apply === undefined) return;
-    this.counts.purgesReceived++;
+    this.stats.purgesReceived++;
     const request: PurgeRequest = { selector: message.selector, soft: message.soft, ...(message.invalidation && { invalidation: true }) };
     const apply = this.apply;
     this.applying = this.applying.then(() =>

@@ -120,7 +120,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
   };
   const broadcast =
     config.redis && overrides.broadcastPurges !== false
-      ? new PurgeBroadcast({ url: config.redis, prefix: config.redisPrefix, timeoutMs: config.redisTimeout, log: log.child({ component: 'purge-broadcast' }) })
+      ? new PurgeBroadcast({ url: config.redis, prefix: config.redisPrefix, timeoutMs: config.redisTimeout, stats, log: log.child({ component: 'purge-broadcast' }) })
       : undefined;
   const purgeNode: NodePurge = async (request, within) => {
     const affected = await purgeLocally(request, within);

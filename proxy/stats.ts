@@ -30,6 +30,10 @@ export class ProxyStats {
   purges = 0;
   purgedEntries = 0;
   purgeAuthFailures = 0;
+  /** With --redis: purges published to the other nodes, received from them, and publishes that failed. */
+  purgesBroadcast = 0;
+  purgesReceived = 0;
+  purgeBroadcastFailures = 0;
 
   toJSON(): Record<string, number> {
     return { ...this } as unknown as Record<string, number>;

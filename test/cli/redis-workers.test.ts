@@ -71,6 +71,7 @@ describe('--workers with --redis', () => {
     await purge(cluster.adminUrl, { urls: [`http://${HOST}/w/1?tag=t`] });
     expect(await redis.client.exists(metaKey(PREFIX, `${HOST}/w/1?tag=t`))).toBe(0);
     await eventually('the other node dropped it', () => single.edgecache.store.peek(`${HOST}/w/1?tag=t`, {}) === undefined);
+    expect(JSON.parse((await request(`${cluster.adminUrl}/stats`)).text)).toMatchObject({ purgesBroadcast: 1 });
 
     for (let i = 0; i < 4; i++) await get(cluster.url, '/w/2?tag=t');
     expect(origin.count('/w/2?tag=t')).toBe(1);

@@ -96,6 +96,8 @@ describe('two nodes sharing a Redis', () => {
     expect(await redis.client.exists(metaKey(PREFIX, `${HOST}/p/url`))).toBe(0);
     await eventually('B dropped /p/url', () => local(b, '/p/url') === undefined);
     expect((await get(b, '/p/url')).headers['x-cache']).toBe('MISS');
+    expect(a.edgecache.stats.purgesBroadcast).toBeGreaterThan(0);
+    expect(b.edgecache.stats.purgesReceived).toBeGreaterThan(0);
 
     const post = await request(`${a.url}/p/post`, { method: 'POST', body: 'x', headers: { host: HOST } });
     expect(post.status).toBe(200);

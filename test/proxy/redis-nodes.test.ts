@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CacheEntry } from '../../cache-store/entry.js';
 import { metaKey } from '../../cache-store/redis-codec.js';
+import { freePort } from '../helpers/cli.js';
 import { request, type TestResponse } from '../helpers/http.js';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
@@ -170,6 +171,21 @@ describe('two nodes sharing a Redis', () => {
     const text = (await request(`${a.adminUrl}/metrics`)).text;
     expect(text).toContain('edgecache_tier_connected{tier="redis"} 1');
     expect(text).toMatch(/edgecache_tier_writes_total\{tier="redis"\} [1-9]/);
+  });
+
+  it('a node whose Redis is not there starts without waiting for it, and serves', async () => {
+    const port = await freePort(); // nothing listens there
+    const lonely = await startProxy(origin.url, { redis: `redis://127.0.0.1:${port}`, redisPrefix: PREFIX });
+    try {
+      expect((await get(lonely, '/lonely')).headers['x-cache']).toBe('MISS');
+      expect((await get(lonely, '/lonely')).headers['x-cache']).toBe('HIT');
+      await purge(lonely, { urls: [`http://${HOST}/lonely`] });
+      expect((await get(lonely, '/lonely')).headers['x-cache']).toBe('MISS');
+      expect(await redisStats(lonely)).toMatchObject({ connected: 0, hits: 0, writes: 0 });
+      expect(lonely.edgecache.stats.purgeBroadcastFailures).toBe(1);
+    } finally {
+      await lonely.close();
+    }
   });
 
   it('Redis killed: requests are still served, nothing crashes; the tier recovers when Redis is back', async () => {

@@ -168,13 +168,15 @@ describe('collapsed misses', () => {
 
 describe('stale entries', () => {
   it('200 concurrent requests for a stale key send one conditional request', async () => {
-    const path = '/d/stale?delay=100&cc=max-age=1&etag=%22e1%22';
+    const path = '/d/stale?delay=300&cc=max-age=1&etag=%22e1%22';
     await request(`${proxy.url}${path}`);
     proxy.advance(2_000);
     const responses = await burst(path, 200);
     expect(origin.count(path)).toBe(2);
     expect(origin.requests.filter((r) => r.url === path).at(-1)?.headers['if-none-match']).toBe('"e1"');
-    expect(responses.every((r) => r.headers['x-cache'] === 'REVALIDATED' && r.text === '/d/stale #1')).toBe(true);
+    // A request that connects only after the 304 arrived (a loaded machine) finds the refreshed entry: a HIT.
+    expect(responses.every((r) => (r.headers['x-cache'] === 'REVALIDATED' || r.headers['x-cache'] === 'HIT') && r.text === '/d/stale #1')).toBe(true);
+    expect(responses.filter((r) => r.headers['x-cache'] === 'REVALIDATED').length).toBeGreaterThan(0);
   });
 
   it('stale-while-revalidate answers at once and refreshes once in the background', async () => {

@@ -20,6 +20,7 @@ import { Socket } from 'node:net';
 /** The node:http response internals this module reads or sets. */
 interface OutgoingInternals {
   _header: string | null;
+  _hasBody: boolean;
   shouldKeepAlive: boolean;
   _keepAliveTimeout?: number;
   _defaultKeepAlive?: boolean;
@@ -64,6 +65,8 @@ export function setRawHead(res: ServerResponse, status: number, head: PreparedHe
     head.text = flat([head.fields, fields]);
   }
   res.statusCode = status;
+  // As writeHead() does: these statuses have no body, whatever is written.
+  if (status === 204 || status === 304) internals._hasBody = false;
   internals._header = head.text;
   return true;
 }

@@ -3,7 +3,7 @@
  * failing at once while disconnected (no offline queue that would grow while Redis is away), a command timeout,
  * reconnection forever with a capped backoff, and connection errors logged once per burst, never thrown.
  */
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { TierLogger } from './lmdb-env.js';
 import { BurstLog } from './lmdb-log.js';
 
@@ -23,8 +23,17 @@ export function reconnectDelay(times: number): number {
   return Math.min(2_000, 50 * 2 ** Math.min(times, 6));
 }
 
+/** The ioredis client class, loaded by loadRedisClient(): a proxy without --redis never loads it (~24 MB, ~60 ms). */
+let RedisClient: typeof Redis | undefined;
+
+/** Loads ioredis; call (and await) before the first connectRedis(). */
+export async function loadRedisClient(): Promise<void> {
+  RedisClient ??= (await import('ioredis')).Redis;
+}
+
 export function connectRedis({ url, name, commandTimeoutMs, log, offlineQueue = false }: ConnectOptions): Redis {
-  const client = new Redis(url, {
+  if (RedisClient === undefined) throw new Error('connectRedis() before loadRedisClient()');
+  const client = new RedisClient(url, {
     connectionName: name,
     ...(commandTimeoutMs > 0 && { commandTimeout: commandTimeoutMs }),
     connectTimeout: Math.max(1_000, commandTimeoutMs * 10),

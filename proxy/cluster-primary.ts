@@ -11,6 +11,7 @@ import type { EdgecacheConfig } from '../config/settings.js';
 import { buildAdmin } from './admin.js';
 import type { PurgeRequest } from './coordinator.js';
 import { RpcPeer, workerChannel } from './ipc.js';
+import { loadRedisClient } from '../cache-store/redis-connect.js';
 import { broadcasting, PurgeBroadcast, type NodePurge } from './purge-broadcast.js';
 import { startupError } from './startup.js';
 import { countPurge, ProxyStats } from './stats.js';
@@ -82,6 +83,7 @@ export async function runPrimary(config: EdgecacheConfig, log: Logger): Promise<
     return affected;
   };
   // With --redis the primary speaks for the whole node: it tells the other nodes, and applies what they tell.
+  if (config.redis) await loadRedisClient();
   const broadcast = config.redis
     ? new PurgeBroadcast({ url: config.redis, prefix: config.redisPrefix, timeoutMs: config.redisTimeout, stats, log: log.child({ component: 'purge-broadcast' }) })
     : undefined;

@@ -24,6 +24,7 @@ import { OriginClient } from './origin-client.js';
 import { registerPassthrough, upgradeConstraint } from './passthrough.js';
 import { registerPurgeMethod, type Purger } from './purge-routes.js';
 import { writeError } from './respond.js';
+import { loadRedisClient } from '../cache-store/redis-connect.js';
 import { broadcasting, PurgeBroadcast, type NodePurge } from './purge-broadcast.js';
 import { startupError } from './startup.js';
 import { countPurge, ProxyStats } from './stats.js';
@@ -101,6 +102,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
   const log = overrides.logger ?? createLogger(config.logLevel);
   const stats = new ProxyStats();
   const freshness = new Freshness({ cacheSetCookie: config.cacheSetCookie, staleIfErrorGrace: config.staleIfErrorGrace, now });
+  if (config.redis) await loadRedisClient();
   const store = buildStore({ config, freshness, log, now, sweeper: overrides.sweeper ?? true });
   const origin = new OriginClient({
     origin: config.origin,

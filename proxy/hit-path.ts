@@ -1,9 +1,9 @@
 /**
  * The hot loop: a fresh memory-tier (or disk-tier) hit answered before Fastify's router sees the request. A
  * synchronous lookup, then the stored head (respond.ts, raw-head.ts) and the stored Buffer written out (a disk
- * hit's body is a leased buffer, handed back to the store when the response finishes). Anything unusual (request directives, validators,
- * ranges, bodies, a malformed target, a stale or missing entry) returns false and the request takes the full
- * pipeline, which makes the same decisions slowly and completely.
+ * hit's body is a leased buffer, handed back to the store when the response finishes). Anything unusual (request
+ * directives, validators, ranges, bodies, a malformed target, a stale or missing entry) returns false and the
+ * request takes the full pipeline, which makes the same decisions slowly and completely.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CacheStore } from '../cache-store/cache-store.js';

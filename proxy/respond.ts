@@ -63,7 +63,10 @@ export function ttlSeconds(entry: CacheEntry, now: number): number {
   return Math.floor(entry.meta.lifetime / 1000) - ageSeconds(entry, now);
 }
 
-/** The hit path: headers for a fresh hit, reusing the stored array while Age and ttl stay the same. */
+/**
+ * A fresh hit's headers as the array writeHitHead falls back to (and npm run bench:micro times), reusing the
+ * stored array while Age and ttl stay the same.
+ */
 export function hitHeaders(entry: CacheEntry, now: number): WireValue[] {
   return hitPrepared(entry, now).hit;
 }

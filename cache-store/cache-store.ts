@@ -7,6 +7,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { variantKey, varyKey } from '../policies/cache-key.js';
 import { bodyChunks, bodyFromChunks, isChunked, type Body } from './body.js';
 import { deletableAt, recordSize, type CacheEntry, type CacheRecord, type EntryMeta, type VaryRecord } from './entry.js';
+import { PurgeLog, type PurgeSubject, type PurgeVerdict } from './purge-log.js';
 import type { CacheTier, SyncCacheTier, TierReach, TierStats } from './tier.js';
 
 /** What a purge addresses. Keys are primary keys (lower-cased host + path and query). */
@@ -40,6 +41,12 @@ export interface PurgeOptions {
 }
 
 const REACH_ORDER: Record<TierReach, number> = { process: 0, host: 1, network: 2 };
+
+/**
+ * What became of a write: stored as given; stored already stale (a soft purge addressed it while it was
+ * fetched); or dropped (a hard purge addressed it while it was fetched). See PurgeLog.
+ */
+export type PutResult = 'stored' | 'stale' | 'dropped';
 
 /**
  * A synchronous lower tier that can lend a body instead of allocating a copy per read (LmdbTier): `lease` is
@@ -88,6 +95,8 @@ export class CacheStore {
   /** The leased body of the entry the last peek() returned, if it was leased. */
   private leasedBody: Buffer | undefined;
   private readonly sizes = new WeakMap<EntryMeta, number>();
+  /** Recent purges, so that a write that started before one of them does not land after it. */
+  private readonly purges = new PurgeLog();
 
   constructor(options: CacheStoreOptions) {
     this.memory = options.memory;
@@ -193,12 +202,17 @@ export class CacheStore {
   }
 
   private async find(key: string): Promise<{ record: CacheRecord; tier: number } | undefined> {
+    const since = this.purges.current;
     for (let i = 0; i < this.tiers.length; i++) {
       const tier = this.tiers[i] as CacheTier;
       const record = tier.synchronous ? (tier.get(key) as CacheRecord | undefined) : await tier.get(key);
       if (record === undefined) continue;
-      if (i > 0) await this.promote(key, record, i);
-      return { record, tier: i };
+      if (i === 0) return { record, tier: i };
+      // A record read from a networked tier before a purge answered must not be copied back up after it.
+      const admitted = this.admit(record, since);
+      if (admitted === undefined) return undefined;
+      if (admitted === record) await this.promote(key, record, i);
+      return { record: admitted, tier: i };
     }
     return undefined;
   }
@@ -213,15 +227,58 @@ export class CacheStore {
     }
   }
 
-  /** Stores one response; keeps the URL's VaryRecord and the variant cap up to date. */
-  async put(entry: CacheEntry): Promise<void> {
-    const { primaryKey, vary } = entry.meta;
+  /** The purge generation a write starting now records, to pass to put() or replace() (see PurgeLog). */
+  get purgeGeneration(): number {
+    return this.purges.current;
+  }
+
+  /**
+   * Records a purge that is about to be applied, so that writes which started before it are not stored as fresh
+   * after it. purge() does this itself; a process that is told of a purge before another one applies it to the
+   * shared tiers calls it first (see cluster-primary.ts).
+   */
+  notePurge(selector: PurgeSelector, soft: boolean): void {
+    this.purges.record(selector, soft);
+  }
+
+  /** What the purges recorded since generation `since` mean for a write of `subject` (see PurgeLog). */
+  purgedSince(since: number, subject: PurgeSubject): PurgeVerdict {
+    return this.purges.since(since, subject);
+  }
+
+  /**
+   * The record as it may be written now by a write that started at purge generation `since`: unchanged, marked
+   * stale (a soft purge addressed it meanwhile), or undefined (a hard purge did: drop it).
+   */
+  private admit<R extends CacheRecord>(record: R, since: number): R | undefined {
+    const subject: PurgeSubject =
+      record.kind === 'entry' ? record.meta : { key: record.primaryKey, primaryKey: record.primaryKey, tags: [] };
+    const verdict = this.purges.since(since, subject);
+    if (verdict === 'hard') return undefined;
+    // A soft purge leaves Vary records alone (see purgeKey).
+    if (verdict === 'none' || record.kind !== 'entry') return record;
+    // Stale as of when it was received: the next request revalidates it (stale-while-revalidate still applies).
+    return softened(record, record.meta.storedAt) as R;
+  }
+
+  /**
+   * Stores one response; keeps the URL's VaryRecord and the variant cap up to date. `since` is the purge
+   * generation read when the response was requested: a purge since then that addresses it drops it (hard) or
+   * stores it stale (soft), so that a fill in flight when a purge answered never brings back what was purged.
+   */
+  async put(entry: CacheEntry, since = this.purges.current): Promise<PutResult> {
+    const admitted = this.admit(entry, since);
+    if (admitted === undefined) return 'dropped';
+    const result: PutResult = admitted === entry ? 'stored' : 'stale';
+    const { primaryKey, vary } = admitted.meta;
     // Only the synchronous tiers: a fill must not wait for a networked tier (which merges Vary records itself).
     const existing = this.findNear(primaryKey);
     if (vary === null) {
       if (existing?.kind === 'vary') await this.deleteKeys(existing.variants.map((v) => variantKey(primaryKey, v)));
-      await this.setAll(primaryKey, entry);
-      return;
+      // Checked again after every wait: a purge may have been recorded meanwhile.
+      if (this.admit(admitted, since) === undefined) return 'dropped';
+      await this.setAll(primaryKey, admitted);
+      return result;
     }
     const secondary = entry.meta.key.slice(primaryKey.length + 1);
     let record: VaryRecord;
@@ -236,13 +293,22 @@ export class CacheStore {
       const dropped = record.variants.shift() as string;
       await this.deleteKeys([variantKey(primaryKey, dropped)]);
     }
+    if (this.admit(admitted, since) === undefined) return 'dropped';
     await this.setAll(primaryKey, record);
-    await this.setAll(entry.meta.key, entry);
+    if (this.admit(admitted, since) === undefined) return 'dropped';
+    await this.setAll(admitted.meta.key, admitted);
+    return result;
   }
 
-  /** Replaces one stored variant in place (after a 304 updated its headers). */
-  async replace(entry: CacheEntry): Promise<void> {
-    await this.setAll(entry.meta.key, entry);
+  /**
+   * Replaces one stored variant in place (after a 304 updated its headers). `since` as for put(): the
+   * revalidated entry was read before it, and a purge since then must not be undone by the refresh.
+   */
+  async replace(entry: CacheEntry, since = this.purges.current): Promise<PutResult> {
+    const admitted = this.admit(entry, since);
+    if (admitted === undefined) return 'dropped';
+    await this.setAll(admitted.meta.key, admitted);
+    return admitted === entry ? 'stored' : 'stale';
   }
 
   /** Removes every variant of a URL from every tier. Returns how many entries were removed. */
@@ -271,6 +337,8 @@ export class CacheStore {
 
   /** Purges what the selector addresses from every tier; returns how many entries were affected. */
   async purge(selector: PurgeSelector, options: PurgeOptions): Promise<number> {
+    // First of all: from now on, writes that started before this purge are checked against it (see put).
+    this.purges.record(selector, options.soft);
     const tiers = this.tiersWithin(options.within);
     const keys = [...(await this.collectKeys(selector, tiers))];
     const batchSize = options.batchSize ?? 200;

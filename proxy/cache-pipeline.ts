@@ -15,6 +15,7 @@ import { formatCacheStatus, type CacheStatusFields, type ForwardReason, type XCa
 import { ClientWriter } from './client-writer.js';
 import { originRequestHeaders, relayedResponseHeaders, type ForwardingContext } from './headers.js';
 import { gatewayError, type OriginClient } from './origin-client.js';
+import { KeyedLimiter } from './keyed-limiter.js';
 import { OriginFill } from './origin-fill.js';
 import { clientValidatorsMatch, parseRange, writeError, writeNotModified, writeRange, writeRangeNotSatisfiable, writeStored } from './respond.js';
 import type { Coordinator } from './coordinator.js';
@@ -41,7 +42,19 @@ export interface PipelineOptions {
   exposeTagHeaders: boolean;
   /** Agreement with other worker processes on who fetches a cold key. */
   coordinator: Coordinator;
+  /**
+   * Most origin fetches at a time, per key, by waiters that could not share the response they waited for
+   * (DETACHED_FETCHES_PER_KEY by default).
+   */
+  detachedFetchesPerKey?: number;
 }
+
+/**
+ * Waiters of one key sent to the origin at a time when the response they waited for may not be shared (a
+ * private or no-store answer, Set-Cookie, another Vary variant): each needs its own answer, but a burst of them
+ * must not become a burst at the origin. The rest queue behind them (at most --coalesce-wait each).
+ */
+export const DETACHED_FETCHES_PER_KEY = 8;
 
 export class CachePipeline {
   /** Fills in flight by cache key: misses and revalidations that later requests can join. */
@@ -50,8 +63,12 @@ export class CachePipeline {
   private readonly refreshing = new Map<string, OriginFill>();
   /** Keys recently answered with something that could not be shared, until when (epoch ms). */
   private readonly uncacheable = new Map<string, number>();
+  /** Detached waiters' own origin fetches, a few at a time per key. */
+  private readonly detachedFetches: KeyedLimiter;
 
-  constructor(private readonly options: PipelineOptions) {}
+  constructor(private readonly options: PipelineOptions) {
+    this.detachedFetches = new KeyedLimiter(options.detachedFetchesPerKey ?? DETACHED_FETCHES_PER_KEY, options.coalesceWait);
+  }
 
   /** Handles a GET or HEAD that the hit path did not answer. */
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -62,6 +79,8 @@ export class CachePipeline {
       writeError(res, 400, `bad request: ${target.problem}`);
       return;
     }
+    // A revalidation must not bring back what a purge removed after the stale entry was read (see CacheStore.put).
+    const since = store.purgeGeneration;
     const { entry, key } = await store.lookup(target.key, req.headers);
     if (req.headers['cache-control'] !== undefined && parseCacheControl(req.headers['cache-control']).has('only-if-cached')) {
       // RFC 9111 §5.2.1.7: answer from the cache or with 504, never from the origin.
@@ -95,10 +114,10 @@ export class CachePipeline {
       case 'stale-while-revalidate':
         stats.stale++;
         this.serveEntry(req, res, entry, 'STALE', { hit: true, fwd: 'stale', detail: 'stale-while-revalidate' });
-        this.refreshInBackground(req, target, entry);
+        this.refreshInBackground(req, target, { entry, since });
         return;
       case 'revalidate':
-        return this.fill(req, res, target, entry.meta.key, entry, requestForbidsReuse(req) ? 'request' : 'stale');
+        return this.fill(req, res, target, entry.meta.key, { entry, since }, requestForbidsReuse(req) ? 'request' : 'stale');
     }
   }
 
@@ -122,11 +141,17 @@ export class CachePipeline {
    * Answers from the origin: joins a fill already in flight for this key when allowed, else starts one
    * (a miss, or a revalidation of `stale`) that later requests for the key can join.
    */
-  private fill(req: IncomingMessage, res: ServerResponse, target: RequestTarget, key: string, stale: CacheEntry | undefined, forward: ForwardReason): void {
+  private fill(req: IncomingMessage, res: ServerResponse, target: RequestTarget, key: string, stale: StaleRead | undefined, forward: ForwardReason): void {
     const { stats, coalesce } = this.options;
-    const inflight = coalesce ? this.inflight.get(key) : undefined;
+    let inflight = coalesce ? this.inflight.get(key) : undefined;
+    if (inflight && !this.predatesNoPurge(inflight, target)) {
+      // A purge answered while this fill was in flight: its response is not what the purge left (and will not be
+      // stored), so nobody joins it any more; the next fill takes its place.
+      this.inflight.delete(key);
+      inflight = undefined;
+    }
     if (inflight && this.coalescable(req)) {
-      const writer = this.writer(req, res, target, inflight, forward, true);
+      const writer = this.writer(req, res, target, key, inflight, forward, true);
       if (inflight.join(writer, false, req.headers)) {
         stats.coalesced++;
         return;
@@ -144,9 +169,17 @@ export class CachePipeline {
         }
       });
     }
-    fill.join(this.writer(req, res, target, fill, forward, false), true, req.headers);
+    fill.join(this.writer(req, res, target, key, fill, forward, false), true, req.headers);
     if (shareable && this.options.coordinator.shared) void this.startCoordinated(fill, key, target, req);
     else this.begin(fill);
+  }
+
+  /** Whether no purge recorded since the fill started addresses it (a fill not started yet predates none). */
+  private predatesNoPurge(fill: OriginFill, target: RequestTarget): boolean {
+    const since = fill.purgeGeneration;
+    if (since === undefined) return true;
+    const tags = fill.responseTags;
+    return this.options.store.purgedSince(since, { key: target.key, primaryKey: target.key, ...(tags && { tags }) }) === 'none';
   }
 
   /**
@@ -178,22 +211,41 @@ export class CachePipeline {
     fill.start();
   }
 
-  /** Fetches for one client only, outside any collapsing (a waiter that may not share the response). */
-  private fetchAlone(req: IncomingMessage, res: ServerResponse, target: RequestTarget, forward: ForwardReason): void {
+  /**
+   * A waiter that may not share the response it waited for (or waited too long) fetches for itself, outside any
+   * collapsing: through the per-key limit, so that a burst of waiters is not a burst at the origin.
+   */
+  private fetchAlone(req: IncomingMessage, res: ServerResponse, target: RequestTarget, key: string, forward: ForwardReason): void {
     this.options.stats.coalesceDetached++;
-    const fill = this.createFill(req, target, undefined);
-    fill.join(this.writer(req, res, target, fill, forward, false), true, req.headers);
-    this.begin(fill);
+    this.detachedFetches.run(key, () => this.fetchDetached(req, res, target, key, forward));
   }
 
-  private writer(req: IncomingMessage, res: ServerResponse, target: RequestTarget, fill: OriginFill, forward: ForwardReason, collapsed: boolean): ClientWriter {
+  private async fetchDetached(req: IncomingMessage, res: ServerResponse, target: RequestTarget, key: string, forward: ForwardReason): Promise<void> {
+    // The client may have gone while it waited for its turn.
+    if (res.destroyed || res.writableEnded) return;
+    const { store, freshness, stats, now } = this.options;
+    // What the fetches before it stored (another Vary variant's waiters, say) may answer it now.
+    const { entry } = await store.lookup(target.key, req.headers).catch(() => ({ entry: undefined }));
+    if (res.destroyed || res.writableEnded) return;
+    if (entry && freshness.evaluate(entry.meta, req.headers, now()) === 'fresh') {
+      stats.hits++;
+      this.serveEntry(req, res, entry, 'HIT', { hit: true, collapsed: true });
+      return;
+    }
+    const fill = this.createFill(req, target, undefined);
+    fill.join(this.writer(req, res, target, key, fill, forward, false), true, req.headers);
+    this.begin(fill);
+    await fill.done;
+  }
+
+  private writer(req: IncomingMessage, res: ServerResponse, target: RequestTarget, key: string, fill: OriginFill, forward: ForwardReason, collapsed: boolean): ClientWriter {
     return new ClientWriter(req, res, fill, {
       stats: this.options.stats,
       forward,
       collapsed,
       waitLimit: this.options.coalesceWait,
       serveEntry: this.serveEntry,
-      fetchAlone: (r, s) => this.fetchAlone(r, s, target, forward),
+      fetchAlone: (r, s) => this.fetchAlone(r, s, target, key, forward),
       onError: (err) => this.options.log.warn({ err, url: target.key }, 'origin fetch failed'),
     });
   }
@@ -229,7 +281,7 @@ export class CachePipeline {
     return false;
   }
 
-  private createFill(req: IncomingMessage, target: RequestTarget, stale: CacheEntry | undefined): OriginFill {
+  private createFill(req: IncomingMessage, target: RequestTarget, stale: StaleRead | undefined): OriginFill {
     const { origin, store, freshness, stats, maxObjectSize, jitter, now, exposeTagHeaders } = this.options;
     const fill = new OriginFill(
       { origin, store, freshness, maxObjectSize, jitter, now, exposeTagHeaders },
@@ -238,21 +290,21 @@ export class CachePipeline {
         path: target.path,
         headers: originRequestHeaders(req.headers, this.forwarding(req, target), true),
         clientHeaders: req.headers,
-        ...(stale && { stale }),
+        ...(stale && { stale: stale.entry, since: stale.since }),
       },
     );
     void fill.done.then(() => {
       const summary = fill.summary;
       if (summary === 'stored') stats.stored++;
       else if (summary === 'not-stored') stats.notStored++;
-      else if (summary === 'failed-before-head') stats.originErrors++;
+      else if (summary === 'failed') stats.originErrors++;
     });
     return fill;
   }
 
   /** stale-while-revalidate: one background refresh per entry at a time; its outcome only updates the store. */
-  private refreshInBackground(req: IncomingMessage, target: RequestTarget, stale: CacheEntry): void {
-    const key = stale.meta.key;
+  private refreshInBackground(req: IncomingMessage, target: RequestTarget, stale: StaleRead): void {
+    const key = stale.entry.meta.key;
     if (this.refreshing.has(key)) return;
     this.options.stats.backgroundRefreshes++;
     const fill = this.createFill(req, target, stale);
@@ -302,6 +354,12 @@ export class CachePipeline {
   async idle(): Promise<void> {
     await Promise.all([...this.inflight.values(), ...this.refreshing.values()].map((f) => f.done));
   }
+}
+
+/** A stale entry to revalidate, and the purge generation when it was read. */
+interface StaleRead {
+  entry: CacheEntry;
+  since: number;
 }
 
 function requestForbidsReuse(req: IncomingMessage): boolean {

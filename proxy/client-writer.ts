@@ -2,13 +2,21 @@
  * Delivers an origin fill to one client: relays the streamed response (or serves the entry a revalidation
  * produced), answers the client's own conditional request with 304 when the new response matches it, and
  * aborts the client's response, rather than ending it cleanly, when the origin body breaks off.
+ *
+ * The relayed headers are written with the first body byte (or at the end of an empty body), which is when
+ * Node would send them anyway: until then nothing has reached the client, so an origin that sends its headers
+ * and then fails still gets the client a 502 (or a stale entry, with stale-if-error) instead of an empty reply.
+ * When the body's length is not known in advance (chunked), the first bytes are held until the end of the
+ * current turn of the event loop: a body that arrived whole by then (the common small chunked response) is
+ * relayed with a Cache-Status that says whether it was stored; a longer one goes out without `stored`, which
+ * would not be known until its end.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CacheEntry } from '../cache-store/entry.js';
 import { appendCacheStatus, formatCacheStatus, type CacheStatusFields, type ForwardReason, type XCache } from './cache-status.js';
 import { CACHE_ONLY_RESPONSE_FIELDS, withVia } from './headers.js';
 import { gatewayError } from './origin-client.js';
-import type { FillConsumer, FillOutcome, OriginFill, StreamedHead } from './origin-fill.js';
+import type { EntryOutcome, FillConsumer, FillOutcome, OriginFill, StreamedHead } from './origin-fill.js';
 import { clientValidatorsMatch, writeError } from './respond.js';
 import type { ProxyStats } from './stats.js';
 
@@ -33,13 +41,16 @@ type WireValue = string | string[];
  * thousand collapsed waiters share one array instead of rebuilding it each.
  */
 function missHeaders(outcome: StreamedHead, forward: ForwardReason, collapsed: boolean): WireValue[] {
-  const cacheKey = `${forward}|${collapsed}`;
+  // `stored` only once it is settled (RFC 9211 §2.6 lets it be left out): never claimed for a body that may
+  // still turn out too large.
+  const stored = outcome.stored && outcome.storedKnown;
+  const cacheKey = `${forward}|${collapsed}|${stored}`;
   const cached = outcome.wire?.get(cacheKey);
   if (cached) return cached;
   const cacheStatus = formatCacheStatus({
     fwd: forward,
     fwdStatus: outcome.status,
-    stored: outcome.stored,
+    stored,
     ...(collapsed && { collapsed: true }),
     ...(outcome.reason && { detail: outcome.reason }),
   });
@@ -57,6 +68,11 @@ function missHeaders(outcome: StreamedHead, forward: ForwardReason, collapsed: b
 export class ClientWriter implements FillConsumer {
   private bodyless = false;
   private finished = false;
+  /** The relayed response, until its headers are written (with the first body byte, or at its end). */
+  private pending: StreamedHead | undefined;
+  /** Body chunks held back with the headers until the end of this turn (see above). */
+  private held: Buffer[] = [];
+  private holdTimer: NodeJS.Immediate | undefined;
   private waitTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -67,13 +83,14 @@ export class ClientWriter implements FillConsumer {
   ) {
     res.on('close', () => {
       clearTimeout(this.waitTimer);
+      clearImmediate(this.holdTimer);
       if (!this.finished) this.fill.leave(this);
     });
     res.on('drain', () => this.fill.resume());
     if (ctx.collapsed) {
       // A waiter's patience is bounded: past it, it stops waiting for the shared fetch and goes on its own.
       this.waitTimer = setTimeout(() => {
-        if (this.finished || res.headersSent) return;
+        if (this.finished || this.pending !== undefined || res.headersSent) return;
         this.fill.leave(this);
         this.detached();
       }, ctx.waitLimit);
@@ -91,29 +108,12 @@ export class ClientWriter implements FillConsumer {
     clearTimeout(this.waitTimer);
     const { req, res, ctx } = this;
     if (outcome.kind === 'entry') {
-      this.finished = true;
-      if (outcome.how === 'shared') {
-        ctx.stats.hits++;
-        ctx.serveEntry(req, res, outcome.entry, 'HIT', { hit: true, collapsed: true });
-        return;
-      }
-      const revalidated = outcome.how === 'revalidated';
-      if (revalidated) ctx.stats.revalidated++;
-      else {
-        ctx.stats.stale++;
-        ctx.stats.staleIfError++;
-      }
-      ctx.serveEntry(req, res, outcome.entry, revalidated ? 'REVALIDATED' : 'STALE', {
-        fwd: ctx.forward,
-        ...(outcome.originStatus !== undefined && { fwdStatus: outcome.originStatus }),
-        ...(ctx.collapsed && { collapsed: true }),
-        ...(!revalidated && { detail: outcome.originStatus === undefined ? 'stale-if-error; origin-unreachable' : 'stale-if-error' }),
-      });
+      this.serveEntry(outcome);
       return;
     }
-    ctx.stats.misses++;
-    const headers = missHeaders(outcome, ctx.forward, ctx.collapsed);
     if (outcome.status === 200 && clientValidatorsMatch(req.headers, outcome.headers)) {
+      ctx.stats.misses++;
+      const headers = missHeaders(outcome, ctx.forward, ctx.collapsed);
       const kept: WireValue[] = [];
       for (let i = 0; i < headers.length; i += 2) {
         const name = headers[i] as string;
@@ -125,35 +125,95 @@ export class ClientWriter implements FillConsumer {
       this.finished = true;
       return;
     }
-    res.writeHead(outcome.status, headers);
     if (req.method === 'HEAD' || outcome.status === 204 || outcome.status === 304) {
+      ctx.stats.misses++;
+      res.writeHead(outcome.status, missHeaders(outcome, ctx.forward, ctx.collapsed));
       res.end();
       this.bodyless = true;
       this.finished = true;
+      return;
     }
+    this.pending = outcome;
+  }
+
+  private writeHead(): void {
+    const outcome = this.pending;
+    if (outcome === undefined) return;
+    this.pending = undefined;
+    this.ctx.stats.misses++;
+    this.res.writeHead(outcome.status, missHeaders(outcome, this.ctx.forward, this.ctx.collapsed));
   }
 
   data(chunk: Buffer): boolean {
     if (this.bodyless) return true;
+    // (Once holding, every chunk is held until the release, to keep them in order.)
+    if (this.holdTimer !== undefined || (this.pending !== undefined && !this.pending.storedKnown)) {
+      this.held.push(chunk);
+      this.holdTimer ??= setImmediate(() => this.release());
+      return true;
+    }
+    this.writeHead();
     return this.res.write(chunk);
   }
 
   end(): void {
     if (this.bodyless) return;
+    this.release();
     this.finished = true;
     this.res.end();
   }
 
-  error(err: unknown, beforeHead: boolean): void {
+  /** Writes the headers and the chunks held with them. */
+  private release(): void {
+    clearImmediate(this.holdTimer);
+    this.holdTimer = undefined;
+    this.writeHead();
+    for (const chunk of this.held) this.res.write(chunk);
+    this.held = [];
+  }
+
+  error(err: unknown, fallback?: EntryOutcome): void {
     clearTimeout(this.waitTimer);
     this.ctx.onError?.(err);
     this.finished = true;
-    if (beforeHead) {
+    // Answered in full already (HEAD, 204, or a 304 to the client's own validators): nothing more to say.
+    if (this.bodyless) return;
+    this.pending = undefined;
+    clearImmediate(this.holdTimer);
+    this.held = [];
+    if (!this.res.headersSent) {
+      // Nothing of the response has gone out: answer as for an origin that failed before its headers.
+      if (fallback) {
+        this.serveEntry(fallback);
+        return;
+      }
       const failure = gatewayError(err);
-      writeError(this.res, failure.status, failure.message, { fwd: this.ctx.forward, detail: 'origin-error' }, 'MISS');
+      writeError(this.res, failure.status, failure.message, { fwd: this.ctx.forward, ...(this.ctx.collapsed && { collapsed: true }), detail: 'origin-error' }, 'MISS');
       return;
     }
     // Headers (and perhaps part of the body) are out: the only honest signal left is an aborted response.
-    if (!this.bodyless) this.res.destroy();
+    this.res.destroy();
+  }
+
+  private serveEntry(outcome: EntryOutcome): void {
+    const { req, res, ctx } = this;
+    this.finished = true;
+    if (outcome.how === 'shared') {
+      ctx.stats.hits++;
+      ctx.serveEntry(req, res, outcome.entry, 'HIT', { hit: true, collapsed: true });
+      return;
+    }
+    const revalidated = outcome.how === 'revalidated';
+    if (revalidated) ctx.stats.revalidated++;
+    else {
+      ctx.stats.stale++;
+      ctx.stats.staleIfError++;
+    }
+    ctx.serveEntry(req, res, outcome.entry, revalidated ? 'REVALIDATED' : 'STALE', {
+      fwd: ctx.forward,
+      ...(outcome.originStatus !== undefined && { fwdStatus: outcome.originStatus }),
+      ...(ctx.collapsed && { collapsed: true }),
+      ...(!revalidated && { detail: outcome.originStatus === undefined ? 'stale-if-error; origin-unreachable' : 'stale-if-error' }),
+    });
   }
 }

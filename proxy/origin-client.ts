@@ -67,6 +67,10 @@ export function gatewayError(err: unknown): GatewayError {
   if (err instanceof errors.HeadersTimeoutError || code === 'UND_ERR_HEADERS_TIMEOUT') {
     return { status: 504, message: 'origin did not send response headers in time' };
   }
+  // Headers, then no body byte within --origin-body-timeout (before any byte of it reached the client).
+  if (err instanceof errors.BodyTimeoutError || code === 'UND_ERR_BODY_TIMEOUT') {
+    return { status: 504, message: 'origin did not send the response body in time' };
+  }
   if (err instanceof errors.ConnectTimeoutError || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT') {
     return { status: 504, message: 'origin connection timed out' };
   }

@@ -8,16 +8,20 @@
  *
  * Several clients can share one fill (request collapsing): the first is its owner, the others join as waiters
  * and receive what was already read, then the rest. The fill is not tied to any one of them. A response that
- * may not be shared (private, no-store, Set-Cookie, or varying on a header the waiter sent differently) goes
- * to its owner only; each waiter is detached and fetches on its own.
+ * could be stored but for its lifetime or its status (a 500, a 404 without freshness) goes to every waiter even
+ * though it is not stored: an origin error must not cost one origin request per waiter. Only a response that
+ * may not be shared (private, no-store, no-cache, Set-Cookie, or varying on a header the waiter sent
+ * differently) goes to its owner alone; each waiter is then detached and fetches on its own (the pipeline
+ * bounds how many at a time).
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
 import type CachePolicy from 'http-cache-semantics';
 import { bodyFromChunks, type Body } from '../cache-store/body.js';
 import { deletableAt, type CacheEntry, type StoredHeaders } from '../cache-store/entry.js';
-import type { CacheStore } from '../cache-store/cache-store.js';
+import type { CacheStore, PutResult } from '../cache-store/cache-store.js';
 import { parseVary, variantKey, varyKey } from '../policies/cache-key.js';
+import { parseCacheControl } from '../policies/cache-control.js';
 import { parseSurrogateKeys, TAG_FIELDS } from '../policies/surrogate-keys.js';
 import type { Freshness, NotStorableReason, PolicyRequest } from '../policies/freshness.js';
 import { endToEndResponseHeaders } from './headers.js';
@@ -32,8 +36,14 @@ export interface StreamedHead {
   headers: StoredHeaders;
   /** Whether the response is being stored; when false, `reason` says why. */
   stored: boolean;
+  /**
+   * Whether `stored` is settled: the body's length was known to fit when the headers arrived (or there is no
+   * body), or the fill has ended. Until then a body of unknown length may still turn out too large, so
+   * Cache-Status does not claim `stored` (RFC 9211 §2.6: the parameter may be left out).
+   */
+  storedKnown: boolean;
   reason: NotStoredReason | undefined;
-  /** May be handed to waiters: stored, or storable but for its size or framing. */
+  /** May be handed to waiters: stored, or storable but for its lifetime, status, size or framing. */
   shareable: boolean;
   contentLength: number | undefined;
   /** Wire-ready header arrays, built once per response by the client writer. */
@@ -60,8 +70,11 @@ export interface FillConsumer {
   /** A body chunk (stream outcomes only). Returning false asks for backpressure on an unstored stream. */
   data(chunk: Buffer): boolean;
   end(): void;
-  /** The origin failed; `beforeHead` tells whether head() was already called. */
-  error(err: unknown, beforeHead: boolean): void;
+  /**
+   * The origin failed (before or after head()). `fallback`, when given, is a stale entry that may stand in
+   * (stale-if-error) for a consumer that has not sent any of the response yet.
+   */
+  error(err: unknown, fallback?: EntryOutcome): void;
   /** A waiter that may not receive this response (not shareable, or another Vary variant): fetch alone. */
   detached(): void;
 }
@@ -87,12 +100,37 @@ export interface FillRequest {
   clientHeaders: IncomingHttpHeaders;
   /** The stale entry this fill revalidates, if any. */
   stale?: CacheEntry;
+  /**
+   * The purge generation when `stale` was read (CacheStore.purgeGeneration): a purge after it must not be undone
+   * by the refresh. For a miss the generation is read when the fill starts.
+   */
+  since?: number;
 }
 
 const ORIGIN_ERROR_STATUSES = new Set([500, 502, 503, 504]);
 
-/** Reasons that are about the response itself; the others (too large, framing) still allow sharing. */
+/**
+ * Most bytes of a response that is not stored kept for waiters that join while it streams (an error page is
+ * small; a large uncacheable download is streamed with backpressure instead, and late requests fetch their own).
+ */
+const UNSTORED_KEEP_LIMIT = 1024 * 1024;
+
+/** Reasons that are not about who may see the response: its size or framing. */
 const SHAREABLE_UNSTORED = new Set<NotStoredReason>(['too-large', 'close-delimited']);
+/** Reasons that are about its lifetime or status only (a 500, a 404 without freshness, max-age=0). */
+const LIFETIME_ONLY = new Set<NotStoredReason>(['not-cacheable', 'zero-ttl']);
+
+/**
+ * Whether a response that is not stored may still be handed to the waiters of its fill. Yes when only its size,
+ * framing, status or lifetime kept it out of the cache, unless it says no-cache (it may not be reused without
+ * revalidation, RFC 9111 §5.2.2.4). Responses that are private, no-store, carry Set-Cookie, answer a request
+ * with Authorization or say Vary: * have their own reasons and are never shared. (Whether the waiter's request
+ * selects the same Vary variant is checked per waiter.)
+ */
+export function shareableUnstored(reason: NotStoredReason, responseHeaders: Record<string, string | string[] | undefined>): boolean {
+  if (SHAREABLE_UNSTORED.has(reason)) return true;
+  return LIFETIME_ONLY.has(reason) && !parseCacheControl(responseHeaders['cache-control']).has('no-cache');
+}
 
 interface Member {
   owner: boolean;
@@ -102,12 +140,21 @@ interface Member {
 export class OriginFill {
   private readonly consumers = new Map<FillConsumer, Member>();
   private readonly chunks: Buffer[] = [];
+  /** Bytes in `chunks`. */
   private bytes = 0;
   private outcome: FillOutcome | undefined;
   private varyFields: string[] | null = null;
   private tags: string[] = [];
   private state: 'connecting' | 'streaming' | 'complete' | 'failed' = 'connecting';
-  private capture = true;
+  /** Whether the body is kept as it arrives: to store it, or for waiters that join late (up to keepLimit). */
+  private keep = true;
+  private keepLimit = 0;
+  /** Whether the response is to be stored once complete. */
+  private storing = true;
+  /** What the store did with it, once it ended. */
+  private putResult: PutResult | undefined;
+  /** The purge generation the response predates (see CacheStore.put); set when the fill starts. */
+  private since: number | undefined;
   private body: Dispatcher.ResponseData['body'] | undefined;
   private readonly abort = new AbortController();
   private policy: CachePolicy | undefined;
@@ -131,6 +178,7 @@ export class OriginFill {
   start(): this {
     if (this.started || this.state !== 'connecting') return this;
     this.started = true;
+    this.since = this.request.since ?? this.deps.store.purgeGeneration;
     const headers = { ...this.request.headers };
     const stale = this.request.stale;
     if (stale?.meta.hasValidator) {
@@ -174,7 +222,17 @@ export class OriginFill {
     if (outcome === undefined) return false;
     if (outcome.kind === 'entry') return true;
     // A late waiter needs every byte: the fill must still hold them all.
-    return outcome.shareable && this.capture && this.sameVariant(headers);
+    return outcome.shareable && this.keep && this.sameVariant(headers);
+  }
+
+  /** The purge generation the fill's response predates, once it has started (see CacheStore.put). */
+  get purgeGeneration(): number | undefined {
+    return this.since;
+  }
+
+  /** Surrogate keys of the response, once its headers have arrived. */
+  get responseTags(): readonly string[] | undefined {
+    return this.outcome === undefined ? undefined : this.tags;
   }
 
   private sameVariant(headers: IncomingHttpHeaders): boolean {
@@ -185,7 +243,7 @@ export class OriginFill {
   /** A consumer went away (client disconnected). An unstored fill nobody reads is aborted. */
   leave(consumer: FillConsumer): void {
     this.consumers.delete(consumer);
-    if (this.consumers.size === 0 && !this.capture && this.state !== 'complete' && this.state !== 'failed') {
+    if (this.consumers.size === 0 && !this.storing && this.state !== 'complete' && this.state !== 'failed') {
       this.abort.abort();
       this.body?.destroy();
     }
@@ -197,11 +255,11 @@ export class OriginFill {
   }
 
   /** How the fill ended, for statistics. */
-  get summary(): 'stored' | 'not-stored' | 'entry' | 'failed-before-head' | 'failed' | 'pending' {
-    if (this.state === 'failed') return this.outcome === undefined ? 'failed-before-head' : 'failed';
+  get summary(): 'stored' | 'not-stored' | 'entry' | 'failed' | 'pending' {
+    if (this.state === 'failed') return 'failed';
     if (this.state !== 'complete') return 'pending';
     if (this.outcome?.kind === 'entry') return 'entry';
-    return this.outcome?.stored ? 'stored' : 'not-stored';
+    return this.putResult !== undefined && this.putResult !== 'dropped' ? 'stored' : 'not-stored';
   }
 
   /** Serves an entry another process stored while this fill waited for its turn (instead of fetching). */
@@ -235,9 +293,18 @@ export class OriginFill {
     if (headers.date === undefined) headers.date = new Date(this.deps.now()).toUTCString();
     this.tags = parseSurrogateKeys(headers);
     if (!this.deps.exposeTagHeaders) for (const name of TAG_FIELDS) delete headers[name];
-    const contentLength = parseContentLength(originHeaders['content-length']);
-    const reason = this.notStoredReason(status, originHeaders, contentLength);
-    this.capture = reason === null;
+    // A 204 or 304 has no content whatever its fields say (RFC 9110 §6.4.1, RFC 9112 §6.3): undici reads no body
+    // (and reports a Content-Length it did not get as a length mismatch). A 204 may not carry Content-Length at
+    // all (RFC 9110 §8.6): a client that believed it would wait for bytes that never come.
+    const noContent = status === 204 || status === 304;
+    if (status === 204) delete headers['content-length'];
+    const contentLength = noContent ? 0 : parseContentLength(originHeaders['content-length']);
+    const reason = this.notStoredReason(status, originHeaders, contentLength, noContent);
+    const shareable = reason === null || shareableUnstored(reason, originHeaders);
+    this.storing = reason === null;
+    // Kept to be stored (up to --max-object-size), or so that waiters joining late still get every byte.
+    this.keepLimit = this.storing ? this.deps.maxObjectSize : Math.min(this.deps.maxObjectSize, UNSTORED_KEEP_LIMIT);
+    this.keep = shareable && !(contentLength !== undefined && contentLength > this.keepLimit);
     this.state = 'streaming';
     const vary = parseVary(headers.vary);
     this.varyFields = vary === '*' ? null : vary;
@@ -246,8 +313,9 @@ export class OriginFill {
       status,
       headers,
       stored: reason === null,
+      storedKnown: reason !== null || contentLength !== undefined,
       reason: reason ?? undefined,
-      shareable: reason === null || SHAREABLE_UNSTORED.has(reason),
+      shareable,
       contentLength,
     };
     // A real answer that may not be stored supersedes the stale copy; an origin error does not.
@@ -261,7 +329,14 @@ export class OriginFill {
         consumer.detached();
       }
     }
-    if (this.consumers.size === 0 && !this.capture) {
+    if (noContent) {
+      // Whatever undici makes of the fields (a length mismatch), the response is complete now.
+      response.body.on('error', () => undefined);
+      response.body.resume();
+      void this.onEnd(headers, status);
+      return;
+    }
+    if (this.consumers.size === 0 && !this.storing) {
       this.abort.abort();
       response.body.destroy();
       this.state = 'complete';
@@ -274,25 +349,32 @@ export class OriginFill {
     response.body.on('error', (err: Error) => this.fail(err));
   }
 
-  private notStoredReason(status: number, originHeaders: Record<string, string | string[] | undefined>, contentLength: number | undefined): NotStoredReason | null {
+  private notStoredReason(
+    status: number,
+    originHeaders: Record<string, string | string[] | undefined>,
+    contentLength: number | undefined,
+    noContent: boolean,
+  ): NotStoredReason | null {
     const response = { status, headers: originHeaders };
     this.policy = this.deps.freshness.createPolicy(this.policyRequest, response);
     const reason = this.deps.freshness.notStorableReason(this.policy, this.policyRequest, response);
     if (reason !== null) return reason;
     if (contentLength !== undefined && contentLength > this.deps.maxObjectSize) return 'too-large';
     const chunked = /chunked/i.test(String(originHeaders['transfer-encoding'] ?? ''));
-    if (contentLength === undefined && !chunked && status !== 204) return 'close-delimited';
+    if (contentLength === undefined && !chunked && !noContent) return 'close-delimited';
     return null;
   }
 
   private onData(chunk: Buffer): void {
-    if (this.capture) {
+    if (this.keep) {
       this.bytes += chunk.length;
-      if (this.bytes > this.deps.maxObjectSize) {
-        this.capture = false;
+      if (this.bytes > this.keepLimit) {
+        this.keep = false;
         this.chunks.length = 0;
-        if (this.outcome?.kind === 'stream') {
+        if (this.storing && this.outcome?.kind === 'stream') {
+          this.storing = false;
           this.outcome.stored = false;
+          this.outcome.storedKnown = true;
           this.outcome.reason = 'too-large';
         }
       } else {
@@ -301,19 +383,24 @@ export class OriginFill {
     }
     let wantsMore = true;
     for (const consumer of this.consumers.keys()) if (!consumer.data(chunk)) wantsMore = false;
-    if (!wantsMore && !this.capture) this.body?.pause();
+    // A response being stored is read at the origin's pace whatever the clients' (it is kept in full anyway).
+    if (!wantsMore && !this.storing) this.body?.pause();
   }
 
   private async onEnd(headers: StoredHeaders, status: number): Promise<void> {
-    if (this.state === 'failed') return;
-    if (this.capture && this.policy) {
+    if (this.state !== 'streaming') return;
+    if (this.storing && this.policy) {
       const entry = this.buildEntry(status, headers, bodyFromChunks(this.chunks, this.bytes), this.policy);
       try {
-        await this.deps.store.put(entry);
+        this.putResult = await this.deps.store.put(entry, this.since);
       } catch {
         // A failing tier must not fail the response; the tier counts and logs its own errors.
+        this.putResult = 'stored';
       }
+      // A purge since the fill started dropped it (see CacheStore.put): it is not stored after all.
+      if (this.putResult === 'dropped' && this.outcome?.kind === 'stream') this.outcome.stored = false;
     }
+    if (this.outcome?.kind === 'stream') this.outcome.storedKnown = true;
     this.state = 'complete';
     for (const consumer of this.consumers.keys()) consumer.end();
     this.finish();
@@ -370,7 +457,7 @@ export class OriginFill {
       this.deliverToOwner(own ?? outcome);
       return;
     }
-    void this.deps.store.replace(entry).catch(() => undefined);
+    void this.deps.store.replace(entry, this.since).catch(() => undefined);
     this.deliverEntry(outcome, own);
   }
 
@@ -395,19 +482,30 @@ export class OriginFill {
   private fail(err: unknown): void {
     if (this.state === 'complete' || this.state === 'failed') return;
     const stale = this.request.stale;
-    if (this.state === 'connecting' && stale && this.deps.freshness.canServeStaleOnError(stale.meta)) {
-      this.deliverEntry({ kind: 'entry', entry: stale, how: 'stale-if-error', originStatus: undefined });
+    // A stale entry may stand in for a failed revalidation, for every client that has not been sent any of the
+    // response yet (ClientWriter sends the headers with the first body byte), as for an unreachable origin.
+    const fallback: EntryOutcome | undefined =
+      stale && this.deps.freshness.canServeStaleOnError(stale.meta)
+        ? { kind: 'entry', entry: stale, how: 'stale-if-error', originStatus: this.outcome?.kind === 'stream' ? this.outcome.status : undefined }
+        : undefined;
+    if (this.state === 'connecting' && fallback) {
+      this.deliverEntry(fallback);
       return;
     }
-    const beforeHead = this.state === 'connecting';
     this.state = 'failed';
+    this.keep = false;
     this.chunks.length = 0;
     this.body?.destroy();
-    for (const consumer of this.consumers.keys()) consumer.error(err, beforeHead);
+    for (const consumer of this.consumers.keys()) consumer.error(err, fallback);
     this.finish();
   }
 
   private finish(): void {
+    // An unstored body is not kept past the fill (a stored one lives on in the cache).
+    if (!this.storing) {
+      this.keep = false;
+      this.chunks.length = 0;
+    }
     this.consumers.clear();
     this.resolveDone();
   }

@@ -72,6 +72,10 @@ export async function runPrimary(config: EdgecacheConfig, log: Logger): Promise<
   const purgeNode: NodePurge = async (request, within) => {
     const [first, ...others] = [...peers.values()];
     if (first === undefined) throw new Error('no worker is running');
+    // Every worker first records the purge and commits its queued disk writes: a fill that was in flight in any
+    // of them cannot then store the purged response after the deletes below (see CacheStore.put). A worker that
+    // does not answer (it is dying) is not waited for.
+    await Promise.allSettled([first, ...others].map((peer) => peer.call('purge-fence', request, 120_000)));
     // One worker purges the shared tiers (and its memory) and waits for the deletes to commit; only then do
     // the others purge their memory, so none of them can copy a purged entry back from disk in between.
     // (within 'host': another node has purged Redis already.)

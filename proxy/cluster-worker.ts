@@ -54,6 +54,16 @@ export async function runWorker(config: EdgecacheConfig, log: Logger): Promise<v
   let context: CoordinatorContext | undefined;
   const peer = new RpcPeer(process as unknown as Channel, async (op, payload) => {
     if (op === 'stats') return edgecache?.snapshot() ?? {};
+    if (op === 'purge-fence') {
+      // A purge is about to be applied to the shared disk tier by another worker. From now on this worker's
+      // fills that started before it are checked against it (CacheStore.notePurge), and what it already queued
+      // for the disk commits before the other worker deletes: no write of this worker can land after the purge.
+      const { selector, soft } = payload as PurgeRequest;
+      if (!context) return true;
+      context.store.notePurge(selector, soft);
+      await context.store.flush('host');
+      return true;
+    }
     if (op === 'purge') {
       const { request, within } = payload as { request: PurgeRequest; within?: PurgeOptions['within'] };
       return context ? context.purgeLocally(request, within) : 0;

@@ -211,7 +211,8 @@ export const SETTINGS = {
   coalesceWait: {
     kind: 'duration',
     default: '15s',
-    description: "Longest a collapsed request waits for the shared fetch's response headers before fetching on its own.",
+    description:
+      "Longest a collapsed request waits for the shared fetch's response headers before fetching on its own; also the longest a waiter that must fetch its own answer (the shared one was private...) queues for its turn.",
   },
   hitForMiss: {
     kind: 'duration',

@@ -327,12 +327,46 @@ export class CachePipeline {
         headers: originRequestHeaders(req.headers, this.forwarding(req, target), false),
         signal: abort.signal,
       });
+      const status = response.statusCode;
       const headers = relayedResponseHeaders(response.headers as Record<string, string | string[] | undefined>, this.options.exposeTagHeaders);
       headers['x-cache'] = 'BYPASS';
-      headers['cache-status'] = formatCacheStatus({ fwd: forward, fwdStatus: response.statusCode });
-      res.writeHead(response.statusCode, headers);
-      response.body.on('error', () => res.destroy());
-      response.body.pipe(res);
+      headers['cache-status'] = formatCacheStatus({ fwd: forward, fwdStatus: status });
+      if (req.method === 'HEAD' || status === 204 || status === 304) {
+        // No content, whatever the fields say (RFC 9110 §6.4.1, §8.6), as for a fill.
+        if (status === 204) delete headers['content-length'];
+        response.body.on('error', () => undefined);
+        response.body.resume();
+        res.writeHead(status, headers);
+        res.end();
+        return;
+      }
+      // The headers go out with the first body byte: an origin that fails before it still gets the client a 502.
+      let sent = false;
+      const send = (): void => {
+        if (sent) return;
+        sent = true;
+        res.writeHead(status, headers);
+      };
+      response.body.on('data', (chunk: Buffer) => {
+        send();
+        if (!res.write(chunk)) {
+          response.body.pause();
+          res.once('drain', () => response.body.resume());
+        }
+      });
+      response.body.on('end', () => {
+        send();
+        res.end();
+      });
+      response.body.on('error', (err: Error) => {
+        if (sent || abort.signal.aborted) {
+          res.destroy();
+          return;
+        }
+        stats.originErrors++;
+        const failure = gatewayError(err);
+        writeError(res, failure.status, failure.message, { fwd: forward, detail: 'origin-error' });
+      });
     } catch (err) {
       if (abort.signal.aborted) return;
       stats.originErrors++;

@@ -24,7 +24,7 @@ import { createLogger } from './logger.js';
 import { OriginClient } from './origin-client.js';
 import { registerPassthrough, upgradeConstraint } from './passthrough.js';
 import { registerPurgeMethod, type Purger } from './purge-routes.js';
-import { writeError } from './respond.js';
+import { closingErrorResponse, writeError } from './respond.js';
 import { broadcasting, PurgeBroadcast, type NodePurge } from './purge-broadcast.js';
 import { startupError } from './startup.js';
 import { countPurge, ProxyStats } from './stats.js';
@@ -82,19 +82,14 @@ function answerClientError(err: NodeJS.ErrnoException, socket: import('node:net'
   }
   const [status, text] =
     err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large'] : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout'] : [400, 'Bad Request'];
-  const body = `${text.toLowerCase()}: ${err.code ?? 'malformed request'}\n`;
-  const cacheStatus = formatCacheStatus({ fwd: 'bypass', detail: 'error' });
-  socket.end(
-    `HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Cache: BYPASS\r\nCache-Status: ${cacheStatus}\r\nConnection: close\r\n\r\n${body}`,
-  );
+  socket.end(closingErrorResponse(status, text, `${text.toLowerCase()}: ${err.code ?? 'malformed request'}`));
   return true;
 }
 
 /** CONNECT (tunnels) is not something a caching reverse proxy does: 405, one line, and close. */
 function answerConnect(socket: import('node:net').Socket): void {
-  const body = 'method CONNECT is not supported\n';
   socket.on('error', () => socket.destroy());
-  socket.end(`HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nX-Cache: BYPASS\r\nCache-Status: ${formatCacheStatus({ fwd: 'bypass', detail: 'error' })}\r\nConnection: close\r\n\r\n${body}`);
+  socket.end(closingErrorResponse(405, 'Method Not Allowed', 'method CONNECT is not supported', 'Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n'));
 }
 
 export async function createEdgecache(config: EdgecacheConfig, overrides: EdgecacheOverrides = {}): Promise<Edgecache> {

@@ -8,6 +8,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CacheStore } from '../cache-store/cache-store.js';
 import { countHostFields, normalizeHost } from '../policies/cache-key.js';
+import { hasTooManyFields } from './request-limits.js';
 import { writeHitHead } from './respond.js';
 import type { ProxyStats } from './stats.js';
 
@@ -34,7 +35,9 @@ export function createHitPath(store: CacheStore, stats: ProxyStats, now: () => n
     const rawHost = headers.host;
     if (rawHost === undefined) return false;
     const host = normalizeHost(rawHost);
-    if (host === null || countHostFields(req.rawHeaders) !== 1) return false;
+    const rawHeaders = req.rawHeaders;
+    // Too many fields (some may have been dropped): the router's hook answers 431.
+    if (host === null || hasTooManyFields(rawHeaders) || countHostFields(rawHeaders) !== 1) return false;
     const entry = store.peek(host + url, headers);
     if (entry === undefined) return false;
     const time = now();

@@ -24,6 +24,7 @@ import { createLogger } from './logger.js';
 import { OriginClient } from './origin-client.js';
 import { registerPassthrough, upgradeConstraint } from './passthrough.js';
 import { registerPurgeMethod, type Purger } from './purge-routes.js';
+import { hasTooManyFields, PARSER_MAX_FIELDS, TOO_MANY_FIELDS_MESSAGE } from './request-limits.js';
 import { closingErrorResponse, writeError } from './respond.js';
 import { broadcasting, PurgeBroadcast, type NodePurge } from './purge-broadcast.js';
 import { startupError } from './startup.js';
@@ -157,6 +158,8 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
       const server = http.createServer({ requireHostHeader: false }, (req, res) => {
         if (!serveFreshHit(req, res)) handler(req, res);
       });
+      // Fields beyond this are dropped by node:http; one more than accepted shows a request over the limit.
+      server.maxHeadersCount = PARSER_MAX_FIELDS;
       // CONNECT is not proxied; without a listener Node would drop the connection without an answer.
       server.on('connect', (_req: http.IncomingMessage, socket: import('node:net').Socket) => answerConnect(socket));
       return server;
@@ -169,8 +172,15 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     routerOptions: { maxParamLength: 65_535, constraints: { upgrade: upgradeConstraint } },
   });
 
-  // Every request's target and Host are validated before routing; the result is reused by every handler.
+  // Every request's field count, target and Host are validated before routing; the target is reused by every
+  // handler.
   app.addHook('onRequest', (request, reply, done) => {
+    if (hasTooManyFields(request.raw.rawHeaders)) {
+      stats.badRequests++;
+      reply.hijack();
+      writeError(reply.raw, 431, TOO_MANY_FIELDS_MESSAGE);
+      return;
+    }
     const target = parseRequestTarget(request.raw.url ?? '', request.headers.host, request.raw.rawHeaders);
     if ('problem' in target) {
       stats.badRequests++;

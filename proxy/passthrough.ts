@@ -6,7 +6,7 @@
 import http from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import httpProxy, { type FastifyHttpProxyOptions } from '@fastify/http-proxy';
-import type { RequestTarget } from '../policies/cache-key.js';
+import { normalizeHost, schemeOf, type RequestTarget } from '../policies/cache-key.js';
 import { formatCacheStatus } from './cache-status.js';
 import { originRequestHeaders, relayedResponseHeaders } from './headers.js';
 import { gatewayError } from './origin-client.js';
@@ -44,8 +44,9 @@ export function relatedKeys(target: RequestTarget, headers: Record<string, strin
     const value = headers[name];
     if (typeof value !== 'string') continue;
     try {
-      const url = new URL(value, `http://${target.host}${target.path}`);
-      if (url.host.toLowerCase() === target.host && (url.protocol === 'http:' || url.protocol === 'https:')) keys.push(target.host + url.pathname + url.search);
+      const url = new URL(value, `${target.scheme}://${target.host}${target.path}`);
+      const scheme = schemeOf(url.protocol);
+      if (scheme !== undefined && normalizeHost(url.host, scheme) === target.host) keys.push(target.host + url.pathname + url.search);
     } catch {
       // An unparseable Location invalidates nothing.
     }

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { CacheStore, PurgeOptions, PurgeSelector } from '../cache-store/cache-store.js';
 import { loadRedisClient } from '../cache-store/redis-connect.js';
 import type { EdgecacheConfig } from '../config/settings.js';
-import { parseRequestTarget, type RequestTarget } from '../policies/cache-key.js';
+import { parseRequestTarget, type RequestTarget, type Scheme } from '../policies/cache-key.js';
 import { Freshness } from '../policies/freshness.js';
 import { buildAdmin } from './admin.js';
 import { formatCacheStatus } from './cache-status.js';
@@ -69,6 +69,12 @@ export interface Edgecache {
 }
 
 const TARGET = Symbol('edgecache.target');
+
+/**
+ * The proxy listener's scheme: plain HTTP. It decides the default port a Host may leave out (`a.test:80` is
+ * `a.test`), in keys, forwarding and purges alike; a TLS listener will say 'https' (443).
+ */
+const LISTENER_SCHEME: Scheme = 'http';
 
 type RequestWithTarget = FastifyRequest & { [TARGET]?: RequestTarget };
 
@@ -147,7 +153,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
   });
   // Prepared hit heads, if this Node writes them as expected (checked once per process).
   await probeRawHead();
-  const serveFreshHit = createHitPath(store, stats, now);
+  const serveFreshHit = createHitPath(store, stats, now, LISTENER_SCHEME);
 
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
@@ -181,7 +187,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
       writeError(reply.raw, 431, TOO_MANY_FIELDS_MESSAGE);
       return;
     }
-    const target = parseRequestTarget(request.raw.url ?? '', request.headers.host, request.raw.rawHeaders);
+    const target = parseRequestTarget(request.raw.url ?? '', request.headers.host, request.raw.rawHeaders, LISTENER_SCHEME);
     if ('problem' in target) {
       stats.badRequests++;
       reply.hijack();
@@ -198,7 +204,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
       url: '/*',
       handler: (request, reply) => {
         reply.hijack();
-        pipeline.handle(request.raw, reply.raw).catch((err: unknown) => {
+        pipeline.handle(request.raw, reply.raw, (request as RequestWithTarget)[TARGET] as RequestTarget).catch((err: unknown) => {
           log.error({ err, url: request.url }, 'request failed');
           writeError(reply.raw, 500, 'internal error');
         });

@@ -262,10 +262,13 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     ...stats.toJSON(),
     tiers: Object.fromEntries(store.stats().map((t) => [t.name, t])),
   });
+  let closing = false;
+  // Ready while the proxy port accepts connections: listen() opens it before the admin port, close() closes it
+  // first, and /healthz says 503 from the moment close() starts.
   const admin =
     overrides.admin === false
       ? undefined
-      : buildAdmin({ snapshot, healthy: async () => true, stats, log, purge, token: config.adminToken });
+      : buildAdmin({ snapshot, healthy: async () => !closing && app.server.listening, stats, log, purge, token: config.adminToken });
 
   return {
     app,
@@ -288,6 +291,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
       };
     },
     async close() {
+      closing = true;
       loopDelay.disable();
       await app.close();
       await admin?.close();

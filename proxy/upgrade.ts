@@ -68,7 +68,10 @@ export function routeUpgrades(server: Server, onRefused: () => void): void {
       socket.removeListener('error', destroy);
       // Timers node:http set for the previous exchange (keep-alive) must not fire into the new one.
       socket.setTimeout(0);
-      socket.unshift(head.length === 0 ? plainRequestHead(req) : Buffer.concat([plainRequestHead(req), head]));
+      // Put back in front of anything read since: the rebuilt head, then what followed the original one (two
+      // chunks, no copy: a pipeline of such requests is not copied again for each).
+      if (head.length > 0) socket.unshift(head);
+      socket.unshift(plainRequestHead(req));
       // node:http's documented way to hand it a connection ('connection' event): it attaches a new parser.
       server.emit('connection', socket);
     });

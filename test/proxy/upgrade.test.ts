@@ -137,6 +137,31 @@ describe('a request other than a WebSocket GET that carries Upgrade', () => {
     expect(origin.requests.find((r) => r.url === '/ws-no-connection')?.headers.upgrade).toBeUndefined();
   });
 
+  it('many of them pipelined on one connection, chunked bodies too, are all answered in order', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error): void => {
+      warnings.push(warning);
+    };
+    process.on('warning', onWarning);
+    try {
+      const count = 200;
+      let text = '';
+      for (let i = 0; i < count; i++) {
+        text +=
+          i % 2 === 0
+            ? `POST /pipe-${i} HTTP/1.1\r\nHost: a.test\r\nConnection: upgrade\r\nUpgrade: foo\r\nContent-Length: 1\r\n\r\n${i % 10}`
+            : `POST /pipe-${i} HTTP/1.1\r\nHost: a.test\r\n${H2C}Transfer-Encoding: chunked\r\n\r\n1\r\n${i % 10}\r\n0\r\n\r\n`;
+      }
+      const result = await exchange(proxy.port, text, { responses: count, ms: 10_000 });
+      expect(result.responses.map((r) => r.body)).toEqual(Array.from({ length: count }, (_, i) => `POST /pipe-${i} body=${i % 10} upgrade=-`));
+      expect(await connections()).toBe(0);
+      // No listener piles up on the socket as it is handed back to node:http again and again.
+      expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   it('a few hundred of them leave no socket behind', async () => {
     const total = 300;
     const parallel = 20;

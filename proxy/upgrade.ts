@@ -73,6 +73,7 @@ export function routeUpgrades(server: Server, onRefused: () => void): void {
       if (head.length > 0) socket.unshift(head);
       socket.unshift(plainRequestHead(req));
       // node:http's documented way to hand it a connection ('connection' event): it attaches a new parser.
+      // (An https.Server attaches its parser on 'secureConnection': a TLS listener must emit that instead.)
       server.emit('connection', socket);
     });
   });

@@ -1,12 +1,14 @@
 /**
- * Cache keys. The primary key is built from exactly what is sent to the origin: the lower-cased Host and the
- * request target (path and query, byte for byte, fragment removed). The secondary key selects a Vary variant
- * from the request headers the stored response nominated (RFC 9111 §4.1).
+ * Cache keys. The primary key is built from exactly what is sent to the origin: the normalised Host (see
+ * {@link normalizeHost}) and the request target (path and query, byte for byte, fragment removed). The
+ * secondary key selects a Vary variant from the request headers the stored response nominated (RFC 9111 §4.1).
  */
 import type { IncomingHttpHeaders } from 'node:http';
 
 export interface RequestTarget {
-  /** Lower-cased Host, port included as sent. */
+  /** The scheme of the listener the request came in on. */
+  scheme: Scheme;
+  /** Normalised Host: lower-cased, no trailing dot, no default port. Forwarded as is. */
   host: string;
   /** Path and query as forwarded to the origin. */
   path: string;
@@ -16,26 +18,53 @@ export interface RequestTarget {
 
 export type TargetProblem = { problem: string };
 
+/** The scheme of the listener a request came in on (or of a URL): it decides which port is the default one. */
+export type Scheme = 'http' | 'https';
+
+/** RFC 9110 §4.2.1, §4.2.2. */
+export const DEFAULT_PORT: Readonly<Record<Scheme, number>> = { http: 80, https: 443 };
+
+/** The scheme of a URL's protocol (`http:` / `https:`), or undefined for any other. */
+export function schemeOf(protocol: string): Scheme | undefined {
+  return protocol === 'http:' ? 'http' : protocol === 'https:' ? 'https' : undefined;
+}
+
 // reg-name (RFC 3986 §3.2.2) with an optional port, or an IP-literal.
 const HOST_PATTERN = /^(?:(?:[a-z0-9\-._~!$&'()*+,;=]|%[0-9a-f]{2})+|\[[0-9a-f:.]+\])(?::\d{1,5})?$/i;
 
-// Hosts repeat; validating and lower-casing each one once keeps this off the per-request cost.
-const hostMemo = new Map<string, string | null>();
+// Hosts repeat; validating and normalising each one once keeps this off the per-request cost. One memo per
+// scheme, since the default port differs.
+const hostMemos: Record<Scheme, Map<string, string | null>> = { http: new Map(), https: new Map() };
 const HOST_MEMO_LIMIT = 1024;
 
-/** Lower-cased host when the Host value is well formed, else null. */
-export function normalizeHost(raw: string): string | null {
-  let normalized = hostMemo.get(raw);
+/**
+ * The Host value in its one spelling, or null when it is malformed. Only spellings that name the same authority
+ * are merged (RFC 3986 §6.2.2, §6.2.3; RFC 9110 §4.2.3): the name is lower-cased, a trailing dot (the DNS root,
+ * `a.test.` is the fully qualified `a.test`) is removed, a port equal to the scheme's default port is dropped
+ * (`a.test:80` on http is `a.test`), and a port is written without leading zeros. Nothing else is changed
+ * (percent-encoding and IPv6 spellings are kept as sent). The key is built from this value and it is what the
+ * origin receives (Host with --preserve-host, X-Forwarded-Host), so the origin and the cache agree on the host.
+ */
+export function normalizeHost(raw: string, scheme: Scheme): string | null {
+  const memo = hostMemos[scheme];
+  let normalized = memo.get(raw);
   if (normalized !== undefined) return normalized;
-  normalized = null;
-  if (HOST_PATTERN.test(raw)) {
-    const colon = raw.lastIndexOf(':');
-    const port = colon > raw.lastIndexOf(']') ? Number(raw.slice(colon + 1)) : 0;
-    if (port <= 65535) normalized = raw.toLowerCase();
-  }
-  if (hostMemo.size >= HOST_MEMO_LIMIT) hostMemo.clear();
-  hostMemo.set(raw, normalized);
+  normalized = canonicalHost(raw, scheme);
+  if (memo.size >= HOST_MEMO_LIMIT) memo.clear();
+  memo.set(raw, normalized);
   return normalized;
+}
+
+function canonicalHost(raw: string, scheme: Scheme): string | null {
+  if (!HOST_PATTERN.test(raw)) return null;
+  const colon = raw.lastIndexOf(':');
+  const hasPort = colon > raw.lastIndexOf(']');
+  let name = (hasPort ? raw.slice(0, colon) : raw).toLowerCase();
+  if (name.length > 1 && name.endsWith('.')) name = name.slice(0, -1);
+  if (!hasPort) return name;
+  const port = Number(raw.slice(colon + 1));
+  if (port > 65535) return null;
+  return port === DEFAULT_PORT[scheme] ? name : `${name}:${port}`;
 }
 
 /** How many Host fields the request carried (Node keeps only the first in `headers`). */
@@ -51,8 +80,9 @@ export function countHostFields(rawHeaders: readonly string[]): number {
 /**
  * Validates the request line's target and Host (RFC 9112 §3.2, §3.3): origin-form only, exactly one non-empty,
  * well-formed Host. The origin is configured, never taken from the request, so absolute-form is refused.
+ * `scheme` is the listener's.
  */
-export function parseRequestTarget(url: string, hostHeader: string | undefined, rawHeaders: readonly string[]): RequestTarget | TargetProblem {
+export function parseRequestTarget(url: string, hostHeader: string | undefined, rawHeaders: readonly string[], scheme: Scheme): RequestTarget | TargetProblem {
   if (url.charCodeAt(0) !== 47 /* / */) {
     return { problem: url === '*' ? 'asterisk-form request target is not accepted' : 'request target must be a path (origin-form)' };
   }
@@ -60,9 +90,9 @@ export function parseRequestTarget(url: string, hostHeader: string | undefined, 
   const path = hash === -1 ? url : url.slice(0, hash);
   if (hostHeader === undefined || hostHeader === '') return { problem: 'missing or empty Host header' };
   if (countHostFields(rawHeaders) !== 1) return { problem: 'more than one Host header' };
-  const host = normalizeHost(hostHeader);
+  const host = normalizeHost(hostHeader, scheme);
   if (host === null) return { problem: 'malformed Host header' };
-  return { host, path, key: host + path };
+  return { scheme, host, path, key: host + path };
 }
 
 /** Field names nominated by Vary, lower-cased, de-duplicated and sorted; '*' when Vary contains '*'. */

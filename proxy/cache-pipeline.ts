@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { CacheStore } from '../cache-store/cache-store.js';
 import type { CacheEntry } from '../cache-store/entry.js';
-import { parseRequestTarget, type RequestTarget } from '../policies/cache-key.js';
+import type { RequestTarget } from '../policies/cache-key.js';
 import { parseCacheControl, pragmaNoCache } from '../policies/cache-control.js';
 import type { Freshness } from '../policies/freshness.js';
 import { formatCacheStatus, type CacheStatusFields, type ForwardReason, type XCache } from './cache-status.js';
@@ -70,15 +70,9 @@ export class CachePipeline {
     this.detachedFetches = new KeyedLimiter(options.detachedFetchesPerKey ?? DETACHED_FETCHES_PER_KEY, options.coalesceWait);
   }
 
-  /** Handles a GET or HEAD that the hit path did not answer. */
-  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** Handles a GET or HEAD that the hit path did not answer; `target` is the validated one (server.ts). */
+  async handle(req: IncomingMessage, res: ServerResponse, target: RequestTarget): Promise<void> {
     const { stats, store, freshness, now } = this.options;
-    const target = parseRequestTarget(req.url ?? '', req.headers.host, req.rawHeaders);
-    if ('problem' in target) {
-      stats.badRequests++;
-      writeError(res, 400, `bad request: ${target.problem}`);
-      return;
-    }
     // A revalidation must not bring back what a purge removed after the stale entry was read (see CacheStore.put).
     const since = store.purgeGeneration;
     const { entry, key } = await store.lookup(target.key, req.headers);

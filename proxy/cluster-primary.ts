@@ -50,6 +50,8 @@ export async function runPrimary(config: EdgecacheConfig, log: Logger): Promise<
   let stopping = false;
   /** Every worker has listened once: from then on a worker that dies is replaced. */
   let started = false;
+  /** Workers whose proxy listener is open (cluster 'listening'), until they exit. */
+  const listeningWorkers = new Set<number>();
   let admin: ReturnType<typeof buildAdmin> | undefined;
 
   // Before the cluster has started, a failure is the configuration's or the machine's (a port in use, an unusable
@@ -128,6 +130,7 @@ export async function runPrimary(config: EdgecacheConfig, log: Logger): Promise<
   };
 
   cluster.on('exit', (worker, code, signal) => {
+    listeningWorkers.delete(worker.id);
     peers.get(worker.id)?.close('worker exited');
     peers.delete(worker.id);
     if (sweeperId === worker.id) sweeperId = undefined;
@@ -201,7 +204,8 @@ export async function runPrimary(config: EdgecacheConfig, log: Logger): Promise<
 
   const listening = new Promise<void>((resolve) => {
     let count = 0;
-    cluster.on('listening', () => {
+    cluster.on('listening', (worker) => {
+      listeningWorkers.add(worker.id);
       if (++count === config.workers) resolve();
     });
   });
@@ -209,7 +213,11 @@ export async function runPrimary(config: EdgecacheConfig, log: Logger): Promise<
 
   admin = buildAdmin({
     snapshot,
-    healthy: async () => peers.size > 0,
+    // Ready while at least one worker listens: the workers share the port, so from the first one's listen() every
+    // connection is accepted and served (by the workers listening), while one dead worker is replaced too.
+    // Requiring all of them would take a serving node out of a load balancer for each worker restart. Before
+    // the first listen (and when every worker has died, or while stopping) the port serves nothing: 503.
+    healthy: async () => !stopping && listeningWorkers.size > 0,
     stats,
     log,
     purge: (selector, soft) => broadcastPurge({ selector, soft }),

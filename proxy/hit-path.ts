@@ -7,13 +7,15 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CacheStore } from '../cache-store/cache-store.js';
-import { countHostFields, normalizeHost } from '../policies/cache-key.js';
+import { countHostFields, normalizeHost, type Scheme } from '../policies/cache-key.js';
+import { hasTooManyFields } from './request-limits.js';
 import { writeHitHead } from './respond.js';
 import type { ProxyStats } from './stats.js';
 
 export type HitPath = (req: IncomingMessage, res: ServerResponse) => boolean;
 
-export function createHitPath(store: CacheStore, stats: ProxyStats, now: () => number): HitPath {
+/** `scheme` is the listener's: it decides which port a Host may leave out (see normalizeHost). */
+export function createHitPath(store: CacheStore, stats: ProxyStats, now: () => number, scheme: Scheme = 'http'): HitPath {
   return function serveFreshHit(req, res) {
     const method = req.method;
     if (method !== 'GET' && method !== 'HEAD') return false;
@@ -33,8 +35,10 @@ export function createHitPath(store: CacheStore, stats: ProxyStats, now: () => n
     }
     const rawHost = headers.host;
     if (rawHost === undefined) return false;
-    const host = normalizeHost(rawHost);
-    if (host === null || countHostFields(req.rawHeaders) !== 1) return false;
+    const host = normalizeHost(rawHost, scheme);
+    const rawHeaders = req.rawHeaders;
+    // Too many fields (some may have been dropped): the router's hook answers 431.
+    if (host === null || hasTooManyFields(rawHeaders) || countHostFields(rawHeaders) !== 1) return false;
     const entry = store.peek(host + url, headers);
     if (entry === undefined) return false;
     const time = now();

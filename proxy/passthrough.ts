@@ -6,11 +6,12 @@
 import http from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import httpProxy, { type FastifyHttpProxyOptions } from '@fastify/http-proxy';
-import type { RequestTarget } from '../policies/cache-key.js';
+import { normalizeHost, schemeOf, type RequestTarget } from '../policies/cache-key.js';
 import { formatCacheStatus } from './cache-status.js';
 import { originRequestHeaders, relayedResponseHeaders } from './headers.js';
 import { gatewayError } from './origin-client.js';
 import type { ProxyStats } from './stats.js';
+import { isWebSocketUpgrade, routeUpgrades } from './upgrade.js';
 
 /** Every method Node's parser accepts, except those the cache answers itself (and CONNECT, which is not proxied). */
 export const PASSTHROUGH_METHODS = http.METHODS.filter((m) => m !== 'GET' && m !== 'HEAD' && m !== 'CONNECT' && m !== 'PURGE');
@@ -43,8 +44,9 @@ export function relatedKeys(target: RequestTarget, headers: Record<string, strin
     const value = headers[name];
     if (typeof value !== 'string') continue;
     try {
-      const url = new URL(value, `http://${target.host}${target.path}`);
-      if (url.host.toLowerCase() === target.host && (url.protocol === 'http:' || url.protocol === 'https:')) keys.push(target.host + url.pathname + url.search);
+      const url = new URL(value, `${target.scheme}://${target.host}${target.path}`);
+      const scheme = schemeOf(url.protocol);
+      if (scheme !== undefined && normalizeHost(url.host, scheme) === target.host) keys.push(target.host + url.pathname + url.search);
     } catch {
       // An unparseable Location invalidates nothing.
     }
@@ -53,8 +55,10 @@ export function relatedKeys(target: RequestTarget, headers: Record<string, strin
 }
 
 /**
- * Routes a GET carrying `Upgrade: websocket` to the WebSocket proxy instead of the cache: find-my-way prefers
- * the route whose constraint matches, and every other request derives no value and takes the cache route.
+ * Routes a WebSocket upgrade (handed over by node:http's 'upgrade' event, see upgrade.ts) to the WebSocket proxy
+ * instead of the cache: find-my-way prefers the route whose constraint matches, and every other request derives
+ * no value and takes the cache route (a GET that names websocket in Upgrade without `Connection: upgrade` is not
+ * an upgrade, RFC 9110 §7.8, and is served as the GET it is).
  */
 export const upgradeConstraint = {
   name: 'upgrade',
@@ -69,8 +73,10 @@ export const upgradeConstraint = {
     };
   },
   deriveConstraint: (req: http.IncomingMessage) => {
-    // undefined (no Upgrade) means "derived nothing" to the router, though its type says string.
-    return req.headers.upgrade?.toLowerCase() as string;
+    // node:http sets `upgrade` on each request it parses (not in @types/node): true for one handed to 'upgrade'.
+    const upgrade = (req as { upgrade?: boolean }).upgrade === true;
+    // undefined means "derived nothing" to the router, though its type says string.
+    return (upgrade && isWebSocketUpgrade(req) ? 'websocket' : undefined) as string;
   },
   mustMatchWhenDerived: false,
 };
@@ -87,6 +93,8 @@ export async function registerPassthrough(app: FastifyInstance, options: Passthr
     constraints: { upgrade: 'websocket' },
     websocket: true,
   } as FastifyHttpProxyOptions);
+  // The WebSocket proxy has registered its 'upgrade' listener: other requests carrying Upgrade must not reach it.
+  routeUpgrades(app.server, () => stats.badRequests++);
 
   await app.register(httpProxy, {
     upstream: options.origin,

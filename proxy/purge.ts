@@ -4,7 +4,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { PurgeSelector } from '../cache-store/cache-store.js';
-import { normalizeHost } from '../policies/cache-key.js';
+import { normalizeHost, schemeOf } from '../policies/cache-key.js';
 
 export type AuthResult = 'ok' | 'disabled' | 'missing' | 'wrong';
 
@@ -46,7 +46,10 @@ export interface PurgeBody {
   soft?: boolean;
 }
 
-/** An absolute http(s) URL as a cache key (lower-cased host + path and query, fragment removed). */
+/**
+ * An absolute http(s) URL as a cache key: the host normalised as a request's Host is (normalizeHost: the URL's
+ * scheme decides the default port), then the path and query, fragment removed.
+ */
 function keyOfUrl(text: string): string | null {
   let url: URL;
   try {
@@ -54,8 +57,9 @@ function keyOfUrl(text: string): string | null {
   } catch {
     return null;
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return null;
-  const host = normalizeHost(url.host);
+  const scheme = schemeOf(url.protocol);
+  if (scheme === undefined) return null;
+  const host = normalizeHost(url.host, scheme);
   if (host === null) return null;
   // URL keeps the path and query as given (percent-encoding included), which is what a client sends.
   return host + url.pathname + url.search;

@@ -185,6 +185,19 @@ export function writeError(res: ServerResponse, status: number, message: string,
   res.end(body);
 }
 
+/**
+ * A whole error response, as bytes for a socket that no ServerResponse owns (a request node:http could not
+ * parse or handed over with its parser detached): the same one-line body, X-Cache and Cache-Status as
+ * writeError, and `Connection: close`, since the caller closes the connection after it.
+ */
+export function closingErrorResponse(status: number, reason: string, message: string, extraFields = ''): string {
+  const body = `${message}\n`;
+  return (
+    `HTTP/1.1 ${status} ${reason}\r\n${extraFields}Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+    `Cache-Control: no-store\r\nX-Cache: BYPASS\r\nCache-Status: ${formatCacheStatus({ fwd: 'bypass', detail: 'error' })}\r\nConnection: close\r\n\r\n${body}`
+  );
+}
+
 /** Whether a client's own validators match the stored response (RFC 9110 §13.1.2, §13.1.3). */
 export function clientValidatorsMatch(request: IncomingHttpHeaders, stored: Record<string, string | string[] | undefined>): boolean {
   const inm = request['if-none-match'];

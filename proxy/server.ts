@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { CacheStore, PurgeOptions, PurgeSelector } from '../cache-store/cache-store.js';
 import { loadRedisClient } from '../cache-store/redis-connect.js';
 import type { EdgecacheConfig } from '../config/settings.js';
-import { parseRequestTarget, type RequestTarget } from '../policies/cache-key.js';
+import { parseRequestTarget, type RequestTarget, type Scheme } from '../policies/cache-key.js';
 import { Freshness } from '../policies/freshness.js';
 import { buildAdmin } from './admin.js';
 import { formatCacheStatus } from './cache-status.js';
@@ -24,7 +24,8 @@ import { createLogger } from './logger.js';
 import { OriginClient } from './origin-client.js';
 import { registerPassthrough, upgradeConstraint } from './passthrough.js';
 import { registerPurgeMethod, type Purger } from './purge-routes.js';
-import { writeError } from './respond.js';
+import { hasTooManyFields, PARSER_MAX_FIELDS, TOO_MANY_FIELDS_MESSAGE } from './request-limits.js';
+import { closingErrorResponse, writeError } from './respond.js';
 import { broadcasting, PurgeBroadcast, type NodePurge } from './purge-broadcast.js';
 import { startupError } from './startup.js';
 import { countPurge, ProxyStats } from './stats.js';
@@ -69,6 +70,12 @@ export interface Edgecache {
 
 const TARGET = Symbol('edgecache.target');
 
+/**
+ * The proxy listener's scheme: plain HTTP. It decides the default port a Host may leave out (`a.test:80` is
+ * `a.test`), in keys, forwarding and purges alike; a TLS listener will say 'https' (443).
+ */
+const LISTENER_SCHEME: Scheme = 'http';
+
 type RequestWithTarget = FastifyRequest & { [TARGET]?: RequestTarget };
 
 /**
@@ -82,19 +89,14 @@ function answerClientError(err: NodeJS.ErrnoException, socket: import('node:net'
   }
   const [status, text] =
     err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large'] : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout'] : [400, 'Bad Request'];
-  const body = `${text.toLowerCase()}: ${err.code ?? 'malformed request'}\n`;
-  const cacheStatus = formatCacheStatus({ fwd: 'bypass', detail: 'error' });
-  socket.end(
-    `HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Cache: BYPASS\r\nCache-Status: ${cacheStatus}\r\nConnection: close\r\n\r\n${body}`,
-  );
+  socket.end(closingErrorResponse(status, text, `${text.toLowerCase()}: ${err.code ?? 'malformed request'}`));
   return true;
 }
 
 /** CONNECT (tunnels) is not something a caching reverse proxy does: 405, one line, and close. */
 function answerConnect(socket: import('node:net').Socket): void {
-  const body = 'method CONNECT is not supported\n';
   socket.on('error', () => socket.destroy());
-  socket.end(`HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nX-Cache: BYPASS\r\nCache-Status: ${formatCacheStatus({ fwd: 'bypass', detail: 'error' })}\r\nConnection: close\r\n\r\n${body}`);
+  socket.end(closingErrorResponse(405, 'Method Not Allowed', 'method CONNECT is not supported', 'Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n'));
 }
 
 export async function createEdgecache(config: EdgecacheConfig, overrides: EdgecacheOverrides = {}): Promise<Edgecache> {
@@ -151,7 +153,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
   });
   // Prepared hit heads, if this Node writes them as expected (checked once per process).
   await probeRawHead();
-  const serveFreshHit = createHitPath(store, stats, now);
+  const serveFreshHit = createHitPath(store, stats, now, LISTENER_SCHEME);
 
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
@@ -162,6 +164,8 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
       const server = http.createServer({ requireHostHeader: false }, (req, res) => {
         if (!serveFreshHit(req, res)) handler(req, res);
       });
+      // Fields beyond this are dropped by node:http; one more than accepted shows a request over the limit.
+      server.maxHeadersCount = PARSER_MAX_FIELDS;
       // CONNECT is not proxied; without a listener Node would drop the connection without an answer.
       server.on('connect', (_req: http.IncomingMessage, socket: import('node:net').Socket) => answerConnect(socket));
       return server;
@@ -174,9 +178,16 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     routerOptions: { maxParamLength: 65_535, constraints: { upgrade: upgradeConstraint } },
   });
 
-  // Every request's target and Host are validated before routing; the result is reused by every handler.
+  // Every request's field count, target and Host are validated before routing; the target is reused by every
+  // handler.
   app.addHook('onRequest', (request, reply, done) => {
-    const target = parseRequestTarget(request.raw.url ?? '', request.headers.host, request.raw.rawHeaders);
+    if (hasTooManyFields(request.raw.rawHeaders)) {
+      stats.badRequests++;
+      reply.hijack();
+      writeError(reply.raw, 431, TOO_MANY_FIELDS_MESSAGE);
+      return;
+    }
+    const target = parseRequestTarget(request.raw.url ?? '', request.headers.host, request.raw.rawHeaders, LISTENER_SCHEME);
     if ('problem' in target) {
       stats.badRequests++;
       reply.hijack();
@@ -193,7 +204,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
       url: '/*',
       handler: (request, reply) => {
         reply.hijack();
-        pipeline.handle(request.raw, reply.raw).catch((err: unknown) => {
+        pipeline.handle(request.raw, reply.raw, (request as RequestWithTarget)[TARGET] as RequestTarget).catch((err: unknown) => {
           log.error({ err, url: request.url }, 'request failed');
           writeError(reply.raw, 500, 'internal error');
         });
@@ -251,10 +262,13 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     ...stats.toJSON(),
     tiers: Object.fromEntries(store.stats().map((t) => [t.name, t])),
   });
+  let closing = false;
+  // Ready while the proxy port accepts connections: listen() opens it before the admin port, close() closes it
+  // first, and /healthz says 503 from the moment close() starts.
   const admin =
     overrides.admin === false
       ? undefined
-      : buildAdmin({ snapshot, healthy: async () => true, stats, log, purge, token: config.adminToken });
+      : buildAdmin({ snapshot, healthy: async () => !closing && app.server.listening, stats, log, purge, token: config.adminToken });
 
   return {
     app,
@@ -277,6 +291,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
       };
     },
     async close() {
+      closing = true;
       loopDelay.disable();
       await app.close();
       await admin?.close();

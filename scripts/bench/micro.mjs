@@ -82,8 +82,8 @@ delete PLAIN['if-none-match'];
 
 // ------------------------------------------------------------------ cases: fn(i) returns something (kept in a sink)
 const CASES = [
-  ['cache-key', 'parseRequestTarget', (i) => parseRequestTarget(URLS[i & 7], HOSTS[i & 7], RAWS[i & 7])],
-  ['cache-key', 'normalizeHost (memoized)', (i) => normalizeHost(HOSTS[i & 7])],
+  ['cache-key', 'parseRequestTarget', (i) => parseRequestTarget(URLS[i & 7], HOSTS[i & 7], RAWS[i & 7], 'http')],
+  ['cache-key', 'normalizeHost (memoized)', (i) => normalizeHost(HOSTS[i & 7], 'http')],
   ['cache-key', 'varyKey (accept-encoding)', () => varyKey(['accept-encoding'], BROWSER)],
   ['cache-key', 'varyKey (3 fields)', () => varyKey(['accept', 'accept-encoding', 'accept-language'], BROWSER)],
   ['headers', 'originRequestHeaders (fill)', () => originRequestHeaders(BROWSER, CTX, true)],

@@ -41,7 +41,17 @@ export interface RunningCli {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunningCli> {
+export interface SpawnedCli {
+  process: ChildProcess;
+  port: number;
+  adminPort: number;
+  output: () => string;
+  /** Resolves with the exit code once the process has exited. */
+  exited: Promise<number | null>;
+}
+
+/** Starts the command on free ports and returns at once, without waiting for anything to listen. */
+export async function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<SpawnedCli> {
   const port = await freePort();
   const adminPort = await freePort();
   const child = spawn(process.execPath, [CLI, '--port', String(port), '--host', '127.0.0.1', '--admin-port', String(adminPort), '--log-level', 'warn', ...args], {
@@ -52,10 +62,15 @@ export async function startCli(args: string[], env: NodeJS.ProcessEnv = {}): Pro
   child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { process: child, port, adminPort, output: () => output, exited };
+}
+
+export async function startCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunningCli> {
+  const { process: child, port, adminPort, output, exited } = await spawnCli(args, env);
   await Promise.race([
     Promise.all([waitForPort(port), waitForPort(adminPort)]),
     exited.then((code) => {
-      throw new Error(`edgecache exited with ${code} before listening:\n${output}`);
+      throw new Error(`edgecache exited with ${code} before listening:\n${output()}`);
     }),
   ]);
   return {
@@ -64,7 +79,7 @@ export async function startCli(args: string[], env: NodeJS.ProcessEnv = {}): Pro
     adminPort,
     url: `http://127.0.0.1:${port}`,
     adminUrl: `http://127.0.0.1:${adminPort}`,
-    output: () => output,
+    output,
     stop: async (signal = 'SIGTERM') => {
       if (child.exitCode !== null) return child.exitCode;
       child.kill(signal);

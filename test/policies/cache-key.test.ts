@@ -4,10 +4,10 @@ import { deltaSeconds, parseCacheControl } from '../../policies/cache-control.js
 import { surrogateDirectives } from '../../policies/surrogate-control.js';
 
 describe('request target and Host', () => {
-  const target = (url: string, host: string | undefined, raw: string[] = host === undefined ? [] : ['Host', host]) => parseRequestTarget(url, host, raw);
+  const target = (url: string, host: string | undefined, raw: string[] = host === undefined ? [] : ['Host', host]) => parseRequestTarget(url, host, raw, 'http');
 
-  it('keys on lower-cased host and the exact path and query', () => {
-    expect(target('/A/b?Z=1&a=2', 'Shop.Example:8080')).toEqual({ host: 'shop.example:8080', path: '/A/b?Z=1&a=2', key: 'shop.example:8080/A/b?Z=1&a=2' });
+  it('keys on the normalised host and the exact path and query', () => {
+    expect(target('/A/b?Z=1&a=2', 'Shop.Example:8080')).toEqual({ scheme: 'http', host: 'shop.example:8080', path: '/A/b?Z=1&a=2', key: 'shop.example:8080/A/b?Z=1&a=2' });
   });
 
   it('strips a fragment', () => {
@@ -24,8 +24,33 @@ describe('request target and Host', () => {
     expect(target('/', undefined)).toHaveProperty('problem');
     expect(target('/', '')).toHaveProperty('problem');
     expect(target('/', 'a', ['Host', 'a', 'host', 'b'])).toHaveProperty('problem', 'more than one Host header');
-    for (const bad of ['a b', 'a/b', 'a:99999', 'a:', 'exa mple.com', '[zz::1]']) expect(normalizeHost(bad), bad).toBeNull();
-    for (const good of ['a', 'a.b-c.example', 'A.EXAMPLE:80', '[::1]:8080', '127.0.0.1']) expect(normalizeHost(good), good).not.toBeNull();
+    for (const bad of ['a b', 'a/b', 'a:99999', 'a:', 'exa mple.com', '[zz::1]']) expect(normalizeHost(bad, 'http'), bad).toBeNull();
+    for (const good of ['a', 'a.b-c.example', 'A.EXAMPLE:80', '[::1]:8080', '127.0.0.1']) expect(normalizeHost(good, 'http'), good).not.toBeNull();
+  });
+
+  it('gives one host one spelling: lower case, no trailing dot, no default port, no leading zeros in the port', () => {
+    for (const spelling of ['a.test', 'A.TEST', 'a.test:80', 'a.test.', 'A.Test.:80', 'a.test:0080']) {
+      expect(normalizeHost(spelling, 'http'), spelling).toBe('a.test');
+      expect(target('/p', spelling), spelling).toMatchObject({ host: 'a.test', key: 'a.test/p' });
+    }
+    expect(normalizeHost('a.test:8080', 'http')).toBe('a.test:8080');
+    expect(normalizeHost('A.test.:08080', 'http')).toBe('a.test:8080');
+    expect(normalizeHost('[::1]:80', 'http')).toBe('[::1]');
+    expect(normalizeHost('[::1]:8080', 'http')).toBe('[::1]:8080');
+    expect(normalizeHost('127.0.0.1:80', 'http')).toBe('127.0.0.1');
+  });
+
+  it('takes the default port from the scheme', () => {
+    expect(normalizeHost('a.test:443', 'http')).toBe('a.test:443');
+    expect(normalizeHost('a.test:443', 'https')).toBe('a.test');
+    expect(normalizeHost('a.test:80', 'https')).toBe('a.test:80');
+    expect(parseRequestTarget('/p', 'A.TEST.:443', ['Host', 'A.TEST.:443'], 'https')).toMatchObject({ scheme: 'https', host: 'a.test', key: 'a.test/p' });
+  });
+
+  it('changes nothing that could name another authority', () => {
+    expect(normalizeHost('a.test..', 'http')).toBe('a.test.');
+    expect(normalizeHost('%41.test', 'http')).toBe('%41.test');
+    expect(normalizeHost('.', 'http')).toBe('.');
   });
 });
 

@@ -39,6 +39,13 @@ export class NoSpaceError extends Error {
   }
 }
 
+/**
+ * How far the data file may pass maxBytes: LMDB puts each chunk of a large body on contiguous pages and
+ * extends the file when the free pages are too scattered for one; the tier then keeps more of the budget free.
+ * Measured at 1-7 % (docs/disk-tier.md); a file larger than this at open was made with a larger budget.
+ */
+export const FILE_MARGIN = 0.1;
+
 /** Errors of a write that mean "no space" (or the file may not grow), not a broken environment. */
 const SPACE_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EFBIG', 'EIO']);
 
@@ -98,6 +105,8 @@ export class DiskSpace {
   private readonly maxBatchBytes: number;
   /** Bytes on disk per byte of record (used pages / accounted bytes), as last measured by a write: 1 or more. */
   private ratio = 1;
+  /** Pages of the largest record written lately (decays by 1/1000 per write). */
+  private largestRecord = 0;
   /** While the disk is full: when to look at the filesystem's free space again (Date.now). */
   private nextProbeAt = 0;
 
@@ -125,11 +134,12 @@ export class DiskSpace {
 
   /**
    * Pages kept free: two transactions' worth (the current one's frees are not reusable until it commits, the
-   * previous one's until it is synced), LMDB's own pages (meta, main and free-list trees), and the extra
+   * previous one's until it is synced; a record larger than a batch is a transaction of its own, and its
+   * overwrite needs room for both copies), LMDB's own pages (meta, main and free-list trees), and the extra
    * learnt from overshoots; at most half the map.
    */
   reserve(): number {
-    const batchPages = Math.ceil((this.batchLimit() * this.ratio) / this.pageSize);
+    const batchPages = Math.max(Math.ceil((this.batchLimit() * this.ratio) / this.pageSize), Math.ceil(this.largestRecord));
     return Math.min(Math.floor(this.capPages() / 2), 2 * batchPages + this.overheadPages + this.extraReservePages);
   }
 
@@ -141,9 +151,13 @@ export class DiskSpace {
     return Math.min(this.maxBatchBytes, Math.max(64 * 1024, Math.floor((this.capPages() * this.pageSize) / 16 / this.ratio)));
   }
 
-  /** A write measured `usedPages` for `bytes` of records (inside its transaction): updates the bytes-on-disk ratio. */
-  observe(usedPages: number, bytes: number): void {
+  /**
+   * A write of a record of `recordPages` measured `usedPages` for `bytes` of records (inside its transaction):
+   * updates the bytes-on-disk ratio and the largest record.
+   */
+  observe(usedPages: number, bytes: number, recordPages: number): void {
     if (bytes >= 64 * 1024) this.ratio = Math.max(1, (usedPages * this.pageSize) / bytes);
+    this.largestRecord = Math.max(recordPages, this.largestRecord * 0.999);
   }
 
   capPages(): number {

@@ -17,7 +17,7 @@ import { decodeRecord, FORMAT_VERSION, INFO, isEntryValue, isHashedKey, prepareR
 import { clearAll, openEnvironment, type LmdbDbs, type TierLogger } from './lmdb-env.js';
 import { BurstLog, RateLog } from './lmdb-log.js';
 import { WriteQueue } from './lmdb-queue.js';
-import { DiskSpace, isSpaceError, NoSpaceError, type SpaceShortage } from './lmdb-space.js';
+import { DiskSpace, FILE_MARGIN, isSpaceError, NoSpaceError, type SpaceShortage } from './lmdb-space.js';
 import { writeRecord } from './lmdb-write.js';
 import {
   ATIME_BATCH,
@@ -149,7 +149,7 @@ export class LmdbTier implements SyncCacheTier {
     const maxBatchBytes = options.maxBatchBytes ?? defaultMaxBatchBytes(this.maxBytes);
     this.space = new DiskSpace(this.dbs, { path: options.path, maxBytes: this.maxBytes, maxBatchBytes });
     const fileBytes = this.space.fileSize();
-    if (fileBytes > this.maxBytes + this.space.pageSize) {
+    if (fileBytes > this.maxBytes * (1 + FILE_MARGIN)) {
       this.log.warn(
         { fileBytes, maxBytes: this.maxBytes },
         'disk tier: data.mdb is larger than the disk budget (it was created with a larger one); LMDB files never shrink, so it keeps its size but holds at most the budget from now on. Delete the directory while edgecache is stopped to reclaim the space.',
@@ -310,7 +310,10 @@ export class LmdbTier implements SyncCacheTier {
         this.spaceLog.ok();
       } else {
         this.counts.writesDeclined++;
-        if (result.shortage !== null) this.pause(result.shortage);
+        // A full disk stops writing for a while. A full map for this record only (its pages are more than the
+        // file has free right now: evictions in its own transaction free pages for the next ones) does not.
+        if (result.shortage === 'disk') this.pause('disk');
+        else if (result.shortage === 'map') this.counts.mapFull++;
       }
     });
     return true;

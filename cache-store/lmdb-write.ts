@@ -49,17 +49,27 @@ export function writeRecord(dbs: LmdbDbs, args: WriteArgs): WriteResult {
   let evicted = 0;
   const needPages = pagesFor(args.prepared, record.kind === 'entry' ? record.body.length : 0, args.chunkSize, space);
   const targetPages = space.targetPages();
+  if (needPages > targetPages) {
+    // It cannot fit even in an empty file (the file is capped by a full disk, or the record is most of the
+    // map): evicting everything for it would be for nothing.
+    if (old !== undefined) removeEntry(dbs, storage, old ?? undefined);
+    return { stored: false, evicted: 0, shortage: space.diskFull ? 'disk' : null };
+  }
   const bytes = readCount(dbs, INFO.bytes);
   const used = space.usedPages();
-  space.observe(used, bytes);
-  if (bytes - oldSize + size > maxBytes || used + needPages > targetPages) {
+  space.observe(used, bytes, needPages);
+  // The record it replaces frees its pages (reusable after this transaction: the reserve covers the overlap).
+  const perByte = used / Math.max(bytes, 1);
+  const oldPages = oldSize * perByte;
+  if (bytes - oldSize + size > maxBytes || used - oldPages + needPages > targetPages) {
     const target = Math.max(0, Math.floor(maxBytes * LOW_WATER) - size) + oldSize;
-    const pages = { target: Math.max(0, Math.floor(targetPages * LOW_WATER) - needPages), used: () => space.usedPages(), perByte: used / Math.max(bytes, 1) };
+    const pages = { target: Math.max(0, Math.floor(targetPages * LOW_WATER - needPages + oldPages)), used: () => space.usedPages(), perByte };
     evicted = evict(dbs, { target, pages, now, exclude: storage, protectBodyId: args.sourceBodyId, maxEntries: EVICT_MAX_PER_WRITE });
-    // Still no room: keep the evictions (they commit), skip this record, drop the one it replaces.
-    if (readCount(dbs, INFO.bytes) - oldSize + size > maxBytes || space.usedPages() + needPages > targetPages) {
+    // Still no room: keep the evictions (they commit), skip this record, drop the one it replaces. While the
+    // disk is full, the budget is the file as it is: that is a shortage of disk, and writes pause.
+    if (readCount(dbs, INFO.bytes) - oldSize + size > maxBytes || space.usedPages() - oldPages + needPages > targetPages) {
       if (old !== undefined) removeEntry(dbs, storage, old ?? undefined);
-      return { stored: false, evicted, shortage: null };
+      return { stored: false, evicted, shortage: space.diskFull ? 'disk' : null };
     }
   }
   // Room in the budget; now room in the file: its pages must land on allocated blocks (see lmdb-space.ts).

@@ -165,9 +165,10 @@ if (mode === 'burst') {
   }
   send({ ready: true, stats: tier.stats() });
   await waitFor('filled');
-  // Commits of three growing bodies each, on a filesystem without a free block (as in the crash).
-  for (let round = 0; round < 12; round++) {
-    for (let i = 0; i < 3; i++) tier.set(`full.test/${round}/${i}`, entry(`full.test/${round}/${i}`, randomBytes(100_000 + round * 70_000)));
+  // Commits of three growing bodies each, on a filesystem without a free block (as in the crash: lmdb-js's
+  // message for such a failed write overflows its buffer once the sizes in it have enough digits).
+  for (let round = 0; round < 24; round++) {
+    for (let i = 0; i < 3; i++) tier.set(`full.test/${round}/${i}`, entry(`full.test/${round}/${i}`, randomBytes(300_000 + round * 150_000)));
     await tier.flushed();
   }
   const check = () =>

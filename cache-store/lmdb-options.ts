@@ -29,9 +29,9 @@ export interface LmdbTierOptions {
   /** Queued-but-uncommitted bytes above which `set` declines (default 64 MiB). */
   maxPendingBytes?: number;
   /**
-   * Most bytes of writes in one LMDB transaction (default maxBytes / 16, between 512 KiB and 32 MiB; a larger
-   * record goes alone). Pages freed by a transaction are reused only by later ones, so two of these are kept
-   * free out of the budget (see lmdb-space.ts).
+   * Most bytes of writes in one LMDB transaction (default maxBytes / 8, between 512 KiB and 32 MiB, and at most
+   * an eighth of the budget in pages; a larger record goes alone). Pages freed by a transaction are reused only
+   * by later ones, so two of these are kept free out of the budget (see lmdb-space.ts).
    */
   maxBatchBytes?: number;
 }
@@ -85,7 +85,7 @@ export const MIN_PAUSE_MS = 1_000;
 /** Longest pause of writes while the disk stays full. */
 export const MAX_PAUSE_MS = 30_000;
 
-/** Default maxBatchBytes: a sixteenth of the budget, between 512 KiB and 32 MiB. */
+/** Default maxBatchBytes: an eighth of the budget, between 512 KiB and 32 MiB. */
 export function defaultMaxBatchBytes(maxBytes: number): number {
-  return Math.min(32 * MiB, Math.max(MiB / 2, Math.floor(maxBytes / 16)));
+  return Math.min(32 * MiB, Math.max(MiB / 2, Math.floor(maxBytes / 8)));
 }

@@ -44,8 +44,6 @@ export type { LmdbTierOptions, LmdbTierStats } from './lmdb-options.js';
 
 /** Decoded metadata kept for the most recently read records (no bodies): a few MB at most. */
 const DECODED_CACHE_ENTRIES = 4096;
-/** The file outgrowing the map twice within this time pauses writes (once is answered by a larger reserve). */
-const OVERSHOOT_WINDOW_MS = 10_000;
 /** Resolution of the access times kept for LRU eviction. */
 const ATIME_RESOLUTION_MS = 30_000;
 
@@ -88,8 +86,6 @@ export class LmdbTier implements SyncCacheTier {
   private pausedUntil = 0;
   private pauseMs = MIN_PAUSE_MS;
   private pauseTimer: NodeJS.Timeout | undefined;
-  /** When the file last outgrew the map (Date.now): a second time soon after pauses writes. */
-  private lastOvershootAt = -Infinity;
   private readonly chunkSize: number;
   private readonly now: () => number;
   private readonly log: TierLogger;
@@ -166,14 +162,12 @@ export class LmdbTier implements SyncCacheTier {
         // full map, so that a reader pinning pages cannot make the file grow write after write.
         if (grew > 0) {
           this.space.extraReservePages += grew;
-          const now = Date.now();
-          if (now - this.lastOvershootAt < OVERSHOOT_WINDOW_MS) {
+          if (this.space.pastMargin()) {
             this.pause('map');
           } else {
             this.counts.mapFull++;
             this.spaceLog.fail({ shortage: 'map', grewPages: grew });
           }
-          this.lastOvershootAt = now;
         }
       },
       onFailure: (err, op) => {

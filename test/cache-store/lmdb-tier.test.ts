@@ -188,7 +188,7 @@ describe('LmdbTier: persistence and layout', () => {
 });
 
 describe('LmdbTier: byte budget on disk', () => {
-  it('holds the budget and keeps the data file within a small multiple of it while 10× maxBytes pass through', async () => {
+  it('holds the budget and keeps the data file within it (plus 10 %) while 10× maxBytes pass through', async () => {
     const maxBytes = 4 * MiB;
     const h = await harness({ chunkSize: 128 * 1024 }, maxBytes);
     let written = 0;
@@ -208,7 +208,7 @@ describe('LmdbTier: byte budget on disk', () => {
     expect(report.bytes).toBe(stats.bytes);
     expect(stats.writeFailures).toBe(0);
     const fileSize = statSync(join(h.path, 'data.mdb')).size;
-    expect(fileSize).toBeLessThanOrEqual(2 * maxBytes);
+    expect(fileSize).toBeLessThanOrEqual(1.1 * maxBytes); // lmdb-space.ts: FILE_MARGIN
     expect(stats.fileBytes).toBeLessThanOrEqual(fileSize);
   });
 

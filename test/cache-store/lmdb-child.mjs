@@ -134,8 +134,8 @@ if (mode === 'burst') {
   });
   const bigFound = Array.from({ length: 6 }, (_, i) => tier.get(`big.test/0/${i}`) !== undefined).filter(Boolean).length;
   await tier.flushAccessTimes();
-  // A delete that fails with the write it was batched with must not let the entry come back: it is hidden, and
-  // retried (alone) a second later.
+  // A delete queued with a write that cannot be stored must still take effect (it fits in the file and commits;
+  // were its commit to fail, the key would stay hidden and the delete be retried alone a second later).
   tier.set('big.test/with-delete', entry('big.test/with-delete', randomBytes(1_000_000)));
   tier.delete('early.test/0');
   await tier.flushed();

@@ -70,6 +70,12 @@ function removeChunks(dbs: LmdbDbs, bodyId: number, chunkCount: number): void {
 export interface EvictOptions {
   /** Evict until the accounted bytes are at most this. */
   target: number;
+  /**
+   * And until the pages LMDB uses are at most `target` (see lmdb-space.ts): `used()` measures them inside the
+   * transaction; `perByte` estimates an entry's pages from its charged size, to plan a round of evictions
+   * between two measurements.
+   */
+  pages?: { target: number; used: () => number; perByte: number };
   now: number;
   /** Never evict this storage key (the one being written; it is replaced anyway). */
   exclude: string;
@@ -79,44 +85,57 @@ export interface EvictOptions {
   maxEntries: number;
 }
 
+/** Rounds of plan-remove-measure per index: the page estimate of a round is corrected by measuring after it. */
+const EVICT_ROUNDS = 8;
+
 /**
  * Makes room inside a write transaction: entries past deletableAt first (soonest first), then least recently
- * used. Removes index rows that point at nothing on the way. Returns how many entries were evicted.
+ * used, until both the bytes and (with `pages`) the pages are under their targets. Removes index rows that
+ * point at nothing on the way. Returns how many entries were evicted.
  */
 export function evict(dbs: LmdbDbs, options: EvictOptions): number {
+  const { pages } = options;
   let bytes = readCount(dbs, INFO.bytes);
+  let used = pages ? pages.used() : 0;
+  const over = (b: number, p: number): boolean => b > options.target || (pages !== undefined && p > pages.target);
   let evicted = 0;
   for (const index of [dbs.expiry, dbs.lru]) {
-    if (bytes <= options.target || evicted >= options.maxEntries) break;
     const isExpiry = index === dbs.expiry;
-    const victims: Array<{ storage: string; hk: Housekeeping | null; row: [number, string] }> = [];
-    const orphans: Array<[number, string]> = [];
-    let planned = bytes;
-    const range = index.getKeys({ ...(isExpiry ? { end: [options.now] } : {}), limit: options.maxEntries * 2 });
-    for (const row of range) {
-      if (planned <= options.target || victims.length + evicted >= options.maxEntries) break;
-      const [time, storage] = row;
-      if (storage === options.exclude) continue;
-      const hk = readHousekeeping(dbs, storage);
-      if (hk === null) {
-        // Unreadable housekeeping: remove the entry (removeEntry salvages what it can).
+    for (let round = 0; round < EVICT_ROUNDS && over(bytes, used) && evicted < options.maxEntries; round++) {
+      const victims: Array<{ storage: string; hk: Housekeeping | null; row: [number, string] }> = [];
+      const orphans: Array<[number, string]> = [];
+      let plannedBytes = bytes;
+      let plannedPages = used;
+      const range = index.getKeys({ ...(isExpiry ? { end: [options.now] } : {}), limit: (options.maxEntries - evicted) * 2 });
+      for (const row of range) {
+        if (!over(plannedBytes, plannedPages) || victims.length + evicted >= options.maxEntries) break;
+        const [time, storage] = row;
+        if (storage === options.exclude) continue;
+        const hk = readHousekeeping(dbs, storage);
+        if (hk === null) {
+          // Unreadable housekeeping: remove the entry (removeEntry salvages what it can).
+          victims.push({ storage, hk, row });
+          continue;
+        }
+        if (hk === undefined || (isExpiry ? hk.d !== time : hk.a !== time)) {
+          orphans.push(row);
+          continue;
+        }
+        if (hk.b === options.protectBodyId && hk.c > 0) continue;
         victims.push({ storage, hk, row });
-        continue;
+        plannedBytes -= hk.s;
+        if (pages) plannedPages -= hk.s * pages.perByte;
       }
-      if (hk === undefined || (isExpiry ? hk.d !== time : hk.a !== time)) {
-        orphans.push(row);
-        continue;
+      for (const row of orphans) index.removeSync(row);
+      for (const { storage, hk, row } of victims) {
+        bytes -= removeEntry(dbs, storage, hk ?? undefined);
+        if (hk === null) index.removeSync(row);
+        evicted++;
       }
-      if (hk.b === options.protectBodyId && hk.c > 0) continue;
-      victims.push({ storage, hk, row });
-      planned -= hk.s;
+      if (pages) used = pages.used();
+      if (victims.length === 0) break;
     }
-    for (const row of orphans) index.removeSync(row);
-    for (const { storage, hk, row } of victims) {
-      bytes -= removeEntry(dbs, storage, hk ?? undefined);
-      if (hk === null) index.removeSync(row);
-      evicted++;
-    }
+    if (!over(bytes, used) || evicted >= options.maxEntries) break;
   }
   return evicted;
 }

@@ -64,7 +64,7 @@ const MAGIC_0 = 0x45; // 'E'
 const MAGIC_1 = 0x43; // 'C'
 const KIND_ENTRY = 1;
 const KIND_VARY = 2;
-const HEADER_BYTES = 20; // magic(2) version(1) kind(1) crc32(4) bodyId(8) jsonLength(4)
+export const HEADER_BYTES = 20; // magic(2) version(1) kind(1) crc32(4) bodyId(8) jsonLength(4)
 /** The checksum covers everything from here: body id, JSON length, JSON and inline body. */
 const CHECKED_FROM = 8;
 

@@ -17,11 +17,17 @@ export interface PendingOp {
 }
 
 export interface WriteQueueOptions {
-  maxBatchBytes: number;
+  /** Most bytes handed to lmdb-js at a time (read for each operation: the disk tier lowers it on a full disk). */
+  maxBatchBytes(): number;
   /** A committed operation (to end a failure burst). */
   onCommit(): void;
   /** An operation that threw or whose commit failed; it left nothing behind. */
   onFailure(err: unknown, op: PendingOp | null): void;
+  /**
+   * Runs inside each operation's transaction before its work, with the operation's size (bytes): may throw to
+   * roll the operation back before it writes anything (the disk tier checks there that the file has room).
+   */
+  beforeWork?(size: number): void;
 }
 
 export class WriteQueue {
@@ -42,6 +48,11 @@ export class WriteQueue {
   /** Operations queued and not yet finished. */
   get size(): number {
     return this.inflight.size;
+  }
+
+  /** Bytes of operations handed to lmdb-js and not yet committed: at most what one transaction carries. */
+  get inflightBytes(): number {
+    return this.batchBytes;
   }
 
   /** The queued operation on a storage key, if any. */
@@ -71,8 +82,16 @@ export class WriteQueue {
       const start = (): void => {
         this.batchBytes += size;
         let started: Promise<T>;
+        const { beforeWork } = this.options;
         try {
-          started = this.env.childTransaction(work);
+          started = this.env.childTransaction(
+            beforeWork === undefined
+              ? work
+              : () => {
+                  beforeWork(size);
+                  return work();
+                },
+          );
         } catch (err) {
           started = Promise.reject(err);
         }
@@ -113,7 +132,7 @@ export class WriteQueue {
   }
 
   private hasRoom(size: number): boolean {
-    return this.batchBytes === 0 || this.batchBytes + size <= this.options.maxBatchBytes;
+    return this.batchBytes === 0 || this.batchBytes + size <= this.options.maxBatchBytes();
   }
 
   private startWaiting(): void {

@@ -17,6 +17,7 @@ import { decodeRecord, FORMAT_VERSION, INFO, isEntryValue, isHashedKey, prepareR
 import { clearAll, openEnvironment, type LmdbDbs, type TierLogger } from './lmdb-env.js';
 import { BurstLog, RateLog } from './lmdb-log.js';
 import { WriteQueue } from './lmdb-queue.js';
+import { DiskSpace, FILE_MARGIN, isSpaceError, NoSpaceError, type SpaceShortage } from './lmdb-space.js';
 import { writeRecord } from './lmdb-write.js';
 import {
   ATIME_BATCH,
@@ -27,7 +28,9 @@ import {
   DEFAULT_MAX_PENDING_BYTES,
   DEFAULT_SWEEP_INTERVAL_MS,
   defaultMaxBatchBytes,
+  MAX_PAUSE_MS,
   MiB,
+  MIN_PAUSE_MS,
   SWEEP_BATCH,
   TOMBSTONE_RETRY_MS,
   type LmdbTierOptions,
@@ -77,6 +80,12 @@ export class LmdbTier implements SyncCacheTier {
   readonly maxBytes: number;
   private readonly dbs: LmdbDbs;
   private readonly queue: WriteQueue;
+  /** Pages used and allowed, and the file's reservation (see lmdb-space.ts). */
+  private readonly space: DiskSpace;
+  /** While the disk or the map is full, writes are declined until this time (Date.now), then tried again. */
+  private pausedUntil = 0;
+  private pauseMs = MIN_PAUSE_MS;
+  private pauseTimer: NodeJS.Timeout | undefined;
   private readonly chunkSize: number;
   private readonly now: () => number;
   private readonly log: TierLogger;
@@ -102,8 +111,9 @@ export class LmdbTier implements SyncCacheTier {
   /** The access-time flushes in progress, in order (see flushAccessTimes()); never rejects. */
   private atimeFlush: Promise<void> = Promise.resolve();
   private readonly timers: NodeJS.Timeout[] = [];
-  private readonly counts = { evictions: 0, writeFailures: 0, writesDeclined: 0, corruptRecords: 0, expired: 0, readFailures: 0 };
+  private readonly counts = { evictions: 0, writeFailures: 0, writesDeclined: 0, corruptRecords: 0, expired: 0, readFailures: 0, diskFull: 0, mapFull: 0 };
   private readonly writeFaults: BurstLog;
+  private readonly spaceLog: BurstLog;
   private readonly declines: BurstLog;
   private readonly readFaults: BurstLog;
   private readonly corruptLog: RateLog;
@@ -125,17 +135,58 @@ export class LmdbTier implements SyncCacheTier {
     this.declines = new BurstLog(this.log, 'warn', 'disk tier: write queue full; declining writes until it drains', 'disk tier: write queue drained');
     this.readFaults = new BurstLog(this.log, 'error', 'disk tier: reads are failing; answering misses', 'disk tier: reads succeed again');
     this.corruptLog = new RateLog(this.log, 'disk tier: unreadable record; deleted (counted in corruptRecords)');
+    this.spaceLog = new BurstLog(
+      this.log,
+      'error',
+      'disk tier: no room on disk for writes (the filesystem or the data file is full); pausing disk writes, serving from memory and the origin',
+      'disk tier: disk writes resumed',
+    );
     this.dbs = openEnvironment({ path: options.path, log: this.log, ...(options.mapSize !== undefined ? { mapSize: options.mapSize } : {}) });
+    const maxBatchBytes = options.maxBatchBytes ?? defaultMaxBatchBytes(this.maxBytes);
+    this.space = new DiskSpace(this.dbs, { path: options.path, maxBytes: this.maxBytes, maxBatchBytes });
+    const fileBytes = this.space.fileSize();
+    if (fileBytes > this.maxBytes * (1 + FILE_MARGIN)) {
+      this.log.warn(
+        { fileBytes, maxBytes: this.maxBytes },
+        'disk tier: data.mdb is larger than the disk budget (it was created with a larger one); LMDB files never shrink, so it keeps its size but holds at most the budget from now on. Delete the directory while edgecache is stopped to reclaim the space.',
+      );
+    }
     this.queue = new WriteQueue(this.dbs.env, {
-      maxBatchBytes: options.maxBatchBytes ?? defaultMaxBatchBytes(this.maxBytes),
+      maxBatchBytes: () => this.space.batchLimit(),
       onCommit: () => {
         this.lastCommitFailed = false;
         this.writeFaults.ok();
+        const grew = this.space.afterCommit();
+        // The file grew past the map: its free pages did not cover a transaction after all (fragmentation, a
+        // reader holding old pages). More of the budget is kept free from now on, and writes pause as for a
+        // full map, so that a reader pinning pages cannot make the file grow write after write.
+        if (grew > 0) {
+          this.space.extraReservePages += grew;
+          if (this.space.pastMargin()) {
+            this.pause('map');
+          } else {
+            this.counts.mapFull++;
+            this.spaceLog.fail({ shortage: 'map', grewPages: grew });
+          }
+        }
       },
       onFailure: (err, op) => {
         this.lastCommitFailed = true;
         this.counts.writeFailures++;
         this.writeFaults.fail({ err, key: op?.key });
+        if (err instanceof NoSpaceError) {
+          this.pause(err.shortage);
+        } else if ((err as { commitError?: unknown } | null)?.commitError !== undefined || isSpaceError(err)) {
+          // A commit failed (lmdb-js gives no cause here; on Linux it is a write error, i.e. a full disk).
+          this.space.commitFailed();
+          this.pause('disk');
+        }
+      },
+      beforeWork: (size) => {
+        // Every operation takes a few pages (copy-on-write of the trees it touches): they must land on
+        // allocated blocks, or the operation is not done at all (see lmdb-space.ts).
+        const shortage = this.space.ensure(0, this.queue.inflightBytes - size);
+        if (shortage !== null) throw new NoSpaceError(shortage);
       },
     });
     const sweepMs = options.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS;
@@ -225,6 +276,7 @@ export class LmdbTier implements SyncCacheTier {
     if (this.closed) return false;
     const size = recordSize(record);
     if (size > this.maxBytes || (record.kind === 'entry' && record.meta.deletableAt < this.now())) return this.decline(key);
+    if (this.pausedUntil > 0) return this.decline(key); // the disk or the map is full: backing off
     if (this.queue.pendingBytes > 0 && this.queue.pendingBytes + size > this.maxPendingBytes) {
       this.declines.fail({ key, pendingBytes: this.queue.pendingBytes });
       return this.decline(key);
@@ -241,14 +293,50 @@ export class LmdbTier implements SyncCacheTier {
     }
     const body = record.kind === 'entry' ? record.body : undefined;
     const sourceBodyId = body instanceof LmdbBody && body.isIn(this.dbs.bodies) ? body.bodyId : -1;
-    const args = { storage, key, record, prepared, size, sourceBodyId, maxBytes: this.maxBytes, chunkSize: this.chunkSize };
-    void this.queue.run({ storage, key, record }, size, () => writeRecord(this.dbs, { ...args, now: this.now() })).then((result) => {
+    const args = { storage, key, record, prepared, size, sourceBodyId, maxBytes: this.maxBytes, chunkSize: this.chunkSize, space: this.space };
+    const write = (): ReturnType<typeof writeRecord> => writeRecord(this.dbs, { ...args, now: this.now(), inflightBytes: this.queue.inflightBytes - size });
+    void this.queue.run({ storage, key, record }, size, write).then((result) => {
       if (result === undefined) return;
       this.counts.evictions += result.evicted;
       if (this.tombstones.get(storage) === key) this.tombstones.delete(storage); // the write replaced it
-      if (!result.stored) this.counts.writesDeclined++;
+      if (result.stored) {
+        this.pauseMs = MIN_PAUSE_MS;
+        this.spaceLog.ok();
+      } else {
+        this.counts.writesDeclined++;
+        // A full disk stops writing for a while. A full map for this record only (its pages are more than the
+        // file has free right now: evictions in its own transaction free pages for the next ones) does not.
+        if (result.shortage === 'disk') this.pause('disk');
+        else if (result.shortage === 'map') this.counts.mapFull++;
+      }
     });
     return true;
+  }
+
+  /**
+   * No room for writes (the filesystem is full, or the data file is at the budget with no free page): decline
+   * writes for a while instead of retrying each one, doubling the pause while it lasts (1 s up to 30 s). Reads,
+   * deletes and the memory tier go on. Dead processes' reader slots are cleared, since they pin free pages.
+   */
+  private pause(shortage: SpaceShortage): void {
+    const now = Date.now();
+    if (this.pausedUntil > now || this.closed) return;
+    this.counts[shortage === 'disk' ? 'diskFull' : 'mapFull']++;
+    const ms = this.pauseMs;
+    this.pauseMs = Math.min(MAX_PAUSE_MS, this.pauseMs * 2);
+    this.pausedUntil = now + ms;
+    this.spaceLog.fail({ shortage, pauseMs: ms, fileBytes: this.space.fileSize(), maxBytes: this.maxBytes });
+    try {
+      this.dbs.env.readerCheck();
+    } catch {
+      // Not fatal.
+    }
+    clearTimeout(this.pauseTimer);
+    this.pauseTimer = setTimeout(() => {
+      this.pauseTimer = undefined;
+      this.pausedUntil = 0;
+      this.space.probe(); // lifts the disk-full cap when the filesystem has room again
+    }, ms).unref();
   }
 
   /** A declined write still replaces: an older record of the key must not outlive the response that replaced it. */
@@ -384,12 +472,13 @@ export class LmdbTier implements SyncCacheTier {
     let entries = 0;
     let bytes = 0;
     let fileBytes = 0;
+    let usedBytes = 0;
     if (!this.closed) {
       try {
         entries = readCount(this.dbs, INFO.entries);
         bytes = readCount(this.dbs, INFO.bytes);
-        const env = this.dbs.env.getStats() as { lastPageNumber?: number; pageSize?: number };
-        fileBytes = ((env.lastPageNumber ?? -1) + 1) * (env.pageSize ?? 0);
+        usedBytes = this.space.usedPages() * this.space.pageSize;
+        fileBytes = this.space.fileSize();
       } catch {
         // Reported as zeros.
       }
@@ -400,8 +489,10 @@ export class LmdbTier implements SyncCacheTier {
       bytes,
       maxBytes: this.maxBytes,
       ...this.counts,
+      writesPaused: this.pausedUntil > 0 ? 1 : 0,
       pendingWrites: this.queue.size,
       pendingBytes: this.queue.pendingBytes,
+      usedBytes,
       fileBytes,
     };
   }
@@ -458,6 +549,7 @@ export class LmdbTier implements SyncCacheTier {
     this.closed = true;
     for (const timer of this.timers) clearInterval(timer);
     clearTimeout(this.tombstoneTimer);
+    clearTimeout(this.pauseTimer);
     await this.sweeping;
     await this.retryDeletes();
     await this.flushAccessTimes();

@@ -6,13 +6,16 @@
 import { bodyChunks, type Body } from './body.js';
 import type { CacheRecord } from './entry.js';
 import { addCount, EMPTY, evict, readCount, readHousekeeping, removeEntry } from './lmdb-budget.js';
-import { chunkCountFor, finishRecord, INFO, isHashedKey, storageKey, type Housekeeping, type PreparedRecord } from './lmdb-codec.js';
+import { chunkCountFor, finishRecord, HEADER_BYTES, INFO, isHashedKey, storageKey, type Housekeeping, type PreparedRecord } from './lmdb-codec.js';
 import type { LmdbDbs } from './lmdb-env.js';
+import type { DiskSpace, SpaceShortage } from './lmdb-space.js';
 
 /** After an eviction the budget is filled to this fraction, so that not every write evicts. */
 const LOW_WATER = 0.95;
 /** Most entries one write evicts: bounds the transaction. */
 const EVICT_MAX_PER_WRITE = 1_000;
+/** Pages for a record's rows in atime, lru, expiry, tags and longKeys (a share of a leaf each). */
+const INDEX_PAGES = 0.5;
 
 export interface WriteArgs {
   storage: string;
@@ -26,26 +29,54 @@ export interface WriteArgs {
   now: number;
   maxBytes: number;
   chunkSize: number;
+  /** The pages the environment uses and may use (the page budget, the file's reservation). */
+  space: DiskSpace;
+  /** Bytes of this transaction's earlier operations (not yet committed): pages they may have taken too. */
+  inflightBytes: number;
 }
 
 export interface WriteResult {
   stored: boolean;
   evicted: number;
+  /** Not stored because the file could not be given room (the disk is full, or the map is). */
+  shortage: SpaceShortage | null;
 }
 
 export function writeRecord(dbs: LmdbDbs, args: WriteArgs): WriteResult {
-  const { storage, key, record, size, now, maxBytes } = args;
+  const { storage, key, record, size, now, maxBytes, space } = args;
   const old = readHousekeeping(dbs, storage);
   const oldSize = old ? old.s : 0;
   let evicted = 0;
-  if (readCount(dbs, INFO.bytes) - oldSize + size > maxBytes) {
+  const needPages = pagesFor(args.prepared, record.kind === 'entry' ? record.body.length : 0, args.chunkSize, space);
+  const targetPages = space.targetPages();
+  if (needPages > targetPages) {
+    // It cannot fit even in an empty file (the file is capped by a full disk, or the record is most of the
+    // map): evicting everything for it would be for nothing.
+    if (old !== undefined) removeEntry(dbs, storage, old ?? undefined);
+    return { stored: false, evicted: 0, shortage: space.diskFull ? 'disk' : null };
+  }
+  const bytes = readCount(dbs, INFO.bytes);
+  const used = space.usedPages();
+  space.observe(used, bytes, needPages);
+  // The record it replaces frees its pages (reusable after this transaction: the reserve covers the overlap).
+  const perByte = used / Math.max(bytes, 1);
+  const oldPages = oldSize * perByte;
+  if (bytes - oldSize + size > maxBytes || used - oldPages + needPages > targetPages) {
     const target = Math.max(0, Math.floor(maxBytes * LOW_WATER) - size) + oldSize;
-    evicted = evict(dbs, { target, now, exclude: storage, protectBodyId: args.sourceBodyId, maxEntries: EVICT_MAX_PER_WRITE });
-    // Still no room: keep the evictions (they commit), skip this record, drop the one it replaces.
-    if (readCount(dbs, INFO.bytes) - oldSize + size > maxBytes) {
+    const pages = { target: Math.max(0, Math.floor(targetPages * LOW_WATER - needPages + oldPages)), used: () => space.usedPages(), perByte };
+    evicted = evict(dbs, { target, pages, now, exclude: storage, protectBodyId: args.sourceBodyId, maxEntries: EVICT_MAX_PER_WRITE });
+    // Still no room: keep the evictions (they commit), skip this record, drop the one it replaces. While the
+    // disk is full, the budget is the file as it is: that is a shortage of disk, and writes pause.
+    if (readCount(dbs, INFO.bytes) - oldSize + size > maxBytes || space.usedPages() - oldPages + needPages > targetPages) {
       if (old !== undefined) removeEntry(dbs, storage, old ?? undefined);
-      return { stored: false, evicted };
+      return { stored: false, evicted, shortage: space.diskFull ? 'disk' : null };
     }
+  }
+  // Room in the budget; now room in the file: its pages must land on allocated blocks (see lmdb-space.ts).
+  const shortage = space.ensure(needPages, args.inflightBytes);
+  if (shortage !== null) {
+    if (old !== undefined) removeEntry(dbs, storage, old ?? undefined);
+    return { stored: false, evicted, shortage };
   }
   let bodyId = 0;
   let chunkCount = 0;
@@ -75,7 +106,17 @@ export function writeRecord(dbs: LmdbDbs, args: WriteArgs): WriteResult {
   if (isHashedKey(storage)) dbs.longKeys.putSync(storage, key);
   addCount(dbs, INFO.bytes, size);
   addCount(dbs, INFO.entries, 1);
-  return { stored: true, evicted };
+  return { stored: true, evicted, shortage: null };
+}
+
+/** Pages a record will take: its body's chunks (each on its own overflow pages), its meta value, its index rows. */
+function pagesFor(prepared: PreparedRecord, bodyLength: number, chunkSize: number, space: DiskSpace): number {
+  let pages = space.valuePages(HEADER_BYTES + prepared.json.length + prepared.inlineBytes) + INDEX_PAGES;
+  if (prepared.chunkCount > 0) {
+    pages += (prepared.chunkCount - 1) * space.valuePages(chunkSize);
+    pages += space.valuePages(bodyLength - (prepared.chunkCount - 1) * chunkSize);
+  }
+  return pages;
 }
 
 /** Writes a body to `bodies` in chunkSize pieces, never holding more than one chunk of its own. Returns the count. */

@@ -90,7 +90,8 @@ export const SETTINGS = {
   diskMax: {
     kind: 'size',
     default: '1gib',
-    description: 'Byte budget of the disk tier (LMDB in --data-dir). 0 turns the disk tier off (memory only).',
+    description:
+      'Byte budget of the disk tier (LMDB in --data-dir): the size its data file may reach on disk, free pages and the space reserved ahead of writes included (see docs/disk-tier.md). 0 turns the disk tier off (memory only).',
   },
   diskWrite: {
     kind: 'enum',

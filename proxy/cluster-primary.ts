@@ -29,7 +29,7 @@ const NOT_SUMMED: ReadonlySet<string> = new Set(['uptimeSeconds']);
  * write failures, queued writes, reads...) are each worker's own and are.
  */
 const SHARED_FIGURES: Record<string, ReadonlySet<string>> = {
-  disk: new Set(['entries', 'bytes', 'maxBytes', 'fileBytes']),
+  disk: new Set(['entries', 'bytes', 'maxBytes', 'usedBytes', 'fileBytes']),
   redis: new Set(['entries', 'bytes', 'maxBytes', 'evictions']),
 };
 

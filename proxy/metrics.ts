@@ -56,11 +56,15 @@ const TIER_FIELDS: Record<string, TierField> = {
   maxBytes: { type: 'gauge', help: "The tier's byte budget." },
   evictions: { type: 'counter', help: 'Entries evicted from the tier to stay within its budget.' },
   rejections: { type: 'counter', help: "Entries the memory tier's eviction policy declined to admit." },
-  writeFailures: { type: 'counter', help: 'Disk writes that failed to commit (I/O error, disk full).' },
+  writeFailures: { type: 'counter', help: 'Disk writes that failed to commit (I/O error) or found no room in the data file.' },
   writesDeclined: {
     type: 'counter',
-    help: 'Writes declined: over the budget or the size limit, already expired, queue full, no room after bounded eviction (disk), Redis unavailable (redis).',
+    help: 'Writes declined: over the budget or the size limit, already expired, queue full, no room after bounded eviction, writes paused by a full disk or map (disk), Redis unavailable (redis).',
   },
+  diskFull: { type: 'counter', help: 'Times disk writes paused because the filesystem was full.' },
+  mapFull: { type: 'counter', help: 'Times a disk write found the data file at its budget (--disk-max) with no free page for it.' },
+  writesPaused: { type: 'gauge', help: 'Whether disk writes are paused by a full disk or map (under --workers: how many workers).' },
+  usedBytes: { type: 'gauge', help: 'Pages the disk tier uses in its data file, in bytes: what --disk-max holds.' },
   corruptRecords: { type: 'counter', help: 'Unreadable records found in the tier (deleted).' },
   connected: { type: 'gauge', help: 'Whether the tier is connected to its server (redis: 1 or 0; under --workers, the workers connected).' },
   reads: { type: 'counter', help: 'Lookups sent to the tier (redis).' },
@@ -73,7 +77,7 @@ const TIER_FIELDS: Record<string, TierField> = {
   readFailures: { type: 'counter', help: 'Disk reads that failed inside LMDB (answered as misses).' },
   pendingWrites: { type: 'gauge', help: 'Writes queued and not yet committed (disk) or answered (redis).' },
   pendingBytes: { type: 'gauge', help: 'Bytes of the writes queued and not yet committed (disk) or answered (redis).' },
-  fileBytes: { type: 'gauge', help: 'Used part of the disk data file (high-water mark).' },
+  fileBytes: { type: 'gauge', help: 'Size of the disk data file (free pages and reserved space included; LMDB files never shrink).' },
 };
 
 const LOOP_DELAY: ReadonlyArray<[string, string]> = [

@@ -2,6 +2,9 @@
 //   node lmdb-child.mjs burst <path>   write entries forever, printing "committed <n>" after each commit
 //   node lmdb-child.mjs share <path>   read the parent's entry, write a few, wait for "exit" on stdin
 //   node lmdb-child.mjs fail <path>    run under a file-size limit: writes that cannot grow the file fail
+//   node lmdb-child.mjs full <path>    on a small filesystem that the parent fills to the last block ("filled"
+//                                      on stdin) and later frees ("freed"): writes on the full disk, then after
+//                                      the space is freed
 import { createHash, randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import CachePolicy from 'http-cache-semantics';
@@ -131,8 +134,8 @@ if (mode === 'burst') {
   });
   const bigFound = Array.from({ length: 6 }, (_, i) => tier.get(`big.test/0/${i}`) !== undefined).filter(Boolean).length;
   await tier.flushAccessTimes();
-  // A delete that fails with the write it was batched with must not let the entry come back: it is hidden, and
-  // retried (alone) a second later.
+  // A delete queued with a write that cannot be stored must still take effect (it fits in the file and commits;
+  // were its commit to fail, the key would stay hidden and the delete be retried alone a second later).
   tier.set('big.test/with-delete', entry('big.test/with-delete', randomBytes(1_000_000)));
   tier.delete('early.test/0');
   await tier.flushed();
@@ -145,6 +148,50 @@ if (mode === 'burst') {
   const stats = tier.stats();
   await tier.close();
   send({ stats, earlyOk, bigFound, hiddenAfterFailedDelete, threw, unhandled, lines });
+} else if (mode === 'full') {
+  const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+  const waitFor = async (word) => {
+    for (let next = await lines.next(); !next.done; next = await lines.next()) if (next.value === word) return;
+  };
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  const tier = open(256 * 1024 * 1024);
+  // ~12 MB first, so that LMDB's page offsets have 8 digits (the length of lmdb-js's error message matters).
+  const seeds = {};
+  for (let i = 0; i < 12; i++) {
+    const e = entry(`seed.test/${i}`, randomBytes(1_000_000));
+    tier.set(`seed.test/${i}`, e);
+    seeds[`seed.test/${i}`] = e.meta.headers['x-body-sha256'];
+    await tier.flushed();
+  }
+  send({ ready: true, stats: tier.stats() });
+  await waitFor('filled');
+  // Commits of three growing bodies each, on a filesystem without a free block (as in the crash: lmdb-js's
+  // message for such a failed write overflows its buffer once the sizes in it have enough digits).
+  for (let round = 0; round < 24; round++) {
+    for (let i = 0; i < 3; i++) tier.set(`full.test/${round}/${i}`, entry(`full.test/${round}/${i}`, randomBytes(300_000 + round * 150_000)));
+    await tier.flushed();
+  }
+  const check = () =>
+    Object.entries(seeds).every(([key, sha]) => {
+      const got = tier.get(key);
+      return got === undefined || bodyDigest(got.body) === sha;
+    });
+  send({ whileFull: tier.stats(), seedsIntact: check(), integrity: tier.checkIntegrity().problems, unhandled });
+  await waitFor('freed');
+  // Once the pause ends and the filesystem has room again, writes go on and the file grows into it.
+  const before = tier.stats().fileBytes;
+  let stored = 0;
+  for (let n = 0, deadline = Date.now() + 10_000; Date.now() < deadline && (stored < 4 || tier.stats().fileBytes <= before); n++) {
+    const key = `after.test/${n}`;
+    tier.set(key, entry(key, randomBytes(300_000)));
+    await tier.flushed();
+    if (tier.get(key) !== undefined) stored++;
+    await sleep(100);
+  }
+  send({ after: tier.stats(), stored, fileBefore: before, seedsIntact: check(), integrity: tier.checkIntegrity().problems, unhandled });
+  await tier.close();
+  process.stdin.destroy();
+  send({ closed: true });
 } else {
   throw new Error(`unknown mode ${mode}`);
 }

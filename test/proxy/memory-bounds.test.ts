@@ -1,0 +1,119 @@
+/**
+ * What the proxy keeps per distinct URL stays bounded and costs what the memory tier charges for it (issue 11,
+ * "memory under mixed load"): stored bodies own exactly their bytes (not a slice of the socket read or of Node's
+ * buffer pool), stored metadata shares one hidden class, the hit-for-miss map has a cap, and the memory tier's
+ * charge per entry is close to the memory the entry really holds.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import v8 from 'node:v8';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { CacheEntry } from '../../cache-store/entry.js';
+import { startProxy, type TestProxy } from '../helpers/proxy.js';
+
+/** The body the origin sends for a path: `size` bytes that spell the path over and over. */
+function bodyFor(path: string, size: number): Buffer {
+  return Buffer.from(path.repeat(Math.ceil(size / path.length)).slice(0, size));
+}
+
+/** GETs over a few keep-alive connections (thousands of requests without thousands of sockets). */
+function client(base: string): { get(path: string): Promise<number>; close(): void } {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+  return {
+    get: (path) =>
+      new Promise((resolve, reject) => {
+        http
+          .get(`${base}${path}`, { agent }, (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode ?? 0));
+            res.on('error', reject);
+          })
+          .on('error', reject);
+      }),
+    close: () => agent.destroy(),
+  };
+}
+
+async function getAll(get: (path: string) => Promise<number>, paths: string[], concurrency = 16): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < paths.length) await get(paths[next++] as string);
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+}
+
+describe('memory per distinct URL', () => {
+  // Not test/helpers/origin.ts: it records every request, which would count in the memory measured here.
+  let origin: http.Server;
+  let originUrl: string;
+  let proxy: TestProxy;
+
+  beforeAll(async () => {
+    origin = http.createServer((req, res) => {
+      const url = req.url ?? '/';
+      if (url.startsWith('/private/')) {
+        res.writeHead(404, { 'content-type': 'text/plain', 'cache-control': 'no-store' });
+        res.end('not here\n');
+        return;
+      }
+      const size = url.startsWith('/chunked/') ? 3000 : 1024;
+      const body = bodyFor(url, size);
+      const headers = { 'content-type': 'application/octet-stream', 'cache-control': 'public, max-age=3600', etag: `"${url.length}"` };
+      if (url.startsWith('/chunked/')) {
+        // Three writes, chunked: the fill collects several chunks.
+        res.writeHead(200, headers);
+        res.write(body.subarray(0, 1000));
+        setImmediate(() => {
+          res.write(body.subarray(1000, 2000));
+          setImmediate(() => res.end(body.subarray(2000)));
+        });
+        return;
+      }
+      res.writeHead(200, { ...headers, 'content-length': String(body.length) });
+      res.end(body);
+    });
+    await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
+    originUrl = `http://127.0.0.1:${(origin.address() as AddressInfo).port}`;
+  });
+
+  afterAll(async () => {
+    origin.closeAllConnections();
+    await new Promise((resolve) => origin.close(resolve));
+  });
+
+  afterEach(async () => {
+    await proxy?.close();
+  });
+
+  function stored(key: string): CacheEntry {
+    const record = proxy.edgecache.store.memory.get(key);
+    expect(record?.kind).toBe('entry');
+    return record as CacheEntry;
+  }
+
+  /** Whether a Buffer is the whole of its own memory (not a view into a larger ArrayBuffer). */
+  function ownsItsBytes(body: CacheEntry['body']): boolean {
+    return Buffer.isBuffer(body) && body.byteOffset === 0 && body.buffer.byteLength === body.length;
+  }
+
+  it('stored metadata objects share one hidden class (no dictionary-mode object of its own per entry)', async () => {
+    v8.setFlagsFromString('--allow-natives-syntax');
+    const sameMap = new Function('a', 'b', 'return %HaveSameMap(a, b)') as (a: object, b: object) => boolean;
+    const fast = new Function('a', 'return %HasFastProperties(a)') as (a: object) => boolean;
+    proxy = await startProxy(originUrl, { diskMax: 0 });
+    const web = client(proxy.url);
+    // Enough fills for the code that builds the metadata to be optimized: the shape it then makes is the one that
+    // matters (the interpreter's differs).
+    const paths = Array.from({ length: 3000 }, (_, i) => `/shape/${i}`);
+    await getAll(web.get, paths);
+    web.close();
+    await proxy.edgecache.pipeline.idle();
+    const host = new URL(proxy.url).host;
+    const metas = paths.slice(-20).map((path) => stored(`${host}${path}`).meta);
+    for (const meta of metas) {
+      expect(fast(meta)).toBe(true);
+      expect(sameMap(meta, metas[0] as object)).toBe(true);
+    }
+  }, 60_000);
+
+});

@@ -96,6 +96,36 @@ describe('memory per distinct URL', () => {
     return Buffer.isBuffer(body) && body.byteOffset === 0 && body.buffer.byteLength === body.length;
   }
 
+  it('a stored body owns exactly its bytes: not the socket read it came in, nor a slice of the buffer pool', async () => {
+    proxy = await startProxy(originUrl, { diskMax: 0 });
+    const web = client(proxy.url);
+    await web.get('/one/a');
+    await web.get('/chunked/b');
+    web.close();
+    await proxy.edgecache.pipeline.idle();
+    const host = new URL(proxy.url).host;
+    for (const path of ['/one/a', '/chunked/b']) {
+      const entry = stored(`${host}${path}`);
+      expect(entry.body.length).toBe(path === '/one/a' ? 1024 : 3000);
+      expect(ownsItsBytes(entry.body)).toBe(true);
+    }
+  });
+
+  it('a disk hit promoted into memory keeps a copy that owns exactly its bytes', async () => {
+    proxy = await startProxy(originUrl);
+    const web = client(proxy.url);
+    await web.get('/disk/a');
+    await proxy.edgecache.pipeline.idle();
+    await proxy.edgecache.store.flush();
+    const key = `${new URL(proxy.url).host}/disk/a`;
+    proxy.edgecache.store.memory.delete(key);
+    await web.get('/disk/a'); // served from disk by the hit path, promoted into memory
+    web.close();
+    const entry = stored(key);
+    expect(Buffer.compare(entry.body as Buffer, bodyFor('/disk/a', 1024))).toBe(0);
+    expect(ownsItsBytes(entry.body)).toBe(true);
+  });
+
   it('stored metadata objects share one hidden class (no dictionary-mode object of its own per entry)', async () => {
     v8.setFlagsFromString('--allow-natives-syntax');
     const sameMap = new Function('a', 'b', 'return %HaveSameMap(a, b)') as (a: object, b: object) => boolean;

@@ -7,6 +7,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import v8 from 'node:v8';
+import vm from 'node:vm';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { CacheEntry } from '../../cache-store/entry.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
@@ -146,4 +147,34 @@ describe('memory per distinct URL', () => {
     }
   }, 60_000);
 
+  it("charges each memory entry close to the memory it holds (so --memory-max bounds the tier's real size)", async () => {
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    const used = (): number => {
+      gc();
+      gc();
+      const m = process.memoryUsage();
+      return m.heapUsed + m.arrayBuffers;
+    };
+    proxy = await startProxy(originUrl, { diskMax: 0 });
+    const web = client(proxy.url);
+    // Warm up: connections, code, the first allocations of every structure.
+    await getAll(web.get, Array.from({ length: 300 }, (_, i) => `/warm/${i}`));
+    await proxy.edgecache.pipeline.idle();
+    const count = 4000;
+    const before = used();
+    const entriesBefore = proxy.edgecache.store.memory.stats().entries;
+    const bytesBefore = proxy.edgecache.store.memory.stats().bytes;
+    await getAll(web.get, Array.from({ length: count }, (_, i) => `/cost/${i}`));
+    await proxy.edgecache.pipeline.idle();
+    const real = (used() - before) / count;
+    web.close();
+    const stats = proxy.edgecache.store.memory.stats();
+    expect(stats.entries - entriesBefore).toBe(count);
+    const charged = (stats.bytes - bytesBefore) / count;
+    // Before: ~1.5 KB charged for ~3.9 KB held. A 1 KiB body with its headers should now be charged at least
+    // three quarters of what it holds, and not more than half as much again.
+    expect(charged).toBeGreaterThan(0.75 * real);
+    expect(charged).toBeLessThan(1.5 * real);
+  }, 60_000);
 });

@@ -10,6 +10,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { CacheEntry } from '../../cache-store/entry.js';
+import { MAX_HIT_FOR_MISS_KEYS } from '../../proxy/cache-pipeline.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 
 /** The body the origin sends for a path: `size` bytes that spell the path over and over. */
@@ -145,6 +146,19 @@ describe('memory per distinct URL', () => {
       expect(fast(meta)).toBe(true);
       expect(sameMap(meta, metas[0] as object)).toBe(true);
     }
+  }, 60_000);
+
+  it(`remembers at most ${MAX_HIT_FOR_MISS_KEYS} keys for --hit-for-miss, however many distinct unshareable URLs come`, async () => {
+    proxy = await startProxy(originUrl, { diskMax: 0 });
+    const web = client(proxy.url);
+    const paths = Array.from({ length: MAX_HIT_FOR_MISS_KEYS + 500 }, (_, i) => `/private/${i}`);
+    await getAll(web.get, paths);
+    web.close();
+    await proxy.edgecache.pipeline.idle();
+    const tracked = proxy.edgecache.pipeline.tracked();
+    expect(tracked.hitForMiss).toBeGreaterThan(MAX_HIT_FOR_MISS_KEYS / 2);
+    expect(tracked.hitForMiss).toBeLessThanOrEqual(MAX_HIT_FOR_MISS_KEYS);
+    expect(tracked.fills).toBe(0);
   }, 60_000);
 
   it("charges each memory entry close to the memory it holds (so --memory-max bounds the tier's real size)", async () => {

@@ -148,6 +148,35 @@ describe('memory per distinct URL', () => {
     }
   }, 60_000);
 
+  it('the disk tier keeps decoded metadata in objects of one shape, at most 4,096 of them', async () => {
+    v8.setFlagsFromString('--allow-natives-syntax');
+    const sameMap = new Function('a', 'b', 'return %HaveSameMap(a, b)') as (a: object, b: object) => boolean;
+    const fast = new Function('a', 'return %HasFastProperties(a)') as (a: object) => boolean;
+    // A memory tier of 1 MiB holds a few hundred of these: the rest are disk hits, decoded once each.
+    proxy = await startProxy(originUrl, { memoryMax: 1024 * 1024 });
+    const web = client(proxy.url);
+    const paths = Array.from({ length: 5000 }, (_, i) => `/decoded/${i}`);
+    await getAll(web.get, paths);
+    await proxy.edgecache.pipeline.idle();
+    await proxy.edgecache.store.flush();
+    await getAll(web.get, paths);
+    web.close();
+    const disk = (proxy.edgecache.store as unknown as { tiers: Array<{ name: string; decodedCache?: Map<string, object> }> }).tiers.find((t) => t.name === 'disk');
+    const decoded = [...(disk?.decodedCache?.values() ?? [])];
+    expect(decoded.length).toBeGreaterThan(3000);
+    expect(decoded.length).toBeLessThanOrEqual(4096);
+    // Each kept object, and each object it holds, shares its hidden class with those of the other entries.
+    const last = decoded[decoded.length - 1] as Record<string, unknown>;
+    for (const one of decoded.slice(-20) as Array<Record<string, unknown>>) {
+      expect(fast(one)).toBe(true);
+      expect(sameMap(one, last)).toBe(true);
+      for (const [name, value] of Object.entries(one)) {
+        if (typeof value !== 'object' || value === null) continue;
+        expect({ name, fast: fast(value), shared: sameMap(value, last[name] as object) }).toEqual({ name, fast: true, shared: true });
+      }
+    }
+  }, 60_000);
+
   it(`remembers at most ${MAX_HIT_FOR_MISS_KEYS} keys for --hit-for-miss, however many distinct unshareable URLs come`, async () => {
     proxy = await startProxy(originUrl, { diskMax: 0 });
     const web = client(proxy.url);

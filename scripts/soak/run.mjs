@@ -240,7 +240,8 @@ async function main() {
 
   // Purges: bump the origin's version of what is purged, purge, and from the answer on nothing older may be served.
   let purging = true;
-  const purgeStats = { sent: 0, failed: 0, byKind: {} };
+  // events: when each purge was sent and answered, how long it took and what it affected (to line up with the RSS curve).
+  const purgeStats = { sent: 0, failed: 0, byKind: {}, events: [] };
   const purger = (async () => {
     while (purging) {
       await sleep(opts.purgeEveryMs);
@@ -259,10 +260,12 @@ async function main() {
       else [kind, selection, paths] = ['tag-miss', { tags: ['miss'] }, []];
       kind = `${kind}-${soft ? 'soft' : 'hard'}`;
       origin.bump(paths);
+      const sentAt = Date.now();
       const answer = await fetchJson(`${adminUrl}/purge`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...selection, soft }) }, 30_000).catch((err) => ({ status: 0, text: String(err) }));
       const at = Date.now();
       purgeStats.sent++;
       purgeStats.byKind[kind] = (purgeStats.byKind[kind] ?? 0) + 1;
+      purgeStats.events.push({ elapsed: sentAt - started, kind, ms: at - sentAt, status: answer.status, purged: answer.json?.purged });
       if (answer.status !== 200) {
         purgeStats.failed++;
         traffic.error('purge-failed', { kind: 'purge', method: 'POST', path: '/purge', status: answer.status, detail: `${JSON.stringify(selection)}: ${answer.text.slice(0, 80)}`, at });
@@ -359,6 +362,8 @@ async function main() {
   );
   const totalRequests = kinds.reduce((n, [, s]) => n + s.requests, 0);
   out.push(`total ${totalRequests} requests in ${(durationMs / 1000).toFixed(0)} s; purges ${purgeStats.sent} (${Object.entries(purgeStats.byKind).map(([k, n]) => `${k} ${n}`).join(', ')}), ${purgeStats.failed} failed`);
+  const largest = [...purgeStats.events].sort((a, b) => (b.purged ?? 0) - (a.purged ?? 0)).slice(0, 5);
+  out.push(`largest purges: ${largest.map((e) => `${e.kind} of ${e.purged ?? '?'} at ${(e.elapsed / 1000).toFixed(0)} s (${e.ms} ms)`).join('; ')}`);
   out.push('', 'Errors by kind:');
   const errorRows = [...traffic.errors].sort((a, b) => b[1].count - a[1].count);
   if (errorRows.length === 0) out.push('  none');

@@ -41,10 +41,38 @@ export class ArrayBody implements ChunkedBody {
   }
 }
 
-/** Body from the chunks a fill collected: one Buffer when small, the chunks themselves when large. */
+/**
+ * Body from the chunks a fill collected: one Buffer when small, the chunks themselves when large. A small body
+ * gets memory of its own (see ownedBuffer); a large one keeps the chunks, which are each nearly a whole read.
+ */
 export function bodyFromChunks(chunks: Buffer[], length: number): Body {
-  if (length <= CONTIGUOUS_LIMIT) return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, length);
-  return new ArrayBody(chunks.slice());
+  if (length > CONTIGUOUS_LIMIT) return new ArrayBody(chunks.slice());
+  if (chunks.length === 1) return ownedBuffer(chunks[0] as Buffer);
+  const out = Buffer.allocUnsafeSlow(length);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}
+
+/**
+ * `bytes` in memory of their own, exactly their size: `bytes` itself when it already is, else a copy. What a
+ * tier keeps for long must not be a view into a larger buffer: a body received from the origin is a slice of
+ * the socket read that carried it (headers included), a Buffer.from() copy of under 4 KiB a slice of Node's
+ * shared 8 KiB pool, a Redis value a slice of the reply. Kept, each pins the whole of that memory — and, scattered
+ * through malloc's heap, keeps the heap from shrinking after the short-lived buffers around it are freed.
+ */
+export function ownedBuffer(bytes: Buffer): Buffer {
+  return bytes.byteOffset === 0 && bytes.buffer.byteLength === bytes.length ? bytes : exactCopy(bytes);
+}
+
+/** A copy of `bytes` in memory of its own, exactly their size (unlike Buffer.from, never a slice of the pool). */
+export function exactCopy(bytes: Uint8Array): Buffer {
+  const copy = Buffer.allocUnsafeSlow(bytes.length);
+  copy.set(bytes);
+  return copy;
 }
 
 /** All bytes of a body as Buffers (for writing to another tier). */

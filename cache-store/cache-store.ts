@@ -5,7 +5,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { variantKey, varyKey } from '../policies/cache-key.js';
-import { bodyChunks, bodyFromChunks, isChunked, type Body } from './body.js';
+import { bodyChunks, bodyFromChunks, exactCopy, isChunked, ownedBuffer, type Body } from './body.js';
 import { deletableAt, recordSize, type CacheEntry, type CacheRecord, type EntryMeta, type VaryRecord } from './entry.js';
 import { PurgeLog, type PurgeSubject, type PurgeVerdict } from './purge-log.js';
 import type { CacheTier, SyncCacheTier, TierReach, TierStats } from './tier.js';
@@ -141,7 +141,7 @@ export class CacheStore {
         const upper = j === 0 ? this.memory : (this.syncLower[j - 1] as SyncCacheTier);
         if (j === 0 && this.memory.wouldAdmit && !this.memory.wouldAdmit(key, this.sizeOf(record))) continue;
         // A leased body goes back to its pool after this response: the tiers above get their own copy.
-        if (record.kind === 'entry' && record.body === this.leasedBody) copy ??= { ...record, body: Buffer.from(record.body) };
+        if (record.kind === 'entry' && record.body === this.leasedBody) copy ??= { ...record, body: exactCopy(record.body) };
         upper.set(key, copy ?? (j === 0 ? ownBytes(record) : record));
       }
       return record;
@@ -466,10 +466,18 @@ export class CacheStore {
   }
 }
 
-/** The record with a chunked body copied into memory (a lower tier's body may be read lazily from disk). */
+/**
+ * The record as the memory tier keeps it: a chunked body copied into memory (a lower tier's body may be read
+ * lazily from disk), a Buffer that is a view into a larger one (a Redis reply) copied out (see ownedBuffer).
+ */
 function ownBytes(record: CacheRecord): CacheRecord {
-  if (record.kind !== 'entry' || !isChunked(record.body)) return record;
-  return { ...record, body: bodyFromChunks([...bodyChunks(record.body)], record.body.length) };
+  if (record.kind !== 'entry') return record;
+  const { body } = record;
+  if (!isChunked(body)) {
+    const owned = ownedBuffer(body);
+    return owned === body ? record : { ...record, body: owned };
+  }
+  return { ...record, body: bodyFromChunks([...bodyChunks(body)], body.length) };
 }
 
 /** The entry as if it had just expired: the next request revalidates; stale-while-revalidate still applies. */

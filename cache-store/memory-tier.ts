@@ -8,6 +8,21 @@ import { recordSize, type CacheRecord } from './entry.js';
 import { TagIndex } from './tag-index.js';
 import type { SyncCacheTier, TierStats } from './tier.js';
 
+/**
+ * What a record costs in process memory beyond what recordSize() charges (its body, header text, key and a
+ * fixed 256 bytes): the JavaScript objects that hold it (metadata, headers object, the cache policy with its own
+ * view of the headers and parsed Cache-Control, the string objects of every header value, the body's Buffer and
+ * ArrayBuffer, the Map and eviction-policy nodes). Measured at about 1.3 KB for a typical small response (see
+ * test/proxy/memory-bounds.test.ts); charged so that --memory-max bounds the memory the tier really holds,
+ * also when it holds many small entries.
+ */
+export const MEMORY_ENTRY_OVERHEAD = 1024;
+
+/** The bytes a record is charged in the memory tier's budget. */
+export function memoryRecordSize(record: CacheRecord): number {
+  return recordSize(record) + MEMORY_ENTRY_OVERHEAD;
+}
+
 export interface MemoryTierOptions {
   maxBytes: number;
   /** Eviction policy; tinylfu by default. */
@@ -45,16 +60,19 @@ export class MemoryTier implements SyncCacheTier {
     this.records.set(key, record);
     this.tags.add(key, record);
     const expiresAt = record.kind === 'entry' ? record.meta.deletableAt : Infinity;
-    const resident = this.policy.offer(key, recordSize(record), expiresAt, this.evicted);
+    const resident = this.policy.offer(key, memoryRecordSize(record), expiresAt, this.evicted);
     if (!resident) this.rejections++;
     for (const gone of this.evicted) this.drop(gone, gone === key && !resident);
     this.evicted.length = 0;
     return resident;
   }
 
-  /** Whether the policy would admit a record of this size now (to decide on promoting a disk hit). */
+  /**
+   * Whether the policy would admit a record of this size (its recordSize) now, to decide on promoting a disk
+   * hit.
+   */
   wouldAdmit(key: string, size: number): boolean {
-    return this.policy.wouldAdmit(key, size);
+    return this.policy.wouldAdmit(key, size + MEMORY_ENTRY_OVERHEAD);
   }
 
   delete(key: string): void {

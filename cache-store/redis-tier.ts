@@ -7,7 +7,7 @@
  */
 import type { Redis } from 'ioredis';
 import { variantKey } from '../policies/cache-key.js';
-import { ArrayBody, CONTIGUOUS_LIMIT, type Body } from './body.js';
+import { ArrayBody, CONTIGUOUS_LIMIT, exactCopy, type Body } from './body.js';
 import { recordSize, type CacheEntry, type CacheRecord, type VaryRecord } from './entry.js';
 import type { TierLogger } from './lmdb-env.js';
 import { BurstLog, RateLog } from './lmdb-log.js';
@@ -144,7 +144,7 @@ export class RedisTier implements CacheTier {
       if (layout.inlineAt >= 0) {
         // A private copy: the reply buffer may be larger than the body, and must not be pinned by it.
         const at = META_ENVELOPE_AT + layout.inlineAt;
-        body = Buffer.from(meta.subarray(at, at + layout.length));
+        body = exactCopy(meta.subarray(at, at + layout.length));
       } else if (bodyValue === null) {
         // The two keys expire together, but Redis may drop one a moment before the other.
         this.delete(key);

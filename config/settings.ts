@@ -144,7 +144,7 @@ export const SETTINGS = {
     kind: 'size',
     default: '256mib',
     min: 1024 * 1024,
-    description: 'Byte budget of the in-memory tier (bodies plus headers). Units: k, mb, gib, ... (binary).',
+    description: 'Byte budget of the in-memory tier, per worker: bodies, header text and 1.25 KiB per entry for the objects that hold it (docs/reliability.md says what RSS to expect). Units: k, mb, gib, ... (binary).',
   },
   eviction: {
     kind: 'enum',
@@ -218,7 +218,7 @@ export const SETTINGS = {
   hitForMiss: {
     kind: 'duration',
     default: '60s',
-    description: 'After a URL answers with something that cannot be shared (private, no-store, Set-Cookie...), its requests skip collapsing for this long. 0 disables.',
+    description: 'After a URL answers with something that cannot be shared (private, no-store, Set-Cookie...), its requests skip collapsing for this long (at most 10,000 URLs are remembered per process, the soonest to expire dropped first). 0 disables.',
   },
   staleIfErrorGrace: {
     kind: 'duration',

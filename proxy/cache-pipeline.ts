@@ -56,12 +56,18 @@ export interface PipelineOptions {
  */
 export const DETACHED_FETCHES_PER_KEY = 8;
 
+/** Most keys remembered for --hit-for-miss per process (about 100 bytes each). */
+export const MAX_HIT_FOR_MISS_KEYS = 10_000;
+
 export class CachePipeline {
   /** Fills in flight by cache key: misses and revalidations that later requests can join. */
   private readonly inflight = new Map<string, OriginFill>();
   /** Background refreshes in flight (stale-while-revalidate), by entry key. */
   private readonly refreshing = new Map<string, OriginFill>();
-  /** Keys recently answered with something that could not be shared, until when (epoch ms). */
+  /**
+   * Keys recently answered with something that could not be shared, until when (epoch ms), soonest first; at
+   * most MAX_HIT_FOR_MISS_KEYS (see markUncacheable).
+   */
   private readonly uncacheable = new Map<string, number>();
   /** Detached waiters' own origin fetches, a few at a time per key. */
   private readonly detachedFetches: KeyedLimiter;
@@ -252,14 +258,16 @@ export class CachePipeline {
   /**
    * Remembers a key as unshareable for --hit-for-miss. Keys are kept in expiry order (re-inserted when renewed),
    * so the expired ones are dropped from the front: URLs that are never requested again (a private answer per
-   * user or per token) do not pile up for the life of the process.
+   * user or per token) do not pile up for the life of the process. Nor within the window: a flood of distinct
+   * unshareable URLs (every 404 of a scan, say) would otherwise keep rate × --hit-for-miss keys; past
+   * MAX_HIT_FOR_MISS_KEYS the soonest to expire go first (such a key merely collapses again, and is detached).
    */
   private markUncacheable(key: string): void {
     const now = this.options.now();
     this.uncacheable.delete(key);
     this.uncacheable.set(key, now + this.options.hitForMiss);
     for (const [oldest, until] of this.uncacheable) {
-      if (until > now) break;
+      if (until > now && this.uncacheable.size <= MAX_HIT_FOR_MISS_KEYS) break;
       this.uncacheable.delete(oldest);
     }
   }
@@ -376,6 +384,11 @@ export class CachePipeline {
       clientAddress: req.socket.remoteAddress,
       trustForwarded: this.options.trustForwarded,
     };
+  }
+
+  /** How many keys each of the pipeline's maps holds (for tests and /stats: none may grow without bound). */
+  tracked(): { fills: number; refreshes: number; hitForMiss: number } {
+    return { fills: this.inflight.size, refreshes: this.refreshing.size, hitForMiss: this.uncacheable.size };
   }
 
   /** Waits for fills and background refreshes in flight to settle; used on shutdown and by tests. */

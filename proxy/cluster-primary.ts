@@ -14,7 +14,7 @@ import { RpcPeer, workerChannel } from './ipc.js';
 import { loadRedisClient } from '../cache-store/redis-connect.js';
 import { broadcasting, PurgeBroadcast, type NodePurge } from './purge-broadcast.js';
 import { startupError } from './startup.js';
-import { countPurge, ProxyStats } from './stats.js';
+import { countPurge, processMemory, ProxyStats } from './stats.js';
 
 interface Lock {
   holder: number;
@@ -162,6 +162,7 @@ export async function runPrimary(config: EdgecacheConfig, log: Logger): Promise<
         originFetches: counters.originFetches,
         coalesced: counters.coalesced,
         eventLoopDelayMs: counters.eventLoopDelayMs,
+        memory: counters.memory,
       });
       sumInto(total, counters);
       if (tiers?.memory) {
@@ -176,7 +177,8 @@ export async function runPrimary(config: EdgecacheConfig, log: Logger): Promise<
       }
     }
     sumInto(total, stats.toJSON());
-    return { ...total, tiers: { memory, ...Object.fromEntries(lower) }, processes };
+    // Memory is per process: the workers' in `processes`, the primary's own here.
+    return { ...total, memory: processMemory(), tiers: { memory, ...Object.fromEntries(lower) }, processes };
   };
 
   const stop = (signal: string): void => {

@@ -18,7 +18,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
 import type CachePolicy from 'http-cache-semantics';
 import { bodyFromChunks, type Body } from '../cache-store/body.js';
-import { deletableAt, type CacheEntry, type StoredHeaders } from '../cache-store/entry.js';
+import { deletableAt, newEntryMeta, type CacheEntry, type StoredHeaders } from '../cache-store/entry.js';
 import type { CacheStore, PutResult } from '../cache-store/cache-store.js';
 import { parseVary, variantKey, varyKey } from '../policies/cache-key.js';
 import { parseCacheControl } from '../policies/cache-control.js';
@@ -412,8 +412,7 @@ export class OriginFill {
     const key = fields ? variantKey(this.request.primaryKey, varyKey(fields, this.request.clientHeaders)) : this.request.primaryKey;
     return {
       kind: 'entry',
-      meta: {
-        ...lifetimes,
+      meta: newEntryMeta(lifetimes, {
         key,
         primaryKey: this.request.primaryKey,
         status,
@@ -422,7 +421,7 @@ export class OriginFill {
         vary: fields,
         tags: this.tags,
         deletableAt: deletableAt(lifetimes, this.deps.freshness.grace),
-      },
+      }),
       body,
       policy,
     };

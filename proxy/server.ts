@@ -28,7 +28,7 @@ import { hasTooManyFields, PARSER_MAX_FIELDS, TOO_MANY_FIELDS_MESSAGE } from './
 import { closingErrorResponse, writeError } from './respond.js';
 import { broadcasting, PurgeBroadcast, type NodePurge } from './purge-broadcast.js';
 import { startupError } from './startup.js';
-import { countPurge, ProxyStats } from './stats.js';
+import { countPurge, processMemory, ProxyStats } from './stats.js';
 
 /** What a coordinator factory gets to work with (see cluster-worker.ts). */
 export interface CoordinatorContext {
@@ -259,6 +259,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     pid: process.pid,
     uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
     eventLoopDelayMs: { p50: delayMs(loopDelay.percentile(50)), p99: delayMs(loopDelay.percentile(99)), max: delayMs(loopDelay.max) },
+    memory: processMemory(),
     ...stats.toJSON(),
     tiers: Object.fromEntries(store.stats().map((t) => [t.name, t])),
   });

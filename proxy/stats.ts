@@ -49,3 +49,12 @@ export function countPurge(stats: ProxyStats, invalidation: boolean, affected: n
   stats.purges++;
   stats.purgedEntries += affected;
 }
+
+/**
+ * This process's memory, in bytes (see docs/reliability.md for what to expect): resident set, the JavaScript heap
+ * in use and reserved, and memory outside the heap (Buffers' ArrayBuffers among it).
+ */
+export function processMemory(): Record<string, number> {
+  const { rss, heapUsed, heapTotal, external, arrayBuffers } = process.memoryUsage();
+  return { rss, heapUsed, heapTotal, external, arrayBuffers };
+}

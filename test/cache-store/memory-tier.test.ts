@@ -1,10 +1,10 @@
-import { MemoryTier } from '../../cache-store/memory-tier.js';
+import { MemoryTier, memoryRecordSize } from '../../cache-store/memory-tier.js';
 import { runTierSuite, type TierContext, type TierHarness } from './tier-suite.js';
 
 function memoryHarness(policy?: 'lru') {
   return async ({ maxBytes, now }: TierContext): Promise<TierHarness> => {
     const tier = new MemoryTier({ maxBytes, now, ...(policy ? { policy } : {}) });
-    return { tier, settle: async () => undefined, dispose: async () => tier.close() };
+    return { tier, settle: async () => undefined, dispose: async () => tier.close(), sizeOf: memoryRecordSize };
   };
 }
 

@@ -29,7 +29,8 @@ interface Stats extends Record<string, unknown> {
   workers: number;
   hits: number;
   misses: number;
-  processes: Array<{ pid: number; hits: number; misses: number; originFetches: number }>;
+  processes: Array<{ pid: number; hits: number; misses: number; originFetches: number; memory: { rss: number; heapUsed: number } }>;
+  memory: { rss: number; heapUsed: number };
   tiers: Record<string, Record<string, unknown>>;
 }
 
@@ -63,6 +64,9 @@ describe('GET /metrics under --workers 2', () => {
       expect(metrics.value('edgecache_workers')).toBe(2);
       expect(stats.processes).toHaveLength(2);
       expect(stats.processes.every((p) => p.hits + p.misses > 0)).toBe(true);
+      // Memory per process: each worker's, and the primary's own at the top.
+      expect(stats.processes.every((p) => p.memory.rss > 0 && p.memory.heapUsed > 0)).toBe(true);
+      expect(stats.memory.rss).toBeGreaterThan(0);
 
       // Summed: each worker's share adds up to the totals, which /metrics reports.
       expect(metrics.value('edgecache_hits_total')).toBe(sum(stats.processes.map((p) => p.hits)));

@@ -113,5 +113,9 @@ describe('admin API', () => {
     expect(stats.tiers.memory?.entries).toBeGreaterThan(0);
     expect(stats.tiers.memory?.bytes).toBeGreaterThan(0);
     for (const key of ['stale', 'revalidated', 'bypass']) expect(typeof stats[key]).toBe('number');
+    // This process's memory, for telling the heap from the rest of the resident set.
+    const memory = stats.memory as Record<string, number>;
+    for (const key of ['rss', 'heapUsed', 'heapTotal', 'external', 'arrayBuffers']) expect(memory[key]).toBeGreaterThan(0);
+    expect(memory.heapUsed).toBeLessThanOrEqual(memory.heapTotal as number);
   });
 });

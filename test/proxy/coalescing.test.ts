@@ -58,9 +58,15 @@ describe('collapsed misses', () => {
     expect(origin.count(path)).toBe(1);
     expect(new Set(responses.map((r) => r.text))).toEqual(new Set(['/d/cold #1']));
     expect(responses.every((r) => r.status === 200)).toBe(true);
+    // On a loaded machine some connections are accepted only after the fill has stored the response: those are
+    // plain HITs. Every other request joined the one fetch.
     const collapsed = responses.filter((r) => String(r.headers['cache-status']).includes('collapsed'));
-    expect(collapsed.length).toBe(499);
-    expect(proxy.edgecache.stats.coalesced).toBeGreaterThanOrEqual(499);
+    const lateHits = responses.filter((r) => r.headers['x-cache'] === 'HIT' && !String(r.headers['cache-status']).includes('collapsed'));
+    const misses = responses.filter((r) => r.headers['x-cache'] === 'MISS' && !String(r.headers['cache-status']).includes('collapsed'));
+    expect(misses.length).toBe(1);
+    expect(collapsed.length + lateHits.length).toBe(499);
+    expect(collapsed.length).toBeGreaterThan(0);
+    expect(proxy.edgecache.stats.coalesced).toBe(collapsed.length);
   });
 
   it('late joiners get the bytes already received, then the rest', async () => {

@@ -11,7 +11,7 @@ import type { EdgecacheConfig } from '../config/settings.js';
 import { buildAdmin } from './admin.js';
 import type { PurgeRequest } from './coordinator.js';
 import { RpcPeer, workerChannel } from './ipc.js';
-import { loadRedisClient } from '../cache-store/redis-connect.js';
+import { loadRedisClient } from '../cache-store/redis/connect.js';
 import { broadcasting, PurgeBroadcast, type NodePurge } from './purge-broadcast.js';
 import { startupError } from './startup.js';
 import { countPurge, processMemory, ProxyStats } from './stats.js';

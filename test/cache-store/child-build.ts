@@ -23,7 +23,7 @@ export function buildTierForChildren(): ChildBuild {
   const out = mkdtempSync(join(cache, 'edgecache-lmdb-test-'));
   writeFileSync(join(out, 'package.json'), '{ "type": "module" }\n');
   const done = new Set<string>();
-  const queue = ['cache-store/lmdb-tier.ts'];
+  const queue = ['cache-store/lmdb/lmdb-tier.ts'];
   for (let file = queue.pop(); file !== undefined; file = queue.pop()) {
     if (done.has(file)) continue;
     done.add(file);
@@ -41,7 +41,7 @@ export function buildTierForChildren(): ChildBuild {
     }
   }
   return {
-    tierModule: pathToFileURL(join(out, 'cache-store', 'lmdb-tier.js')).href,
+    tierModule: pathToFileURL(join(out, 'cache-store', 'lmdb', 'lmdb-tier.js')).href,
     remove: () => rmSync(out, { recursive: true, force: true }),
   };
 }

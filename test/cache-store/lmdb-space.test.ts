@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { CacheEntry } from '../../cache-store/entry.js';
-import { LmdbTier, type LmdbTierOptions } from '../../cache-store/lmdb-tier.js';
+import { LmdbTier, type LmdbTierOptions } from '../../cache-store/lmdb/lmdb-tier.js';
 import { buildTierForChildren, type ChildBuild } from './child-build.js';
 import { digest, Fixtures, recordingLogger, TestClock } from './fixtures.js';
 import { openRaw, tempDir } from './lmdb-harness.js';

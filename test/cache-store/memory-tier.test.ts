@@ -1,4 +1,4 @@
-import { MemoryTier, memoryRecordSize } from '../../cache-store/memory-tier.js';
+import { MemoryTier, memoryRecordSize } from '../../cache-store/memory/memory-tier.js';
 import { runTierSuite, type TierContext, type TierHarness } from './tier-suite.js';
 
 function memoryHarness(policy?: 'lru') {

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { CacheStore } from '../../cache-store/cache-store.js';
 import type { CacheEntry } from '../../cache-store/entry.js';
-import { MemoryTier } from '../../cache-store/memory-tier.js';
+import { MemoryTier } from '../../cache-store/memory/memory-tier.js';
 import { MAX_MARKS, PurgeLog, type PurgeSubject } from '../../cache-store/purge-log.js';
 import { Fixtures, TestClock } from './fixtures.js';
 import { lmdbHarness, type LmdbHarness } from './lmdb-harness.js';

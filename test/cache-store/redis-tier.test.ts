@@ -5,9 +5,9 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { recordSize, type CacheEntry } from '../../cache-store/entry.js';
-import { bodyKey, metaKey, REDIS_FORMAT_VERSION, tagKey } from '../../cache-store/redis-codec.js';
-import { loadRedisClient } from '../../cache-store/redis-connect.js';
-import { RedisTier, type RedisTierOptions } from '../../cache-store/redis-tier.js';
+import { bodyKey, metaKey, REDIS_FORMAT_VERSION, tagKey } from '../../cache-store/redis/codec.js';
+import { loadRedisClient } from '../../cache-store/redis/connect.js';
+import { RedisTier, type RedisTierOptions } from '../../cache-store/redis/redis-tier.js';
 import { eventually, startRedis, type TestRedis } from '../helpers/redis.js';
 import { bodyBytes, digest, Fixtures, recordingLogger, TestClock } from './fixtures.js';
 import { runTierSuite, type TierContext, type TierHarness } from './tier-suite.js';

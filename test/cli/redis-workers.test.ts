@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { metaKey } from '../../cache-store/redis-codec.js';
+import { metaKey } from '../../cache-store/redis/codec.js';
 import { startCli, type RunningCli } from '../helpers/cli.js';
 import { request } from '../helpers/http.js';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';

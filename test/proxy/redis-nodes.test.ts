@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CacheEntry } from '../../cache-store/entry.js';
-import { metaKey } from '../../cache-store/redis-codec.js';
+import { metaKey } from '../../cache-store/redis/codec.js';
 import { freePort } from '../helpers/cli.js';
 import { request, type TestResponse } from '../helpers/http.js';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';

@@ -4,9 +4,9 @@
  * record. Reads everything, so it is for diagnostics and tests (after a crash, say), not for the request path.
  * Run it while no other process writes: it reads the databases one after another, not in one snapshot.
  */
-import { decodeRecord, INFO, isHashedKey } from './lmdb-codec.js';
-import { readCount, readHousekeeping } from './lmdb-budget.js';
-import type { LmdbDbs } from './lmdb-env.js';
+import { decodeRecord, INFO, isHashedKey } from '../record-codec.js';
+import { readCount, readHousekeeping } from './budget.js';
+import type { LmdbDbs } from './env.js';
 
 export interface IntegrityReport {
   /** Records found in `meta`, and the sum of their charged sizes. */

@@ -1,5 +1,5 @@
 /** Log throttles for the disk tier: a fault that repeats on every write must not flood the log. */
-import type { TierLogger } from './lmdb-env.js';
+import type { TierLogger } from './lmdb/env.js';
 
 /** Logs the first failure of a burst (and a reminder each minute while it lasts), then one line on recovery. */
 export class BurstLog {

@@ -1,7 +1,7 @@
 /** Options and statistics of the LMDB disk tier, and their defaults. */
 import type CachePolicy from 'http-cache-semantics';
-import type { TierLogger } from './lmdb-env.js';
-import type { TierStats } from './tier.js';
+import type { TierLogger } from './env.js';
+import type { TierStats } from '../tier.js';
 
 export interface LmdbTierOptions {
   /** Directory of the LMDB environment; created if missing. */

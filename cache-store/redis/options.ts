@@ -1,7 +1,7 @@
 /** Options and statistics of the Redis tier, and their defaults. */
 import type CachePolicy from 'http-cache-semantics';
-import type { TierLogger } from './lmdb-env.js';
-import type { TierStats } from './tier.js';
+import type { TierLogger } from '../lmdb/env.js';
+import type { TierStats } from '../tier.js';
 
 export interface RedisTierOptions {
   /** redis:// or rediss:// URL (user, password and database number included, as Redis URLs allow). */

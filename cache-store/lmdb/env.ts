@@ -6,7 +6,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { DB, FORMAT_VERSION, INFO, type Housekeeping } from './lmdb-codec.js';
+import { DB, FORMAT_VERSION, INFO, type Housekeeping } from '../record-codec.js';
 
 export interface TierLogger {
   warn(obj: object, msg: string): void;

@@ -26,7 +26,7 @@
 import { closeSync, fstatSync, openSync, statfsSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Database } from 'lmdb';
-import type { LmdbDbs } from './lmdb-env.js';
+import type { LmdbDbs } from './env.js';
 
 /** Why a write could not be given room. */
 export type SpaceShortage = 'disk' | 'map';

@@ -1,5 +1,5 @@
 /** An in-memory tag → keys index for a tier that holds entries in process memory. */
-import type { CacheRecord } from './entry.js';
+import type { CacheRecord } from '../entry.js';
 
 export class TagIndex {
   private readonly byTag = new Map<string, Set<string>>();

@@ -3,12 +3,12 @@
  * replace the old record, index the new one, update the accounting. It runs inside one child transaction, so a
  * crash or a failed commit leaves either the old record or the new one, never a mix.
  */
-import { bodyChunks, type Body } from './body.js';
-import type { CacheRecord } from './entry.js';
-import { addCount, EMPTY, evict, readCount, readHousekeeping, removeEntry } from './lmdb-budget.js';
-import { chunkCountFor, finishRecord, HEADER_BYTES, INFO, isHashedKey, storageKey, type Housekeeping, type PreparedRecord } from './lmdb-codec.js';
-import type { LmdbDbs } from './lmdb-env.js';
-import type { DiskSpace, SpaceShortage } from './lmdb-space.js';
+import { bodyChunks, type Body } from '../body.js';
+import type { CacheRecord } from '../entry.js';
+import { addCount, EMPTY, evict, readCount, readHousekeeping, removeEntry } from './budget.js';
+import { chunkCountFor, finishRecord, HEADER_BYTES, INFO, isHashedKey, storageKey, type Housekeeping, type PreparedRecord } from '../record-codec.js';
+import type { LmdbDbs } from './env.js';
+import type { DiskSpace, SpaceShortage } from './space.js';
 
 /** After an eviction the budget is filled to this fraction, so that not every write evicts. */
 const LOW_WATER = 0.95;

@@ -6,13 +6,13 @@
  * and declined writes (counted, logged once per burst) while the connections retry in the background.
  */
 import type { Redis } from 'ioredis';
-import { variantKey } from '../policies/cache-key.js';
-import { ArrayBody, CONTIGUOUS_LIMIT, exactCopy, type Body } from './body.js';
-import { recordSize, type CacheEntry, type CacheRecord, type VaryRecord } from './entry.js';
-import type { TierLogger } from './lmdb-env.js';
-import { BurstLog, RateLog } from './lmdb-log.js';
-import { bodyKey, decodeBody, decodeMeta, encodeRecord, globPrefix, META_ENVELOPE_AT, metaKey, tagKey } from './redis-codec.js';
-import { closeRedis, connectRedis, errorText } from './redis-connect.js';
+import { variantKey } from '../../policies/cache-key.js';
+import { ArrayBody, CONTIGUOUS_LIMIT, exactCopy, type Body } from '../body.js';
+import { recordSize, type CacheEntry, type CacheRecord, type VaryRecord } from '../entry.js';
+import type { TierLogger } from '../lmdb/env.js';
+import { BurstLog, RateLog } from '../log-throttle.js';
+import { bodyKey, decodeBody, decodeMeta, encodeRecord, globPrefix, META_ENVELOPE_AT, metaKey, tagKey } from './codec.js';
+import { closeRedis, connectRedis, errorText } from './connect.js';
 import {
   BACKOFF_MS,
   DEFAULT_CONCURRENCY,
@@ -26,11 +26,11 @@ import {
   WRITE_TIMEOUT_FACTOR,
   type RedisTierOptions,
   type RedisTierStats,
-} from './redis-options.js';
-import { RedisWriteQueue } from './redis-queue.js';
-import type { CacheTier } from './tier.js';
+} from './options.js';
+import { RedisWriteQueue } from './queue.js';
+import type { CacheTier } from '../tier.js';
 
-export type { RedisTierOptions, RedisTierStats } from './redis-options.js';
+export type { RedisTierOptions, RedisTierStats } from './options.js';
 
 /** Bytes a queued operation is charged beyond its record (keys, command framing). */
 const OP_OVERHEAD = 128;

@@ -5,7 +5,7 @@
  * operation is done, the queue remembers what it will leave, so this process reads its own writes. The byte
  * bound is the tier's to check (pendingBytes) before it queues.
  */
-import type { CacheRecord } from './entry.js';
+import type { CacheRecord } from '../entry.js';
 
 export interface QueuedOp {
   /** Keys the operation changes. */

@@ -5,7 +5,7 @@
  * possibly by another process) ends the iteration with an error; writeBody then aborts the response.
  */
 import type { Database } from 'lmdb';
-import type { ChunkedBody } from './body.js';
+import type { ChunkedBody } from '../body.js';
 
 export class MissingChunkError extends Error {
   constructor(readonly bodyId: number, readonly chunk: number) {

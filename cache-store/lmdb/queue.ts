@@ -7,7 +7,7 @@
  * this process reads its own writes.
  */
 import type { RootDatabase } from 'lmdb';
-import type { CacheRecord } from './entry.js';
+import type { CacheRecord } from '../entry.js';
 
 /** A queued write (record) or delete (null) of one storage key. */
 export interface PendingOp {

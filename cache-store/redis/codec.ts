@@ -12,8 +12,8 @@
  * - `<prefix>purge`: the pub/sub channel of purge broadcasts (purge-broadcast.ts).
  */
 import { randomInt } from 'node:crypto';
-import { CorruptRecordError, decodeRecord, finishRecord, prepareRecord, type DecodedRecord } from './lmdb-codec.js';
-import type { CacheEntry, VaryRecord } from './entry.js';
+import { CorruptRecordError, decodeRecord, finishRecord, prepareRecord, type DecodedRecord } from '../record-codec.js';
+import type { CacheEntry, VaryRecord } from '../entry.js';
 
 /**
  * Version of the Redis layout. Bump it when the keys, the headers, or the disk envelope it embeds change

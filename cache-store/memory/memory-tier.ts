@@ -3,10 +3,10 @@
  * within the byte budget. `get` is synchronous and allocation-free so the hit path can call it directly;
  * the policy records the access in O(1).
  */
-import { createEvictionPolicy, type EvictionPolicy, type EvictionPolicyName } from '../policies/eviction/index.js';
-import { recordSize, type CacheRecord } from './entry.js';
+import { createEvictionPolicy, type EvictionPolicy, type EvictionPolicyName } from '../../policies/eviction/index.js';
+import { recordSize, type CacheRecord } from '../entry.js';
 import { TagIndex } from './tag-index.js';
-import type { SyncCacheTier, TierStats } from './tier.js';
+import type { SyncCacheTier, TierStats } from '../tier.js';
 
 /**
  * What a record costs in process memory beyond what recordSize() charges (its body, header text, key and a

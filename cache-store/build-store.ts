@@ -5,15 +5,15 @@
  */
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { CacheStore } from '../cache-store/cache-store.js';
-import type { CacheRecord } from '../cache-store/entry.js';
-import { LmdbTier } from '../cache-store/lmdb-tier.js';
-import { MemoryTier } from '../cache-store/memory-tier.js';
-import { RedisTier } from '../cache-store/redis-tier.js';
-import type { CacheTier } from '../cache-store/tier.js';
+import { CacheStore } from './cache-store.js';
+import type { CacheRecord } from './entry.js';
+import { LmdbTier } from './lmdb/lmdb-tier.js';
+import { MemoryTier } from './memory/memory-tier.js';
+import { RedisTier } from './redis/redis-tier.js';
+import type { CacheTier } from './tier.js';
 import type { EdgecacheConfig } from '../config/settings.js';
 import type { Freshness } from '../policies/freshness.js';
-import { startupError } from './startup.js';
+import { startupError } from '../proxy/startup.js';
 
 export interface StoreDependencies {
   config: EdgecacheConfig;

@@ -7,18 +7,18 @@
  * logged and turned into misses.
  */
 import type CachePolicy from 'http-cache-semantics';
-import type { Body } from './body.js';
-import { recordSize, type CacheRecord, type EntryMeta, type VaryRecord } from './entry.js';
-import { LmdbBody } from './lmdb-body.js';
-import { BodyPool, MAX_LEASED_BYTES } from './lmdb-pool.js';
-import { applyAccessTimes, expiredRows, readCount, readHousekeeping, removeEntry, storedKeys, storedKeysForTag, sweepRows } from './lmdb-budget.js';
-import { checkIntegrity, type IntegrityReport } from './lmdb-check.js';
-import { decodeRecord, FORMAT_VERSION, INFO, isEntryValue, isHashedKey, prepareRecord, storageKey, type BodyLayout, type DecodedRecord, type PreparedRecord } from './lmdb-codec.js';
-import { clearAll, openEnvironment, type LmdbDbs, type TierLogger } from './lmdb-env.js';
-import { BurstLog, RateLog } from './lmdb-log.js';
-import { WriteQueue } from './lmdb-queue.js';
-import { DiskSpace, FILE_MARGIN, isSpaceError, NoSpaceError, type SpaceShortage } from './lmdb-space.js';
-import { writeRecord } from './lmdb-write.js';
+import type { Body } from '../body.js';
+import { recordSize, type CacheRecord, type EntryMeta, type VaryRecord } from '../entry.js';
+import { LmdbBody } from './body.js';
+import { BodyPool, MAX_LEASED_BYTES } from './pool.js';
+import { applyAccessTimes, expiredRows, readCount, readHousekeeping, removeEntry, storedKeys, storedKeysForTag, sweepRows } from './budget.js';
+import { checkIntegrity, type IntegrityReport } from './check.js';
+import { decodeRecord, FORMAT_VERSION, INFO, isEntryValue, isHashedKey, prepareRecord, storageKey, type BodyLayout, type DecodedRecord, type PreparedRecord } from '../record-codec.js';
+import { clearAll, openEnvironment, type LmdbDbs, type TierLogger } from './env.js';
+import { BurstLog, RateLog } from '../log-throttle.js';
+import { WriteQueue } from './queue.js';
+import { DiskSpace, FILE_MARGIN, isSpaceError, NoSpaceError, type SpaceShortage } from './space.js';
+import { writeRecord } from './write.js';
 import {
   ATIME_BATCH,
   ATIME_MAX_PENDING,
@@ -35,12 +35,12 @@ import {
   TOMBSTONE_RETRY_MS,
   type LmdbTierOptions,
   type LmdbTierStats,
-} from './lmdb-options.js';
-import type { SyncCacheTier } from './tier.js';
+} from './options.js';
+import type { SyncCacheTier } from '../tier.js';
 
-export type { TierLogger } from './lmdb-env.js';
-export type { IntegrityReport } from './lmdb-check.js';
-export type { LmdbTierOptions, LmdbTierStats } from './lmdb-options.js';
+export type { TierLogger } from './env.js';
+export type { IntegrityReport } from './check.js';
+export type { LmdbTierOptions, LmdbTierStats } from './options.js';
 
 /** Decoded metadata kept for the most recently read records (no bodies): a few MB at most. */
 const DECODED_CACHE_ENTRIES = 4096;

@@ -12,7 +12,7 @@ import { MemoryTier } from './memory/memory-tier.js';
 import { RedisTier } from './redis/redis-tier.js';
 import type { CacheTier } from './tier.js';
 import type { EdgecacheConfig } from '../config/settings.js';
-import type { Freshness } from '../policies/freshness.js';
+import type { Freshness } from '../policies/http/freshness.js';
 import { startupError } from '../proxy/startup.js';
 
 export interface StoreDependencies {

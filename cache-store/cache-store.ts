@@ -4,7 +4,7 @@
  * under primary key + secondary key. Lookups go down the tiers and copy a lower-tier hit into the tiers above.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { variantKey, varyKey } from '../policies/cache-key.js';
+import { variantKey, varyKey } from '../policies/http/cache-key.js';
 import { bodyChunks, bodyFromChunks, exactCopy, isChunked, ownedBuffer, type Body } from './body.js';
 import { deletableAt, recordSize, type CacheEntry, type CacheRecord, type EntryMeta, type VaryRecord } from './entry.js';
 import { PurgeLog, type PurgeSubject, type PurgeVerdict } from './purge-log.js';

@@ -3,7 +3,7 @@
  * primary key of a URL whose responses vary and lists the request fields that select a variant.
  */
 import type CachePolicy from 'http-cache-semantics';
-import type { Lifetimes } from '../policies/freshness.js';
+import type { Lifetimes } from '../policies/http/freshness.js';
 import type { Body } from './body.js';
 
 /** Response header fields as stored: lower-case names, hop-by-hop fields already removed. */

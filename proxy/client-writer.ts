@@ -13,7 +13,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CacheEntry } from '../cache-store/entry.js';
-import { appendCacheStatus, formatCacheStatus, type CacheStatusFields, type ForwardReason, type XCache } from './cache-status.js';
+import { appendCacheStatus, formatCacheStatus, type CacheStatusFields, type ForwardReason, type XCache } from '../policies/http/cache-status.js';
 import { CACHE_ONLY_RESPONSE_FIELDS, withVia } from './headers.js';
 import { gatewayError } from './origin-client.js';
 import type { EntryOutcome, FillConsumer, FillOutcome, OriginFill, StreamedHead } from './origin-fill.js';

@@ -5,8 +5,8 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { StoredHeaders } from '../cache-store/entry.js';
-import { SURROGATE_CAPABILITY } from '../policies/surrogate-control.js';
-import { TAG_FIELDS } from '../policies/surrogate-keys.js';
+import { SURROGATE_CAPABILITY } from '../policies/http/surrogate-control.js';
+import { TAG_FIELDS } from '../policies/http/surrogate-keys.js';
 
 /** Hop-by-hop fields, plus those undici refuses as request headers. */
 const HOP_BY_HOP = new Set([

@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CacheStore } from '../cache-store/cache-store.js';
-import { countHostFields, normalizeHost, type Scheme } from '../policies/cache-key.js';
+import { countHostFields, normalizeHost, type Scheme } from '../policies/http/cache-key.js';
 import { hasTooManyFields } from './request-limits.js';
 import { writeHitHead } from './respond.js';
 import type { ProxyStats } from './stats.js';

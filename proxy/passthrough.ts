@@ -6,8 +6,8 @@
 import http from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import httpProxy, { type FastifyHttpProxyOptions } from '@fastify/http-proxy';
-import { normalizeHost, schemeOf, type RequestTarget } from '../policies/cache-key.js';
-import { formatCacheStatus } from './cache-status.js';
+import { normalizeHost, schemeOf, type RequestTarget } from '../policies/http/cache-key.js';
+import { formatCacheStatus } from '../policies/http/cache-status.js';
 import { originRequestHeaders, relayedResponseHeaders } from './headers.js';
 import { gatewayError } from './origin-client.js';
 import type { ProxyStats } from './stats.js';

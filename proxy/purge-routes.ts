@@ -4,8 +4,8 @@
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { PurgeSelector } from '../cache-store/cache-store.js';
-import type { RequestTarget } from '../policies/cache-key.js';
-import { formatCacheStatus } from './cache-status.js';
+import type { RequestTarget } from '../policies/http/cache-key.js';
+import { formatCacheStatus } from '../policies/http/cache-status.js';
 import { authorizePurge, PURGE_BODY_SCHEMA, selectorFromBody, type AuthResult, type PurgeBody } from './purge.js';
 import type { ProxyStats } from './stats.js';
 

@@ -4,7 +4,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { PurgeSelector } from '../cache-store/cache-store.js';
-import { normalizeHost, schemeOf } from '../policies/cache-key.js';
+import { normalizeHost, schemeOf } from '../policies/http/cache-key.js';
 
 export type AuthResult = 'ok' | 'disabled' | 'missing' | 'wrong';
 

@@ -7,7 +7,7 @@
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { writeBody } from '../cache-store/body.js';
 import type { CacheEntry, EntryMeta } from '../cache-store/entry.js';
-import { appendCacheStatus, formatCacheStatus, type CacheStatusFields, type XCache } from './cache-status.js';
+import { appendCacheStatus, formatCacheStatus, type CacheStatusFields, type XCache } from '../policies/http/cache-status.js';
 import { CACHE_ONLY_RESPONSE_FIELDS, withVia } from './headers.js';
 import { flat, preparedHead, rawHeadSupported, serializeFields, setRawHead, statusLine, type PreparedHead } from './raw-head.js';
 

@@ -6,7 +6,7 @@
  * and declined writes (counted, logged once per burst) while the connections retry in the background.
  */
 import type { Redis } from 'ioredis';
-import { variantKey } from '../../policies/cache-key.js';
+import { variantKey } from '../../policies/http/cache-key.js';
 import { ArrayBody, CONTIGUOUS_LIMIT, exactCopy, type Body } from '../body.js';
 import { recordSize, type CacheEntry, type CacheRecord, type VaryRecord } from '../entry.js';
 import type { TierLogger } from '../lmdb/env.js';

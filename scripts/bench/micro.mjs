@@ -6,9 +6,9 @@
 // Numbers are for spotting regressions between two builds on the same machine, not absolute costs; for less
 // noise pin it: `taskset -c 0 npm run bench:micro`.
 import { performance } from 'node:perf_hooks';
-import { parseCacheControl } from '../../dist/policies/cache-control.js';
-import { normalizeHost, parseRequestTarget, varyKey } from '../../dist/policies/cache-key.js';
-import { Freshness } from '../../dist/policies/freshness.js';
+import { parseCacheControl } from '../../dist/policies/http/cache-control.js';
+import { normalizeHost, parseRequestTarget, varyKey } from '../../dist/policies/http/cache-key.js';
+import { Freshness } from '../../dist/policies/http/freshness.js';
 import { endToEndResponseHeaders, originRequestHeaders } from '../../dist/proxy/headers.js';
 import { hitHeaders } from '../../dist/proxy/respond.js';
 

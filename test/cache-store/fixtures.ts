@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type CachePolicy from 'http-cache-semantics';
 import { ArrayBody, bodyChunks, type Body } from '../../cache-store/body.js';
 import { deletableAt, type CacheEntry, type EntryMeta, type StoredHeaders, type VaryRecord } from '../../cache-store/entry.js';
-import { Freshness } from '../../policies/freshness.js';
+import { Freshness } from '../../policies/http/freshness.js';
 
 export class TestClock {
   time = 1_700_000_000_000;

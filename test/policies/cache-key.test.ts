@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { normalizeHost, parseRequestTarget, parseVary, variantKey, varyKey } from '../../policies/cache-key.js';
-import { deltaSeconds, parseCacheControl } from '../../policies/cache-control.js';
-import { surrogateDirectives } from '../../policies/surrogate-control.js';
+import { normalizeHost, parseRequestTarget, parseVary, variantKey, varyKey } from '../../policies/http/cache-key.js';
+import { deltaSeconds, parseCacheControl } from '../../policies/http/cache-control.js';
+import { surrogateDirectives } from '../../policies/http/surrogate-control.js';
 
 describe('request target and Host', () => {
   const target = (url: string, host: string | undefined, raw: string[] = host === undefined ? [] : ['Host', host]) => parseRequestTarget(url, host, raw, 'http');

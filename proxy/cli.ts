@@ -7,10 +7,10 @@ import { readFileSync } from 'node:fs';
 import { helpText } from '../config/help.js';
 import { ConfigError, loadConfig } from '../config/load.js';
 import cluster from 'node:cluster';
-import { runPrimary } from './cluster-primary.js';
-import { runWorker } from './cluster-worker.js';
+import { runPrimary } from './cluster/primary.js';
+import { runWorker } from './cluster/worker.js';
 import { createLogger } from './logger.js';
-import { createEdgecache } from './server.js';
+import { createEdgecache } from './edgecache.js';
 import { StartupError } from './startup.js';
 
 function version(): string {

@@ -9,8 +9,8 @@ import { performance } from 'node:perf_hooks';
 import { parseCacheControl } from '../../dist/policies/http/cache-control.js';
 import { normalizeHost, parseRequestTarget, varyKey } from '../../dist/policies/http/cache-key.js';
 import { Freshness } from '../../dist/policies/http/freshness.js';
-import { endToEndResponseHeaders, originRequestHeaders } from '../../dist/proxy/headers.js';
-import { hitHeaders } from '../../dist/proxy/respond.js';
+import { endToEndResponseHeaders, originRequestHeaders } from '../../dist/proxy/origin/forwarding.js';
+import { hitHeaders } from '../../dist/proxy/pipeline/stored-response.js';
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => { const i = args.indexOf(`--${name}`); return i === -1 ? dflt : args[i + 1]; };

@@ -15,8 +15,8 @@ import { DB, decodeRecord, finishRecord, FORMAT_VERSION, INFO, INLINE_LIMIT, pre
 import { ATIME_BATCH } from '../../cache-store/lmdb/options.js';
 import type { LmdbTier, LmdbTierOptions } from '../../cache-store/lmdb/lmdb-tier.js';
 import { MemoryTier } from '../../cache-store/memory/memory-tier.js';
-import { createHitPath } from '../../proxy/hit-path.js';
-import { ProxyStats } from '../../proxy/stats.js';
+import { createHitPath } from '../../proxy/http/hit-path.js';
+import { ProxyStats } from '../../proxy/admin/stats.js';
 import { digest, Fixtures, TestClock } from './fixtures.js';
 import { lmdbHarness, type LmdbHarness } from './lmdb-harness.js';
 

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../config/load.js';
 import type { EdgecacheConfig } from '../../config/settings.js';
-import { createEdgecache, type Edgecache } from '../../proxy/server.js';
+import { createEdgecache, type Edgecache } from '../../proxy/edgecache.js';
 
 export interface TestProxy {
   url: string;

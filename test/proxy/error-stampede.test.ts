@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { request, sleep, type TestResponse } from '../helpers/http.js';
-import { DETACHED_FETCHES_PER_KEY } from '../../proxy/cache-pipeline.js';
+import { DETACHED_FETCHES_PER_KEY } from '../../proxy/pipeline/cache-pipeline.js';
 
 let origin: TestOrigin;
 let proxy: TestProxy;

@@ -3,7 +3,7 @@
  * connection case: keep-alive, pipelining, HEAD, Connection: close, HTTP/1.0, and Age moving on.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { probeRawHead, rawHeadSupported } from '../../proxy/raw-head.js';
+import { probeRawHead, rawHeadSupported } from '../../proxy/http/raw-head.js';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { raw, request } from '../helpers/http.js';

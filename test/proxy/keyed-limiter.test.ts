@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { KeyedLimiter } from '../../proxy/keyed-limiter.js';
+import { KeyedLimiter } from '../../proxy/pipeline/keyed-limiter.js';
 
 /** A task that runs until the test ends it. */
 function gate(): { task: () => Promise<void>; started: boolean; end(): void } {

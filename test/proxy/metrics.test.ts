@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatMetrics } from '../../proxy/metrics.js';
-import { ProxyStats } from '../../proxy/stats.js';
+import { formatMetrics } from '../../proxy/admin/metrics.js';
+import { ProxyStats } from '../../proxy/admin/stats.js';
 import { request } from '../helpers/http.js';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';
 import { parseExposition } from '../helpers/prometheus.js';

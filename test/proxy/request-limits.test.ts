@@ -4,7 +4,7 @@
  * and upgrade-carrying requests alike. Raw sockets: the field count is the point.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAX_REQUEST_FIELDS } from '../../proxy/request-limits.js';
+import { MAX_REQUEST_FIELDS } from '../../proxy/http/request-limits.js';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { exchange, openConnections } from '../helpers/http.js';

@@ -6,20 +6,20 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { CacheStore } from '../cache-store/cache-store.js';
-import type { CacheEntry } from '../cache-store/entry.js';
-import type { RequestTarget } from '../policies/http/cache-key.js';
-import { parseCacheControl, pragmaNoCache } from '../policies/http/cache-control.js';
-import type { Freshness } from '../policies/http/freshness.js';
-import { formatCacheStatus, type CacheStatusFields, type ForwardReason, type XCache } from '../policies/http/cache-status.js';
+import type { CacheStore } from '../../cache-store/cache-store.js';
+import type { CacheEntry } from '../../cache-store/entry.js';
+import type { RequestTarget } from '../../policies/http/cache-key.js';
+import { parseCacheControl, pragmaNoCache } from '../../policies/http/cache-control.js';
+import type { Freshness } from '../../policies/http/freshness.js';
+import { formatCacheStatus, type CacheStatusFields, type ForwardReason, type XCache } from '../../policies/http/cache-status.js';
 import { ClientWriter } from './client-writer.js';
-import { originRequestHeaders, relayedResponseHeaders, type ForwardingContext } from './headers.js';
-import { gatewayError, type OriginClient } from './origin-client.js';
+import { originRequestHeaders, relayedResponseHeaders, type ForwardingContext } from '../origin/forwarding.js';
+import { gatewayError, type OriginClient } from '../origin/origin-client.js';
 import { KeyedLimiter } from './keyed-limiter.js';
 import { OriginFill } from './origin-fill.js';
-import { clientValidatorsMatch, parseRange, writeError, writeNotModified, writeRange, writeRangeNotSatisfiable, writeStored } from './respond.js';
-import type { Coordinator } from './coordinator.js';
-import type { ProxyStats } from './stats.js';
+import { clientValidatorsMatch, parseRange, writeError, writeNotModified, writeRange, writeRangeNotSatisfiable, writeStored } from './stored-response.js';
+import type { Coordinator } from '../cluster/coordinator.js';
+import type { ProxyStats } from '../admin/stats.js';
 
 export interface PipelineOptions {
   store: CacheStore;

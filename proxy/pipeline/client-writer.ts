@@ -12,13 +12,13 @@
  * would not be known until its end.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { CacheEntry } from '../cache-store/entry.js';
-import { appendCacheStatus, formatCacheStatus, type CacheStatusFields, type ForwardReason, type XCache } from '../policies/http/cache-status.js';
-import { CACHE_ONLY_RESPONSE_FIELDS, withVia } from './headers.js';
-import { gatewayError } from './origin-client.js';
+import type { CacheEntry } from '../../cache-store/entry.js';
+import { appendCacheStatus, formatCacheStatus, type CacheStatusFields, type ForwardReason, type XCache } from '../../policies/http/cache-status.js';
+import { CACHE_ONLY_RESPONSE_FIELDS, withVia } from '../origin/forwarding.js';
+import { gatewayError } from '../origin/origin-client.js';
 import type { EntryOutcome, FillConsumer, FillOutcome, OriginFill, StreamedHead } from './origin-fill.js';
-import { clientValidatorsMatch, writeError } from './respond.js';
-import type { ProxyStats } from './stats.js';
+import { clientValidatorsMatch, writeError } from './stored-response.js';
+import type { ProxyStats } from '../admin/stats.js';
 
 export interface ClientWriterContext {
   stats: ProxyStats;

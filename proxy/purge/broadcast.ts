@@ -12,13 +12,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { PurgeSelector } from '../cache-store/cache-store.js';
-import type { TierLogger } from '../cache-store/lmdb/env.js';
-import { BurstLog, RateLog } from '../cache-store/log-throttle.js';
-import { purgeChannel } from '../cache-store/redis/codec.js';
-import { closeRedis, connectRedis, errorText } from '../cache-store/redis/connect.js';
-import type { PurgeRequest } from './coordinator.js';
-import type { ProxyStats } from './stats.js';
+import type { PurgeSelector } from '../../cache-store/cache-store.js';
+import type { TierLogger } from '../../cache-store/lmdb/env.js';
+import { BurstLog, RateLog } from '../../cache-store/log-throttle.js';
+import { purgeChannel } from '../../cache-store/redis/codec.js';
+import { closeRedis, connectRedis, errorText } from '../../cache-store/redis/connect.js';
+import type { PurgeRequest } from '../cluster/coordinator.js';
+import type { ProxyStats } from '../admin/stats.js';
 
 /** Applies a purge to every process of this node; `within: 'host'` leaves the shared Redis tier alone. */
 export type NodePurge = (request: PurgeRequest, within?: 'host') => Promise<number>;

@@ -6,11 +6,11 @@
 import http from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import httpProxy, { type FastifyHttpProxyOptions } from '@fastify/http-proxy';
-import { normalizeHost, schemeOf, type RequestTarget } from '../policies/http/cache-key.js';
-import { formatCacheStatus } from '../policies/http/cache-status.js';
-import { originRequestHeaders, relayedResponseHeaders } from './headers.js';
-import { gatewayError } from './origin-client.js';
-import type { ProxyStats } from './stats.js';
+import { normalizeHost, schemeOf, type RequestTarget } from '../../policies/http/cache-key.js';
+import { formatCacheStatus } from '../../policies/http/cache-status.js';
+import { originRequestHeaders, relayedResponseHeaders } from '../origin/forwarding.js';
+import { gatewayError } from '../origin/origin-client.js';
+import type { ProxyStats } from '../admin/stats.js';
 import { isWebSocketUpgrade, routeUpgrades } from './upgrade.js';
 
 /** Every method Node's parser accepts, except those the cache answers itself (and CONNECT, which is not proxied). */

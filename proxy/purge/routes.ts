@@ -3,11 +3,11 @@
  * `Soft-Purge: 1`) and `POST /purge` on the admin port (URLs, prefixes, tags, everything; hard or soft).
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { PurgeSelector } from '../cache-store/cache-store.js';
-import type { RequestTarget } from '../policies/http/cache-key.js';
-import { formatCacheStatus } from '../policies/http/cache-status.js';
-import { authorizePurge, PURGE_BODY_SCHEMA, selectorFromBody, type AuthResult, type PurgeBody } from './purge.js';
-import type { ProxyStats } from './stats.js';
+import type { PurgeSelector } from '../../cache-store/cache-store.js';
+import type { RequestTarget } from '../../policies/http/cache-key.js';
+import { formatCacheStatus } from '../../policies/http/cache-status.js';
+import { authorizePurge, PURGE_BODY_SCHEMA, selectorFromBody, type AuthResult, type PurgeBody } from './purge-request.js';
+import type { ProxyStats } from '../admin/stats.js';
 
 /** Applies a purge everywhere it must take effect; resolves with the number of entries affected. */
 export type Purger = (selector: PurgeSelector, soft: boolean) => Promise<number>;

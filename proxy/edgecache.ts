@@ -13,22 +13,22 @@ import { loadRedisClient } from '../cache-store/redis/connect.js';
 import type { EdgecacheConfig } from '../config/settings.js';
 import { parseRequestTarget, type RequestTarget, type Scheme } from '../policies/http/cache-key.js';
 import { Freshness } from '../policies/http/freshness.js';
-import { buildAdmin } from './admin.js';
+import { buildAdmin } from './admin/admin-app.js';
 import { formatCacheStatus } from '../policies/http/cache-status.js';
 import { buildStore } from '../cache-store/build-store.js';
-import { CachePipeline } from './cache-pipeline.js';
-import { LocalCoordinator, type Coordinator, type PurgeRequest } from './coordinator.js';
-import { createHitPath } from './hit-path.js';
-import { probeRawHead } from './raw-head.js';
+import { CachePipeline } from './pipeline/cache-pipeline.js';
+import { LocalCoordinator, type Coordinator, type PurgeRequest } from './cluster/coordinator.js';
+import { createHitPath } from './http/hit-path.js';
+import { probeRawHead } from './http/raw-head.js';
 import { createLogger } from './logger.js';
-import { OriginClient } from './origin-client.js';
-import { registerPassthrough, upgradeConstraint } from './passthrough.js';
-import { registerPurgeMethod, type Purger } from './purge-routes.js';
-import { hasTooManyFields, PARSER_MAX_FIELDS, TOO_MANY_FIELDS_MESSAGE } from './request-limits.js';
-import { closingErrorResponse, writeError } from './respond.js';
-import { broadcasting, PurgeBroadcast, type NodePurge } from './purge-broadcast.js';
+import { OriginClient } from './origin/origin-client.js';
+import { registerPassthrough, upgradeConstraint } from './http/passthrough.js';
+import { registerPurgeMethod, type Purger } from './purge/routes.js';
+import { hasTooManyFields, PARSER_MAX_FIELDS, TOO_MANY_FIELDS_MESSAGE } from './http/request-limits.js';
+import { closingErrorResponse, writeError } from './pipeline/stored-response.js';
+import { broadcasting, PurgeBroadcast, type NodePurge } from './purge/broadcast.js';
 import { startupError } from './startup.js';
-import { countPurge, processMemory, ProxyStats } from './stats.js';
+import { countPurge, processMemory, ProxyStats } from './admin/stats.js';
 
 /** What a coordinator factory gets to work with (see cluster-worker.ts). */
 export interface CoordinatorContext {

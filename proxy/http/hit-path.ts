@@ -6,11 +6,11 @@
  * request takes the full pipeline, which makes the same decisions slowly and completely.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { CacheStore } from '../cache-store/cache-store.js';
-import { countHostFields, normalizeHost, type Scheme } from '../policies/http/cache-key.js';
+import type { CacheStore } from '../../cache-store/cache-store.js';
+import { countHostFields, normalizeHost, type Scheme } from '../../policies/http/cache-key.js';
 import { hasTooManyFields } from './request-limits.js';
-import { writeHitHead } from './respond.js';
-import type { ProxyStats } from './stats.js';
+import { writeHitHead } from '../pipeline/stored-response.js';
+import type { ProxyStats } from '../admin/stats.js';
 
 export type HitPath = (req: IncomingMessage, res: ServerResponse) => boolean;
 

@@ -7,14 +7,14 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import type { EdgecacheConfig } from '../config/settings.js';
-import { buildAdmin } from './admin.js';
+import type { EdgecacheConfig } from '../../config/settings.js';
+import { buildAdmin } from '../admin/admin-app.js';
 import type { PurgeRequest } from './coordinator.js';
 import { RpcPeer, workerChannel } from './ipc.js';
-import { loadRedisClient } from '../cache-store/redis/connect.js';
-import { broadcasting, PurgeBroadcast, type NodePurge } from './purge-broadcast.js';
-import { startupError } from './startup.js';
-import { countPurge, processMemory, ProxyStats } from './stats.js';
+import { loadRedisClient } from '../../cache-store/redis/connect.js';
+import { broadcasting, PurgeBroadcast, type NodePurge } from '../purge/broadcast.js';
+import { startupError } from '../startup.js';
+import { countPurge, processMemory, ProxyStats } from '../admin/stats.js';
 
 interface Lock {
   holder: number;

@@ -4,9 +4,9 @@
  * URL-override headers) are dropped unless the client is trusted; and the proxy adds its own forwarding fields.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import type { StoredHeaders } from '../cache-store/entry.js';
-import { SURROGATE_CAPABILITY } from '../policies/http/surrogate-control.js';
-import { TAG_FIELDS } from '../policies/http/surrogate-keys.js';
+import type { StoredHeaders } from '../../cache-store/entry.js';
+import { SURROGATE_CAPABILITY } from '../../policies/http/surrogate-control.js';
+import { TAG_FIELDS } from '../../policies/http/surrogate-keys.js';
 
 /** Hop-by-hop fields, plus those undici refuses as request headers. */
 const HOP_BY_HOP = new Set([

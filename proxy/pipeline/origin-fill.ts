@@ -17,15 +17,15 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
 import type CachePolicy from 'http-cache-semantics';
-import { bodyFromChunks, type Body } from '../cache-store/body.js';
-import { deletableAt, newEntryMeta, type CacheEntry, type StoredHeaders } from '../cache-store/entry.js';
-import type { CacheStore, PutResult } from '../cache-store/cache-store.js';
-import { parseVary, variantKey, varyKey } from '../policies/http/cache-key.js';
-import { parseCacheControl } from '../policies/http/cache-control.js';
-import { parseSurrogateKeys, TAG_FIELDS } from '../policies/http/surrogate-keys.js';
-import type { Freshness, NotStorableReason, PolicyRequest } from '../policies/http/freshness.js';
-import { endToEndResponseHeaders } from './headers.js';
-import type { OriginClient } from './origin-client.js';
+import { bodyFromChunks, type Body } from '../../cache-store/body.js';
+import { deletableAt, newEntryMeta, type CacheEntry, type StoredHeaders } from '../../cache-store/entry.js';
+import type { CacheStore, PutResult } from '../../cache-store/cache-store.js';
+import { parseVary, variantKey, varyKey } from '../../policies/http/cache-key.js';
+import { parseCacheControl } from '../../policies/http/cache-control.js';
+import { parseSurrogateKeys, TAG_FIELDS } from '../../policies/http/surrogate-keys.js';
+import type { Freshness, NotStorableReason, PolicyRequest } from '../../policies/http/freshness.js';
+import { endToEndResponseHeaders } from '../origin/forwarding.js';
+import type { OriginClient } from '../origin/origin-client.js';
 
 export type NotStoredReason = NotStorableReason | 'too-large' | 'close-delimited';
 

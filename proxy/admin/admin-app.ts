@@ -6,7 +6,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { formatMetrics, METRICS_CONTENT_TYPE } from './metrics.js';
-import { registerAdminPurge, type Purger } from './purge-routes.js';
+import { registerAdminPurge, type Purger } from '../purge/routes.js';
 import type { ProxyStats } from './stats.js';
 
 export interface AdminOptions {

@@ -5,11 +5,11 @@
  * their whole seconds change, so the hit path writes a stored head and a stored Buffer without rebuilding either.
  */
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
-import { writeBody } from '../cache-store/body.js';
-import type { CacheEntry, EntryMeta } from '../cache-store/entry.js';
-import { appendCacheStatus, formatCacheStatus, type CacheStatusFields, type XCache } from '../policies/http/cache-status.js';
-import { CACHE_ONLY_RESPONSE_FIELDS, withVia } from './headers.js';
-import { flat, preparedHead, rawHeadSupported, serializeFields, setRawHead, statusLine, type PreparedHead } from './raw-head.js';
+import { writeBody } from '../../cache-store/body.js';
+import type { CacheEntry, EntryMeta } from '../../cache-store/entry.js';
+import { appendCacheStatus, formatCacheStatus, type CacheStatusFields, type XCache } from '../../policies/http/cache-status.js';
+import { CACHE_ONLY_RESPONSE_FIELDS, withVia } from '../origin/forwarding.js';
+import { flat, preparedHead, rawHeadSupported, serializeFields, setRawHead, statusLine, type PreparedHead } from '../http/raw-head.js';
 
 type WireValue = string | string[];
 

@@ -1,5 +1,14 @@
-/** Log throttles for the disk tier: a fault that repeats on every write must not flood the log. */
-import type { TierLogger } from './lmdb/env.js';
+/**
+ * Log throttles for the lower tiers and the purge broadcast: a fault that repeats on every write must not flood
+ * the log.
+ */
+
+/** The logger a tier writes to (pino's, or any object with these methods). */
+export interface TierLogger {
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+}
 
 /** Logs the first failure of a burst (and a reminder each minute while it lasts), then one line on recovery. */
 export class BurstLog {

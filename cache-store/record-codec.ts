@@ -1,15 +1,15 @@
 /**
- * The LMDB disk tier's on-disk format: how cache keys become LMDB keys, how a record is encoded in the `meta`
- * database, and the small per-entry housekeeping record kept in `atime`. Bodies of up to `inlineLimit` bytes are
- * stored inside the meta value (a disk hit is then one LMDB read); larger ones are raw bytes in `bodies`, one
- * LMDB value per chunk, never encoded.
+ * The record envelope every lower tier stores a record in (the disk tier's `meta` values, and behind a header of
+ * its own the Redis tier's meta values): the record as JSON, its body id and, when the body is small enough, the
+ * body itself. Bodies of up to `inlineLimit` bytes are stored inside the value (a disk hit is then one LMDB
+ * read); larger ones are stored by each tier on its own (chunks in LMDB's `bodies`, a body key in Redis). How
+ * cache keys become LMDB keys, and LMDB's own housekeeping records, are in lmdb/layout.ts.
  *
  * A meta value is an envelope: 2 magic bytes, the format version, the record kind, a CRC-32 of everything after
  * it, the body id (float64), the length of the JSON (uint32), the record as UTF-8 JSON, then the inline body
  * bytes, if any. Anything that does not decode cleanly (wrong magic, version or checksum, malformed JSON, fields
  * of the wrong type, a length that does not add up) is reported as corrupt, never guessed at.
  */
-import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import type CachePolicy from 'http-cache-semantics';
 import type { CacheEntry, EntryMeta, VaryRecord } from './entry.js';
@@ -28,38 +28,6 @@ export function inlineLimitFor(chunkSize: number): number {
   return Math.min(INLINE_LIMIT, chunkSize);
 }
 
-/** Named databases of the environment. */
-export const DB = {
-  meta: 'meta',
-  bodies: 'bodies',
-  info: 'info',
-  atime: 'atime',
-  lru: 'lru',
-  expiry: 'expiry',
-  tags: 'tags',
-  longKeys: 'longKeys',
-} as const;
-
-/** Keys of the `info` database. */
-export const INFO = {
-  format: 'format',
-  bytes: 'bytes',
-  entries: 'entries',
-  nextBodyId: 'nextBodyId',
-} as const;
-
-/**
- * Keys (and tags) longer than this many UTF-8 bytes are stored under a hash. LMDB's key limit is 1978 bytes;
- * storage keys also appear inside composite keys ([atime, key]) and as dupSort values, so stay well below it.
- */
-export const MAX_DIRECT_KEY_BYTES = 1000;
-
-/**
- * First character of every hashed storage key. Keys that start with it are always hashed, so a stored key is
- * hashed exactly when it starts with it.
- */
-export const HASHED_PREFIX = '#';
-
 const MAGIC_0 = 0x45; // 'E'
 const MAGIC_1 = 0x43; // 'C'
 const KIND_ENTRY = 1;
@@ -67,26 +35,6 @@ const KIND_VARY = 2;
 export const HEADER_BYTES = 20; // magic(2) version(1) kind(1) crc32(4) bodyId(8) jsonLength(4)
 /** The checksum covers everything from here: body id, JSON length, JSON and inline body. */
 const CHECKED_FROM = 8;
-
-// Control characters do not round-trip through lmdb-js's ordered-binary key encoding (bytes 0-4 are
-// delimiters, and strings of 64+ characters are written unescaped), and a lone surrogate does not survive
-// UTF-8 (two keys would collide): keys containing any of them are hashed.
-const UNSAFE_KEY_CHARS = /[\u0000-\u001f]|\p{Cs}/u;
-
-/** The LMDB key a cache key (or tag) is stored under: itself when short and safe, else a prefixed sha256. */
-export function storageKey(key: string): string {
-  const direct =
-    !key.startsWith(HASHED_PREFIX) &&
-    !UNSAFE_KEY_CHARS.test(key) &&
-    key.length > 0 &&
-    (key.length * 3 <= MAX_DIRECT_KEY_BYTES || Buffer.byteLength(key) <= MAX_DIRECT_KEY_BYTES);
-  if (direct) return key;
-  return HASHED_PREFIX + createHash('sha256').update(key).digest('hex');
-}
-
-export function isHashedKey(storage: string): boolean {
-  return storage.startsWith(HASHED_PREFIX);
-}
 
 export class CorruptRecordError extends Error {
   constructor(reason: string) {
@@ -245,44 +193,14 @@ function checkMeta(m: unknown): EntryMeta {
   return { ...(m as unknown as EntryMeta), deletableAt: m.deletableAt === null ? Infinity : (m.deletableAt as number) };
 }
 
-/**
- * Housekeeping for one stored key, in the `atime` database: everything needed to remove the entry and keep
- * the indexes and the byte count right without decoding (or trusting) its meta value.
- */
-export interface Housekeeping {
-  /** Last access time (epoch ms), batched: also the first element of its `lru` index key. */
-  a: number;
-  /** Bytes charged against the budget. */
-  s: number;
-  /** Body id (0 for vary records) and the number of chunks in `bodies` (0 for an inline body). */
-  b: number;
-  c: number;
-  /** deletableAt (epoch ms), or null for Infinity (not in the `expiry` index). */
-  d: number | null;
-  /** Storage keys of the entry's tags. */
-  t: string[];
-}
-
-export function isHousekeeping(v: unknown): v is Housekeeping {
-  return (
-    isObject(v) &&
-    typeof v.a === 'number' &&
-    isCount(v.s) &&
-    isCount(v.b) &&
-    isCount(v.c) &&
-    (v.d === null || typeof v.d === 'number') &&
-    isStringArray(v.t)
-  );
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
+export function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function isStringArray(v: unknown): v is string[] {
+export function isStringArray(v: unknown): v is string[] {
   return Array.isArray(v) && v.every((s) => typeof s === 'string');
 }
 
-function isCount(v: unknown): v is number {
+export function isCount(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }

@@ -3,7 +3,8 @@
  * eviction (expired entries first, then least recently used) and the expiry sweep. Everything that writes runs
  * inside a write transaction the caller opened, so several processes sharing the environment stay consistent.
  */
-import { decodeRecord, INFO, isHashedKey, isHousekeeping, storageKey, type Housekeeping } from '../record-codec.js';
+import { decodeRecord } from '../record-codec.js';
+import { INFO, isHashedKey, isHousekeeping, storageKey, type Housekeeping } from './layout.js';
 import type { LmdbDbs } from './env.js';
 
 export function readCount(dbs: LmdbDbs, key: string): number {

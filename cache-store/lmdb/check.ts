@@ -4,7 +4,8 @@
  * record. Reads everything, so it is for diagnostics and tests (after a crash, say), not for the request path.
  * Run it while no other process writes: it reads the databases one after another, not in one snapshot.
  */
-import { decodeRecord, INFO, isHashedKey } from '../record-codec.js';
+import { decodeRecord } from '../record-codec.js';
+import { INFO, isHashedKey } from './layout.js';
 import { readCount, readHousekeeping } from './budget.js';
 import type { LmdbDbs } from './env.js';
 

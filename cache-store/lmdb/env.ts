@@ -6,13 +6,9 @@
 import { closeSync, existsSync, mkdirSync, openSync, readSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { DB, FORMAT_VERSION, INFO, type Housekeeping } from '../record-codec.js';
-
-export interface TierLogger {
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-  info(obj: object, msg: string): void;
-}
+import { FORMAT_VERSION } from '../record-codec.js';
+import { DB, INFO, type Housekeeping } from './layout.js';
+import type { TierLogger } from '../log-throttle.js';
 
 /** The environment and its named databases (see docs/disk-tier.md for the layout). */
 export interface LmdbDbs {

@@ -13,9 +13,10 @@ import { LmdbBody } from './body.js';
 import { BodyPool, MAX_LEASED_BYTES } from './pool.js';
 import { applyAccessTimes, expiredRows, readCount, readHousekeeping, removeEntry, storedKeys, storedKeysForTag, sweepRows } from './budget.js';
 import { checkIntegrity, type IntegrityReport } from './check.js';
-import { decodeRecord, FORMAT_VERSION, INFO, isEntryValue, isHashedKey, prepareRecord, storageKey, type BodyLayout, type DecodedRecord, type PreparedRecord } from '../record-codec.js';
-import { clearAll, openEnvironment, type LmdbDbs, type TierLogger } from './env.js';
-import { BurstLog, RateLog } from '../log-throttle.js';
+import { decodeRecord, FORMAT_VERSION, isEntryValue, prepareRecord, type BodyLayout, type DecodedRecord, type PreparedRecord } from '../record-codec.js';
+import { INFO, isHashedKey, storageKey } from './layout.js';
+import { clearAll, openEnvironment, type LmdbDbs } from './env.js';
+import { BurstLog, RateLog, type TierLogger } from '../log-throttle.js';
 import { WriteQueue } from './queue.js';
 import { DiskSpace, FILE_MARGIN, isSpaceError, NoSpaceError, type SpaceShortage } from './space.js';
 import { writeRecord } from './write.js';
@@ -38,7 +39,7 @@ import {
 } from './options.js';
 import type { SyncCacheTier } from '../tier.js';
 
-export type { TierLogger } from './env.js';
+export type { TierLogger } from '../log-throttle.js';
 export type { IntegrityReport } from './check.js';
 export type { LmdbTierOptions, LmdbTierStats } from './options.js';
 

@@ -1,6 +1,6 @@
 /** Options and statistics of the LMDB disk tier, and their defaults. */
 import type CachePolicy from 'http-cache-semantics';
-import type { TierLogger } from './env.js';
+import type { TierLogger } from '../log-throttle.js';
 import type { TierStats } from '../tier.js';
 
 export interface LmdbTierOptions {

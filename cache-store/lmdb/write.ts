@@ -6,7 +6,8 @@
 import { bodyChunks, type Body } from '../body.js';
 import type { CacheRecord } from '../entry.js';
 import { addCount, EMPTY, evict, readCount, readHousekeeping, removeEntry } from './budget.js';
-import { chunkCountFor, finishRecord, HEADER_BYTES, INFO, isHashedKey, storageKey, type Housekeeping, type PreparedRecord } from '../record-codec.js';
+import { chunkCountFor, finishRecord, HEADER_BYTES, type PreparedRecord } from '../record-codec.js';
+import { INFO, isHashedKey, storageKey, type Housekeeping } from './layout.js';
 import type { LmdbDbs } from './env.js';
 import type { DiskSpace, SpaceShortage } from './space.js';
 

@@ -4,8 +4,7 @@
  * reconnection forever with a capped backoff, and connection errors logged once per burst, never thrown.
  */
 import type { Redis } from 'ioredis';
-import type { TierLogger } from '../lmdb/env.js';
-import { BurstLog } from '../log-throttle.js';
+import { BurstLog, type TierLogger } from '../log-throttle.js';
 
 export interface ConnectOptions {
   url: string;

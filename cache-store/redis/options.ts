@@ -1,6 +1,6 @@
 /** Options and statistics of the Redis tier, and their defaults. */
 import type CachePolicy from 'http-cache-semantics';
-import type { TierLogger } from '../lmdb/env.js';
+import type { TierLogger } from '../log-throttle.js';
 import type { TierStats } from '../tier.js';
 
 export interface RedisTierOptions {

@@ -9,8 +9,7 @@ import type { Redis } from 'ioredis';
 import { variantKey } from '../../policies/http/cache-key.js';
 import { ArrayBody, CONTIGUOUS_LIMIT, exactCopy, type Body } from '../body.js';
 import { recordSize, type CacheEntry, type CacheRecord, type VaryRecord } from '../entry.js';
-import type { TierLogger } from '../lmdb/env.js';
-import { BurstLog, RateLog } from '../log-throttle.js';
+import { BurstLog, RateLog, type TierLogger } from '../log-throttle.js';
 import { bodyKey, decodeBody, decodeMeta, encodeRecord, globPrefix, META_ENVELOPE_AT, metaKey, tagKey } from './codec.js';
 import { closeRedis, connectRedis, errorText } from './connect.js';
 import {

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { DB, storageKey } from '../../cache-store/record-codec.js';
+import { DB, storageKey } from '../../cache-store/lmdb/layout.js';
 import { LmdbTier, type LmdbTierOptions } from '../../cache-store/lmdb/lmdb-tier.js';
 import { recordingLogger } from './fixtures.js';
 import type { TierContext, TierHarness } from './tier-suite.js';

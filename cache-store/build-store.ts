@@ -13,7 +13,18 @@ import { RedisTier } from './redis/redis-tier.js';
 import type { CacheTier } from './tier.js';
 import type { EdgecacheConfig } from '../config/settings.js';
 import type { Freshness } from '../policies/http/freshness.js';
-import { startupError } from '../proxy/startup.js';
+
+/**
+ * The disk tier could not be opened in --data-dir (a file where the directory should be, no permission...):
+ * something the operator must fix, which the command reports in one line (see proxy/startup.ts).
+ */
+export class DataDirError extends Error {
+  override name = 'DataDirError';
+
+  constructor(readonly dataDir: string, cause: unknown) {
+    super(`cannot use --data-dir ${dataDir}`, { cause });
+  }
+}
 
 export interface StoreDependencies {
   config: EdgecacheConfig;
@@ -46,7 +57,7 @@ export function buildStore({ config, freshness, log, now, sweeper }: StoreDepend
         sweeper,
       });
     } catch (err) {
-      throw startupError(`cannot use --data-dir ${config.dataDir}`, err);
+      throw new DataDirError(config.dataDir, err);
     }
   }
   const lower: CacheTier[] = disk ? [disk] : [];

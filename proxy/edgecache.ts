@@ -15,7 +15,7 @@ import { parseRequestTarget, type RequestTarget, type Scheme } from '../policies
 import { Freshness } from '../policies/http/freshness.js';
 import { buildAdmin } from './admin/admin-app.js';
 import { formatCacheStatus } from '../policies/http/cache-status.js';
-import { buildStore } from '../cache-store/build-store.js';
+import { buildStore, DataDirError } from '../cache-store/build-store.js';
 import { CachePipeline } from './pipeline/cache-pipeline.js';
 import { LocalCoordinator, type Coordinator, type PurgeRequest } from './cluster/coordinator.js';
 import { createHitPath } from './http/hit-path.js';
@@ -105,7 +105,12 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
   const stats = new ProxyStats();
   const freshness = new Freshness({ cacheSetCookie: config.cacheSetCookie, staleIfErrorGrace: config.staleIfErrorGrace, now });
   if (config.redis) await loadRedisClient();
-  const store = buildStore({ config, freshness, log, now, sweeper: overrides.sweeper ?? true });
+  let store: CacheStore;
+  try {
+    store = buildStore({ config, freshness, log, now, sweeper: overrides.sweeper ?? true });
+  } catch (err) {
+    throw err instanceof DataDirError ? startupError(err.message, err.cause) : err;
+  }
   const origin = new OriginClient({
     origin: config.origin,
     connections: config.originConnections,

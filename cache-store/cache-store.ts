@@ -165,7 +165,7 @@ export class CacheStore {
 
   /**
    * recordSize, remembered per EntryMeta (a disk hit's decoded metadata is reused across hits, see LmdbTier). A
-   * meta object always describes one body (see respond.ts), so the size is fixed.
+   * meta object always describes one body (see proxy/http/hit-head.ts), so the size is fixed.
    */
   private sizeOf(record: CacheRecord): number {
     if (record.kind !== 'entry') return recordSize(record);

@@ -25,7 +25,7 @@ import { OriginClient } from './origin/origin-client.js';
 import { registerPassthrough, upgradeConstraint } from './http/passthrough.js';
 import { registerPurgeMethod, type Purger } from './purge/routes.js';
 import { hasTooManyFields, PARSER_MAX_FIELDS, TOO_MANY_FIELDS_MESSAGE } from './http/request-limits.js';
-import { closingErrorResponse, writeError } from './pipeline/stored-response.js';
+import { closingErrorResponse, writeError } from './http/error-answer.js';
 import { broadcasting, PurgeBroadcast, type NodePurge } from './purge/broadcast.js';
 import { startupError } from './startup.js';
 import { countPurge, processMemory, ProxyStats } from './admin/stats.js';

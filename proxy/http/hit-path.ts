@@ -1,6 +1,6 @@
 /**
  * The hot loop: a fresh memory-tier (or disk-tier) hit answered before Fastify's router sees the request. A
- * synchronous lookup, then the stored head (respond.ts, raw-head.ts) and the stored Buffer written out (a disk
+ * synchronous lookup, then the stored head (hit-head.ts, raw-head.ts) and the stored Buffer written out (a disk
  * hit's body is a leased buffer, handed back to the store when the response finishes). Anything unusual (request
  * directives, validators, ranges, bodies, a malformed target, a stale or missing entry) returns false and the
  * request takes the full pipeline, which makes the same decisions slowly and completely.
@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CacheStore } from '../../cache-store/cache-store.js';
 import { countHostFields, normalizeHost, type Scheme } from '../../policies/http/cache-key.js';
 import { hasTooManyFields } from './request-limits.js';
-import { writeHitHead } from '../pipeline/stored-response.js';
+import { writeHitHead } from './hit-head.js';
 import type { ProxyStats } from '../admin/stats.js';
 
 export type HitPath = (req: IncomingMessage, res: ServerResponse) => boolean;

@@ -27,7 +27,7 @@
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { closingErrorResponse } from '../pipeline/stored-response.js';
+import { closingErrorResponse } from './error-answer.js';
 import { hasTooManyFields, TOO_MANY_FIELDS_MESSAGE } from './request-limits.js';
 
 type UpgradeListener = (req: IncomingMessage, socket: Socket, head: Buffer) => void;

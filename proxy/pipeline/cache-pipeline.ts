@@ -17,7 +17,10 @@ import { originRequestHeaders, relayedResponseHeaders, type ForwardingContext } 
 import { gatewayError, type OriginClient } from '../origin/origin-client.js';
 import { KeyedLimiter } from './keyed-limiter.js';
 import { OriginFill } from './origin-fill.js';
-import { clientValidatorsMatch, parseRange, writeError, writeNotModified, writeRange, writeRangeNotSatisfiable, writeStored } from './stored-response.js';
+import { clientValidatorsMatch } from '../../policies/http/conditionals.js';
+import { parseRange } from '../../policies/http/ranges.js';
+import { writeError } from '../http/error-answer.js';
+import { writeNotModified, writeRange, writeRangeNotSatisfiable, writeStored } from './stored-response.js';
 import type { Coordinator } from '../cluster/coordinator.js';
 import type { ProxyStats } from '../admin/stats.js';
 

@@ -17,7 +17,8 @@ import { appendCacheStatus, formatCacheStatus, type CacheStatusFields, type Forw
 import { CACHE_ONLY_RESPONSE_FIELDS, withVia } from '../origin/forwarding.js';
 import { gatewayError } from '../origin/origin-client.js';
 import type { EntryOutcome, FillConsumer, FillOutcome, OriginFill, StreamedHead } from './origin-fill.js';
-import { clientValidatorsMatch, writeError } from './stored-response.js';
+import { clientValidatorsMatch } from '../../policies/http/conditionals.js';
+import { writeError } from '../http/error-answer.js';
 import type { ProxyStats } from '../admin/stats.js';
 
 export interface ClientWriterContext {

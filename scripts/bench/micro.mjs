@@ -10,7 +10,7 @@ import { parseCacheControl } from '../../dist/policies/http/cache-control.js';
 import { normalizeHost, parseRequestTarget, varyKey } from '../../dist/policies/http/cache-key.js';
 import { Freshness } from '../../dist/policies/http/freshness.js';
 import { endToEndResponseHeaders, originRequestHeaders } from '../../dist/proxy/origin/forwarding.js';
-import { hitHeaders } from '../../dist/proxy/pipeline/stored-response.js';
+import { hitHeaders } from '../../dist/proxy/http/hit-head.js';
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => { const i = args.indexOf(`--${name}`); return i === -1 ? dflt : args[i + 1]; };

@@ -1,0 +1,106 @@
+/**
+ * The fresh hit's head. A stored entry's headers are flattened once into a wire-ready array (kept per
+ * EntryMeta, so an entry decoded again from disk with the same metadata reuses it) and serialized once into a
+ * prepared head (raw-head.ts); a fresh hit then only refreshes the Age and Cache-Status values when their whole
+ * seconds change, so the hit path writes a stored head and a stored Buffer without rebuilding either. The other
+ * responses built from a stored entry (stored-response.ts) start from the same array.
+ */
+import type { ServerResponse } from 'node:http';
+import type { CacheEntry, EntryMeta } from '../../cache-store/entry.js';
+import { appendCacheStatus, formatCacheStatus } from '../../policies/http/cache-status.js';
+import { CACHE_ONLY_RESPONSE_FIELDS, withVia } from '../origin/forwarding.js';
+import { flat, preparedHead, rawHeadSupported, serializeFields, setRawHead, statusLine, type PreparedHead } from './raw-head.js';
+
+export type WireValue = string | string[];
+
+interface Prepared {
+  /** [name, value, ...] ending with age, x-cache, cache-status (HIT values). */
+  hit: WireValue[];
+  /** The same without the last three pairs and without content-length, for building other responses. */
+  base: WireValue[];
+  originCacheStatus: string | string[] | undefined;
+  /** The Age the `hit` array (and `head`) currently carry. */
+  age: number;
+  /** Status line and the `hit` fields before Age, serialized; undefined when not prepared (see raw-head.ts). */
+  headStart: string | undefined;
+  /** The whole hit head for the current Age. */
+  head: PreparedHead | undefined;
+}
+
+const SKIPPED_FROM_STORE = new Set(['age', 'content-length', 'cache-status', 'via', 'x-cache']);
+
+function prepare(entry: CacheEntry): Prepared {
+  const base: WireValue[] = [];
+  const headers = entry.meta.headers;
+  for (const name in headers) {
+    if (SKIPPED_FROM_STORE.has(name) || CACHE_ONLY_RESPONSE_FIELDS.has(name)) continue;
+    base.push(name, headers[name] as WireValue);
+  }
+  base.push('via', withVia(headers.via));
+  // A 204 carries no Content-Length (RFC 9110 §8.6).
+  const length = entry.meta.status === 204 ? [] : ['content-length', String(entry.body.length)];
+  const hit = [...base, ...length, 'age', '', 'x-cache', 'HIT', 'cache-status', ''];
+  const fields = rawHeadSupported() ? serializeFields(hit.slice(0, -6)) : undefined;
+  const headStart = fields === undefined ? undefined : flat([statusLine(entry.meta.status), fields]);
+  const prepared: Prepared = { hit, base, originCacheStatus: headers['cache-status'], age: NaN, headStart, head: undefined };
+  preparedByMeta.set(entry.meta, prepared);
+  return prepared;
+}
+
+/** Wire-ready headers per stored response; a meta object always describes one body, so its length is fixed. */
+const preparedByMeta = new WeakMap<EntryMeta, Prepared>();
+
+function prepared(entry: CacheEntry): Prepared {
+  return preparedByMeta.get(entry.meta) ?? prepare(entry);
+}
+
+/**
+ * A stored entry's fields as every response built from it starts (`base`: without Content-Length, Age, X-Cache
+ * and Cache-Status), and the Cache-Status of caches nearer the origin, which edgecache's own is appended to.
+ */
+export function storedFields(entry: CacheEntry): { readonly base: readonly WireValue[]; readonly originCacheStatus: string | string[] | undefined } {
+  return prepared(entry);
+}
+
+export function ageSeconds(entry: CacheEntry, now: number): number {
+  return Math.max(0, Math.floor((now - entry.meta.ageBase) / 1000));
+}
+
+/** Remaining freshness in whole seconds, consistent with Age: lifetime - age (negative once stale). */
+export function ttlSeconds(entry: CacheEntry, now: number): number {
+  return Math.floor(entry.meta.lifetime / 1000) - ageSeconds(entry, now);
+}
+
+/**
+ * A fresh hit's headers as the array writeHitHead falls back to (and npm run bench:micro times), reusing the
+ * stored array while Age and ttl stay the same.
+ */
+export function hitHeaders(entry: CacheEntry, now: number): WireValue[] {
+  return hitPrepared(entry, now).hit;
+}
+
+/**
+ * The hit path: writes a fresh hit's status and headers, as a prepared head when the response allows it
+ * (raw-head.ts), else through writeHead with the stored array.
+ */
+export function writeHitHead(res: ServerResponse, entry: CacheEntry, now: number): void {
+  const p = hitPrepared(entry, now);
+  if (p.head === undefined || !setRawHead(res, entry.meta.status, p.head)) res.writeHead(entry.meta.status, p.hit);
+}
+
+function hitPrepared(entry: CacheEntry, now: number): Prepared {
+  const p = prepared(entry);
+  const age = ageSeconds(entry, now);
+  if (age !== p.age) {
+    const ttl = Math.floor(entry.meta.lifetime / 1000) - age;
+    const h = p.hit;
+    const ageText = String(age);
+    const cacheStatus = appendCacheStatus(p.originCacheStatus, formatCacheStatus({ hit: true, ttl }));
+    h[h.length - 5] = ageText;
+    h[h.length - 1] = cacheStatus;
+    p.age = age;
+    const tail = p.headStart === undefined ? undefined : serializeFields(['age', ageText, 'x-cache', 'HIT', 'cache-status', cacheStatus]);
+    p.head = tail === undefined ? undefined : preparedHead(flat([p.headStart as string, tail]));
+  }
+  return p;
+}

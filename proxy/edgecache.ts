@@ -14,7 +14,6 @@ import type { EdgecacheConfig } from '../config/settings.js';
 import { parseRequestTarget, type RequestTarget, type Scheme } from '../policies/http/cache-key.js';
 import { Freshness } from '../policies/http/freshness.js';
 import { buildAdmin } from './admin/admin-app.js';
-import { formatCacheStatus } from '../policies/http/cache-status.js';
 import { buildStore, DataDirError } from '../cache-store/build-store.js';
 import { CachePipeline } from './pipeline/cache-pipeline.js';
 import { LocalCoordinator, type Coordinator, type PurgeRequest } from './cluster/coordinator.js';
@@ -25,7 +24,7 @@ import { OriginClient } from './origin/origin-client.js';
 import { registerPassthrough, upgradeConstraint } from './http/passthrough.js';
 import { registerPurgeMethod, type Purger } from './purge/routes.js';
 import { hasTooManyFields, PARSER_MAX_FIELDS, TOO_MANY_FIELDS_MESSAGE } from './http/request-limits.js';
-import { closingErrorResponse, writeError } from './http/error-answer.js';
+import { ALLOWED_METHODS, closingErrorResponse, sendError, writeError } from './http/error-answer.js';
 import { broadcasting, PurgeBroadcast, type NodePurge } from './purge/broadcast.js';
 import { startupError } from './startup.js';
 import { countPurge, processMemory, ProxyStats } from './admin/stats.js';
@@ -87,16 +86,15 @@ function answerClientError(err: NodeJS.ErrnoException, socket: import('node:net'
     socket.destroy();
     return false;
   }
-  const [status, text] =
-    err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large'] : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout'] : [400, 'Bad Request'];
-  socket.end(closingErrorResponse(status, text, `${text.toLowerCase()}: ${err.code ?? 'malformed request'}`));
+  const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+  socket.end(closingErrorResponse(status, `${(http.STATUS_CODES[status] as string).toLowerCase()}: ${err.code ?? 'malformed request'}`));
   return true;
 }
 
 /** CONNECT (tunnels) is not something a caching reverse proxy does: 405, one line, and close. */
 function answerConnect(socket: import('node:net').Socket): void {
   socket.on('error', () => socket.destroy());
-  socket.end(closingErrorResponse(405, 'Method Not Allowed', 'method CONNECT is not supported', 'Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n'));
+  socket.end(closingErrorResponse(405, 'method CONNECT is not supported', { fields: { Allow: ALLOWED_METHODS } }));
 }
 
 export async function createEdgecache(config: EdgecacheConfig, overrides: EdgecacheOverrides = {}): Promise<Edgecache> {
@@ -236,20 +234,10 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     const err = error as { statusCode?: number; message: string };
     const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (status === 500) log.error({ err, url: request.url }, 'request failed');
-    void reply
-      .code(status)
-      .header('content-type', 'text/plain; charset=utf-8')
-      .header('x-cache', 'BYPASS')
-      .header('cache-status', formatCacheStatus({ fwd: 'bypass', detail: 'error' }))
-      .send(`${status === 500 ? 'internal error' : err.message}\n`);
+    void sendError(reply, status, status === 500 ? 'internal error' : err.message);
   });
   app.setNotFoundHandler((request, reply) => {
-    void reply
-      .code(405)
-      .header('content-type', 'text/plain; charset=utf-8')
-      .header('x-cache', 'BYPASS')
-      .header('cache-status', formatCacheStatus({ fwd: 'bypass', detail: 'error' }))
-      .send(`method ${request.method} is not supported\n`);
+    void sendError(reply, 405, `method ${request.method} is not supported`, { fields: { Allow: ALLOWED_METHODS } });
   });
 
   const startedAt = Date.now();

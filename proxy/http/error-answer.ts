@@ -1,41 +1,77 @@
 /**
- * edgecache's own error answers: a status and one short plain-text line, `Cache-Control: no-store`, and X-Cache
- * and Cache-Status like every other response (4xx from request checks, 502/504 from origin failures).
+ * edgecache's own error answers, built in one place: a status, one short plain-text line, `Cache-Control:
+ * no-store`, and X-Cache and Cache-Status like every other response of the proxy port (4xx from request checks,
+ * 502/504 from origin failures, 500 for a bug). Three ways to send the same answer: on a ServerResponse
+ * (writeError), through a Fastify reply (sendError), or as bytes for a socket no ServerResponse owns
+ * (closingErrorResponse).
  */
-import type { ServerResponse } from 'node:http';
+import { STATUS_CODES, type ServerResponse } from 'node:http';
 import { formatCacheStatus, type CacheStatusFields, type XCache } from '../../policies/http/cache-status.js';
 
-/** A short plain-text error (4xx from request checks, 502/504 from origin failures). */
-export function writeError(res: ServerResponse, status: number, message: string, cacheStatus?: CacheStatusFields, xcache: XCache = 'BYPASS'): void {
+export interface ErrorAnswerOptions {
+  /** Cache-Status fields; `fwd=bypass; detail=error` by default. */
+  cacheStatus?: CacheStatusFields;
+  /** X-Cache; BYPASS by default. */
+  xcache?: XCache;
+  /** Fields the status calls for (Allow with a 405, WWW-Authenticate with a 401). */
+  fields?: Readonly<Record<string, string>>;
+  /** Leave out X-Cache and Cache-Status: answers of the admin port, which serves nothing from the cache. */
+  admin?: boolean;
+}
+
+/** What sendError needs of a Fastify reply (of any server type). */
+interface ErrorReply<R> {
+  getHeaders(): object;
+  removeHeader(name: string): unknown;
+  code(status: number): R;
+  headers(values: Record<string, string>): R;
+  send(payload: string): R;
+}
+
+/** The methods a client may use on the proxy port, for the Allow field of a 405 (RFC 9110 §15.5.6). */
+export const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
+
+/** An error answer's fields (in the order sent) and body. */
+export function errorAnswer(message: string, options: ErrorAnswerOptions = {}): { fields: Array<[string, string]>; body: string } {
+  const body = `${message}\n`;
+  const fields: Array<[string, string]> = Object.entries(options.fields ?? {});
+  fields.push(['Content-Type', 'text/plain; charset=utf-8'], ['Content-Length', String(Buffer.byteLength(body))], ['Cache-Control', 'no-store']);
+  if (!options.admin) {
+    fields.push(['X-Cache', options.xcache ?? 'BYPASS'], ['Cache-Status', formatCacheStatus(options.cacheStatus ?? { fwd: 'bypass', detail: 'error' })]);
+  }
+  return { fields, body };
+}
+
+/** Sends an error answer on a response; one whose headers already went out can only be aborted. */
+export function writeError(res: ServerResponse, status: number, message: string, options?: ErrorAnswerOptions): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  const body = `${message}\n`;
-  res.writeHead(status, [
-    'content-type',
-    'text/plain; charset=utf-8',
-    'content-length',
-    String(Buffer.byteLength(body)),
-    'cache-control',
-    'no-store',
-    'x-cache',
-    xcache,
-    'cache-status',
-    formatCacheStatus(cacheStatus ?? { fwd: 'bypass', detail: 'error' }),
-  ]);
+  const { fields, body } = errorAnswer(message, options);
+  res.writeHead(status, fields.flat());
   res.end(body);
 }
 
 /**
- * A whole error response, as bytes for a socket that no ServerResponse owns (a request node:http could not
- * parse or handed over with its parser detached): the same one-line body, X-Cache and Cache-Status as
- * writeError, and `Connection: close`, since the caller closes the connection after it.
+ * Sends an error answer through a Fastify reply (error and not-found handlers, routes), in place of whatever
+ * the reply had been given (the fields of a response that failed, say).
  */
-export function closingErrorResponse(status: number, reason: string, message: string, extraFields = ''): string {
-  const body = `${message}\n`;
-  return (
-    `HTTP/1.1 ${status} ${reason}\r\n${extraFields}Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-    `Cache-Control: no-store\r\nX-Cache: BYPASS\r\nCache-Status: ${formatCacheStatus({ fwd: 'bypass', detail: 'error' })}\r\nConnection: close\r\n\r\n${body}`
-  );
+export function sendError<R extends ErrorReply<R>>(reply: R, status: number, message: string, options?: ErrorAnswerOptions): R {
+  const { fields, body } = errorAnswer(message, options);
+  for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name);
+  reply.code(status);
+  reply.headers(Object.fromEntries(fields));
+  return reply.send(body);
+}
+
+/**
+ * A whole error answer as bytes, for a socket that no ServerResponse owns (a request node:http could not parse,
+ * or handed over with its parser detached), with `Connection: close`: the caller closes the connection after it.
+ */
+export function closingErrorResponse(status: number, message: string, options?: ErrorAnswerOptions): string {
+  const { fields, body } = errorAnswer(message, options);
+  let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n`;
+  for (const [name, value] of fields) head += `${name}: ${value}\r\n`;
+  return `${head}Connection: close\r\n\r\n${body}`;
 }

@@ -10,6 +10,7 @@ import { normalizeHost, schemeOf, type RequestTarget } from '../../policies/http
 import { formatCacheStatus } from '../../policies/http/cache-status.js';
 import { originRequestHeaders, relayedResponseHeaders } from '../origin/forwarding.js';
 import { gatewayError } from '../origin/origin-client.js';
+import { sendError } from './error-answer.js';
 import type { ProxyStats } from '../admin/stats.js';
 import { isWebSocketUpgrade, routeUpgrades } from './upgrade.js';
 
@@ -148,13 +149,7 @@ export async function registerPassthrough(app: FastifyInstance, options: Passthr
         const cause = (error as { cause?: unknown }).cause ?? error;
         const failure = gatewayError(cause);
         const status = (error as { statusCode?: number }).statusCode === 504 ? 504 : failure.status;
-        void reply
-          .code(status)
-          .header('content-type', 'text/plain; charset=utf-8')
-          .header('cache-control', 'no-store')
-          .header('x-cache', 'BYPASS')
-          .header('cache-status', formatCacheStatus({ fwd: 'method', detail: 'origin-error' }))
-          .send(`${failure.message}\n`);
+        void sendError(reply, status, failure.message, { cacheStatus: { fwd: 'method', detail: 'origin-error' } });
       },
     },
   } as FastifyHttpProxyOptions);

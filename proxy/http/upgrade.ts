@@ -62,7 +62,7 @@ export function routeUpgrades(server: Server, onRefused: () => void): void {
       if (hasTooManyFields(req.rawHeaders)) {
         // node:http kept only the first fields: the request cannot be rebuilt whole. Refuse it and close.
         onRefused();
-        refuse(socket, closingErrorResponse(431, 'Request Header Fields Too Large', TOO_MANY_FIELDS_MESSAGE));
+        refuse(socket, closingErrorResponse(431, TOO_MANY_FIELDS_MESSAGE));
         return;
       }
       socket.removeListener('error', destroy);

@@ -97,7 +97,7 @@ export class CachePipeline {
         this.serveEntry(req, res, entry, 'STALE', { hit: true, detail: 'max-stale' });
       } else {
         // Nothing went forward (RFC 9211 fwd is for requests sent towards the origin): the detail says why.
-        writeError(res, 504, 'not in cache (only-if-cached)', { detail: 'only-if-cached' }, 'MISS');
+        writeError(res, 504, 'not in cache (only-if-cached)', { xcache: 'MISS', cacheStatus: { detail: 'only-if-cached' } });
       }
       return;
     }
@@ -370,13 +370,13 @@ export class CachePipeline {
         }
         stats.originErrors++;
         const failure = gatewayError(err);
-        writeError(res, failure.status, failure.message, { fwd: forward, detail: 'origin-error' });
+        writeError(res, failure.status, failure.message, { cacheStatus: { fwd: forward, detail: 'origin-error' } });
       });
     } catch (err) {
       if (abort.signal.aborted) return;
       stats.originErrors++;
       const failure = gatewayError(err);
-      writeError(res, failure.status, failure.message, { fwd: forward, detail: 'origin-error' });
+      writeError(res, failure.status, failure.message, { cacheStatus: { fwd: forward, detail: 'origin-error' } });
     }
   }
 

@@ -189,7 +189,10 @@ export class ClientWriter implements FillConsumer {
         return;
       }
       const failure = gatewayError(err);
-      writeError(this.res, failure.status, failure.message, { fwd: this.ctx.forward, ...(this.ctx.collapsed && { collapsed: true }), detail: 'origin-error' }, 'MISS');
+      writeError(this.res, failure.status, failure.message, {
+        xcache: 'MISS',
+        cacheStatus: { fwd: this.ctx.forward, ...(this.ctx.collapsed && { collapsed: true }), detail: 'origin-error' },
+      });
       return;
     }
     // Headers (and perhaps part of the body) are out: the only honest signal left is an aborted response.

@@ -8,18 +8,21 @@ import type { RequestTarget } from '../../policies/http/cache-key.js';
 import { formatCacheStatus } from '../../policies/http/cache-status.js';
 import { authorizePurge, PURGE_BODY_SCHEMA, selectorFromBody, type AuthResult, type PurgeBody } from './purge-request.js';
 import type { ProxyStats } from '../admin/stats.js';
+import { sendError } from '../http/error-answer.js';
 
 /** Applies a purge everywhere it must take effect; resolves with the number of entries affected. */
 export type Purger = (selector: PurgeSelector, soft: boolean) => Promise<number>;
 
 const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
 
-function refuse(reply: FastifyReply, auth: Exclude<AuthResult, 'ok'>, disabledMessage: string): FastifyReply {
-  if (auth === 'missing') {
-    return reply.code(401).header('www-authenticate', 'Bearer').type('text/plain; charset=utf-8').send('purge needs Authorization: Bearer <token>\n');
-  }
-  const message = auth === 'disabled' ? disabledMessage : 'purge refused: wrong token';
-  return reply.code(403).type('text/plain; charset=utf-8').send(`${message}\n`);
+/**
+ * Refuses a purge: 401 with the challenge when no token was given (RFC 9110 §11.6.1), else 403. On the proxy
+ * port the answer says what the cache did (nothing a client could be served from); the admin port caches nothing.
+ */
+function refuse(reply: FastifyReply, auth: Exclude<AuthResult, 'ok'>, disabledMessage: string, port: 'proxy' | 'admin'): FastifyReply {
+  const options = port === 'admin' ? { admin: true } : { cacheStatus: { fwd: 'bypass' as const } };
+  if (auth === 'missing') return sendError(reply, 401, 'purge needs Authorization: Bearer <token>', { ...options, fields: { 'WWW-Authenticate': 'Bearer' } });
+  return sendError(reply, 403, auth === 'disabled' ? disabledMessage : 'purge refused: wrong token', options);
 }
 
 export interface PurgeMethodOptions {
@@ -40,7 +43,7 @@ export function registerPurgeMethod(app: FastifyInstance, options: PurgeMethodOp
       const auth = authorizePurge(request.headers.authorization, options.token);
       if (auth !== 'ok') {
         options.stats.purgeAuthFailures++;
-        return refuse(reply, auth, 'purge is disabled on this port: set EDGECACHE_ADMIN_TOKEN');
+        return refuse(reply, auth, 'purge is disabled on this port: set EDGECACHE_ADMIN_TOKEN', 'proxy');
       }
       const target = options.targetOf(request);
       const soft = /^(1|true|yes)$/i.test(String(request.headers['soft-purge'] ?? ''));
@@ -65,7 +68,7 @@ export function registerAdminPurge(admin: FastifyInstance, options: AdminPurgeOp
       if (auth === 'disabled' && LOOPBACK.test(request.socket.remoteAddress ?? '')) auth = 'ok';
       if (auth !== 'ok') {
         options.stats.purgeAuthFailures++;
-        return refuse(reply, auth, 'purge from outside loopback needs EDGECACHE_ADMIN_TOKEN');
+        return refuse(reply, auth, 'purge from outside loopback needs EDGECACHE_ADMIN_TOKEN', 'admin');
       }
     },
     handler: async (request, reply) => {

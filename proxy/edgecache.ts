@@ -6,12 +6,12 @@
 import http from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { AddressInfo } from 'node:net';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { CacheStore, PurgeOptions, PurgeSelector } from '../cache-store/cache-store.js';
 import { loadRedisClient } from '../cache-store/redis/connect.js';
 import type { EdgecacheConfig } from '../config/settings.js';
-import { parseRequestTarget, type RequestTarget, type Scheme } from '../policies/http/cache-key.js';
+import type { Scheme } from '../policies/http/cache-key.js';
 import { Freshness } from '../policies/http/freshness.js';
 import { buildAdmin } from './admin/admin-app.js';
 import { buildStore, DataDirError } from '../cache-store/build-store.js';
@@ -23,7 +23,8 @@ import { createLogger } from './logger.js';
 import { OriginClient } from './origin/origin-client.js';
 import { registerPassthrough, upgradeConstraint } from './http/passthrough.js';
 import { registerPurgeMethod, type Purger } from './purge/routes.js';
-import { hasTooManyFields, PARSER_MAX_FIELDS, TOO_MANY_FIELDS_MESSAGE } from './http/request-limits.js';
+import { PARSER_MAX_FIELDS } from './http/request-limits.js';
+import { registerRequestChecks, targetOf } from './http/request-target.js';
 import { ALLOWED_METHODS, closingErrorResponse, sendError, writeError } from './http/error-answer.js';
 import { broadcasting, PurgeBroadcast, type NodePurge } from './purge/broadcast.js';
 import { startupError } from './startup.js';
@@ -67,15 +68,11 @@ export interface Edgecache {
   close(): Promise<void>;
 }
 
-const TARGET = Symbol('edgecache.target');
-
 /**
  * The proxy listener's scheme: plain HTTP. It decides the default port a Host may leave out (`a.test:80` is
  * `a.test`), in keys, forwarding and purges alike; a TLS listener will say 'https' (443).
  */
 const LISTENER_SCHEME: Scheme = 'http';
-
-type RequestWithTarget = FastifyRequest & { [TARGET]?: RequestTarget };
 
 /**
  * Node's parser rejected the request: answer in one short plain-text line, with X-Cache and Cache-Status like
@@ -181,25 +178,8 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     routerOptions: { maxParamLength: 65_535, constraints: { upgrade: upgradeConstraint } },
   });
 
-  // Every request's field count, target and Host are validated before routing; the target is reused by every
-  // handler.
-  app.addHook('onRequest', (request, reply, done) => {
-    if (hasTooManyFields(request.raw.rawHeaders)) {
-      stats.badRequests++;
-      reply.hijack();
-      writeError(reply.raw, 431, TOO_MANY_FIELDS_MESSAGE);
-      return;
-    }
-    const target = parseRequestTarget(request.raw.url ?? '', request.headers.host, request.raw.rawHeaders, LISTENER_SCHEME);
-    if ('problem' in target) {
-      stats.badRequests++;
-      reply.hijack();
-      writeError(reply.raw, 400, `bad request: ${target.problem}`);
-      return;
-    }
-    (request as RequestWithTarget)[TARGET] = target;
-    done();
-  });
+  // Every request's field count, target and Host are checked before routing; the target is carried to every handler.
+  registerRequestChecks(app, LISTENER_SCHEME, () => stats.badRequests++);
 
   const cacheRoutes = async (scope: FastifyInstance): Promise<void> => {
     scope.route({
@@ -207,7 +187,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
       url: '/*',
       handler: (request, reply) => {
         reply.hijack();
-        pipeline.handle(request.raw, reply.raw, (request as RequestWithTarget)[TARGET] as RequestTarget).catch((err: unknown) => {
+        pipeline.handle(request.raw, reply.raw, targetOf(request)).catch((err: unknown) => {
           log.error({ err, url: request.url }, 'request failed');
           writeError(reply.raw, 500, 'internal error');
         });
@@ -215,7 +195,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     });
   };
   await app.register(cacheRoutes);
-  registerPurgeMethod(app, { purge, stats, token: config.adminToken, targetOf: (request) => (request as RequestWithTarget)[TARGET] as RequestTarget });
+  registerPurgeMethod(app, { purge, stats, token: config.adminToken });
   await registerPassthrough(app, {
     origin: config.origin,
     originHost: origin.host,
@@ -228,7 +208,6 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     connectTimeout: config.originConnectTimeout,
     headersTimeout: config.originHeadersTimeout,
     bodyTimeout: config.originBodyTimeout,
-    targetOf: (request) => (request as RequestWithTarget)[TARGET] as RequestTarget,
   });
   app.setErrorHandler((error, request, reply) => {
     const err = error as { statusCode?: number; message: string };

@@ -16,7 +16,9 @@ export interface RequestTarget {
   key: string;
 }
 
-export type TargetProblem = { problem: string };
+export interface TargetProblem {
+  readonly problem: string;
+}
 
 /** The scheme of the listener a request came in on (or of a URL): it decides which port is the default one. */
 export type Scheme = 'http' | 'https';
@@ -77,22 +79,41 @@ export function countHostFields(rawHeaders: readonly string[]): number {
   return count;
 }
 
+const problem = (text: string): TargetProblem => Object.freeze({ problem: text });
+
+/** What can be wrong with a request's target or Host; each one object, so that checking allocates nothing. */
+export const TARGET_PROBLEMS = {
+  asteriskForm: problem('asterisk-form request target is not accepted'),
+  notOriginForm: problem('request target must be a path (origin-form)'),
+  noHost: problem('missing or empty Host header'),
+  severalHosts: problem('more than one Host header'),
+  badHost: problem('malformed Host header'),
+} as const;
+
 /**
  * Validates the request line's target and Host (RFC 9112 §3.2, §3.3): origin-form only, exactly one non-empty,
  * well-formed Host. The origin is configured, never taken from the request, so absolute-form is refused.
- * `scheme` is the listener's.
+ * `scheme` is the listener's. Returns the normalised Host, or the problem. Allocates nothing: the hit path
+ * runs it on every request (see proxy/http/request-target.ts).
  */
-export function parseRequestTarget(url: string, hostHeader: string | undefined, rawHeaders: readonly string[], scheme: Scheme): RequestTarget | TargetProblem {
-  if (url.charCodeAt(0) !== 47 /* / */) {
-    return { problem: url === '*' ? 'asterisk-form request target is not accepted' : 'request target must be a path (origin-form)' };
-  }
+export function checkTarget(url: string, hostHeader: string | undefined, rawHeaders: readonly string[], scheme: Scheme): string | TargetProblem {
+  if (url.charCodeAt(0) !== 47 /* / */) return url === '*' ? TARGET_PROBLEMS.asteriskForm : TARGET_PROBLEMS.notOriginForm;
+  if (hostHeader === undefined || hostHeader === '') return TARGET_PROBLEMS.noHost;
+  if (countHostFields(rawHeaders) !== 1) return TARGET_PROBLEMS.severalHosts;
+  return normalizeHost(hostHeader, scheme) ?? TARGET_PROBLEMS.badHost;
+}
+
+/** The target of a request whose Host checkTarget returned: path and query as forwarded (fragment removed), key. */
+export function requestTarget(url: string, host: string, scheme: Scheme): RequestTarget {
   const hash = url.indexOf('#');
   const path = hash === -1 ? url : url.slice(0, hash);
-  if (hostHeader === undefined || hostHeader === '') return { problem: 'missing or empty Host header' };
-  if (countHostFields(rawHeaders) !== 1) return { problem: 'more than one Host header' };
-  const host = normalizeHost(hostHeader, scheme);
-  if (host === null) return { problem: 'malformed Host header' };
   return { scheme, host, path, key: host + path };
+}
+
+/** checkTarget, then requestTarget. */
+export function parseRequestTarget(url: string, hostHeader: string | undefined, rawHeaders: readonly string[], scheme: Scheme): RequestTarget | TargetProblem {
+  const host = checkTarget(url, hostHeader, rawHeaders, scheme);
+  return typeof host === 'string' ? requestTarget(url, host, scheme) : host;
 }
 
 /** Field names nominated by Vary, lower-cased, de-duplicated and sorted; '*' when Vary contains '*'. */

@@ -7,20 +7,19 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CacheStore } from '../../cache-store/cache-store.js';
-import { countHostFields, normalizeHost, type Scheme } from '../../policies/http/cache-key.js';
-import { hasTooManyFields } from './request-limits.js';
+import type { Scheme } from '../../policies/http/cache-key.js';
 import { writeHitHead } from './hit-head.js';
+import { checkRequest } from './request-target.js';
 import type { ProxyStats } from '../admin/stats.js';
 
 export type HitPath = (req: IncomingMessage, res: ServerResponse) => boolean;
 
-/** `scheme` is the listener's: it decides which port a Host may leave out (see normalizeHost). */
+/** `scheme` is the listener's: it decides which port a Host may leave out (see policies/http/cache-key.ts). */
 export function createHitPath(store: CacheStore, stats: ProxyStats, now: () => number, scheme: Scheme = 'http'): HitPath {
   return function serveFreshHit(req, res) {
     const method = req.method;
     if (method !== 'GET' && method !== 'HEAD') return false;
     const url = req.url as string;
-    if (url.charCodeAt(0) !== 47 /* / */ || url.includes('#')) return false;
     const headers = req.headers;
     if (
       headers['cache-control'] !== undefined ||
@@ -33,12 +32,9 @@ export function createHitPath(store: CacheStore, stats: ProxyStats, now: () => n
     ) {
       return false;
     }
-    const rawHost = headers.host;
-    if (rawHost === undefined) return false;
-    const host = normalizeHost(rawHost, scheme);
-    const rawHeaders = req.rawHeaders;
-    // Too many fields (some may have been dropped): the router's hook answers 431.
-    if (host === null || hasTooManyFields(rawHeaders) || countHostFields(rawHeaders) !== 1) return false;
+    // The router's hook answers a request that fails the checks; a fragment is stripped from the key there.
+    const host = checkRequest(req, scheme);
+    if (typeof host !== 'string' || url.includes('#')) return false;
     const entry = store.peek(host + url, headers);
     if (entry === undefined) return false;
     const time = now();

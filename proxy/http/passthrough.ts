@@ -11,6 +11,7 @@ import { formatCacheStatus } from '../../policies/http/cache-status.js';
 import { originRequestHeaders, relayedResponseHeaders } from '../origin/forwarding.js';
 import { gatewayError } from '../origin/origin-client.js';
 import { sendError } from './error-answer.js';
+import { targetOf } from './request-target.js';
 import type { ProxyStats } from '../admin/stats.js';
 import { isWebSocketUpgrade, routeUpgrades } from './upgrade.js';
 
@@ -34,8 +35,6 @@ export interface PassthroughOptions {
   connectTimeout: number;
   headersTimeout: number;
   bodyTimeout: number;
-  /** The validated target of a request, set by the server's onRequest hook. */
-  targetOf: (request: object) => RequestTarget;
 }
 
 /** Same-origin URIs named by Location / Content-Location, as cache keys (RFC 9111 §4.4). */
@@ -109,7 +108,7 @@ export async function registerPassthrough(app: FastifyInstance, options: Passthr
     replyOptions: {
       // The same request-header rules as cache fills, from the client's own headers (bodies keep their length).
       rewriteRequestHeaders: (request) => {
-        const target = options.targetOf(request);
+        const target = targetOf(request);
         return originRequestHeaders(
           request.headers,
           {
@@ -133,7 +132,7 @@ export async function registerPassthrough(app: FastifyInstance, options: Passthr
         stats.originFetches++;
         reply.header('cache-status', formatCacheStatus({ fwd: 'method', fwdStatus: status }));
         if (!SAFE.has(request.method) && status >= 200 && status < 400) {
-          const target = options.targetOf(request);
+          const target = targetOf(request);
           const keys = [target.key, ...relatedKeys(target, res.headers)];
           // Invalidate before the response is relayed, so the client's next request cannot see the old entry.
           void options.invalidate(keys).then(

@@ -1,6 +1,6 @@
 /**
- * The full GET/HEAD path: validate the request target, look the request up in every tier, and then serve it
- * fresh, serve it stale while refreshing, revalidate it, or fill it from the origin (RFC 9111 §4).
+ * The full GET/HEAD path: look the request (its target checked by http/request-target.ts) up in every tier, and
+ * then serve it fresh, serve it stale while refreshing, revalidate it, or fill it from the origin (RFC 9111 §4).
  * Concurrent misses and revalidations of one key share one origin fetch; the hit path (hit-path.ts)
  * short-cuts the commonest case, and everything else is decided here.
  */
@@ -79,7 +79,7 @@ export class CachePipeline {
     this.detachedFetches = new KeyedLimiter(options.detachedFetchesPerKey ?? DETACHED_FETCHES_PER_KEY, options.coalesceWait);
   }
 
-  /** Handles a GET or HEAD that the hit path did not answer; `target` is the validated one (server.ts). */
+  /** Handles a GET or HEAD that the hit path did not answer; `target` is the validated one (http/request-target.ts). */
   async handle(req: IncomingMessage, res: ServerResponse, target: RequestTarget): Promise<void> {
     const { stats, store, freshness, now } = this.options;
     // A revalidation must not bring back what a purge removed after the stale entry was read (see CacheStore.put).

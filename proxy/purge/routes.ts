@@ -4,11 +4,11 @@
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { PurgeSelector } from '../../cache-store/cache-store.js';
-import type { RequestTarget } from '../../policies/http/cache-key.js';
 import { formatCacheStatus } from '../../policies/http/cache-status.js';
 import { authorizePurge, PURGE_BODY_SCHEMA, selectorFromBody, type AuthResult, type PurgeBody } from './purge-request.js';
 import type { ProxyStats } from '../admin/stats.js';
 import { sendError } from '../http/error-answer.js';
+import { targetOf } from '../http/request-target.js';
 
 /** Applies a purge everywhere it must take effect; resolves with the number of entries affected. */
 export type Purger = (selector: PurgeSelector, soft: boolean) => Promise<number>;
@@ -29,7 +29,6 @@ export interface PurgeMethodOptions {
   purge: Purger;
   stats: ProxyStats;
   token: string | undefined;
-  targetOf: (request: object) => RequestTarget;
 }
 
 export function registerPurgeMethod(app: FastifyInstance, options: PurgeMethodOptions): void {
@@ -45,7 +44,7 @@ export function registerPurgeMethod(app: FastifyInstance, options: PurgeMethodOp
         options.stats.purgeAuthFailures++;
         return refuse(reply, auth, 'purge is disabled on this port: set EDGECACHE_ADMIN_TOKEN', 'proxy');
       }
-      const target = options.targetOf(request);
+      const target = targetOf(request);
       const soft = /^(1|true|yes)$/i.test(String(request.headers['soft-purge'] ?? ''));
       const purged = await options.purge({ urls: [target.key] }, soft);
       return reply.code(200).header('cache-control', 'no-store').send({ status: 'ok', purged, soft });

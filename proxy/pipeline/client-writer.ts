@@ -17,7 +17,7 @@ import { appendCacheStatus, formatCacheStatus, type CacheStatusFields, type Forw
 import { CACHE_ONLY_RESPONSE_FIELDS, withVia } from '../origin/forwarding.js';
 import { gatewayError } from '../origin/origin-client.js';
 import type { EntryOutcome, FillConsumer, FillOutcome, OriginFill, StreamedHead } from './origin-fill.js';
-import { clientValidatorsMatch } from '../../policies/http/conditionals.js';
+import { clientValidatorsMatch, notModifiedFields } from '../../policies/http/conditionals.js';
 import { writeError } from '../http/error-answer.js';
 import type { ProxyStats } from '../admin/stats.js';
 
@@ -114,13 +114,7 @@ export class ClientWriter implements FillConsumer {
     }
     if (outcome.status === 200 && clientValidatorsMatch(req.headers, outcome.headers)) {
       ctx.stats.misses++;
-      const headers = missHeaders(outcome, ctx.forward, ctx.collapsed);
-      const kept: WireValue[] = [];
-      for (let i = 0; i < headers.length; i += 2) {
-        const name = headers[i] as string;
-        if (name !== 'content-length' && name !== 'content-type' && name !== 'content-encoding') kept.push(name, headers[i + 1] as WireValue);
-      }
-      res.writeHead(304, kept);
+      res.writeHead(304, notModifiedFields(missHeaders(outcome, ctx.forward, ctx.collapsed)));
       res.end();
       this.bodyless = true;
       this.finished = true;

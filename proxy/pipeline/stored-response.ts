@@ -7,6 +7,7 @@ import type { ServerResponse } from 'node:http';
 import { writeBody } from '../../cache-store/body.js';
 import type { CacheEntry } from '../../cache-store/entry.js';
 import { appendCacheStatus, formatCacheStatus, type CacheStatusFields, type XCache } from '../../policies/http/cache-status.js';
+import { notModifiedFields } from '../../policies/http/conditionals.js';
 import { ageSeconds, storedFields, ttlSeconds, type WireValue } from '../http/hit-head.js';
 
 export interface StoredResponseOptions {
@@ -38,19 +39,9 @@ export function writeStored(res: ServerResponse, method: string, entry: CacheEnt
   else writeBody(res, entry.body);
 }
 
-/** Fields a 304 carries (RFC 9110 §15.4.5), plus Last-Modified for caches downstream. */
-const NOT_MODIFIED_FIELDS = new Set(['cache-control', 'content-location', 'date', 'etag', 'expires', 'vary', 'last-modified']);
-
+/** The client's validators match the stored response: 304, with the fields notModifiedFields keeps. */
 export function writeNotModified(res: ServerResponse, entry: CacheEntry, options: StoredResponseOptions): void {
-  const all = headersFor(entry, options, []);
-  const out: WireValue[] = [];
-  for (let i = 0; i < all.length; i += 2) {
-    const name = all[i] as string;
-    if (NOT_MODIFIED_FIELDS.has(name) || name === 'age' || name === 'x-cache' || name === 'cache-status' || name === 'via') {
-      out.push(name, all[i + 1] as WireValue);
-    }
-  }
-  res.writeHead(304, out);
+  res.writeHead(304, notModifiedFields(headersFor(entry, options, [])));
   res.end();
 }
 

@@ -8,6 +8,7 @@
 import type { ServerResponse } from 'node:http';
 import type { CacheEntry, EntryMeta } from '../../cache-store/entry.js';
 import { appendCacheStatus, formatCacheStatus } from '../../policies/http/cache-status.js';
+import { allowsContentLength } from '../../policies/http/message-body.js';
 import { CACHE_ONLY_RESPONSE_FIELDS, withVia } from '../origin/forwarding.js';
 import { flat, preparedHead, rawHeadSupported, serializeFields, setRawHead, statusLine, type PreparedHead } from './raw-head.js';
 
@@ -37,8 +38,7 @@ function prepare(entry: CacheEntry): Prepared {
     base.push(name, headers[name] as WireValue);
   }
   base.push('via', withVia(headers.via));
-  // A 204 carries no Content-Length (RFC 9110 §8.6).
-  const length = entry.meta.status === 204 ? [] : ['content-length', String(entry.body.length)];
+  const length = allowsContentLength(entry.meta.status) ? ['content-length', String(entry.body.length)] : [];
   const hit = [...base, ...length, 'age', '', 'x-cache', 'HIT', 'cache-status', ''];
   const fields = rawHeadSupported() ? serializeFields(hit.slice(0, -6)) : undefined;
   const headStart = fields === undefined ? undefined : flat([statusLine(entry.meta.status), fields]);

@@ -19,6 +19,7 @@ import { KeyedLimiter } from './keyed-limiter.js';
 import { OriginFill } from './origin-fill.js';
 import { clientValidatorsMatch } from '../../policies/http/conditionals.js';
 import { parseRange } from '../../policies/http/ranges.js';
+import { allowsContentLength, hasNoContent } from '../../policies/http/message-body.js';
 import { writeError } from '../http/error-answer.js';
 import { writeNotModified, writeRange, writeRangeNotSatisfiable, writeStored } from './stored-response.js';
 import type { Coordinator } from '../cluster/coordinator.js';
@@ -336,9 +337,9 @@ export class CachePipeline {
       const headers = relayedResponseHeaders(response.headers as Record<string, string | string[] | undefined>, this.options.exposeTagHeaders);
       headers['x-cache'] = 'BYPASS';
       headers['cache-status'] = formatCacheStatus({ fwd: forward, fwdStatus: status });
-      if (req.method === 'HEAD' || status === 204 || status === 304) {
+      if (req.method === 'HEAD' || hasNoContent(status)) {
         // No content, whatever the fields say (RFC 9110 §6.4.1, §8.6), as for a fill.
-        if (status === 204) delete headers['content-length'];
+        if (!allowsContentLength(status)) delete headers['content-length'];
         response.body.on('error', () => undefined);
         response.body.resume();
         res.writeHead(status, headers);

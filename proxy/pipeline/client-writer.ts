@@ -18,6 +18,7 @@ import { CACHE_ONLY_RESPONSE_FIELDS, withVia } from '../origin/forwarding.js';
 import { gatewayError } from '../origin/origin-client.js';
 import type { EntryOutcome, FillConsumer, FillOutcome, OriginFill, StreamedHead } from './origin-fill.js';
 import { clientValidatorsMatch, notModifiedFields } from '../../policies/http/conditionals.js';
+import { hasNoContent } from '../../policies/http/message-body.js';
 import { writeError } from '../http/error-answer.js';
 import type { ProxyStats } from '../admin/stats.js';
 
@@ -120,7 +121,7 @@ export class ClientWriter implements FillConsumer {
       this.finished = true;
       return;
     }
-    if (req.method === 'HEAD' || outcome.status === 204 || outcome.status === 304) {
+    if (req.method === 'HEAD' || hasNoContent(outcome.status)) {
       ctx.stats.misses++;
       res.writeHead(outcome.status, missHeaders(outcome, ctx.forward, ctx.collapsed));
       res.end();

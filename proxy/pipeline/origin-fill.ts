@@ -21,13 +21,14 @@ import { bodyFromChunks, type Body } from '../../cache-store/body.js';
 import { deletableAt, newEntryMeta, type CacheEntry, type StoredHeaders } from '../../cache-store/entry.js';
 import type { CacheStore, PutResult } from '../../cache-store/cache-store.js';
 import { parseVary, variantKey, varyKey } from '../../policies/http/cache-key.js';
-import { parseCacheControl } from '../../policies/http/cache-control.js';
 import { parseSurrogateKeys, TAG_FIELDS } from '../../policies/http/surrogate-keys.js';
-import type { Freshness, NotStorableReason, PolicyRequest } from '../../policies/http/freshness.js';
+import type { Freshness, PolicyRequest } from '../../policies/http/freshness.js';
+import { allowsContentLength, bodyFraming, type BodyFraming } from '../../policies/http/message-body.js';
+import { freshenedHeaders, isOriginError, withoutClientValidators } from '../../policies/http/revalidation.js';
+import { shareableUnstored, type NotStoredReason } from '../../policies/http/sharing.js';
 import { endToEndResponseHeaders } from '../origin/forwarding.js';
 import type { OriginClient } from '../origin/origin-client.js';
 
-export type NotStoredReason = NotStorableReason | 'too-large' | 'close-delimited';
 
 /** The response to relay to consumers, as it streams. */
 export interface StreamedHead {
@@ -107,30 +108,11 @@ export interface FillRequest {
   since?: number;
 }
 
-const ORIGIN_ERROR_STATUSES = new Set([500, 502, 503, 504]);
-
 /**
  * Most bytes of a response that is not stored kept for waiters that join while it streams (an error page is
  * small; a large uncacheable download is streamed with backpressure instead, and late requests fetch their own).
  */
 const UNSTORED_KEEP_LIMIT = 1024 * 1024;
-
-/** Reasons that are not about who may see the response: its size or framing. */
-const SHAREABLE_UNSTORED = new Set<NotStoredReason>(['too-large', 'close-delimited']);
-/** Reasons that are about its lifetime or status only (a 500, a 404 without freshness, max-age=0). */
-const LIFETIME_ONLY = new Set<NotStoredReason>(['not-cacheable', 'zero-ttl']);
-
-/**
- * Whether a response that is not stored may still be handed to the waiters of its fill. Yes when only its size,
- * framing, status or lifetime kept it out of the cache, unless it says no-cache (it may not be reused without
- * revalidation, RFC 9111 §5.2.2.4). Responses that are private, no-store, carry Set-Cookie, answer a request
- * with Authorization or say Vary: * have their own reasons and are never shared. (Whether the waiter's request
- * selects the same Vary variant is checked per waiter.)
- */
-export function shareableUnstored(reason: NotStoredReason, responseHeaders: Record<string, string | string[] | undefined>): boolean {
-  if (SHAREABLE_UNSTORED.has(reason)) return true;
-  return LIFETIME_ONLY.has(reason) && !parseCacheControl(responseHeaders['cache-control']).has('no-cache');
-}
 
 interface Member {
   owner: boolean;
@@ -283,7 +265,7 @@ export class OriginFill {
       this.finishRevalidation(stale, originHeaders);
       return;
     }
-    if (stale && ORIGIN_ERROR_STATUSES.has(status) && this.deps.freshness.canServeStaleOnError(stale.meta)) {
+    if (stale && isOriginError(status) && this.deps.freshness.canServeStaleOnError(stale.meta)) {
       response.body.resume();
       this.deliverEntry({ kind: 'entry', entry: stale, how: 'stale-if-error', originStatus: status });
       return;
@@ -293,13 +275,13 @@ export class OriginFill {
     if (headers.date === undefined) headers.date = new Date(this.deps.now()).toUTCString();
     this.tags = parseSurrogateKeys(headers);
     if (!this.deps.exposeTagHeaders) for (const name of TAG_FIELDS) delete headers[name];
-    // A 204 or 304 has no content whatever its fields say (RFC 9110 §6.4.1, RFC 9112 §6.3): undici reads no body
-    // (and reports a Content-Length it did not get as a length mismatch). A 204 may not carry Content-Length at
-    // all (RFC 9110 §8.6): a client that believed it would wait for bytes that never come.
-    const noContent = status === 204 || status === 304;
-    if (status === 204) delete headers['content-length'];
-    const contentLength = noContent ? 0 : parseContentLength(originHeaders['content-length']);
-    const reason = this.notStoredReason(status, originHeaders, contentLength, noContent);
+    // A 204 or 304 has no content whatever its fields say: undici reads no body (and reports a Content-Length it
+    // did not get as a length mismatch). A 204 may not carry Content-Length at all (RFC 9110 §8.6): a client that
+    // believed it would wait for bytes that never come.
+    const framing = bodyFraming(status, originHeaders);
+    const { noContent, length: contentLength } = framing;
+    if (!allowsContentLength(status)) delete headers['content-length'];
+    const reason = this.notStoredReason(status, originHeaders, framing);
     const shareable = reason === null || shareableUnstored(reason, originHeaders);
     this.storing = reason === null;
     // Kept to be stored (up to --max-object-size), or so that waiters joining late still get every byte.
@@ -349,19 +331,13 @@ export class OriginFill {
     response.body.on('error', (err: Error) => this.fail(err));
   }
 
-  private notStoredReason(
-    status: number,
-    originHeaders: Record<string, string | string[] | undefined>,
-    contentLength: number | undefined,
-    noContent: boolean,
-  ): NotStoredReason | null {
+  private notStoredReason(status: number, originHeaders: Record<string, string | string[] | undefined>, framing: BodyFraming): NotStoredReason | null {
     const response = { status, headers: originHeaders };
     this.policy = this.deps.freshness.createPolicy(this.policyRequest, response);
     const reason = this.deps.freshness.notStorableReason(this.policy, this.policyRequest, response);
     if (reason !== null) return reason;
-    if (contentLength !== undefined && contentLength > this.deps.maxObjectSize) return 'too-large';
-    const chunked = /chunked/i.test(String(originHeaders['transfer-encoding'] ?? ''));
-    if (contentLength === undefined && !chunked && !noContent) return 'close-delimited';
+    if (framing.length !== undefined && framing.length > this.deps.maxObjectSize) return 'too-large';
+    if (framing.closeDelimited) return 'close-delimited';
     return null;
   }
 
@@ -429,7 +405,6 @@ export class OriginFill {
 
   /** A 304 answered the revalidation: update the stored headers and lifetimes, keep the stored body. */
   private finishRevalidation(stale: CacheEntry, originHeaders: Record<string, string | string[] | undefined>): void {
-    const headers: StoredHeaders = { ...stale.meta.headers };
     const update = endToEndResponseHeaders(originHeaders);
     const newTags = parseSurrogateKeys(update);
     this.tags = newTags.length > 0 ? newTags : stale.meta.tags;
@@ -438,10 +413,7 @@ export class OriginFill {
     // the stored headers it would be handed to everyone (unless --cache-set-cookie allows storing cookies).
     const cookie = this.deps.freshness.cacheSetCookie ? undefined : update['set-cookie'];
     if (cookie !== undefined) delete update['set-cookie'];
-    for (const name in update) {
-      if (UNCHANGED_BY_304.has(name)) continue;
-      headers[name] = update[name] as string | string[];
-    }
+    const headers = freshenedHeaders(stale.meta.headers, update);
     const policy = this.deps.freshness.revalidatedPolicy(stale.policy, this.policyRequest, originHeaders, { status: stale.meta.status, headers });
     this.varyFields = stale.meta.vary;
     const entry = this.buildEntry(stale.meta.status, headers, stale.body, policy);
@@ -508,24 +480,4 @@ export class OriginFill {
     this.consumers.clear();
     this.resolveDone();
   }
-}
-
-/**
- * Fields a 304 does not change in the stored response (RFC 9111 §3.2): those describing the stored body, and
- * the validator the stored body was selected by.
- */
-const UNCHANGED_BY_304 = new Set(['content-length', 'content-encoding', 'transfer-encoding', 'content-range', 'content-md5', 'etag']);
-
-function parseContentLength(value: string | string[] | undefined): number | undefined {
-  if (typeof value !== 'string' || !/^\d+$/.test(value)) return undefined;
-  return Number(value);
-}
-
-function withoutClientValidators(headers: IncomingHttpHeaders): IncomingHttpHeaders {
-  const copy: IncomingHttpHeaders = { ...headers };
-  delete copy['if-none-match'];
-  delete copy['if-modified-since'];
-  delete copy['if-range'];
-  delete copy.range;
-  return copy;
 }

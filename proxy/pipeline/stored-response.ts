@@ -8,6 +8,7 @@ import { writeBody } from '../../cache-store/body.js';
 import type { CacheEntry } from '../../cache-store/entry.js';
 import { appendCacheStatus, formatCacheStatus, type CacheStatusFields, type XCache } from '../../policies/http/cache-status.js';
 import { notModifiedFields } from '../../policies/http/conditionals.js';
+import { allowsContentLength } from '../../policies/http/message-body.js';
 import { ageSeconds, storedFields, ttlSeconds, type WireValue } from '../http/hit-head.js';
 
 export interface StoredResponseOptions {
@@ -32,8 +33,7 @@ function headersFor(entry: CacheEntry, options: StoredResponseOptions, extra: Wi
 
 /** A stored response in full (200 or whatever status was stored). HEAD gets the headers only. */
 export function writeStored(res: ServerResponse, method: string, entry: CacheEntry, options: StoredResponseOptions): void {
-  // A 204 carries no Content-Length (RFC 9110 §8.6).
-  const length = entry.meta.status === 204 ? [] : ['content-length', String(entry.body.length)];
+  const length = allowsContentLength(entry.meta.status) ? ['content-length', String(entry.body.length)] : [];
   res.writeHead(entry.meta.status, headersFor(entry, options, length));
   if (method === 'HEAD') res.end();
   else writeBody(res, entry.body);

@@ -20,6 +20,7 @@ import { LocalCoordinator, type Coordinator, type PurgeRequest } from './cluster
 import { createHitPath } from './http/hit-path.js';
 import { probeRawHead } from './http/raw-head.js';
 import { createLogger } from './logger.js';
+import { Forwarding } from './origin/forwarding.js';
 import { OriginClient } from './origin/origin-client.js';
 import { registerPassthrough, upgradeConstraint } from './http/passthrough.js';
 import { registerPurgeMethod, type Purger } from './purge/routes.js';
@@ -113,6 +114,12 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     headersTimeout: config.originHeadersTimeout,
     bodyTimeout: config.originBodyTimeout,
   });
+  const forwarding = new Forwarding({
+    originHost: origin.host,
+    preserveHost: config.preserveHost,
+    trustForwarded: config.trustForwarded,
+    exposeTagHeaders: config.exposeTagHeaders,
+  });
   // Applies a purge to this process's tiers (or those within a reach). It is counted in /stats by whoever applies it
   // to the whole node (purgeNode): here for a single process, the cluster primary under --workers.
   const purgeLocally = async ({ selector, soft, invalidation }: PurgeRequest, within?: PurgeOptions['within']): Promise<number> => {
@@ -142,8 +149,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     log,
     now,
     maxObjectSize: config.maxObjectSize,
-    preserveHost: config.preserveHost,
-    trustForwarded: config.trustForwarded,
+    forwarding,
     jitter: config.ttlJitter > 0 ? () => Math.random() * (config.ttlJitter / 100) : () => 0,
     coalesce: config.coalesce,
     coalesceWait: config.coalesceWait,
@@ -198,12 +204,9 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
   registerPurgeMethod(app, { purge, stats, token: config.adminToken });
   await registerPassthrough(app, {
     origin: config.origin,
-    originHost: origin.host,
     invalidate: (urls) => coordinator.purge({ selector: { urls }, soft: false, invalidation: true }),
     stats,
-    preserveHost: config.preserveHost,
-    trustForwarded: config.trustForwarded,
-    exposeTagHeaders: config.exposeTagHeaders,
+    forwarding,
     connections: config.originConnections,
     connectTimeout: config.originConnectTimeout,
     headersTimeout: config.originHeadersTimeout,

@@ -8,6 +8,9 @@
 export const SURROGATE_TOKEN = 'edgecache';
 export const SURROGATE_CAPABILITY = `${SURROGATE_TOKEN}="Surrogate/1.0"`;
 
+/** Response fields addressed to the surrogate itself: stored with the entry, never relayed to clients. */
+export const SURROGATE_ONLY_FIELDS: ReadonlySet<string> = new Set(['surrogate-control']);
+
 export interface SurrogateDirectives {
   noStore: boolean;
   /** Freshness lifetime in seconds. */

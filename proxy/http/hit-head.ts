@@ -9,7 +9,8 @@ import type { ServerResponse } from 'node:http';
 import type { CacheEntry, EntryMeta } from '../../cache-store/entry.js';
 import { appendCacheStatus, formatCacheStatus } from '../../policies/http/cache-status.js';
 import { allowsContentLength } from '../../policies/http/message-body.js';
-import { CACHE_ONLY_RESPONSE_FIELDS, withVia } from '../origin/forwarding.js';
+import { withVia } from '../../policies/http/intermediary.js';
+import { SURROGATE_ONLY_FIELDS } from '../../policies/http/surrogate-control.js';
 import { flat, preparedHead, rawHeadSupported, serializeFields, setRawHead, statusLine, type PreparedHead } from './raw-head.js';
 
 export type WireValue = string | string[];
@@ -34,7 +35,7 @@ function prepare(entry: CacheEntry): Prepared {
   const base: WireValue[] = [];
   const headers = entry.meta.headers;
   for (const name in headers) {
-    if (SKIPPED_FROM_STORE.has(name) || CACHE_ONLY_RESPONSE_FIELDS.has(name)) continue;
+    if (SKIPPED_FROM_STORE.has(name) || SURROGATE_ONLY_FIELDS.has(name)) continue;
     base.push(name, headers[name] as WireValue);
   }
   base.push('via', withVia(headers.via));

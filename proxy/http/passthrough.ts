@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import httpProxy, { type FastifyHttpProxyOptions } from '@fastify/http-proxy';
 import { normalizeHost, schemeOf, type RequestTarget } from '../../policies/http/cache-key.js';
 import { formatCacheStatus } from '../../policies/http/cache-status.js';
-import { originRequestHeaders, relayedResponseHeaders } from '../origin/forwarding.js';
+import type { Forwarding } from '../origin/forwarding.js';
 import { gatewayError } from '../origin/origin-client.js';
 import { sendError } from './error-answer.js';
 import { targetOf } from './request-target.js';
@@ -24,13 +24,11 @@ const SAFE = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PROPFIND', 'REPORT', '
 
 export interface PassthroughOptions {
   origin: string;
-  originHost: string;
   /** Removes every variant of these URLs (primary keys) in every process; resolves with the count. */
   invalidate: (keys: string[]) => Promise<number>;
   stats: ProxyStats;
-  preserveHost: boolean;
-  trustForwarded: boolean;
-  exposeTagHeaders: boolean;
+  /** The header fields sent to the origin and relayed back. */
+  forwarding: Forwarding;
   connections: number;
   connectTimeout: number;
   headersTimeout: number;
@@ -108,20 +106,10 @@ export async function registerPassthrough(app: FastifyInstance, options: Passthr
     replyOptions: {
       // The same request-header rules as cache fills, from the client's own headers (bodies keep their length).
       rewriteRequestHeaders: (request) => {
-        const target = targetOf(request);
-        return originRequestHeaders(
-          request.headers,
-          {
-            clientHost: target.host,
-            hostHeader: options.preserveHost ? target.host : options.originHost,
-            clientAddress: request.socket.remoteAddress,
-            trustForwarded: options.trustForwarded,
-          },
-          false,
-        );
+        return options.forwarding.requestHeaders(request.headers, targetOf(request), request.socket.remoteAddress, false);
       },
       rewriteHeaders: (headers) => ({
-        ...relayedResponseHeaders(headers as Record<string, string | string[] | undefined>, options.exposeTagHeaders),
+        ...options.forwarding.responseHeaders(headers as Record<string, string | string[] | undefined>),
         'x-cache': 'BYPASS',
       }),
       onResponse: (request, reply, rawResponse) => {

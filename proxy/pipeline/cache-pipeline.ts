@@ -13,7 +13,7 @@ import { parseCacheControl, pragmaNoCache } from '../../policies/http/cache-cont
 import type { Freshness } from '../../policies/http/freshness.js';
 import { formatCacheStatus, type CacheStatusFields, type ForwardReason, type XCache } from '../../policies/http/cache-status.js';
 import { ClientWriter } from './client-writer.js';
-import { originRequestHeaders, relayedResponseHeaders, type ForwardingContext } from '../origin/forwarding.js';
+import type { Forwarding } from '../origin/forwarding.js';
 import { gatewayError, type OriginClient } from '../origin/origin-client.js';
 import { KeyedLimiter } from './keyed-limiter.js';
 import { OriginFill } from './origin-fill.js';
@@ -33,8 +33,8 @@ export interface PipelineOptions {
   log: Logger;
   now: () => number;
   maxObjectSize: number;
-  preserveHost: boolean;
-  trustForwarded: boolean;
+  /** The header fields sent to the origin and relayed back. */
+  forwarding: Forwarding;
   /** Fraction of the lifetime to cut from a new entry (TTL jitter); returns 0 when jitter is off. */
   jitter: () => number;
   /** Share concurrent origin fetches for one key. */
@@ -294,7 +294,7 @@ export class CachePipeline {
       {
         primaryKey: target.key,
         path: target.path,
-        headers: originRequestHeaders(req.headers, this.forwarding(req, target), true),
+        headers: this.options.forwarding.requestHeaders(req.headers, target, req.socket.remoteAddress, true),
         clientHeaders: req.headers,
         ...(stale && { stale: stale.entry, since: stale.since }),
       },
@@ -330,11 +330,11 @@ export class CachePipeline {
       const response = await origin.request({
         method: req.method === 'HEAD' ? 'HEAD' : 'GET',
         path: target.path,
-        headers: originRequestHeaders(req.headers, this.forwarding(req, target), false),
+        headers: this.options.forwarding.requestHeaders(req.headers, target, req.socket.remoteAddress, false),
         signal: abort.signal,
       });
       const status = response.statusCode;
-      const headers = relayedResponseHeaders(response.headers as Record<string, string | string[] | undefined>, this.options.exposeTagHeaders);
+      const headers = this.options.forwarding.responseHeaders(response.headers as Record<string, string | string[] | undefined>);
       headers['x-cache'] = 'BYPASS';
       headers['cache-status'] = formatCacheStatus({ fwd: forward, fwdStatus: status });
       if (req.method === 'HEAD' || hasNoContent(status)) {
@@ -379,15 +379,6 @@ export class CachePipeline {
       const failure = gatewayError(err);
       writeError(res, failure.status, failure.message, { cacheStatus: { fwd: forward, detail: 'origin-error' } });
     }
-  }
-
-  forwarding(req: IncomingMessage, target: RequestTarget): ForwardingContext {
-    return {
-      clientHost: target.host,
-      hostHeader: this.options.preserveHost ? target.host : this.options.origin.host,
-      clientAddress: req.socket.remoteAddress,
-      trustForwarded: this.options.trustForwarded,
-    };
   }
 
   /** How many keys each of the pipeline's maps holds (for tests and /stats: none may grow without bound). */

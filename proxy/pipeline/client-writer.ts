@@ -14,7 +14,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CacheEntry } from '../../cache-store/entry.js';
 import { appendCacheStatus, formatCacheStatus, type CacheStatusFields, type ForwardReason, type XCache } from '../../policies/http/cache-status.js';
-import { CACHE_ONLY_RESPONSE_FIELDS, withVia } from '../origin/forwarding.js';
+import { withVia } from '../../policies/http/intermediary.js';
+import { SURROGATE_ONLY_FIELDS } from '../../policies/http/surrogate-control.js';
 import { gatewayError } from '../origin/origin-client.js';
 import type { EntryOutcome, FillConsumer, FillOutcome, OriginFill, StreamedHead } from './origin-fill.js';
 import { clientValidatorsMatch, notModifiedFields } from '../../policies/http/conditionals.js';
@@ -58,7 +59,7 @@ function missHeaders(outcome: StreamedHead, forward: ForwardReason, collapsed: b
   });
   const headers: WireValue[] = [];
   for (const name in outcome.headers) {
-    if (name === 'cache-status' || name === 'via' || name === 'x-cache' || CACHE_ONLY_RESPONSE_FIELDS.has(name)) continue;
+    if (name === 'cache-status' || name === 'via' || name === 'x-cache' || SURROGATE_ONLY_FIELDS.has(name)) continue;
     headers.push(name, outcome.headers[name] as WireValue);
   }
   headers.push('via', withVia(outcome.headers.via));

@@ -26,7 +26,7 @@ import type { Freshness, PolicyRequest } from '../../policies/http/freshness.js'
 import { allowsContentLength, bodyFraming, type BodyFraming } from '../../policies/http/message-body.js';
 import { freshenedHeaders, isOriginError, withoutClientValidators } from '../../policies/http/revalidation.js';
 import { shareableUnstored, type NotStoredReason } from '../../policies/http/sharing.js';
-import { endToEndResponseHeaders } from '../origin/forwarding.js';
+import { endToEndResponseHeaders } from '../../policies/http/intermediary.js';
 import type { OriginClient } from '../origin/origin-client.js';
 
 

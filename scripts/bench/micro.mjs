@@ -9,7 +9,8 @@ import { performance } from 'node:perf_hooks';
 import { parseCacheControl } from '../../dist/policies/http/cache-control.js';
 import { normalizeHost, parseRequestTarget, varyKey } from '../../dist/policies/http/cache-key.js';
 import { Freshness } from '../../dist/policies/http/freshness.js';
-import { endToEndResponseHeaders, originRequestHeaders } from '../../dist/proxy/origin/forwarding.js';
+import { endToEndResponseHeaders } from '../../dist/policies/http/intermediary.js';
+import { Forwarding } from '../../dist/proxy/origin/forwarding.js';
 import { hitHeaders } from '../../dist/proxy/http/hit-head.js';
 
 const args = process.argv.slice(2);
@@ -40,7 +41,8 @@ const BROWSER = {
   'if-none-match': '"abc"',
   'x-forwarded-for': '10.0.0.1',
 };
-const CTX = { clientHost: 'www.example.com', hostHeader: 'www.example.com', clientAddress: '127.0.0.1', trustForwarded: false };
+const FORWARDING = new Forwarding({ originHost: 'origin.internal', preserveHost: true, trustForwarded: false, exposeTagHeaders: false });
+const TARGET = { scheme: 'http', host: 'www.example.com', path: '/', key: 'www.example.com/' };
 const ORIGIN_RESPONSE = {
   'content-type': 'application/javascript; charset=utf-8',
   'content-length': '16384',
@@ -86,7 +88,7 @@ const CASES = [
   ['cache-key', 'normalizeHost (memoized)', (i) => normalizeHost(HOSTS[i & 7], 'http')],
   ['cache-key', 'varyKey (accept-encoding)', () => varyKey(['accept-encoding'], BROWSER)],
   ['cache-key', 'varyKey (3 fields)', () => varyKey(['accept', 'accept-encoding', 'accept-language'], BROWSER)],
-  ['headers', 'originRequestHeaders (fill)', () => originRequestHeaders(BROWSER, CTX, true)],
+  ['headers', 'Forwarding.requestHeaders (fill)', () => FORWARDING.requestHeaders(BROWSER, TARGET, '127.0.0.1', true)],
   ['headers', 'endToEndResponseHeaders', () => endToEndResponseHeaders(ORIGIN_RESPONSE)],
   ['headers', 'hitHeaders (same second)', () => hitHeaders(entry, NOW + 1500)],
   ['headers', 'hitHeaders (Age changes)', (i) => hitHeaders(entry, NOW + (i & 1023) * 1000)],

@@ -16,6 +16,7 @@ import { Freshness } from '../policies/http/freshness.js';
 import { buildAdmin } from './admin/admin-app.js';
 import { buildStore, DataDirError } from '../cache-store/build-store.js';
 import { CachePipeline } from './pipeline/cache-pipeline.js';
+import { OutcomeRecorder } from './pipeline/outcome.js';
 import { LocalCoordinator, type Coordinator, type PurgeRequest } from './cluster/coordinator.js';
 import { createHitPath } from './http/hit-path.js';
 import { probeRawHead } from './http/raw-head.js';
@@ -92,7 +93,7 @@ function answerClientError(err: NodeJS.ErrnoException, socket: import('node:net'
 /** CONNECT (tunnels) is not something a caching reverse proxy does: 405, one line, and close. */
 function answerConnect(socket: import('node:net').Socket): void {
   socket.on('error', () => socket.destroy());
-  socket.end(closingErrorResponse(405, 'method CONNECT is not supported', { fields: { Allow: ALLOWED_METHODS } }));
+  socket.end(closingErrorResponse(405, 'method CONNECT is not supported', { fields: { allow: ALLOWED_METHODS } }));
 }
 
 export async function createEdgecache(config: EdgecacheConfig, overrides: EdgecacheOverrides = {}): Promise<Edgecache> {
@@ -141,11 +142,13 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
   const coordinator =
     overrides.coordinator?.({ store, stats, purgeLocally }) ?? new LocalCoordinator(broadcast ? broadcasting(purgeNode, broadcast) : purgeNode);
   const purge: Purger = (selector, soft) => coordinator.purge({ selector, soft });
+  const outcomes = new OutcomeRecorder(stats);
   const pipeline = new CachePipeline({
     store,
     freshness,
     origin,
     stats,
+    outcomes,
     log,
     now,
     maxObjectSize: config.maxObjectSize,
@@ -159,7 +162,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
   });
   // Prepared hit heads, if this Node writes them as expected (checked once per process).
   await probeRawHead();
-  const serveFreshHit = createHitPath(store, stats, now, LISTENER_SCHEME);
+  const serveFreshHit = createHitPath(store, outcomes, now, LISTENER_SCHEME);
 
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
@@ -206,6 +209,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     origin: config.origin,
     invalidate: (urls) => coordinator.purge({ selector: { urls }, soft: false, invalidation: true }),
     stats,
+    outcomes,
     forwarding,
     connections: config.originConnections,
     connectTimeout: config.originConnectTimeout,
@@ -219,7 +223,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     void sendError(reply, status, status === 500 ? 'internal error' : err.message);
   });
   app.setNotFoundHandler((request, reply) => {
-    void sendError(reply, 405, `method ${request.method} is not supported`, { fields: { Allow: ALLOWED_METHODS } });
+    void sendError(reply, 405, `method ${request.method} is not supported`, { fields: { allow: ALLOWED_METHODS } });
   });
 
   const startedAt = Date.now();

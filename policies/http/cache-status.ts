@@ -1,8 +1,7 @@
 /**
- * What happened to a request, told twice: `X-Cache` (one word, for curl) and `Cache-Status` (RFC 9211).
+ * The Cache-Status response field (RFC 9211): edgecache's member, and its place after those of caches nearer the
+ * origin. What each response says is decided in proxy/pipeline/outcome.ts.
  */
-
-export type XCache = 'HIT' | 'MISS' | 'STALE' | 'REVALIDATED' | 'BYPASS';
 
 /** RFC 9211 §2.2 forward reasons. */
 export type ForwardReason = 'bypass' | 'method' | 'uri-miss' | 'vary-miss' | 'miss' | 'request' | 'stale' | 'partial';

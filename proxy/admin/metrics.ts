@@ -3,6 +3,7 @@
  * (version 0.0.4). It is derived from the same snapshot when /metrics is scraped (under --workers: the cluster
  * primary's sum), so the two never disagree and nothing is added to the request path.
  */
+import { OUTCOME_COUNTERS } from '../pipeline/outcome.js';
 import type { ProxyStats } from './stats.js';
 
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -36,13 +37,7 @@ const COUNTERS: Record<Exclude<keyof ProxyStats, 'toJSON'>, string> = {
 };
 
 /** The X-Cache outcomes, each one of the counters above. */
-const RESPONSES: ReadonlyArray<[string, keyof typeof COUNTERS]> = [
-  ['HIT', 'hits'],
-  ['MISS', 'misses'],
-  ['STALE', 'stale'],
-  ['REVALIDATED', 'revalidated'],
-  ['BYPASS', 'bypass'],
-];
+const RESPONSES = Object.entries(OUTCOME_COUNTERS);
 
 interface TierField {
   type: MetricType;

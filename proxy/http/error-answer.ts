@@ -6,14 +6,15 @@
  * (closingErrorResponse).
  */
 import { STATUS_CODES, type ServerResponse } from 'node:http';
-import { formatCacheStatus, type CacheStatusFields, type XCache } from '../../policies/http/cache-status.js';
+import type { CacheStatusFields } from '../../policies/http/cache-status.js';
+import { outcomeFields, type XCache } from '../pipeline/outcome.js';
 
 export interface ErrorAnswerOptions {
   /** Cache-Status fields; `fwd=bypass; detail=error` by default. */
   cacheStatus?: CacheStatusFields;
   /** X-Cache; BYPASS by default. */
   xcache?: XCache;
-  /** Fields the status calls for (Allow with a 405, WWW-Authenticate with a 401). */
+  /** Fields the status calls for (Allow with a 405, WWW-Authenticate with a 401), lower-case names. */
   fields?: Readonly<Record<string, string>>;
   /** Leave out X-Cache and Cache-Status: answers of the admin port, which serves nothing from the cache. */
   admin?: boolean;
@@ -35,9 +36,10 @@ export const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
 export function errorAnswer(message: string, options: ErrorAnswerOptions = {}): { fields: Array<[string, string]>; body: string } {
   const body = `${message}\n`;
   const fields: Array<[string, string]> = Object.entries(options.fields ?? {});
-  fields.push(['Content-Type', 'text/plain; charset=utf-8'], ['Content-Length', String(Buffer.byteLength(body))], ['Cache-Control', 'no-store']);
+  fields.push(['content-type', 'text/plain; charset=utf-8'], ['content-length', String(Buffer.byteLength(body))], ['cache-control', 'no-store']);
   if (!options.admin) {
-    fields.push(['X-Cache', options.xcache ?? 'BYPASS'], ['Cache-Status', formatCacheStatus(options.cacheStatus ?? { fwd: 'bypass', detail: 'error' })]);
+    const [xcacheName, xcache, cacheStatusName, cacheStatus] = outcomeFields(options.xcache ?? 'BYPASS', options.cacheStatus ?? { fwd: 'bypass', detail: 'error' });
+    fields.push([xcacheName, xcache], [cacheStatusName, cacheStatus]);
   }
   return { fields, body };
 }
@@ -72,6 +74,11 @@ export function sendError<R extends ErrorReply<R>>(reply: R, status: number, mes
 export function closingErrorResponse(status: number, message: string, options?: ErrorAnswerOptions): string {
   const { fields, body } = errorAnswer(message, options);
   let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n`;
-  for (const [name, value] of fields) head += `${name}: ${value}\r\n`;
+  for (const [name, value] of fields) head += `${titleCase(name)}: ${value}\r\n`;
   return `${head}Connection: close\r\n\r\n${body}`;
+}
+
+/** `x-cache` as `X-Cache`: how these raw answers have always spelled their field names. */
+function titleCase(name: string): string {
+  return name.replace(/(^|-)([a-z])/g, (_m, dash: string, letter: string) => dash + letter.toUpperCase());
 }

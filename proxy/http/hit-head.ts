@@ -7,10 +7,10 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { CacheEntry, EntryMeta } from '../../cache-store/entry.js';
-import { appendCacheStatus, formatCacheStatus } from '../../policies/http/cache-status.js';
 import { allowsContentLength } from '../../policies/http/message-body.js';
 import { withVia } from '../../policies/http/intermediary.js';
 import { SURROGATE_ONLY_FIELDS } from '../../policies/http/surrogate-control.js';
+import { outcomeFields } from '../pipeline/outcome.js';
 import { flat, preparedHead, rawHeadSupported, serializeFields, setRawHead, statusLine, type PreparedHead } from './raw-head.js';
 
 export type WireValue = string | string[];
@@ -40,7 +40,8 @@ function prepare(entry: CacheEntry): Prepared {
   }
   base.push('via', withVia(headers.via));
   const length = allowsContentLength(entry.meta.status) ? ['content-length', String(entry.body.length)] : [];
-  const hit = [...base, ...length, 'age', '', 'x-cache', 'HIT', 'cache-status', ''];
+  // Age and Cache-Status are filled in per second of Age (hitPrepared).
+  const hit = [...base, ...length, 'age', '', ...outcomeFields('HIT', { hit: true })];
   const fields = rawHeadSupported() ? serializeFields(hit.slice(0, -6)) : undefined;
   const headStart = fields === undefined ? undefined : flat([statusLine(entry.meta.status), fields]);
   const prepared: Prepared = { hit, base, originCacheStatus: headers['cache-status'], age: NaN, headStart, head: undefined };
@@ -96,11 +97,11 @@ function hitPrepared(entry: CacheEntry, now: number): Prepared {
     const ttl = Math.floor(entry.meta.lifetime / 1000) - age;
     const h = p.hit;
     const ageText = String(age);
-    const cacheStatus = appendCacheStatus(p.originCacheStatus, formatCacheStatus({ hit: true, ttl }));
+    const outcome = outcomeFields('HIT', { hit: true, ttl }, p.originCacheStatus);
     h[h.length - 5] = ageText;
-    h[h.length - 1] = cacheStatus;
+    h[h.length - 1] = outcome[3];
     p.age = age;
-    const tail = p.headStart === undefined ? undefined : serializeFields(['age', ageText, 'x-cache', 'HIT', 'cache-status', cacheStatus]);
+    const tail = p.headStart === undefined ? undefined : serializeFields(['age', ageText, ...outcome]);
     p.head = tail === undefined ? undefined : preparedHead(flat([p.headStart as string, tail]));
   }
   return p;

@@ -10,12 +10,12 @@ import type { CacheStore } from '../../cache-store/cache-store.js';
 import type { Scheme } from '../../policies/http/cache-key.js';
 import { writeHitHead } from './hit-head.js';
 import { checkRequest } from './request-target.js';
-import type { ProxyStats } from '../admin/stats.js';
+import type { OutcomeRecorder } from '../pipeline/outcome.js';
 
 export type HitPath = (req: IncomingMessage, res: ServerResponse) => boolean;
 
 /** `scheme` is the listener's: it decides which port a Host may leave out (see policies/http/cache-key.ts). */
-export function createHitPath(store: CacheStore, stats: ProxyStats, now: () => number, scheme: Scheme = 'http'): HitPath {
+export function createHitPath(store: CacheStore, outcomes: OutcomeRecorder, now: () => number, scheme: Scheme = 'http'): HitPath {
   return function serveFreshHit(req, res) {
     const method = req.method;
     if (method !== 'GET' && method !== 'HEAD') return false;
@@ -41,7 +41,7 @@ export function createHitPath(store: CacheStore, stats: ProxyStats, now: () => n
     const body = entry.body;
     // (A leased body not used here is dropped: the pool's lease on it is garbage collected.)
     if (time >= entry.meta.freshUntil || !Buffer.isBuffer(body)) return false;
-    stats.hits++;
+    outcomes.record('HIT');
     writeHitHead(res, entry, time);
     if (!store.isLeased(body)) {
       if (method === 'HEAD') res.end();

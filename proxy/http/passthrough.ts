@@ -7,12 +7,12 @@ import http from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import httpProxy, { type FastifyHttpProxyOptions } from '@fastify/http-proxy';
 import { normalizeHost, schemeOf, type RequestTarget } from '../../policies/http/cache-key.js';
-import { formatCacheStatus } from '../../policies/http/cache-status.js';
 import type { Forwarding } from '../origin/forwarding.js';
 import { gatewayError } from '../origin/origin-client.js';
 import { sendError } from './error-answer.js';
 import { targetOf } from './request-target.js';
 import type { ProxyStats } from '../admin/stats.js';
+import { outcomeFields, type OutcomeRecorder } from '../pipeline/outcome.js';
 import { isWebSocketUpgrade, routeUpgrades } from './upgrade.js';
 
 /** Every method Node's parser accepts, except those the cache answers itself (and CONNECT, which is not proxied). */
@@ -27,6 +27,8 @@ export interface PassthroughOptions {
   /** Removes every variant of these URLs (primary keys) in every process; resolves with the count. */
   invalidate: (keys: string[]) => Promise<number>;
   stats: ProxyStats;
+  /** Where each response's outcome is counted (BYPASS). */
+  outcomes: OutcomeRecorder;
   /** The header fields sent to the origin and relayed back. */
   forwarding: Forwarding;
   connections: number;
@@ -108,17 +110,15 @@ export async function registerPassthrough(app: FastifyInstance, options: Passthr
       rewriteRequestHeaders: (request) => {
         return options.forwarding.requestHeaders(request.headers, targetOf(request), request.socket.remoteAddress, false);
       },
-      rewriteHeaders: (headers) => ({
-        ...options.forwarding.responseHeaders(headers as Record<string, string | string[] | undefined>),
-        'x-cache': 'BYPASS',
-      }),
+      rewriteHeaders: (headers) => options.forwarding.responseHeaders(headers as Record<string, string | string[] | undefined>),
       onResponse: (request, reply, rawResponse) => {
         // reply-from hands over { statusCode, headers, stream }.
         const res = rawResponse as unknown as { statusCode: number; headers: Record<string, string | string[] | undefined>; stream: NodeJS.ReadableStream };
         const status = res.statusCode;
-        stats.bypass++;
+        options.outcomes.record('BYPASS');
         stats.originFetches++;
-        reply.header('cache-status', formatCacheStatus({ fwd: 'method', fwdStatus: status }));
+        const [xcacheName, xcache, cacheStatusName, cacheStatus] = outcomeFields('BYPASS', { fwd: 'method', fwdStatus: status }, res.headers['cache-status']);
+        reply.header(xcacheName, xcache).header(cacheStatusName, cacheStatus);
         if (!SAFE.has(request.method) && status >= 200 && status < 400) {
           const target = targetOf(request);
           const keys = [target.key, ...relatedKeys(target, res.headers)];

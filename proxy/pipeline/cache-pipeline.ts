@@ -11,12 +11,13 @@ import type { CacheEntry } from '../../cache-store/entry.js';
 import type { RequestTarget } from '../../policies/http/cache-key.js';
 import { parseCacheControl, pragmaNoCache } from '../../policies/http/cache-control.js';
 import type { Freshness } from '../../policies/http/freshness.js';
-import { formatCacheStatus, type CacheStatusFields, type ForwardReason, type XCache } from '../../policies/http/cache-status.js';
+import type { CacheStatusFields, ForwardReason } from '../../policies/http/cache-status.js';
 import { ClientWriter } from './client-writer.js';
 import type { Forwarding } from '../origin/forwarding.js';
 import { gatewayError, type OriginClient } from '../origin/origin-client.js';
 import { KeyedLimiter } from './keyed-limiter.js';
 import { OriginFill } from './origin-fill.js';
+import { outcomeFields, type OutcomeRecorder, type XCache } from './outcome.js';
 import { clientValidatorsMatch } from '../../policies/http/conditionals.js';
 import { parseRange } from '../../policies/http/ranges.js';
 import { allowsContentLength, hasNoContent } from '../../policies/http/message-body.js';
@@ -30,6 +31,8 @@ export interface PipelineOptions {
   freshness: Freshness;
   origin: OriginClient;
   stats: ProxyStats;
+  /** Where each response's outcome is counted (HIT, MISS, ...). */
+  outcomes: OutcomeRecorder;
   log: Logger;
   now: () => number;
   maxObjectSize: number;
@@ -75,14 +78,13 @@ export class CachePipeline {
   private readonly uncacheable = new Map<string, number>();
   /** Detached waiters' own origin fetches, a few at a time per key. */
   private readonly detachedFetches: KeyedLimiter;
-
   constructor(private readonly options: PipelineOptions) {
     this.detachedFetches = new KeyedLimiter(options.detachedFetchesPerKey ?? DETACHED_FETCHES_PER_KEY, options.coalesceWait);
   }
 
   /** Handles a GET or HEAD that the hit path did not answer; `target` is the validated one (http/request-target.ts). */
   async handle(req: IncomingMessage, res: ServerResponse, target: RequestTarget): Promise<void> {
-    const { stats, store, freshness, now } = this.options;
+    const { store, freshness, now } = this.options;
     // A revalidation must not bring back what a purge removed after the stale entry was read (see CacheStore.put).
     const since = store.purgeGeneration;
     const { entry, key } = await store.lookup(target.key, req.headers);
@@ -90,11 +92,9 @@ export class CachePipeline {
       // RFC 9111 §5.2.1.7: answer from the cache or with 504, never from the origin.
       const verdict = entry && freshness.evaluate(entry.meta, req.headers, now());
       if (entry && verdict === 'fresh') {
-        stats.hits++;
         this.serveEntry(req, res, entry, 'HIT', { hit: true });
       } else if (entry && verdict === 'stale-allowed') {
         // only-if-cached with max-stale: a stale answer, told as such (as without only-if-cached).
-        stats.stale++;
         this.serveEntry(req, res, entry, 'STALE', { hit: true, detail: 'max-stale' });
       } else {
         // Nothing went forward (RFC 9211 fwd is for requests sent towards the origin): the detail says why.
@@ -108,15 +108,12 @@ export class CachePipeline {
     }
     switch (freshness.evaluate(entry.meta, req.headers, now())) {
       case 'fresh':
-        stats.hits++;
         this.serveEntry(req, res, entry, 'HIT', { hit: true });
         return;
       case 'stale-allowed':
-        stats.stale++;
         this.serveEntry(req, res, entry, 'STALE', { hit: true, detail: 'max-stale' });
         return;
       case 'stale-while-revalidate':
-        stats.stale++;
         this.serveEntry(req, res, entry, 'STALE', { hit: true, fwd: 'stale', detail: 'stale-while-revalidate' });
         this.refreshInBackground(req, target, { entry, since });
         return;
@@ -125,8 +122,9 @@ export class CachePipeline {
     }
   }
 
-  /** Sends a stored entry, honouring the client's validators and a single byte range. */
+  /** Sends a stored entry, honouring the client's validators and a single byte range, and records the outcome. */
   serveEntry = (req: IncomingMessage, res: ServerResponse, entry: CacheEntry, xcache: XCache, cacheStatus: CacheStatusFields): void => {
+    this.options.outcomes.record(xcache);
     const method = req.method ?? 'GET';
     const options = { xcache, cacheStatus, now: this.options.now() };
     if (entry.meta.status === 200 && clientValidatorsMatch(req.headers, entry.meta.headers)) {
@@ -227,12 +225,11 @@ export class CachePipeline {
   private async fetchDetached(req: IncomingMessage, res: ServerResponse, target: RequestTarget, key: string, forward: ForwardReason): Promise<void> {
     // The client may have gone while it waited for its turn.
     if (res.destroyed || res.writableEnded) return;
-    const { store, freshness, stats, now } = this.options;
+    const { store, freshness, now } = this.options;
     // What the fetches before it stored (another Vary variant's waiters, say) may answer it now.
     const { entry } = await store.lookup(target.key, req.headers).catch(() => ({ entry: undefined }));
     if (res.destroyed || res.writableEnded) return;
     if (entry && freshness.evaluate(entry.meta, req.headers, now()) === 'fresh') {
-      stats.hits++;
       this.serveEntry(req, res, entry, 'HIT', { hit: true, collapsed: true });
       return;
     }
@@ -244,6 +241,7 @@ export class CachePipeline {
 
   private writer(req: IncomingMessage, res: ServerResponse, target: RequestTarget, key: string, fill: OriginFill, forward: ForwardReason, collapsed: boolean): ClientWriter {
     return new ClientWriter(req, res, fill, {
+      outcomes: this.options.outcomes,
       stats: this.options.stats,
       forward,
       collapsed,
@@ -322,7 +320,7 @@ export class CachePipeline {
   /** Streams a request the cache does not answer (e.g. a Range on a miss) straight from the origin. */
   private async relay(req: IncomingMessage, res: ServerResponse, target: RequestTarget, forward: ForwardReason): Promise<void> {
     const { origin, stats } = this.options;
-    stats.bypass++;
+    this.options.outcomes.record('BYPASS');
     stats.originFetches++;
     const abort = new AbortController();
     res.on('close', () => abort.abort());
@@ -335,8 +333,9 @@ export class CachePipeline {
       });
       const status = response.statusCode;
       const headers = this.options.forwarding.responseHeaders(response.headers as Record<string, string | string[] | undefined>);
-      headers['x-cache'] = 'BYPASS';
-      headers['cache-status'] = formatCacheStatus({ fwd: forward, fwdStatus: status });
+      const [xcacheName, xcache, cacheStatusName, cacheStatus] = outcomeFields('BYPASS', { fwd: forward, fwdStatus: status }, headers['cache-status']);
+      headers[xcacheName] = xcache;
+      headers[cacheStatusName] = cacheStatus;
       if (req.method === 'HEAD' || hasNoContent(status)) {
         // No content, whatever the fields say (RFC 9110 §6.4.1, §8.6), as for a fill.
         if (!allowsContentLength(status)) delete headers['content-length'];

@@ -13,7 +13,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CacheEntry } from '../../cache-store/entry.js';
-import { appendCacheStatus, formatCacheStatus, type CacheStatusFields, type ForwardReason, type XCache } from '../../policies/http/cache-status.js';
+import type { CacheStatusFields, ForwardReason } from '../../policies/http/cache-status.js';
 import { withVia } from '../../policies/http/intermediary.js';
 import { SURROGATE_ONLY_FIELDS } from '../../policies/http/surrogate-control.js';
 import { gatewayError } from '../origin/origin-client.js';
@@ -22,13 +22,17 @@ import { clientValidatorsMatch, notModifiedFields } from '../../policies/http/co
 import { hasNoContent } from '../../policies/http/message-body.js';
 import { writeError } from '../http/error-answer.js';
 import type { ProxyStats } from '../admin/stats.js';
+import { outcomeFields, type OutcomeRecorder, type XCache } from './outcome.js';
 
 export interface ClientWriterContext {
+  /** Where the MISS outcome is recorded (served entries record theirs in serveEntry). */
+  outcomes: OutcomeRecorder;
+  /** Where a stale entry served for a failing origin is counted (staleIfError). */
   stats: ProxyStats;
   /** Why the request went to the origin (Cache-Status fwd=). */
   forward: ForwardReason;
   collapsed: boolean;
-  /** Serves a stored entry (after a 304 refresh, or stale on error). */
+  /** Serves a stored entry (after a 304 refresh, or stale on error) and records its outcome. */
   serveEntry: (req: IncomingMessage, res: ServerResponse, entry: CacheEntry, xcache: XCache, cacheStatus: CacheStatusFields) => void;
   /** A waiter that may not share the response fetches on its own. */
   fetchAlone: (req: IncomingMessage, res: ServerResponse) => void;
@@ -50,20 +54,20 @@ function missHeaders(outcome: StreamedHead, forward: ForwardReason, collapsed: b
   const cacheKey = `${forward}|${collapsed}|${stored}`;
   const cached = outcome.wire?.get(cacheKey);
   if (cached) return cached;
-  const cacheStatus = formatCacheStatus({
+  const cacheStatus: CacheStatusFields = {
     fwd: forward,
     fwdStatus: outcome.status,
     stored,
     ...(collapsed && { collapsed: true }),
     ...(outcome.reason && { detail: outcome.reason }),
-  });
+  };
   const headers: WireValue[] = [];
   for (const name in outcome.headers) {
     if (name === 'cache-status' || name === 'via' || name === 'x-cache' || SURROGATE_ONLY_FIELDS.has(name)) continue;
     headers.push(name, outcome.headers[name] as WireValue);
   }
   headers.push('via', withVia(outcome.headers.via));
-  headers.push('x-cache', 'MISS', 'cache-status', appendCacheStatus(outcome.headers['cache-status'], cacheStatus));
+  headers.push(...outcomeFields('MISS', cacheStatus, outcome.headers['cache-status']));
   (outcome.wire ??= new Map()).set(cacheKey, headers);
   return headers;
 }
@@ -115,7 +119,7 @@ export class ClientWriter implements FillConsumer {
       return;
     }
     if (outcome.status === 200 && clientValidatorsMatch(req.headers, outcome.headers)) {
-      ctx.stats.misses++;
+      ctx.outcomes.record('MISS');
       res.writeHead(304, notModifiedFields(missHeaders(outcome, ctx.forward, ctx.collapsed)));
       res.end();
       this.bodyless = true;
@@ -123,7 +127,7 @@ export class ClientWriter implements FillConsumer {
       return;
     }
     if (req.method === 'HEAD' || hasNoContent(outcome.status)) {
-      ctx.stats.misses++;
+      ctx.outcomes.record('MISS');
       res.writeHead(outcome.status, missHeaders(outcome, ctx.forward, ctx.collapsed));
       res.end();
       this.bodyless = true;
@@ -137,7 +141,7 @@ export class ClientWriter implements FillConsumer {
     const outcome = this.pending;
     if (outcome === undefined) return;
     this.pending = undefined;
-    this.ctx.stats.misses++;
+    this.ctx.outcomes.record('MISS');
     this.res.writeHead(outcome.status, missHeaders(outcome, this.ctx.forward, this.ctx.collapsed));
   }
 
@@ -199,16 +203,11 @@ export class ClientWriter implements FillConsumer {
     const { req, res, ctx } = this;
     this.finished = true;
     if (outcome.how === 'shared') {
-      ctx.stats.hits++;
       ctx.serveEntry(req, res, outcome.entry, 'HIT', { hit: true, collapsed: true });
       return;
     }
     const revalidated = outcome.how === 'revalidated';
-    if (revalidated) ctx.stats.revalidated++;
-    else {
-      ctx.stats.stale++;
-      ctx.stats.staleIfError++;
-    }
+    if (!revalidated) ctx.stats.staleIfError++;
     ctx.serveEntry(req, res, outcome.entry, revalidated ? 'REVALIDATED' : 'STALE', {
       fwd: ctx.forward,
       ...(outcome.originStatus !== undefined && { fwdStatus: outcome.originStatus }),

@@ -6,10 +6,11 @@
 import type { ServerResponse } from 'node:http';
 import { writeBody } from '../../cache-store/body.js';
 import type { CacheEntry } from '../../cache-store/entry.js';
-import { appendCacheStatus, formatCacheStatus, type CacheStatusFields, type XCache } from '../../policies/http/cache-status.js';
+import type { CacheStatusFields } from '../../policies/http/cache-status.js';
 import { notModifiedFields } from '../../policies/http/conditionals.js';
 import { allowsContentLength } from '../../policies/http/message-body.js';
 import { ageSeconds, storedFields, ttlSeconds, type WireValue } from '../http/hit-head.js';
+import { outcomeFields, type XCache } from './outcome.js';
 
 export interface StoredResponseOptions {
   xcache: XCache;
@@ -24,10 +25,7 @@ function headersFor(entry: CacheEntry, options: StoredResponseOptions, extra: Wi
     ...extra,
     'age',
     String(ageSeconds(entry, options.now)),
-    'x-cache',
-    options.xcache,
-    'cache-status',
-    appendCacheStatus(p.originCacheStatus, formatCacheStatus({ ...options.cacheStatus, ttl: ttlSeconds(entry, options.now) })),
+    ...outcomeFields(options.xcache, { ...options.cacheStatus, ttl: ttlSeconds(entry, options.now) }, p.originCacheStatus),
   ];
 }
 

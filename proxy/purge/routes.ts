@@ -4,11 +4,11 @@
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { PurgeSelector } from '../../cache-store/cache-store.js';
-import { formatCacheStatus } from '../../policies/http/cache-status.js';
 import { authorizePurge, PURGE_BODY_SCHEMA, selectorFromBody, type AuthResult, type PurgeBody } from './purge-request.js';
 import type { ProxyStats } from '../admin/stats.js';
 import { sendError } from '../http/error-answer.js';
 import { targetOf } from '../http/request-target.js';
+import { outcomeFields } from '../pipeline/outcome.js';
 
 /** Applies a purge everywhere it must take effect; resolves with the number of entries affected. */
 export type Purger = (selector: PurgeSelector, soft: boolean) => Promise<number>;
@@ -21,7 +21,7 @@ const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
  */
 function refuse(reply: FastifyReply, auth: Exclude<AuthResult, 'ok'>, disabledMessage: string, port: 'proxy' | 'admin'): FastifyReply {
   const options = port === 'admin' ? { admin: true } : { cacheStatus: { fwd: 'bypass' as const } };
-  if (auth === 'missing') return sendError(reply, 401, 'purge needs Authorization: Bearer <token>', { ...options, fields: { 'WWW-Authenticate': 'Bearer' } });
+  if (auth === 'missing') return sendError(reply, 401, 'purge needs Authorization: Bearer <token>', { ...options, fields: { 'www-authenticate': 'Bearer' } });
   return sendError(reply, 403, auth === 'disabled' ? disabledMessage : 'purge refused: wrong token', options);
 }
 
@@ -38,7 +38,8 @@ export function registerPurgeMethod(app: FastifyInstance, options: PurgeMethodOp
     url: '/*',
     handler: async (request, reply) => {
       // On the proxy port every response says what the cache did: here, nothing a client could be served from.
-      void reply.header('x-cache', 'BYPASS').header('cache-status', formatCacheStatus({ fwd: 'bypass' }));
+      const [xcacheName, xcache, cacheStatusName, cacheStatus] = outcomeFields('BYPASS', { fwd: 'bypass' });
+      void reply.header(xcacheName, xcache).header(cacheStatusName, cacheStatus);
       const auth = authorizePurge(request.headers.authorization, options.token);
       if (auth !== 'ok') {
         options.stats.purgeAuthFailures++;

@@ -18,6 +18,7 @@ import type { LmdbTier, LmdbTierOptions } from '../../cache-store/lmdb/lmdb-tier
 import { MemoryTier } from '../../cache-store/memory/memory-tier.js';
 import { createHitPath } from '../../proxy/http/hit-path.js';
 import { ProxyStats } from '../../proxy/admin/stats.js';
+import { OutcomeRecorder } from '../../proxy/pipeline/outcome.js';
 import { digest, Fixtures, TestClock } from './fixtures.js';
 import { lmdbHarness, type LmdbHarness } from './lmdb-harness.js';
 
@@ -294,7 +295,7 @@ describe('LmdbTier: leased bodies', () => {
     }
     await h.settle();
     const stats = new ProxyStats();
-    const hit = createHitPath(store, stats, clock.now);
+    const hit = createHitPath(store, new OutcomeRecorder(stats), clock.now);
     const server = http.createServer((req, res) => {
       if (!hit(req, res)) {
         res.statusCode = 404;

@@ -3,6 +3,7 @@
  * sentence that documents it. `--help`, the config reference (docs/configuration.md) and the validation schema
  * are all derived from this table, so they cannot drift apart.
  */
+import { EVICTION_POLICY_NAMES, type EvictionPolicyName } from '../policies/eviction/policy.js';
 
 export type SettingKind = 'string' | 'url' | 'redisUrl' | 'port' | 'int' | 'processes' | 'size' | 'duration' | 'boolean' | 'enum' | 'percent';
 
@@ -23,7 +24,7 @@ export interface EdgecacheConfig {
   redisTimeout: number;
   redisMaxPending: number;
   memoryMax: number;
-  eviction: 'lru' | 'lfu' | 'fifo' | 'tinylfu' | 's3fifo';
+  eviction: EvictionPolicyName;
   maxObjectSize: number;
   maxVariants: number;
   preserveHost: boolean;
@@ -149,7 +150,7 @@ export const SETTINGS = {
   eviction: {
     kind: 'enum',
     default: 'tinylfu',
-    values: ['lru', 'lfu', 'fifo', 'tinylfu', 's3fifo'],
+    values: EVICTION_POLICY_NAMES,
     description: 'Eviction policy of the memory tier (see docs/eviction.md). tinylfu (W-TinyLFU) keeps the most hits per byte on skewed traffic; it also decides which disk hits are promoted to memory.',
   },
   maxObjectSize: {

@@ -25,8 +25,8 @@ export function memoryRecordSize(record: CacheRecord): number {
 
 export interface MemoryTierOptions {
   maxBytes: number;
-  /** Eviction policy; tinylfu by default. */
-  policy?: EvictionPolicyName;
+  /** Eviction policy (--eviction). */
+  policy: EvictionPolicyName;
   now?: () => number;
   /** Called when a record leaves because of the budget (evicted, or not admitted), e.g. to spill it to disk. */
   onEvict?: (key: string, record: CacheRecord) => void;
@@ -44,7 +44,7 @@ export class MemoryTier implements SyncCacheTier {
   private rejections = 0;
 
   constructor(private readonly options: MemoryTierOptions) {
-    this.policy = createEvictionPolicy(options.policy ?? 'tinylfu', { maxBytes: options.maxBytes, ...(options.now && { now: options.now }) });
+    this.policy = createEvictionPolicy(options.policy, { maxBytes: options.maxBytes, ...(options.now && { now: options.now }) });
   }
 
   get(key: string): CacheRecord | undefined {

@@ -1,23 +1,17 @@
 import { FifoPolicy } from './fifo.js';
 import { LfuPolicy } from './lfu.js';
 import { LruPolicy } from './lru.js';
-import type { EvictionPolicy, EvictionPolicyName, EvictionPolicyOptions } from './policy.js';
+import { EVICTION_POLICY_NAMES, type EvictionPolicy, type EvictionPolicyName, type EvictionPolicyOptions } from './policy.js';
 import { S3FifoPolicy } from './s3fifo.js';
 import { TinyLfuPolicy } from './tinylfu.js';
 
-export type { EvictionPolicy, EvictionPolicyName, EvictionPolicyOptions } from './policy.js';
+export { EVICTION_POLICY_NAMES, type EvictionPolicy, type EvictionPolicyName, type EvictionPolicyOptions } from './policy.js';
 export { CountMinSketch, type CountMinSketchOptions } from './count-min-sketch.js';
 export { FifoPolicy } from './fifo.js';
 export { LfuPolicy, type LfuOptions } from './lfu.js';
 export { LruPolicy } from './lru.js';
 export { S3FifoPolicy, type S3FifoOptions } from './s3fifo.js';
 export { TinyLfuPolicy, type TinyLfuOptions } from './tinylfu.js';
-
-/** Every policy name, in the order the simulator reports them. */
-export const EVICTION_POLICY_NAMES = ['lru', 'lfu', 'fifo', 'tinylfu', 's3fifo'] as const satisfies readonly EvictionPolicyName[];
-
-/** The policy the memory tier uses unless configured otherwise. */
-export const DEFAULT_EVICTION_POLICY: EvictionPolicyName = 'tinylfu';
 
 /** Narrows a string (from config or a CLI flag) to a policy name. */
 export function isEvictionPolicyName(value: string): value is EvictionPolicyName {

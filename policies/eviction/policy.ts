@@ -5,8 +5,14 @@
  * and removes whatever the policy reports in `evicted`.
  */
 
+/**
+ * Every policy name, in the order the simulator reports them: the one list that the config's --eviction values,
+ * createEvictionPolicy (index.ts) and the simulator read.
+ */
+export const EVICTION_POLICY_NAMES = ['lru', 'lfu', 'fifo', 'tinylfu', 's3fifo'] as const;
+
 /** Names accepted by {@link createEvictionPolicy} (see `index.ts`). */
-export type EvictionPolicyName = 'lru' | 'lfu' | 'fifo' | 'tinylfu' | 's3fifo';
+export type EvictionPolicyName = (typeof EVICTION_POLICY_NAMES)[number];
 
 export interface EvictionPolicyOptions {
   /** Byte bound: the sum of resident entries' sizes never exceeds it. */

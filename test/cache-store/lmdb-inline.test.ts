@@ -259,7 +259,7 @@ describe('LmdbTier: leased bodies', () => {
 
   it('CacheStore.peek leases disk hits and promotes a copy, never the lease, into memory', async () => {
     const h = await harness();
-    const memory = new MemoryTier({ maxBytes: 64 * MiB, now: clock.now });
+    const memory = new MemoryTier({ maxBytes: 64 * MiB, now: clock.now, policy: 'tinylfu' });
     const store = new CacheStore({ memory, lower: [h.tier], maxVariants: 4 });
     for (const key of ['peek.test/a', 'peek.test/b']) h.tier.set(key, fx.entry(key, { body: 16 * 1024 }));
     await h.settle();
@@ -285,7 +285,7 @@ describe('LmdbTier: leased bodies', () => {
   it('the hit path hands a leased body back only once the response has finished, even for a client that reads late', async () => {
     const h = await harness({}, 256 * MiB);
     // A memory tier too small for these bodies: every hit is a disk hit.
-    const store = new CacheStore({ memory: new MemoryTier({ maxBytes: 32 * 1024, now: clock.now }), lower: [h.tier], maxVariants: 4 });
+    const store = new CacheStore({ memory: new MemoryTier({ maxBytes: 32 * 1024, now: clock.now, policy: 'tinylfu' }), lower: [h.tier], maxVariants: 4 });
     const keys = Array.from({ length: 48 }, (_, i) => `hit.test/obj/${i}`);
     const expected = new Map<string, string>();
     for (const key of keys) {

@@ -7,6 +7,7 @@
  */
 import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { CacheStatusFields } from '../../policies/http/cache-status.js';
+import { gatewayError } from '../origin/origin-client.js';
 import { outcomeFields, type XCache } from '../pipeline/outcome.js';
 
 export interface ErrorAnswerOptions {
@@ -53,6 +54,15 @@ export function writeError(res: ServerResponse, status: number, message: string,
   const { fields, body } = errorAnswer(message, options);
   res.writeHead(status, fields.flat());
   res.end(body);
+}
+
+/**
+ * The origin failed before any byte of its response reached the client: 502, or 504 for a timeout, with the line
+ * that says which (origin/origin-client.ts gatewayError).
+ */
+export function writeOriginFailure(res: ServerResponse, err: unknown, options: ErrorAnswerOptions): void {
+  const failure = gatewayError(err);
+  writeError(res, failure.status, failure.message, options);
 }
 
 /**

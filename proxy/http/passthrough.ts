@@ -1,15 +1,20 @@
 /**
  * Requests the cache does not answer (unsafe methods, OPTIONS, WebSocket upgrades) go to the origin through
- * @fastify/http-proxy, bodies streamed both ways. A non-error answer to an unsafe method invalidates the
- * target URI and same-origin Location / Content-Location URIs (RFC 9111 §4.4).
+ * @fastify/http-proxy, bodies streamed both ways. The response is relayed as a Range on a miss is
+ * (relay.ts): its head goes out with the first body byte, so an origin that fails before it gets the client a
+ * 502. A non-error answer to an unsafe method invalidates the target URI and same-origin Location /
+ * Content-Location URIs (RFC 9111 §4.4), before the response is relayed.
  */
 import http from 'node:http';
+import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import httpProxy, { type FastifyHttpProxyOptions } from '@fastify/http-proxy';
 import { normalizeHost, schemeOf, type RequestTarget } from '../../policies/http/cache-key.js';
+import { allowsContentLength, hasNoContent } from '../../policies/http/message-body.js';
 import type { Forwarding } from '../origin/forwarding.js';
 import { gatewayError } from '../origin/origin-client.js';
-import { sendError } from './error-answer.js';
+import { sendError, writeOriginFailure } from './error-answer.js';
+import { relayResponse } from './relay.js';
 import { targetOf } from './request-target.js';
 import type { ProxyStats } from '../admin/stats.js';
 import { outcomeFields, type OutcomeRecorder } from '../pipeline/outcome.js';
@@ -112,24 +117,38 @@ export async function registerPassthrough(app: FastifyInstance, options: Passthr
       },
       rewriteHeaders: (headers) => options.forwarding.responseHeaders(headers as Record<string, string | string[] | undefined>),
       onResponse: (request, reply, rawResponse) => {
-        // reply-from hands over { statusCode, headers, stream }.
-        const res = rawResponse as unknown as { statusCode: number; headers: Record<string, string | string[] | undefined>; stream: NodeJS.ReadableStream };
+        // reply-from hands over { statusCode, headers, stream } and has set the relayed fields on the reply.
+        const res = rawResponse as unknown as { statusCode: number; headers: Record<string, string | string[] | undefined>; stream: Readable };
         const status = res.statusCode;
         options.outcomes.record('BYPASS');
         stats.originFetches++;
+        reply.hijack();
+        // This listener is HTTP/1.1 (node:http), whatever reply-from's types allow for.
+        const out = reply.raw as http.ServerResponse;
+        // Until the relay listens, a failing body must not be an unhandled 'error' (relayResponse sees it).
+        res.stream.on('error', () => undefined);
+        // The fields reply-from set (values node:http takes; Fastify types a few fields narrower).
+        const headers = reply.getHeaders() as http.OutgoingHttpHeaders;
         const [xcacheName, xcache, cacheStatusName, cacheStatus] = outcomeFields('BYPASS', { fwd: 'method', fwdStatus: status }, res.headers['cache-status']);
-        reply.header(xcacheName, xcache).header(cacheStatusName, cacheStatus);
+        headers[xcacheName] = xcache;
+        headers[cacheStatusName] = cacheStatus;
+        if (!allowsContentLength(status)) delete headers['content-length'];
+        const relay = (): void =>
+          relayResponse(out, status, headers, res.stream, {
+            noContent: hasNoContent(status),
+            failed: (err) => {
+              stats.originErrors++;
+              writeOriginFailure(out, err, { cacheStatus: { fwd: 'method', detail: 'origin-error' } });
+            },
+          });
         if (!SAFE.has(request.method) && status >= 200 && status < 400) {
           const target = targetOf(request);
           const keys = [target.key, ...relatedKeys(target, res.headers)];
           // Invalidate before the response is relayed, so the client's next request cannot see the old entry.
-          void options.invalidate(keys).then(
-            () => reply.send(res.stream),
-            () => reply.send(res.stream),
-          );
+          void options.invalidate(keys).then(relay, relay);
           return;
         }
-        reply.send(res.stream);
+        relay();
       },
       onError: (reply, { error }) => {
         stats.originErrors++;

@@ -76,6 +76,10 @@ export function gatewayError(err: unknown): GatewayError {
   }
   if (code === 'ECONNREFUSED') return { status: 502, message: 'origin refused the connection' };
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return { status: 502, message: 'origin host name could not be resolved' };
-  if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE') return { status: 502, message: 'origin closed the connection' };
+  // (HPE_INVALID_EOF_STATE: the connection closed inside a message, e.g. after the headers of a Connection: close
+  // response and before its body.)
+  if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE' || code === 'HPE_INVALID_EOF_STATE') {
+    return { status: 502, message: 'origin closed the connection' };
+  }
   return { status: 502, message: 'origin request failed' };
 }

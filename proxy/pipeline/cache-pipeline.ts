@@ -14,14 +14,15 @@ import type { Freshness } from '../../policies/http/freshness.js';
 import type { CacheStatusFields, ForwardReason } from '../../policies/http/cache-status.js';
 import { ClientWriter } from './client-writer.js';
 import type { Forwarding } from '../origin/forwarding.js';
-import { gatewayError, type OriginClient } from '../origin/origin-client.js';
+import type { OriginClient } from '../origin/origin-client.js';
 import { KeyedLimiter } from './keyed-limiter.js';
 import { OriginFill } from './origin-fill.js';
 import { outcomeFields, type OutcomeRecorder, type XCache } from './outcome.js';
 import { clientValidatorsMatch } from '../../policies/http/conditionals.js';
 import { parseRange } from '../../policies/http/ranges.js';
 import { allowsContentLength, hasNoContent } from '../../policies/http/message-body.js';
-import { writeError } from '../http/error-answer.js';
+import { writeError, writeOriginFailure } from '../http/error-answer.js';
+import { relayResponse } from '../http/relay.js';
 import { writeNotModified, writeRange, writeRangeNotSatisfiable, writeStored } from './stored-response.js';
 import type { Coordinator } from '../cluster/coordinator.js';
 import type { ProxyStats } from '../admin/stats.js';
@@ -336,47 +337,19 @@ export class CachePipeline {
       const [xcacheName, xcache, cacheStatusName, cacheStatus] = outcomeFields('BYPASS', { fwd: forward, fwdStatus: status }, headers['cache-status']);
       headers[xcacheName] = xcache;
       headers[cacheStatusName] = cacheStatus;
-      if (req.method === 'HEAD' || hasNoContent(status)) {
-        // No content, whatever the fields say (RFC 9110 §6.4.1, §8.6), as for a fill.
-        if (!allowsContentLength(status)) delete headers['content-length'];
-        response.body.on('error', () => undefined);
-        response.body.resume();
-        res.writeHead(status, headers);
-        res.end();
-        return;
-      }
-      // The headers go out with the first body byte: an origin that fails before it still gets the client a 502.
-      let sent = false;
-      const send = (): void => {
-        if (sent) return;
-        sent = true;
-        res.writeHead(status, headers);
-      };
-      response.body.on('data', (chunk: Buffer) => {
-        send();
-        if (!res.write(chunk)) {
-          response.body.pause();
-          res.once('drain', () => response.body.resume());
-        }
-      });
-      response.body.on('end', () => {
-        send();
-        res.end();
-      });
-      response.body.on('error', (err: Error) => {
-        if (sent || abort.signal.aborted) {
-          res.destroy();
-          return;
-        }
-        stats.originErrors++;
-        const failure = gatewayError(err);
-        writeError(res, failure.status, failure.message, { cacheStatus: { fwd: forward, detail: 'origin-error' } });
+      // No content for a HEAD, a 204 or a 304, whatever the fields say, as for a fill.
+      if (!allowsContentLength(status)) delete headers['content-length'];
+      relayResponse(res, status, headers, response.body, {
+        noContent: req.method === 'HEAD' || hasNoContent(status),
+        failed: (err) => {
+          stats.originErrors++;
+          writeOriginFailure(res, err, { cacheStatus: { fwd: forward, detail: 'origin-error' } });
+        },
       });
     } catch (err) {
       if (abort.signal.aborted) return;
       stats.originErrors++;
-      const failure = gatewayError(err);
-      writeError(res, failure.status, failure.message, { cacheStatus: { fwd: forward, detail: 'origin-error' } });
+      writeOriginFailure(res, err, { cacheStatus: { fwd: forward, detail: 'origin-error' } });
     }
   }
 

@@ -16,11 +16,10 @@ import type { CacheEntry } from '../../cache-store/entry.js';
 import type { CacheStatusFields, ForwardReason } from '../../policies/http/cache-status.js';
 import { withVia } from '../../policies/http/intermediary.js';
 import { SURROGATE_ONLY_FIELDS } from '../../policies/http/surrogate-control.js';
-import { gatewayError } from '../origin/origin-client.js';
 import type { EntryOutcome, FillConsumer, FillOutcome, OriginFill, StreamedHead } from './origin-fill.js';
 import { clientValidatorsMatch, notModifiedFields } from '../../policies/http/conditionals.js';
 import { hasNoContent } from '../../policies/http/message-body.js';
-import { writeError } from '../http/error-answer.js';
+import { writeOriginFailure } from '../http/error-answer.js';
 import type { ProxyStats } from '../admin/stats.js';
 import { outcomeFields, type OutcomeRecorder, type XCache } from './outcome.js';
 
@@ -188,8 +187,7 @@ export class ClientWriter implements FillConsumer {
         this.serveEntry(fallback);
         return;
       }
-      const failure = gatewayError(err);
-      writeError(this.res, failure.status, failure.message, {
+      writeOriginFailure(this.res, err, {
         xcache: 'MISS',
         cacheStatus: { fwd: this.ctx.forward, ...(this.ctx.collapsed && { collapsed: true }), detail: 'origin-error' },
       });

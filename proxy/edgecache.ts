@@ -211,10 +211,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     stats,
     outcomes,
     forwarding,
-    connections: config.originConnections,
-    connectTimeout: config.originConnectTimeout,
-    headersTimeout: config.originHeadersTimeout,
-    bodyTimeout: config.originBodyTimeout,
+    dispatcher: origin.dispatcher,
   });
   app.setErrorHandler((error, request, reply) => {
     const err = error as { statusCode?: number; message: string };

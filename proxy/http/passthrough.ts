@@ -1,6 +1,7 @@
 /**
  * Requests the cache does not answer (unsafe methods, OPTIONS, WebSocket upgrades) go to the origin through
- * @fastify/http-proxy, bodies streamed both ways. The response is relayed as a Range on a miss is
+ * @fastify/http-proxy, bodies streamed both ways, over the same undici Pool as the cache fills (so
+ * --origin-connections bounds every connection to the origin). The response is relayed as a Range on a miss is
  * (relay.ts): its head goes out with the first body byte, so an origin that fails before it gets the client a
  * 502. A non-error answer to an unsafe method invalidates the target URI and same-origin Location /
  * Content-Location URIs (RFC 9111 §4.4), before the response is relayed.
@@ -9,6 +10,7 @@ import http from 'node:http';
 import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import httpProxy, { type FastifyHttpProxyOptions } from '@fastify/http-proxy';
+import type { Dispatcher } from 'undici';
 import { normalizeHost, schemeOf, type RequestTarget } from '../../policies/http/cache-key.js';
 import { allowsContentLength, hasNoContent } from '../../policies/http/message-body.js';
 import type { Forwarding } from '../origin/forwarding.js';
@@ -36,10 +38,8 @@ export interface PassthroughOptions {
   outcomes: OutcomeRecorder;
   /** The header fields sent to the origin and relayed back. */
   forwarding: Forwarding;
-  connections: number;
-  connectTimeout: number;
-  headersTimeout: number;
-  bodyTimeout: number;
+  /** The origin's connection pool, shared with the cache fills (OriginClient.dispatcher). */
+  dispatcher: Dispatcher;
 }
 
 /** Same-origin URIs named by Location / Content-Location, as cache keys (RFC 9111 §4.4). */
@@ -97,6 +97,9 @@ export async function registerPassthrough(app: FastifyInstance, options: Passthr
     httpMethods: ['GET'],
     constraints: { upgrade: 'websocket' },
     websocket: true,
+    // (Only upgrades reach this route, and the WebSocket proxy has its own connections; the pool is passed so that
+    // reply-from does not create an Agent of its own.)
+    undici: options.dispatcher,
   } as FastifyHttpProxyOptions);
   // The WebSocket proxy has registered its 'upgrade' listener: other requests carrying Upgrade must not reach it.
   routeUpgrades(app.server, () => stats.badRequests++);
@@ -104,12 +107,7 @@ export async function registerPassthrough(app: FastifyInstance, options: Passthr
   await app.register(httpProxy, {
     upstream: options.origin,
     httpMethods: PASSTHROUGH_METHODS,
-    undici: {
-      connections: options.connections,
-      connectTimeout: options.connectTimeout,
-      headersTimeout: options.headersTimeout,
-      bodyTimeout: options.bodyTimeout,
-    },
+    undici: options.dispatcher,
     replyOptions: {
       // The same request-header rules as cache fills, from the client's own headers (bodies keep their length).
       rewriteRequestHeaders: (request) => {

@@ -37,6 +37,11 @@ export class OriginClient {
     });
   }
 
+  /** The pool itself, for the pass-through (one pool: --origin-connections bounds every origin connection). */
+  get dispatcher(): Dispatcher {
+    return this.pool;
+  }
+
   /** The origin's Host header value. */
   get host(): string {
     return this.url.host;

@@ -1,6 +1,6 @@
 /**
- * Pass-through (methods the cache does not answer, through @fastify/http-proxy) and its origin: an origin that
- * breaks at the edge of its body: headers, then the connection closes before any body byte. As on the cache path
+ * Pass-through (methods the cache does not answer, through @fastify/http-proxy) and its origin: the same pool of
+ * connections as the cache fills, and an origin that breaks at the edge of its body: headers, then the connection closes before any body byte. As on the cache path
  * (fill-faults.test.ts), nothing of the response has reached the client then, so it gets a 502 with the
  * one-line body instead of an empty reply; a break after the first body byte aborts the client's connection.
  * Raw origins and raw clients on loopback, so the bytes on the wire are exactly those of each case.
@@ -8,8 +8,9 @@
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startOrigin } from '../helpers/origin.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
-import { raw, rawStatus } from '../helpers/http.js';
+import { raw, rawStatus, request, sleep } from '../helpers/http.js';
 
 interface RawOrigin {
   url: string;
@@ -110,3 +111,32 @@ describe('pass-through: an origin that sends its headers and closes before any b
   });
 });
 
+describe('pass-through: one pool of origin connections with the cache fills', () => {
+  it('--origin-connections 1 holds for a cache miss and a POST at once: the POST waits for the one connection', async () => {
+    const seen: Array<{ method: string; socket: object; start: number; end: number }> = [];
+    const origin = await startOrigin(async (req, res) => {
+      const visit = { method: req.method ?? '', socket: req.socket, start: Date.now(), end: 0 };
+      seen.push(visit);
+      await sleep(req.method === 'GET' ? 300 : 10);
+      visit.end = Date.now();
+      res.writeHead(200, { 'cache-control': 'max-age=60', 'content-type': 'text/plain' });
+      res.end(`${req.method} done`);
+    });
+    const proxy = await startProxy(origin.url, { originConnections: 1 });
+    try {
+      const get = request(`${proxy.url}/slow`);
+      await sleep(50);
+      const post = request(`${proxy.url}/form`, { method: 'POST', body: 'x' });
+      const [got, posted] = await Promise.all([get, post]);
+      expect([got.status, got.text, posted.status, posted.text]).toEqual([200, 'GET done', 200, 'POST done']);
+      expect(seen.map((v) => v.method)).toEqual(['GET', 'POST']);
+      // One connection, used by the fill and then by the pass-through: never two at once.
+      const [fill, pass] = seen as [(typeof seen)[0], (typeof seen)[0]];
+      expect(pass.socket).toBe(fill.socket);
+      expect(pass.start).toBeGreaterThanOrEqual(fill.end);
+    } finally {
+      await proxy.close();
+      await origin.close();
+    }
+  });
+});

@@ -8,7 +8,7 @@ import { variantKey, varyKey } from '../policies/http/cache-key.js';
 import { bodyChunks, bodyFromChunks, exactCopy, isChunked, ownedBuffer, type Body } from './body.js';
 import { deletableAt, recordSize, type CacheEntry, type CacheRecord, type EntryMeta, type VaryRecord } from './entry.js';
 import { PurgeLog, type PurgeSubject, type PurgeVerdict } from './purge-log.js';
-import type { CacheTier, SyncCacheTier, TierReach, TierStats } from './tier.js';
+import type { CacheTier, MaybePromise, SyncCacheTier, TierReach, TierStats } from './tier.js';
 
 /** What a purge addresses. Keys are primary keys (lower-cased host + path and query). */
 export interface PurgeSelector {
@@ -301,13 +301,15 @@ export class CacheStore {
   }
 
   /**
-   * Replaces one stored variant in place (after a 304 updated its headers). `since` as for put(): the
-   * revalidated entry was read before it, and a purge since then must not be undone by the refresh.
+   * Replaces one stored variant in place after a 304 updated its headers and lifetimes: `entry` carries the body
+   * of the entry whose metadata was `stored`, and the tiers that keep bodies apart rewrite only the metadata
+   * (CacheTier.updateMeta). `since` as for put(): the revalidated entry was read before it, and a purge since then
+   * must not be undone by the refresh.
    */
-  async replace(entry: CacheEntry, since = this.purges.current): Promise<PutResult> {
+  async replace(entry: CacheEntry, stored: EntryMeta, since = this.purges.current): Promise<PutResult> {
     const admitted = this.admit(entry, since);
     if (admitted === undefined) return 'dropped';
-    await this.setAll(admitted.meta.key, admitted);
+    for (const tier of this.writeTiers) await writeMeta(tier, admitted.meta.key, admitted, stored);
     return admitted === entry ? 'stored' : 'stale';
   }
 
@@ -439,7 +441,8 @@ export class CacheStore {
         if (!options.soft) await tier.delete(key);
         continue;
       }
-      await tier.set(key, softened(record, options.now));
+      // Only the lifetimes change: a tier that keeps the body apart keeps it as it is.
+      await writeMeta(tier, key, softened(record, options.now), record.meta);
     }
     return wasEntry;
   }
@@ -478,6 +481,11 @@ function ownBytes(record: CacheRecord): CacheRecord {
     return owned === body ? record : { ...record, body: owned };
   }
   return { ...record, body: bodyFromChunks([...bodyChunks(body)], body.length) };
+}
+
+/** Stores an entry whose body is the one stored with `stored`: the metadata only where the tier can (see CacheTier.updateMeta). */
+function writeMeta(tier: CacheTier, key: string, entry: CacheEntry, stored: EntryMeta): MaybePromise<boolean> {
+  return tier.updateMeta ? tier.updateMeta(key, entry, stored) : tier.set(key, entry);
 }
 
 /** The entry as if it had just expired: the next request revalidates; stale-while-revalidate still applies. */

@@ -33,6 +33,8 @@ const MAGIC_1 = 0x43; // 'C'
 const KIND_ENTRY = 1;
 const KIND_VARY = 2;
 export const HEADER_BYTES = 20; // magic(2) version(1) kind(1) crc32(4) bodyId(8) jsonLength(4)
+/** Where the body id (float64, little-endian) sits in the envelope. */
+export const BODY_ID_AT = 8;
 /** The checksum covers everything from here: body id, JSON length, JSON and inline body. */
 const CHECKED_FROM = 8;
 
@@ -107,7 +109,7 @@ export function finishRecord(prepared: PreparedRecord, bodyId: number, body?: It
   out[1] = MAGIC_1;
   out[2] = FORMAT_VERSION;
   out[3] = prepared.kind;
-  out.writeDoubleLE(bodyId, 8);
+  out.writeDoubleLE(bodyId, BODY_ID_AT);
   out.writeUInt32LE(prepared.json.length, 16);
   prepared.json.copy(out, HEADER_BYTES);
   let at = jsonEnd;
@@ -136,7 +138,7 @@ export function decodeRecord(buf: Buffer): DecodedRecord {
   if (buf.readUInt32LE(4) !== crc32(new Uint8Array(buf.buffer, buf.byteOffset + CHECKED_FROM, buf.length - CHECKED_FROM))) {
     throw new CorruptRecordError('checksum mismatch');
   }
-  const bodyId = buf.readDoubleLE(8);
+  const bodyId = buf.readDoubleLE(BODY_ID_AT);
   const jsonEnd = HEADER_BYTES + buf.readUInt32LE(16);
   if (jsonEnd > buf.length) throw new CorruptRecordError('truncated JSON');
   let payload: unknown;

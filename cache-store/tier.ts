@@ -2,7 +2,7 @@
  * The interface every cache tier implements (memory, LMDB, Redis) and the tiered store composes. Memory and
  * LMDB answer synchronously; a networked tier may return promises, so callers that can wait use `await`.
  */
-import type { CacheRecord } from './entry.js';
+import type { CacheEntry, CacheRecord, EntryMeta } from './entry.js';
 
 export type MaybePromise<T> = T | Promise<T>;
 
@@ -32,6 +32,13 @@ export interface CacheTier {
   get(key: string): MaybePromise<CacheRecord | undefined>;
   /** Stores a record; returns false when the tier declined it (too large, not admitted, write failed). */
   set(key: string, record: CacheRecord): MaybePromise<boolean>;
+  /**
+   * Stores an entry whose body is already stored with `stored` (the metadata this tier returned for the key, or
+   * was given with it): a soft purge or a 304 refresh changes lifetimes and headers, never the body. A tier that
+   * keeps bodies apart from metadata (LMDB, Redis) then rewrites only the metadata when the key still holds that
+   * body, and writes the whole entry otherwise. Tiers without it get set().
+   */
+  updateMeta?(key: string, entry: CacheEntry, stored: EntryMeta): MaybePromise<boolean>;
   delete(key: string): MaybePromise<void>;
   /** Keys starting with `prefix` (for prefix purges). */
   keys(prefix: string): MaybePromise<string[]>;

@@ -8,7 +8,7 @@
  */
 import type CachePolicy from 'http-cache-semantics';
 import type { Body } from '../body.js';
-import { recordSize, type CacheRecord, type EntryMeta, type VaryRecord } from '../entry.js';
+import { recordSize, type CacheEntry, type CacheRecord, type EntryMeta, type VaryRecord } from '../entry.js';
 import { LmdbBody } from './body.js';
 import { BodyPool, MAX_LEASED_BYTES } from './pool.js';
 import { applyAccessTimes, expiredRows, readCount, readHousekeeping, removeEntry, storedKeys, storedKeysForTag, sweepRows } from './budget.js';
@@ -19,7 +19,7 @@ import { clearAll, openEnvironment, type LmdbDbs } from './env.js';
 import { BurstLog, RateLog, type TierLogger } from '../log-throttle.js';
 import { WriteQueue } from './queue.js';
 import { DiskSpace, FILE_MARGIN, isSpaceError, NoSpaceError, type SpaceShortage } from './space.js';
-import { writeRecord } from './write.js';
+import { rewriteMeta, writeRecord, type WriteResult } from './write.js';
 import {
   ATIME_BATCH,
   ATIME_MAX_PENDING,
@@ -98,6 +98,11 @@ export class LmdbTier implements SyncCacheTier {
   private accessed = new Map<string, number>();
   /** Recent decodings by storage key, with the header stamp they were decoded from (see decode()). */
   private readonly decodedCache = new Map<string, Decoded>();
+  /**
+   * The body id each entry's metadata was stored (or read) with, for updateMeta: by the object, which the tier
+   * hands out per decoded version and the callers pass back.
+   */
+  private readonly versions = new WeakMap<EntryMeta, number>();
   /** Reusable buffers for leased bodies (see lease()). */
   private readonly pool = new BodyPool();
   /** Keys whose delete failed to commit (storage → key): misses here, retried until the delete commits. */
@@ -274,6 +279,22 @@ export class LmdbTier implements SyncCacheTier {
 
   /** Queues the write and returns true; false when declined (see LmdbTierStats.writesDeclined). */
   set(key: string, record: CacheRecord): boolean {
+    return this.write(key, record, undefined);
+  }
+
+  /**
+   * Stores `entry`, whose body is the one stored with `stored` (metadata this tier returned for the key, or was
+   * given with set): when the key still holds that version, only its metadata is rewritten and the body stays as
+   * it is (rewriteMeta: a soft purge or a 304 refresh then costs a meta value, not a copy of every chunk);
+   * otherwise (replaced meanwhile, by any process; a write of the key still queued) the whole entry is written,
+   * as set() does. Returns what set() would.
+   */
+  updateMeta(key: string, entry: CacheEntry, stored: EntryMeta): boolean {
+    return this.write(key, entry, this.versions.get(stored));
+  }
+
+  /** Queues a write of `record`; with `sameBodyAs`, a rewrite of the metadata only if that version is stored. */
+  private write(key: string, record: CacheRecord, sameBodyAs: number | undefined): boolean {
     if (this.closed) return false;
     const size = recordSize(record);
     if (size > this.maxBytes || (record.kind === 'entry' && record.meta.deletableAt < this.now())) return this.decline(key);
@@ -295,9 +316,18 @@ export class LmdbTier implements SyncCacheTier {
     const body = record.kind === 'entry' ? record.body : undefined;
     const sourceBodyId = body instanceof LmdbBody && body.isIn(this.dbs.bodies) ? body.bodyId : -1;
     const args = { storage, key, record, prepared, size, sourceBodyId, maxBytes: this.maxBytes, chunkSize: this.chunkSize, space: this.space };
-    const write = (): ReturnType<typeof writeRecord> => writeRecord(this.dbs, { ...args, now: this.now(), inflightBytes: this.queue.inflightBytes - size });
+    const write = (): WriteResult => {
+      const inflightBytes = this.queue.inflightBytes - size;
+      if (sameBodyAs !== undefined && record.kind === 'entry') {
+        const meta = { storage, key, entry: record, size, bodyId: sameBodyAs, maxBytes: this.maxBytes, space: this.space, inflightBytes };
+        const rewritten = rewriteMeta(this.dbs, meta);
+        if (rewritten !== undefined) return rewritten;
+      }
+      return writeRecord(this.dbs, { ...args, now: this.now(), inflightBytes });
+    };
     void this.queue.run({ storage, key, record }, size, write).then((result) => {
       if (result === undefined) return;
+      if (result.stored && record.kind === 'entry') this.versions.set(record.meta, result.bodyId);
       this.counts.evictions += result.evicted;
       if (this.tombstones.get(storage) === key) this.tombstones.delete(storage); // the write replaced it
       if (result.stored) {
@@ -699,6 +729,7 @@ export class LmdbTier implements SyncCacheTier {
       key: decoded.key,
     };
     this.decodedCache.set(storage, fresh);
+    if (fresh.meta !== undefined) this.versions.set(fresh.meta, bodyId);
     return fresh;
   }
 

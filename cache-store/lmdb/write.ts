@@ -1,12 +1,13 @@
 /**
  * The write transaction of one record: make room, copy the body (inline in the meta value, or in chunks),
  * replace the old record, index the new one, update the accounting. It runs inside one child transaction, so a
- * crash or a failed commit leaves either the old record or the new one, never a mix.
+ * crash or a failed commit leaves either the old record or the new one, never a mix. An entry whose body is
+ * already stored (a soft purge, a 304 refresh) can instead have only its metadata rewritten (rewriteMeta).
  */
 import { bodyChunks, type Body } from '../body.js';
-import type { CacheRecord } from '../entry.js';
+import type { CacheEntry, CacheRecord } from '../entry.js';
 import { addCount, EMPTY, evict, readCount, readHousekeeping, removeEntry } from './budget.js';
-import { chunkCountFor, finishRecord, HEADER_BYTES, type PreparedRecord } from '../record-codec.js';
+import { chunkCountFor, decodeRecord, finishRecord, HEADER_BYTES, prepareRecord, type PreparedRecord } from '../record-codec.js';
 import { INFO, isHashedKey, storageKey, type Housekeeping } from './layout.js';
 import type { LmdbDbs } from './env.js';
 import type { DiskSpace, SpaceShortage } from './space.js';
@@ -41,6 +42,8 @@ export interface WriteResult {
   evicted: number;
   /** Not stored because the file could not be given room (the disk is full, or the map is). */
   shortage: SpaceShortage | null;
+  /** The body id the record is stored with (0 when not stored, or for a Vary record). */
+  bodyId: number;
 }
 
 export function writeRecord(dbs: LmdbDbs, args: WriteArgs): WriteResult {
@@ -54,7 +57,7 @@ export function writeRecord(dbs: LmdbDbs, args: WriteArgs): WriteResult {
     // It cannot fit even in an empty file (the file is capped by a full disk, or the record is most of the
     // map): evicting everything for it would be for nothing.
     if (old !== undefined) removeEntry(dbs, storage, old ?? undefined);
-    return { stored: false, evicted: 0, shortage: space.diskFull ? 'disk' : null };
+    return { stored: false, evicted: 0, shortage: space.diskFull ? 'disk' : null, bodyId: 0 };
   }
   const bytes = readCount(dbs, INFO.bytes);
   const used = space.usedPages();
@@ -70,14 +73,14 @@ export function writeRecord(dbs: LmdbDbs, args: WriteArgs): WriteResult {
     // disk is full, the budget is the file as it is: that is a shortage of disk, and writes pause.
     if (readCount(dbs, INFO.bytes) - oldSize + size > maxBytes || space.usedPages() - oldPages + needPages > targetPages) {
       if (old !== undefined) removeEntry(dbs, storage, old ?? undefined);
-      return { stored: false, evicted, shortage: space.diskFull ? 'disk' : null };
+      return { stored: false, evicted, shortage: space.diskFull ? 'disk' : null, bodyId: 0 };
     }
   }
   // Room in the budget; now room in the file: its pages must land on allocated blocks (see lmdb-space.ts).
   const shortage = space.ensure(needPages, args.inflightBytes);
   if (shortage !== null) {
     if (old !== undefined) removeEntry(dbs, storage, old ?? undefined);
-    return { stored: false, evicted, shortage };
+    return { stored: false, evicted, shortage, bodyId: 0 };
   }
   let bodyId = 0;
   let chunkCount = 0;
@@ -107,7 +110,67 @@ export function writeRecord(dbs: LmdbDbs, args: WriteArgs): WriteResult {
   if (isHashedKey(storage)) dbs.longKeys.putSync(storage, key);
   addCount(dbs, INFO.bytes, size);
   addCount(dbs, INFO.entries, 1);
-  return { stored: true, evicted, shortage: null };
+  return { stored: true, evicted, shortage: null, bodyId };
+}
+
+export interface MetaRewriteArgs {
+  storage: string;
+  key: string;
+  /** The entry to store; its body is the one stored with body id `bodyId`. */
+  entry: CacheEntry;
+  /** Bytes charged for the entry (recordSize). */
+  size: number;
+  bodyId: number;
+  maxBytes: number;
+  space: DiskSpace;
+  inflightBytes: number;
+}
+
+/**
+ * Rewrites the metadata of the entry stored under `storage` (lifetimes, headers, policy, tags) and keeps its body,
+ * when the stored record is still the version with body `bodyId`: its chunks are not touched, and an inline body
+ * is copied from the stored value. The meta value, the housekeeping record, the expiry and tag rows and the
+ * accounting follow the new metadata; access time and body id stay. Returns undefined, having written nothing,
+ * when the stored record is not that version any more (replaced or removed, by any process) or the new metadata
+ * would pass the budget: the caller then writes the whole entry (writeRecord). Inside a write transaction.
+ */
+export function rewriteMeta(dbs: LmdbDbs, args: MetaRewriteArgs): WriteResult | undefined {
+  const { storage, key, entry, size, bodyId } = args;
+  const hk = readHousekeeping(dbs, storage);
+  if (!hk || hk.b !== bodyId) return undefined;
+  const raw = dbs.meta.getBinary(storage);
+  if (raw === undefined) return undefined;
+  let layout;
+  try {
+    const stored = decodeRecord(raw);
+    if (stored.kind !== 'entry' || stored.key !== key || stored.body.bodyId !== bodyId || stored.body.length !== entry.body.length) return undefined;
+    layout = stored.body;
+  } catch {
+    return undefined;
+  }
+  // Encoded with the chunk size the body was stored with, so that the layout (inline or chunks) is the stored one.
+  const prepared = prepareRecord(key, entry, size, layout.chunkSize);
+  if (prepared.chunkCount !== layout.chunkCount || prepared.inlineBytes > 0 !== layout.inlineAt >= 0) return undefined;
+  if (readCount(dbs, INFO.bytes) - hk.s + size > args.maxBytes) return undefined;
+  const value = finishRecord(prepared, bodyId, layout.inlineAt >= 0 ? [raw.subarray(layout.inlineAt, layout.inlineAt + layout.length)] : undefined);
+  const shortage = args.space.ensure(args.space.valuePages(value.length) + INDEX_PAGES, args.inflightBytes);
+  if (shortage !== null) {
+    // As for a whole write that finds no room: the record it would have replaced must not stay (a soft purge, say).
+    removeEntry(dbs, storage, hk);
+    return { stored: false, evicted: 0, shortage, bodyId: 0 };
+  }
+  dbs.meta.putSync(storage, value);
+  const deletable = Number.isFinite(entry.meta.deletableAt) ? entry.meta.deletableAt : null;
+  if (hk.d !== deletable) {
+    if (hk.d !== null) dbs.expiry.removeSync([hk.d, storage]);
+    if (deletable !== null) dbs.expiry.putSync([deletable, storage], EMPTY);
+  }
+  const tags = [...new Set(entry.meta.tags.map(storageKey))];
+  for (const tag of hk.t) if (!tags.includes(tag)) dbs.tags.removeSync(tag, storage);
+  for (const tag of tags) if (!hk.t.includes(tag)) dbs.tags.putSync(tag, storage);
+  dbs.atime.putSync(storage, { ...hk, s: size, d: deletable, t: tags });
+  addCount(dbs, INFO.bytes, size - hk.s);
+  return { stored: true, evicted: 0, shortage: null, bodyId };
 }
 
 /** Pages a record will take: its body's chunks (each on its own overflow pages), its meta value, its index rows. */

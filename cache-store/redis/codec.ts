@@ -12,7 +12,7 @@
  * - `<prefix>purge`: the pub/sub channel of purge broadcasts (purge-broadcast.ts).
  */
 import { randomInt } from 'node:crypto';
-import { CorruptRecordError, decodeRecord, finishRecord, prepareRecord, type DecodedRecord } from '../record-codec.js';
+import { BODY_ID_AT, CorruptRecordError, decodeRecord, finishRecord, prepareRecord, type DecodedRecord } from '../record-codec.js';
 import type { CacheEntry, VaryRecord } from '../entry.js';
 
 /**
@@ -64,18 +64,36 @@ export interface EncodedRecord {
  * envelope's inline limit go inside the meta value; larger ones get a body value of their own.
  */
 export function encodeRecord(key: string, record: CacheEntry | VaryRecord, size: number, bodyId = newBodyId()): EncodedRecord {
+  const { meta, separateBody } = encodeMeta(key, record, size, bodyId);
+  if (record.kind !== 'entry' || !separateBody) return { meta, body: undefined, bodyId };
+  return { meta, body: encodeBody(bodyParts(record), record.body.length, bodyId), bodyId };
+}
+
+/**
+ * The meta value alone (with an inline body), naming body id `bodyId`; `separateBody` says whether the body goes
+ * in a body value of its own. For rewriting an entry's metadata while its body value stays as it is.
+ */
+export function encodeMeta(key: string, record: CacheEntry | VaryRecord, size: number, bodyId: number): { meta: Buffer; separateBody: boolean } {
   // One "chunk" as large as Redis allows: a body is either inline or the whole of one body value.
   const prepared = prepareRecord(key, record, size, REDIS_MAX_VALUE);
-  const parts = record.kind === 'entry' ? bodyParts(record) : [];
-  const envelope = finishRecord(prepared, bodyId, prepared.inlineBytes > 0 ? parts : undefined);
+  const inline = record.kind === 'entry' && prepared.inlineBytes > 0 ? bodyParts(record) : undefined;
+  const envelope = finishRecord(prepared, bodyId, inline);
   const meta = Buffer.allocUnsafe(META_HEADER + envelope.length);
   meta[0] = META_MAGIC_0;
   meta[1] = META_MAGIC_1;
   meta[2] = REDIS_FORMAT_VERSION;
   meta[3] = 0;
   envelope.copy(meta, META_HEADER);
-  if (record.kind !== 'entry' || prepared.chunkCount === 0) return { meta, body: undefined, bodyId };
-  return { meta, body: encodeBody(parts, record.body.length, bodyId), bodyId };
+  return { meta, separateBody: prepared.chunkCount > 0 };
+}
+
+/** Where a meta value names its body id (the envelope's, after the Redis header), and the id's 8 bytes. */
+export const META_BODY_ID_AT = META_HEADER + BODY_ID_AT;
+
+export function bodyIdBytes(bodyId: number): Buffer {
+  const bytes = Buffer.alloc(8);
+  bytes.writeDoubleLE(bodyId);
+  return bytes;
 }
 
 function encodeBody(parts: Iterable<Buffer>, length: number, bodyId: number): Buffer {

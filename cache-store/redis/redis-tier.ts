@@ -8,9 +8,9 @@
 import type { Redis } from 'ioredis';
 import { variantKey } from '../../policies/http/cache-key.js';
 import { ArrayBody, CONTIGUOUS_LIMIT, exactCopy, type Body } from '../body.js';
-import { recordSize, type CacheEntry, type CacheRecord, type VaryRecord } from '../entry.js';
+import { recordSize, type CacheEntry, type CacheRecord, type EntryMeta, type VaryRecord } from '../entry.js';
 import { BurstLog, RateLog, type TierLogger } from '../log-throttle.js';
-import { bodyKey, decodeBody, decodeMeta, encodeRecord, globPrefix, META_ENVELOPE_AT, metaKey, tagKey } from './codec.js';
+import { bodyIdBytes, bodyKey, decodeBody, decodeMeta, encodeMeta, encodeRecord, globPrefix, META_BODY_ID_AT, META_ENVELOPE_AT, metaKey, tagKey } from './codec.js';
 import { closeRedis, connectRedis, errorText } from './connect.js';
 import {
   BACKOFF_MS,
@@ -30,6 +30,20 @@ import { RedisWriteQueue } from './queue.js';
 import type { CacheTier } from '../tier.js';
 
 export type { RedisTierOptions, RedisTierStats } from './options.js';
+
+/**
+ * Rewrites a meta value in place of the one stored when that one names the expected body id, and moves the body
+ * value's expiry to the new one (KEYS: meta, body; ARGV: new meta value, the expected body id's 8 bytes, TTL in
+ * ms, 1 when the body is in the body key). Returns 1 when done, 0 (nothing written) when the stored meta names
+ * another body or none, or its body value is gone. One script, so that no other node's write comes in between.
+ */
+const REWRITE_META = `
+local current = redis.call('GET', KEYS[1])
+if not current or string.sub(current, ${META_BODY_ID_AT + 1}, ${META_BODY_ID_AT + 8}) ~= ARGV[2] then return 0 end
+if ARGV[4] == '1' and redis.call('PEXPIRE', KEYS[2], ARGV[3]) == 0 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+return 1
+`;
 
 /** Bytes a queued operation is charged beyond its record (keys, command framing). */
 const OP_OVERHEAD = 128;
@@ -55,6 +69,8 @@ export class RedisTier implements CacheTier {
   private readonly log: TierLogger;
   private readonly options: RedisTierOptions;
   private readonly maxTtlMs: number;
+  /** The body id each entry's metadata was stored (or read) with, for updateMeta (see LmdbTier's). */
+  private readonly versions = new WeakMap<EntryMeta, number>();
   /** Keys whose delete could not be sent (Redis away): misses here, deleted when Redis is back. */
   private readonly tombstones = new Set<string>();
   /** Keys this process wrote recently, and when (real time): see hasPendingWrite. */
@@ -133,6 +149,7 @@ export class RedisTier implements CacheTier {
       const decoded = decodeMeta(meta);
       if (decoded.key !== key) throw new Error(`stored under ${JSON.stringify(key)} but records ${JSON.stringify(decoded.key)}`);
       if (decoded.kind === 'vary') return decoded.record;
+      this.versions.set(decoded.meta, decoded.body.bodyId);
       if (decoded.meta.deletableAt < this.now()) {
         // Redis expires it on its own clock; edgecache's says it is gone already.
         this.delete(key);
@@ -167,6 +184,20 @@ export class RedisTier implements CacheTier {
    * outlive the response that replaced it.
    */
   set(key: string, record: CacheRecord): boolean {
+    return this.enqueue(key, record, undefined);
+  }
+
+  /**
+   * Stores `entry`, whose body is the one stored with `stored` (metadata this tier returned for the key, or was
+   * given with set): when the key still holds that body, only its meta key is rewritten (and the body key's
+   * expiry moved with it); otherwise the whole entry is written, as set() does. Returns what set() would.
+   */
+  updateMeta(key: string, entry: CacheEntry, stored: EntryMeta): boolean {
+    return this.enqueue(key, entry, this.versions.get(stored));
+  }
+
+  /** Queues a write of `record`; with `sameBodyAs`, a rewrite of the meta key only if that body is stored. */
+  private enqueue(key: string, record: CacheRecord, sameBodyAs: number | undefined): boolean {
     if (this.closed) return false;
     if (record.kind === 'entry' && (record.body.length > this.options.maxBodyBytes || record.meta.deletableAt <= this.now())) return this.decline(key);
     if (!this.usable(this.writer)) return this.decline(key);
@@ -178,7 +209,12 @@ export class RedisTier implements CacheTier {
     }
     this.declines.ok();
     this.tombstones.delete(key);
-    const run = record.kind === 'vary' ? () => this.writeVary(key, record) : () => this.writeEntry(key, record);
+    const run =
+      record.kind === 'vary'
+        ? () => this.writeVary(key, record)
+        : sameBodyAs === undefined
+          ? () => this.writeEntry(key, record)
+          : () => this.writeMeta(key, record, sameBodyAs);
     void this.queue.push({ keys: [key], record, bytes, run });
     return true;
   }
@@ -211,7 +247,53 @@ export class RedisTier implements CacheTier {
       multi.pexpire(set, ttl, 'NX');
       multi.pexpire(set, ttl, 'GT');
     }
-    if (await this.exec(multi, key)) this.wrote(key);
+    if (await this.exec(multi, key)) {
+      this.wrote(key);
+      this.versions.set(entry.meta, encoded.bodyId);
+    }
+  }
+
+  /**
+   * Rewrites an entry's meta key when the key still holds the body with id `bodyId` (checked in Redis, in the same
+   * script that writes), and moves the body key's expiry with it; the body key is not written. Otherwise (replaced
+   * meanwhile by any node, expired) the whole entry is written.
+   */
+  private async writeMeta(key: string, entry: CacheEntry, bodyId: number): Promise<void> {
+    const ttl = this.ttl(entry.meta.deletableAt);
+    if (ttl <= 0) return;
+    let encoded: ReturnType<typeof encodeMeta>;
+    try {
+      encoded = encodeMeta(key, entry, recordSize(entry), bodyId);
+    } catch (err) {
+      this.log.warn({ key, err: errorText(err) }, 'redis tier: record cannot be encoded; not stored');
+      this.counts.writesDeclined++;
+      return;
+    }
+    let rewritten: unknown;
+    try {
+      const keys = [metaKey(this.prefix, key), bodyKey(this.prefix, key)];
+      rewritten = await this.writer.eval(REWRITE_META, 2, ...keys, encoded.meta, bodyIdBytes(bodyId), ttl, encoded.separateBody ? 1 : 0);
+    } catch (err) {
+      this.writeFailed(err, { op: 'set', key }, [key]);
+      return;
+    }
+    if (rewritten !== 1) {
+      await this.writeEntry(key, entry);
+      return;
+    }
+    if (entry.meta.tags.length > 0) {
+      const multi = this.writer.multi();
+      for (const tag of entry.meta.tags) {
+        const set = tagKey(this.prefix, tag);
+        multi.sadd(set, key);
+        multi.pexpire(set, ttl, 'NX');
+        multi.pexpire(set, ttl, 'GT');
+      }
+      if (!(await this.exec(multi, key))) return;
+    }
+    this.faults.ok();
+    this.wrote(key);
+    this.versions.set(entry.meta, bodyId);
   }
 
   /**

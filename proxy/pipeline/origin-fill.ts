@@ -428,7 +428,7 @@ export class OriginFill {
       this.deliverToOwner(own ?? outcome);
       return;
     }
-    void this.deps.store.replace(entry, this.since).catch(() => undefined);
+    void this.deps.store.replace(entry, stale.meta, this.since).catch(() => undefined);
     this.deliverEntry(outcome, own);
   }
 

@@ -128,7 +128,7 @@ describe('CacheStore: a write that started before a purge', () => {
     await store.put(entry);
     const since = store.purgeGeneration;
     await store.purge({ keyPrefixes: ['shop.test/p/'] }, { soft: false, now: clock.now() });
-    expect(await store.replace(entry, since)).toBe('dropped');
+    expect(await store.replace(entry, entry.meta, since)).toBe('dropped');
     expect((await store.lookup('shop.test/p/1', {})).entry).toBeUndefined();
   });
 

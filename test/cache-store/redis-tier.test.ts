@@ -181,6 +181,48 @@ describe('RedisTier: layout in Redis', () => {
   });
 });
 
+describe('RedisTier.updateMeta (soft purges, 304 refreshes)', () => {
+  it('rewrites the meta key only: the body key keeps its bytes and follows the new expiry', async () => {
+    const { tier: t, prefix } = await tier();
+    const big = fx.entry('meta.test/big', { body: 200_000, maxAge: 600 });
+    t.set(big.meta.key, big);
+    await t.flushed();
+    const read = (await t.get(big.meta.key)) as CacheEntry;
+    // Marks the stored body's bytes (the header, with its body id, kept): a write of the whole entry would put
+    // the original bytes back; a rewrite of the meta key leaves the mark.
+    const stored = (await redis.client.getBuffer(bodyKey(prefix, big.meta.key))) as Buffer;
+    stored.fill(0x21, 12);
+    await redis.client.set(bodyKey(prefix, big.meta.key), stored, 'KEEPTTL');
+    const updated: CacheEntry = { ...read, meta: { ...read.meta, headers: { ...read.meta.headers, 'x-refreshed': 'yes' }, deletableAt: clock.now() + 30_000 } };
+    expect(t.updateMeta(big.meta.key, updated, read.meta)).toBe(true);
+    await t.flushed();
+    const body = (await redis.client.getBuffer(bodyKey(prefix, big.meta.key))) as Buffer;
+    expect(body.subarray(12).every((byte) => byte === 0x21)).toBe(true);
+    for (const key of [metaKey(prefix, big.meta.key), bodyKey(prefix, big.meta.key)]) {
+      const ttl = await redis.client.pttl(key);
+      expect(ttl).toBeGreaterThan(25_000);
+      expect(ttl).toBeLessThanOrEqual(30_000);
+    }
+    const after = (await t.get(big.meta.key)) as CacheEntry;
+    expect([after.meta.headers['x-refreshed'], after.body.length]).toEqual(['yes', 200_000]);
+  });
+
+  it('writes the whole entry when the key holds another body (another node replaced it)', async () => {
+    const { tier: t, prefix } = await tier();
+    const first = fx.entry('meta.test/x', { body: 200_000, maxAge: 600 });
+    t.set(first.meta.key, first);
+    await t.flushed();
+    const read = (await t.get(first.meta.key)) as CacheEntry;
+    const { tier: other } = await tier({ prefix });
+    other.set(first.meta.key, fx.entry('meta.test/x', { body: 150_000, maxAge: 600 }));
+    await other.flushed();
+    expect(t.updateMeta(first.meta.key, { ...read, meta: { ...read.meta, headers: { ...read.meta.headers, 'x-softened': '1' } } }, read.meta)).toBe(true);
+    await t.flushed();
+    const after = (await t.get(first.meta.key)) as CacheEntry;
+    expect([after.body.length, digest(after.body), after.meta.headers['x-softened']]).toEqual([200_000, digest(first.body), '1']);
+  });
+});
+
 describe('RedisTier: unreadable values', () => {
   it('treats a value of another format version, garbage, or a body not matching its meta as a miss, deletes it and counts it', async () => {
     const { tier: t, prefix } = await tier();

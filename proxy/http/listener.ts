@@ -1,0 +1,86 @@
+/**
+ * The proxy port's listener: the node:http server with the hit path in front of Fastify's router, and what is
+ * answered at the connection level, before any route: requests Node's parser refuses (400, 408, 431), CONNECT
+ * (405), the request checks of every request (request-target.ts), and the router's own errors. Upgrades are
+ * routed by passthrough.ts and upgrade.ts. The routes themselves are registered by createEdgecache.
+ */
+import http from 'node:http';
+import type { Socket } from 'node:net';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Scheme } from '../../policies/http/cache-key.js';
+import type { ProxyStats } from '../admin/stats.js';
+import { ALLOWED_METHODS, closingErrorResponse, sendError } from './error-answer.js';
+import type { HitPath } from './hit-path.js';
+import { upgradeConstraint } from './passthrough.js';
+import { PARSER_MAX_FIELDS } from './request-limits.js';
+import { registerRequestChecks } from './request-target.js';
+
+export interface ListenerOptions {
+  log: Logger;
+  /** Where refused requests are counted (badRequests). */
+  stats: ProxyStats;
+  /** Answers a fresh hit before the router, or returns false. */
+  hitPath: HitPath;
+  /** The listener's scheme (see request-target.ts). */
+  scheme: Scheme;
+}
+
+/**
+ * Node's parser rejected the request: answer in one short plain-text line, with X-Cache and Cache-Status like
+ * every other response, and close. Returns whether an answer was written.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Socket): boolean {
+  if (!socket.writable) {
+    socket.destroy();
+    return false;
+  }
+  const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+  socket.end(closingErrorResponse(status, `${(http.STATUS_CODES[status] as string).toLowerCase()}: ${err.code ?? 'malformed request'}`));
+  return true;
+}
+
+/** CONNECT (tunnels) is not something a caching reverse proxy does: 405, one line, and close. */
+function answerConnect(socket: Socket): void {
+  socket.on('error', () => socket.destroy());
+  socket.end(closingErrorResponse(405, 'method CONNECT is not supported', { fields: { allow: ALLOWED_METHODS } }));
+}
+
+/** The Fastify app of the proxy port, with its server, connection-level answers, request checks and error handlers. */
+export function createProxyApp({ log, stats, hitPath, scheme }: ListenerOptions): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    // Fresh hits are answered before Fastify's router; the rest is handed to Fastify.
+    serverFactory: (handler) => {
+      // A missing Host is refused by the onRequest hook (one line, counted in badRequests), not by Node's bare 400.
+      const server = http.createServer({ requireHostHeader: false }, (req, res) => {
+        if (!hitPath(req, res)) handler(req, res);
+      });
+      // Fields beyond this are dropped by node:http; one more than accepted shows a request over the limit.
+      server.maxHeadersCount = PARSER_MAX_FIELDS;
+      // CONNECT is not proxied; without a listener Node would drop the connection without an answer.
+      server.on('connect', (_req: http.IncomingMessage, socket: Socket) => answerConnect(socket));
+      return server;
+    },
+    clientErrorHandler: (err, socket) => {
+      if (answerClientError(err, socket)) stats.badRequests++;
+    },
+    return503OnClosing: true,
+    forceCloseConnections: true,
+    routerOptions: { maxParamLength: 65_535, constraints: { upgrade: upgradeConstraint } },
+  });
+  // Set before any route is registered, so that every route (and plugin) answers its errors this way.
+  app.setErrorHandler((error, request, reply) => {
+    const err = error as { statusCode?: number; message: string };
+    const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    if (status === 500) log.error({ err, url: request.url }, 'request failed');
+    void sendError(reply, status, status === 500 ? 'internal error' : err.message);
+  });
+  app.setNotFoundHandler((request, reply) => {
+    void sendError(reply, 405, `method ${request.method} is not supported`, { fields: { allow: ALLOWED_METHODS } });
+  });
+  // Every request's field count, target and Host are checked before routing; the target is carried to every handler.
+  registerRequestChecks(app, scheme, () => stats.badRequests++);
+  return app;
+}

@@ -74,7 +74,6 @@ export async function runWorker(config: EdgecacheConfig, log: Logger): Promise<v
       });
       return true;
     }
-    if (op === 'ping') return true;
     throw new Error(`unknown operation ${op}`);
   });
   try {

@@ -58,8 +58,6 @@ export interface SettingSpec {
   placeholder?: string;
   /** Only settable on the command line / environment (e.g. the config file path itself). */
   notInFile?: boolean;
-  /** Never printed (tokens). */
-  secret?: boolean;
 }
 
 export const SETTINGS = {
@@ -104,7 +102,6 @@ export const SETTINGS = {
   redis: {
     kind: 'redisUrl',
     placeholder: 'URL',
-    secret: true,
     description:
       'Redis shared by several edgecache machines (redis://[user:password@]host:port[/db], rediss:// for TLS; Redis 7 or newer): a tier below memory and disk that every node reads and fills, and the channel that carries each purge to the other nodes. Off when unset. See docs/redis-tier.md.',
   },
@@ -235,7 +232,6 @@ export const SETTINGS = {
   adminToken: {
     kind: 'string',
     placeholder: 'TOKEN',
-    secret: true,
     description:
       'Bearer token for purging (admin API POST /purge, and PURGE on the proxy port). Without one, PURGE on the proxy port is refused (403) and the admin API accepts purges from loopback only. Prefer the environment variable.',
   },

@@ -53,17 +53,3 @@ export function parseDuration(input: string | number): number | undefined {
   const ms = Math.round(Number(match[1]) * factor);
   return Number.isSafeInteger(ms) ? ms : undefined;
 }
-
-export function formatSize(bytes: number): string {
-  for (const [unit, factor] of [['gib', 1024 ** 3], ['mib', 1024 ** 2], ['kib', 1024]] as const) {
-    if (bytes >= factor && bytes % factor === 0) return `${bytes / factor}${unit}`;
-  }
-  return `${bytes}`;
-}
-
-export function formatDuration(ms: number): string {
-  if (ms % 1000 !== 0) return `${ms}ms`;
-  const s = ms / 1000;
-  if (s >= 60 && s % 60 === 0) return `${s / 60}m`;
-  return `${s}s`;
-}

@@ -47,7 +47,6 @@ export interface RedisTierStats extends TierStats {
   pendingBytes: number;
 }
 
-export const MiB = 1024 * 1024;
 export const DEFAULT_MAX_TTL_MS = 7 * 24 * 3_600_000;
 export const DEFAULT_CONCURRENCY = 16;
 /** Write commands may take this many times the read timeout (they are off the response path, and larger). */

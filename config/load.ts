@@ -8,11 +8,9 @@ import { availableParallelism } from 'node:os';
 import { Type, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { SETTINGS, SETTING_NAMES, envName, flagName, type EdgecacheConfig, type SettingName, type SettingSpec } from './settings.js';
+import { ConfigError } from './errors.js';
+import { parseFlags } from './flags.js';
 import { parseDuration, parseSize } from './units.js';
-
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
 
 type Source = { kind: 'default' } | { kind: 'file'; path: string } | { kind: 'env' } | { kind: 'flag' };
 
@@ -163,56 +161,6 @@ export const CONFIG_SCHEMA = Type.Object(
   ),
   { additionalProperties: false },
 );
-
-const BY_FLAG = new Map(SETTING_NAMES.map((name) => [flagName(name), name]));
-
-interface ParsedArgs {
-  help: boolean;
-  version: boolean;
-  values: Map<SettingName, string>;
-}
-
-/** `--name value`, `--name=value`, `--flag` / `--no-flag` for booleans. Anything else is an error. */
-export function parseFlags(argv: readonly string[]): ParsedArgs {
-  const out: ParsedArgs = { help: false, version: false, values: new Map() };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    if (arg === '--help' || arg === '-h') {
-      out.help = true;
-      continue;
-    }
-    if (arg === '--version' || arg === '-v') {
-      out.version = true;
-      continue;
-    }
-    if (!arg.startsWith('--')) throw new ConfigError(`unexpected argument "${arg}" (see --help)`);
-    const eq = arg.indexOf('=');
-    let flag = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
-    let value: string | undefined = eq === -1 ? undefined : arg.slice(eq + 1);
-    let name = BY_FLAG.get(flag);
-    if (!name && flag.startsWith('no-') && value === undefined) {
-      const positive = BY_FLAG.get(flag.slice(3));
-      if (positive && SETTINGS[positive].kind === 'boolean') {
-        name = positive;
-        value = 'false';
-        flag = flag.slice(3);
-      }
-    }
-    if (!name) throw new ConfigError(`unknown flag --${flag} (see --help)`);
-    if (value === undefined) {
-      if (SETTINGS[name].kind === 'boolean') {
-        value = 'true';
-      } else {
-        const next = argv[i + 1];
-        if (next === undefined || next.startsWith('--')) throw new ConfigError(`--${flag} needs a value`);
-        value = next;
-        i++;
-      }
-    }
-    out.values.set(name, value);
-  }
-  return out;
-}
 
 function readConfigFile(path: string): Record<string, unknown> {
   let text: string;

@@ -5,7 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { helpText } from '../config/help.js';
-import { ConfigError, loadConfig } from '../config/load.js';
+import { ConfigError } from '../config/errors.js';
+import { loadConfig } from '../config/load.js';
 import cluster from 'node:cluster';
 import { runPrimary } from './cluster/primary.js';
 import { runWorker } from './cluster/worker.js';

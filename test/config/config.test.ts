@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { configReference, helpText } from '../../config/help.js';
-import { ConfigError, loadConfig } from '../../config/load.js';
+import { ConfigError } from '../../config/errors.js';
+import { loadConfig } from '../../config/load.js';
 import { SETTING_NAMES, envName, flagName } from '../../config/settings.js';
 import { parseDuration, parseSize } from '../../config/units.js';
 

@@ -7,6 +7,7 @@
  * logged and turned into misses.
  */
 import type CachePolicy from 'http-cache-semantics';
+import { LRUCache } from 'lru-cache';
 import type { Body } from '../body.js';
 import { recordSize, type CacheEntry, type CacheRecord, type EntryMeta, type VaryRecord } from '../entry.js';
 import { LmdbBody } from './body.js';
@@ -43,7 +44,7 @@ export type { TierLogger } from '../log-throttle.js';
 export type { IntegrityReport } from './check.js';
 export type { LmdbTierOptions, LmdbTierStats } from './options.js';
 
-/** Decoded metadata kept for the most recently read records (no bodies): a few MB at most. */
+/** Decoded metadata kept for the most recently read records (no bodies): a few MB at most, least recently read dropped first. */
 const DECODED_CACHE_ENTRIES = 4096;
 /** Resolution of the access times kept for LRU eviction. */
 const ATIME_RESOLUTION_MS = 30_000;
@@ -97,7 +98,7 @@ export class LmdbTier implements SyncCacheTier {
   /** Access times not yet written to the LRU index. */
   private accessed = new Map<string, number>();
   /** Recent decodings by storage key, with the header stamp they were decoded from (see decode()). */
-  private readonly decodedCache = new Map<string, Decoded>();
+  private readonly decodedCache = new LRUCache<string, Decoded>({ max: DECODED_CACHE_ENTRIES });
   /**
    * The body id each entry's metadata was stored (or read) with, for updateMeta: by the object, which the tier
    * hands out per decoded version and the callers pass back.
@@ -707,7 +708,6 @@ export class LmdbTier implements SyncCacheTier {
     const cached = this.decodedCache.get(storage);
     if (cached !== undefined && cached.checksum === checksum && cached.bodyId === bodyId && cached.length === raw.length) return cached;
     const decoded: DecodedRecord = decodeRecord(raw);
-    if (cached === undefined && this.decodedCache.size >= DECODED_CACHE_ENTRIES) this.decodedCache.delete(this.decodedCache.keys().next().value as string);
     const entry = decoded.kind === 'entry';
     const layout = entry ? decoded.body : undefined;
     // Only what a hit needs is kept, in one object of a fixed shape: 4,096 of these stay in memory. (Not the decoded

@@ -4,6 +4,7 @@
  * secondary key selects a Vary variant from the request headers the stored response nominated (RFC 9111 §4.1).
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import { LRUCache } from 'lru-cache';
 
 export interface RequestTarget {
   /** The scheme of the listener the request came in on. */
@@ -34,10 +35,13 @@ export function schemeOf(protocol: string): Scheme | undefined {
 // reg-name (RFC 3986 §3.2.2) with an optional port, or an IP-literal.
 const HOST_PATTERN = /^(?:(?:[a-z0-9\-._~!$&'()*+,;=]|%[0-9a-f]{2})+|\[[0-9a-f:.]+\])(?::\d{1,5})?$/i;
 
-// Hosts repeat; validating and normalising each one once keeps this off the per-request cost. One memo per
-// scheme, since the default port differs.
-const hostMemos: Record<Scheme, Map<string, string | null>> = { http: new Map(), https: new Map() };
+// Hosts repeat; validating and normalising each one once keeps this off the per-request cost (the hit path calls
+// it on every request: an LRUCache get allocates nothing). One memo per scheme, since the default port differs;
+// the most recently seen spellings are kept, so a scan of made-up Hosts cannot grow it.
 const HOST_MEMO_LIMIT = 1024;
+/** A malformed Host, in the memo (which holds no null): never a normalised Host, which is never empty. */
+const MALFORMED = '';
+const hostMemos: Record<Scheme, LRUCache<string, string>> = { http: new LRUCache({ max: HOST_MEMO_LIMIT }), https: new LRUCache({ max: HOST_MEMO_LIMIT }) };
 
 /**
  * The Host value in its one spelling, or null when it is malformed. Only spellings that name the same authority
@@ -49,11 +53,10 @@ const HOST_MEMO_LIMIT = 1024;
  */
 export function normalizeHost(raw: string, scheme: Scheme): string | null {
   const memo = hostMemos[scheme];
-  let normalized = memo.get(raw);
-  if (normalized !== undefined) return normalized;
-  normalized = canonicalHost(raw, scheme);
-  if (memo.size >= HOST_MEMO_LIMIT) memo.clear();
-  memo.set(raw, normalized);
+  const known = memo.get(raw);
+  if (known !== undefined) return known === MALFORMED ? null : known;
+  const normalized = canonicalHost(raw, scheme);
+  memo.set(raw, normalized ?? MALFORMED);
   return normalized;
 }
 

@@ -347,7 +347,7 @@ export class CacheStore {
     let affected = 0;
     for (let start = 0; start < keys.length; start += batchSize) {
       const batch = keys.slice(start, start + batchSize);
-      affected += options.soft ? await this.soften(batch, options, tiers) : await this.remove(batch, options, tiers);
+      affected += options.soft ? await this.soften(batch, options, tiers) : await this.remove(batch, tiers);
       // Between batches the event loop serves requests: a large purge never stalls the hit path for long.
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
@@ -362,7 +362,7 @@ export class CacheStore {
   }
 
   /** Hard purge of one batch: memory at once, lower tiers in one unit of work each. Returns the entries removed. */
-  private async remove(keys: string[], options: PurgeOptions, tiers: CacheTier[]): Promise<number> {
+  private async remove(keys: string[], tiers: CacheTier[]): Promise<number> {
     let affected = 0;
     const below = new Map<CacheTier, string[]>();
     for (const key of keys) {

@@ -74,7 +74,7 @@ export abstract class BasePolicy implements EvictionPolicy {
     return this.entries.has(key);
   }
 
-  wouldAdmit(key: string, size: number): boolean {
+  wouldAdmit(_key: string, size: number): boolean {
     assertSize(size);
     return size <= this.maxBytes;
   }

@@ -4,43 +4,12 @@
  * under primary key + secondary key. Lookups go down the tiers and copy a lower-tier hit into the tiers above.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { variantKey, varyKey } from '../policies/http/cache-key.js';
 import { bodyChunks, bodyFromChunks, exactCopy, isChunked, ownedBuffer, type Body } from './body.js';
-import { deletableAt, recordSize, type CacheEntry, type CacheRecord, type EntryMeta, type VaryRecord } from './entry.js';
+import { recordSize, type CacheEntry, type CacheRecord, type EntryMeta } from './entry.js';
 import { PurgeLog, type PurgeSubject, type PurgeVerdict } from './purge-log.js';
-import type { CacheTier, MaybePromise, SyncCacheTier, TierReach, TierStats } from './tier.js';
-
-/** What a purge addresses. Keys are primary keys (lower-cased host + path and query). */
-export interface PurgeSelector {
-  /** Exact URLs, every Vary variant included. */
-  urls?: string[];
-  /** Exact paths (with query) on any host, every variant included. */
-  paths?: string[];
-  /** Key prefixes: host + path prefix. */
-  keyPrefixes?: string[];
-  /** Path prefixes on any host. */
-  pathPrefixes?: string[];
-  /** Surrogate keys. */
-  tags?: string[];
-  all?: boolean;
-}
-
-export interface PurgeOptions {
-  /** Mark stale instead of removing: the next request revalidates, and stale-while-revalidate / stale-if-error still apply. */
-  soft: boolean;
-  now: number;
-  /** Keys handled between two yields to the event loop, so a large purge never stalls requests. */
-  batchSize?: number;
-  /**
-   * Purge only the tiers no wider than this: 'process' (memory), 'host' (memory and the disk tier); all when
-   * absent. Another process (or node) purges the wider, shared tiers. Writes of a purged key that this process
-   * still has queued for a skipped tier are deleted there too, since they could otherwise land after the other
-   * process's delete and bring the entry back.
-   */
-  within?: Exclude<TierReach, 'network'>;
-}
-
-const REACH_ORDER: Record<TierReach, number> = { process: 0, host: 1, network: 2 };
+import { purgeTiers, softened, tiersWithin, urlKeys, writeMeta, type PurgeOptions, type PurgeSelector } from './purge.js';
+import { selectedVariant, variantKeys, varyRecordWith } from './vary.js';
+import type { CacheTier, SyncCacheTier, TierStats } from './tier.js';
 
 /**
  * What became of a write: stored as given; stored already stale (a soft purge addressed it while it was
@@ -123,7 +92,7 @@ export class CacheStore {
     this.leasedBody = undefined;
     const record = this.memory.get(primaryKey) ?? this.peekLower(primaryKey);
     if (record === undefined || record.kind === 'entry') return record;
-    const key = variantKey(primaryKey, varyKey(record.fields, headers));
+    const key = selectedVariant(primaryKey, record, headers);
     const variant = this.memory.get(key) ?? this.peekLower(key);
     return variant?.kind === 'entry' ? variant : undefined;
   }
@@ -185,7 +154,7 @@ export class CacheStore {
     const primary = await this.find(primaryKey);
     if (primary === undefined) return { entry: undefined, key: primaryKey };
     if (primary.record.kind === 'entry') return { entry: primary.record, key: primaryKey };
-    const key = variantKey(primaryKey, varyKey(primary.record.fields, headers));
+    const key = selectedVariant(primaryKey, primary.record, headers);
     const found = await this.find(key);
     return { entry: found?.record.kind === 'entry' ? found.record : undefined, key };
   }
@@ -274,25 +243,15 @@ export class CacheStore {
     // Only the synchronous tiers: a fill must not wait for a networked tier (which merges Vary records itself).
     const existing = this.findNear(primaryKey);
     if (vary === null) {
-      if (existing?.kind === 'vary') await this.deleteKeys(existing.variants.map((v) => variantKey(primaryKey, v)));
+      if (existing?.kind === 'vary') await this.deleteKeys(variantKeys(existing));
       // Checked again after every wait: a purge may have been recorded meanwhile.
       if (this.admit(admitted, since) === undefined) return 'dropped';
       await this.setAll(primaryKey, admitted);
       return result;
     }
     const secondary = entry.meta.key.slice(primaryKey.length + 1);
-    let record: VaryRecord;
-    if (existing?.kind === 'vary' && sameFields(existing.fields, vary)) {
-      record = { ...existing, variants: existing.variants.filter((v) => v !== secondary) };
-    } else {
-      if (existing?.kind === 'vary') await this.deleteKeys(existing.variants.map((v) => variantKey(primaryKey, v)));
-      record = { kind: 'vary', primaryKey, fields: vary, variants: [] };
-    }
-    record.variants.push(secondary);
-    while (record.variants.length > this.maxVariants) {
-      const dropped = record.variants.shift() as string;
-      await this.deleteKeys([variantKey(primaryKey, dropped)]);
-    }
+    const { record, dropped } = varyRecordWith(existing, primaryKey, vary, secondary, this.maxVariants);
+    if (dropped.length > 0) await this.deleteKeys(dropped);
     if (this.admit(admitted, since) === undefined) return 'dropped';
     await this.setAll(primaryKey, record);
     if (this.admit(admitted, since) === undefined) return 'dropped';
@@ -315,141 +274,22 @@ export class CacheStore {
 
   /** Removes every variant of a URL from every tier. Returns how many entries were removed. */
   async invalidate(primaryKey: string): Promise<number> {
-    const { found, variants } = await this.urlKeys(primaryKey, this.tiers);
+    const { found, variants } = await urlKeys(primaryKey, this.tiers);
     if (!found) return 0;
     await this.deleteKeys([...variants, primaryKey]);
     return variants.length > 0 ? variants.length : 1;
   }
 
-  /**
-   * What a URL occupies in the given tiers: whether any holds a record under it, and the variant keys named by
-   * any tier's Vary record (a lower, shared tier may know variants that this process never stored).
-   */
-  private async urlKeys(primaryKey: string, tiers: CacheTier[]): Promise<{ found: boolean; variants: string[] }> {
-    let found = false;
-    const variants = new Set<string>();
-    for (const tier of tiers) {
-      const record = tier.synchronous ? (tier.get(primaryKey) as CacheRecord | undefined) : await tier.get(primaryKey);
-      if (record === undefined) continue;
-      found = true;
-      if (record.kind === 'vary') for (const v of record.variants) variants.add(variantKey(primaryKey, v));
-    }
-    return { found, variants: [...variants] };
-  }
-
-  /** Purges what the selector addresses from every tier; returns how many entries were affected. */
+  /** Purges what the selector addresses from every tier (or those `within` a reach); returns how many entries were affected. */
   async purge(selector: PurgeSelector, options: PurgeOptions): Promise<number> {
     // First of all: from now on, writes that started before this purge are checked against it (see put).
     this.purges.record(selector, options.soft);
-    const tiers = this.tiersWithin(options.within);
-    const keys = [...(await this.collectKeys(selector, tiers))];
-    const batchSize = options.batchSize ?? 200;
-    let affected = 0;
-    for (let start = 0; start < keys.length; start += batchSize) {
-      const batch = keys.slice(start, start + batchSize);
-      affected += options.soft ? await this.soften(batch, options, tiers) : await this.remove(batch, tiers);
-      // Between batches the event loop serves requests: a large purge never stalls the hit path for long.
-      await new Promise<void>((resolve) => setImmediate(resolve));
-    }
-    return affected;
-  }
-
-  /** The tiers a purge `within` this reach applies to (all when undefined); memory is always one. */
-  private tiersWithin(within: PurgeOptions['within']): CacheTier[] {
-    if (within === undefined) return this.tiers;
-    const limit = REACH_ORDER[within];
-    return this.tiers.filter((t) => t === this.memory || REACH_ORDER[t.reach ?? 'host'] <= limit);
-  }
-
-  /** Hard purge of one batch: memory at once, lower tiers in one unit of work each. Returns the entries removed. */
-  private async remove(keys: string[], tiers: CacheTier[]): Promise<number> {
-    let affected = 0;
-    const below = new Map<CacheTier, string[]>();
-    for (const key of keys) {
-      let wasEntry = false;
-      for (const tier of tiers) {
-        if (tier === this.memory) {
-          wasEntry = this.memory.get(key)?.kind === 'entry' || wasEntry;
-          this.memory.delete(key);
-          continue;
-        }
-        wasEntry ||= tier.hasEntry?.(key) ?? false;
-        let list = below.get(tier);
-        if (list === undefined) below.set(tier, (list = []));
-        list.push(key);
-      }
-      // A purge of the narrower tiers still deletes what this process has queued for the wider ones (see within).
-      if (tiers !== this.tiers) {
-        for (const tier of this.tiers) {
-          if (tiers.includes(tier) || !tier.hasPendingWrite?.(key)) continue;
-          let list = below.get(tier);
-          if (list === undefined) below.set(tier, (list = []));
-          list.push(key);
-        }
-      }
-      if (wasEntry) affected++;
-    }
-    for (const [tier, list] of below) {
-      if (tier.deleteMany) await tier.deleteMany(list);
-      else for (const key of list) await tier.delete(key);
-    }
-    return affected;
-  }
-
-  private async soften(keys: string[], options: PurgeOptions, tiers: CacheTier[]): Promise<number> {
-    let affected = 0;
-    for (const key of keys) {
-      const pendingBelow = tiers !== this.tiers ? this.tiers.filter((t) => !tiers.includes(t) && t.hasPendingWrite?.(key)) : [];
-      if (await this.purgeKey(key, options, pendingBelow.length > 0 ? [...tiers, ...pendingBelow] : tiers)) affected++;
-    }
-    return affected;
-  }
-
-  private async collectKeys(selector: PurgeSelector, tiers: CacheTier[]): Promise<Set<string>> {
-    const keys = new Set<string>();
-    const addAll = (list: string[]): void => {
-      for (const key of list) keys.add(key);
-    };
-    for (const url of selector.urls ?? []) {
-      keys.add(url);
-      addAll((await this.urlKeys(url, tiers)).variants);
-    }
-    for (const tier of tiers) {
-      for (const tag of selector.tags ?? []) addAll(await tier.keysForTag(tag));
-      for (const prefix of selector.keyPrefixes ?? []) addAll(await tier.keys(prefix));
-      if (selector.all || (selector.pathPrefixes?.length ?? 0) > 0 || (selector.paths?.length ?? 0) > 0) {
-        const every = await tier.keys('');
-        if (selector.all) addAll(every);
-        for (const prefix of selector.pathPrefixes ?? []) addAll(every.filter((key) => pathOf(key).startsWith(prefix)));
-        if (selector.paths?.length) {
-          const paths = new Set(selector.paths);
-          addAll(every.filter((key) => paths.has(pathOf(key).split('\n')[0] as string)));
-        }
-      }
-    }
-    return keys;
-  }
-
-  /** Removes or softens one key in every tier; true when it held an entry somewhere. */
-  private async purgeKey(key: string, options: PurgeOptions, tiers: CacheTier[]): Promise<boolean> {
-    let wasEntry = false;
-    for (const tier of tiers) {
-      const record = tier.synchronous ? (tier.get(key) as CacheRecord | undefined) : await tier.get(key);
-      if (record === undefined) continue;
-      if (record.kind === 'entry') wasEntry = true;
-      if (!options.soft || record.kind === 'vary') {
-        if (!options.soft) await tier.delete(key);
-        continue;
-      }
-      // Only the lifetimes change: a tier that keeps the body apart keeps it as it is.
-      await writeMeta(tier, key, softened(record, options.now), record.meta);
-    }
-    return wasEntry;
+    return purgeTiers({ memory: this.memory, all: this.tiers }, selector, options);
   }
 
   /** Resolves once every tier (or those `within` a reach) has committed the writes accepted so far. */
   async flush(within?: PurgeOptions['within']): Promise<void> {
-    for (const tier of this.tiersWithin(within)) await tier.flushed?.();
+    for (const tier of tiersWithin({ memory: this.memory, all: this.tiers }, within)) await tier.flushed?.();
   }
 
   stats(): TierStats[] {
@@ -481,26 +321,4 @@ function ownBytes(record: CacheRecord): CacheRecord {
     return owned === body ? record : { ...record, body: owned };
   }
   return { ...record, body: bodyFromChunks([...bodyChunks(body)], body.length) };
-}
-
-/** Stores an entry whose body is the one stored with `stored`: the metadata only where the tier can (see CacheTier.updateMeta). */
-function writeMeta(tier: CacheTier, key: string, entry: CacheEntry, stored: EntryMeta): MaybePromise<boolean> {
-  return tier.updateMeta ? tier.updateMeta(key, entry, stored) : tier.set(key, entry);
-}
-
-/** The entry as if it had just expired: the next request revalidates; stale-while-revalidate still applies. */
-function softened(entry: CacheEntry, now: number): CacheEntry {
-  const lifetime = Math.max(0, Math.min(entry.meta.lifetime, now - entry.meta.ageBase));
-  const lifetimes = { ...entry.meta, lifetime, freshUntil: entry.meta.ageBase + lifetime };
-  return { kind: 'entry', meta: { ...lifetimes, deletableAt: Math.max(deletableAt(lifetimes), now + 1) }, body: entry.body, policy: entry.policy };
-}
-
-/** The path part of a key (host + path, maybe + newline + Vary secondary key). */
-function pathOf(key: string): string {
-  const slash = key.indexOf('/');
-  return slash === -1 ? '' : key.slice(slash);
-}
-
-function sameFields(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((f, i) => f === b[i]);
 }

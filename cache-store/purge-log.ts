@@ -10,7 +10,7 @@
  * all); a write older than the oldest purge kept cannot be checked and is treated as purged hard. A write whose
  * generation is current (the usual case: no purge happened while it was fetched) costs one comparison.
  */
-import type { PurgeSelector } from './cache-store.js';
+import type { PurgeSelector } from './purge.js';
 
 /** What a write is about: its full key, its URL's primary key, and its surrogate keys when known. */
 export interface PurgeSubject {
@@ -45,7 +45,7 @@ function setOf(list: string[] | undefined): ReadonlySet<string> {
 }
 
 /** The path (and query) of a key: host + path, perhaps + newline + Vary secondary key. */
-function pathOf(key: string): string {
+export function pathOf(key: string): string {
   const slash = key.indexOf('/');
   if (slash === -1) return '';
   const newline = key.indexOf('\n', slash);

@@ -7,7 +7,8 @@
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { CacheStore, PurgeOptions } from '../cache-store/cache-store.js';
+import type { CacheStore } from '../cache-store/cache-store.js';
+import type { PurgeOptions } from '../cache-store/purge.js';
 import { loadRedisClient } from '../cache-store/redis/connect.js';
 import type { EdgecacheConfig } from '../config/settings.js';
 import type { Scheme } from '../policies/http/cache-key.js';

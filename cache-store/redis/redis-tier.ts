@@ -27,6 +27,7 @@ import {
   type RedisTierStats,
 } from './options.js';
 import { RedisWriteQueue } from './queue.js';
+import { sameFields } from '../vary.js';
 import type { CacheTier } from '../tier.js';
 
 export type { RedisTierOptions, RedisTierStats } from './options.js';
@@ -570,8 +571,4 @@ export class RedisTier implements CacheTier {
     this.backoffUntil = Date.now() + BACKOFF_MS;
     this.faults.fail({ ...fields, err: errorText(err) });
   }
-}
-
-function sameFields(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((f, i) => f === b[i]);
 }

@@ -3,7 +3,7 @@
  * (--workers): who fetches a cold key, and how a purge reaches every process's memory tier. A single process
  * coordinates with nobody (LocalCoordinator); workers ask the cluster primary (cluster-worker.ts).
  */
-import type { PurgeSelector } from '../../cache-store/cache-store.js';
+import type { PurgeSelector } from '../../cache-store/purge.js';
 
 /** A purge, or an invalidation after an unsafe request (RFC 9111 §4.4), to apply in every process. */
 export interface PurgeRequest {

@@ -4,7 +4,7 @@
  * Purges go through the primary, which applies them in every worker (and, with --redis, tells other nodes).
  */
 import type { Logger } from 'pino';
-import type { PurgeOptions } from '../../cache-store/cache-store.js';
+import type { PurgeOptions } from '../../cache-store/purge.js';
 import type { EdgecacheConfig } from '../../config/settings.js';
 import type { Coordinator, FillLease, PurgeRequest } from './coordinator.js';
 import { RpcPeer, type Channel } from './ipc.js';

@@ -12,7 +12,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { PurgeSelector } from '../../cache-store/cache-store.js';
+import type { PurgeSelector } from '../../cache-store/purge.js';
 import { BurstLog, RateLog, type TierLogger } from '../../cache-store/log-throttle.js';
 import { purgeChannel } from '../../cache-store/redis/codec.js';
 import { closeRedis, connectRedis, errorText } from '../../cache-store/redis/connect.js';

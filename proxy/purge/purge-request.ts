@@ -3,7 +3,7 @@
  * validated whole before anything is applied, so a bad purge changes nothing.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { PurgeSelector } from '../../cache-store/cache-store.js';
+import type { PurgeSelector } from '../../cache-store/purge.js';
 import { normalizeHost, schemeOf } from '../../policies/http/cache-key.js';
 
 export type AuthResult = 'ok' | 'disabled' | 'missing' | 'wrong';

@@ -3,7 +3,7 @@
  * `Soft-Purge: 1`) and `POST /purge` on the admin port (URLs, prefixes, tags, everything; hard or soft).
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { PurgeSelector } from '../../cache-store/cache-store.js';
+import type { PurgeSelector } from '../../cache-store/purge.js';
 import { authorizePurge, PURGE_BODY_SCHEMA, selectorFromBody, type AuthResult, type PurgeBody } from './purge-request.js';
 import type { ProxyStats } from '../admin/stats.js';
 import { sendError } from '../http/error-answer.js';

@@ -11,7 +11,7 @@ import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import httpProxy, { type FastifyHttpProxyOptions } from '@fastify/http-proxy';
 import type { Dispatcher } from 'undici';
-import { normalizeHost, schemeOf, type RequestTarget } from '../../policies/http/cache-key.js';
+import { invalidatedKeys, invalidates } from '../../policies/http/invalidation.js';
 import { allowsContentLength, hasNoContent } from '../../policies/http/message-body.js';
 import type { Forwarding } from '../origin/forwarding.js';
 import { gatewayError } from '../origin/origin-client.js';
@@ -23,11 +23,7 @@ import { outcomeFields, type OutcomeRecorder } from '../pipeline/outcome.js';
 import { isWebSocketUpgrade, routeUpgrades } from './upgrade.js';
 
 /** Every method Node's parser accepts, except those the cache answers itself (and CONNECT, which is not proxied). */
-export const PASSTHROUGH_METHODS = http.METHODS.filter((m) => m !== 'GET' && m !== 'HEAD' && m !== 'CONNECT' && m !== 'PURGE');
-
-/** Safe methods (RFC 9110 §9.2.1, and WebDAV's read-only ones); any other method's success invalidates. */
-const SAFE = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PROPFIND', 'REPORT', 'SEARCH', 'QUERY']);
-
+const PASSTHROUGH_METHODS = http.METHODS.filter((m) => m !== 'GET' && m !== 'HEAD' && m !== 'CONNECT' && m !== 'PURGE');
 
 export interface PassthroughOptions {
   origin: string;
@@ -40,23 +36,6 @@ export interface PassthroughOptions {
   forwarding: Forwarding;
   /** The origin's connection pool, shared with the cache fills (OriginClient.dispatcher). */
   dispatcher: Dispatcher;
-}
-
-/** Same-origin URIs named by Location / Content-Location, as cache keys (RFC 9111 §4.4). */
-export function relatedKeys(target: RequestTarget, headers: Record<string, string | string[] | undefined>): string[] {
-  const keys: string[] = [];
-  for (const name of ['location', 'content-location']) {
-    const value = headers[name];
-    if (typeof value !== 'string') continue;
-    try {
-      const url = new URL(value, `${target.scheme}://${target.host}${target.path}`);
-      const scheme = schemeOf(url.protocol);
-      if (scheme !== undefined && normalizeHost(url.host, scheme) === target.host) keys.push(target.host + url.pathname + url.search);
-    } catch {
-      // An unparseable Location invalidates nothing.
-    }
-  }
-  return keys;
 }
 
 /**
@@ -139,11 +118,9 @@ export async function registerPassthrough(app: FastifyInstance, options: Passthr
               writeOriginFailure(out, err, { cacheStatus: { fwd: 'method', detail: 'origin-error' } });
             },
           });
-        if (!SAFE.has(request.method) && status >= 200 && status < 400) {
-          const target = targetOf(request);
-          const keys = [target.key, ...relatedKeys(target, res.headers)];
+        if (invalidates(request.method, status)) {
           // Invalidate before the response is relayed, so the client's next request cannot see the old entry.
-          void options.invalidate(keys).then(relay, relay);
+          void options.invalidate(invalidatedKeys(targetOf(request), res.headers)).then(relay, relay);
           return;
         }
         relay();

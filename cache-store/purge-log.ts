@@ -24,7 +24,7 @@ export interface PurgeSubject {
 export type PurgeVerdict = 'none' | 'soft' | 'hard';
 
 export const MAX_MARKS = 256;
-export const MAX_ITEMS = 100_000;
+const MAX_ITEMS = 100_000;
 
 interface Mark {
   generation: number;

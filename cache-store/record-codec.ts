@@ -24,7 +24,7 @@ export const FORMAT_VERSION = 2;
 export const INLINE_LIMIT = 64 * 1024;
 
 /** The inline limit for a given chunk size: a body is inline when it would be a single chunk of at most INLINE_LIMIT. */
-export function inlineLimitFor(chunkSize: number): number {
+function inlineLimitFor(chunkSize: number): number {
   return Math.min(INLINE_LIMIT, chunkSize);
 }
 

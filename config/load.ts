@@ -151,7 +151,7 @@ function schemaFor(spec: SettingSpec): TSchema {
 }
 
 /** The one schema the merged configuration must satisfy. */
-export const CONFIG_SCHEMA = Type.Object(
+const CONFIG_SCHEMA = Type.Object(
   Object.fromEntries(
     SETTING_NAMES.map((name) => {
       const spec: SettingSpec = SETTINGS[name];

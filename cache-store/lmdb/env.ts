@@ -122,7 +122,7 @@ const P_META = 0x08;
  * bytes in upstream LMDB and 24 in lmdb-js's fork, so the magic may sit at either offset. Returns a reason
  * when the file is certainly not an LMDB data file, or null.
  */
-export function checkDataFile(path: string): string | null {
+function checkDataFile(path: string): string | null {
   const file = join(path, 'data.mdb');
   if (!existsSync(file)) return null;
   const size = statSync(file).size;

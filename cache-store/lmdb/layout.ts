@@ -30,17 +30,18 @@ export const INFO = {
  * Keys (and tags) longer than this many UTF-8 bytes are stored under a hash. LMDB's key limit is 1978 bytes;
  * storage keys also appear inside composite keys ([atime, key]) and as dupSort values, so stay well below it.
  */
-export const MAX_DIRECT_KEY_BYTES = 1000;
+const MAX_DIRECT_KEY_BYTES = 1000;
 
 /**
  * First character of every hashed storage key. Keys that start with it are always hashed, so a stored key is
  * hashed exactly when it starts with it.
  */
-export const HASHED_PREFIX = '#';
+const HASHED_PREFIX = '#';
 
 // Control characters do not round-trip through lmdb-js's ordered-binary key encoding (bytes 0-4 are
 // delimiters, and strings of 64+ characters are written unescaped), and a lone surrogate does not survive
 // UTF-8 (two keys would collide): keys containing any of them are hashed.
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const UNSAFE_KEY_CHARS = /[\u0000-\u001f]|\p{Cs}/u;
 
 /** The LMDB key a cache key (or tag) is stored under: itself when short and safe, else a prefixed sha256. */

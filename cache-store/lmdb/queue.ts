@@ -95,7 +95,7 @@ export class WriteQueue {
         } catch (err) {
           started = Promise.reject(err);
         }
-        started
+        void started
           .then(
             (value) => {
               this.options.onCommit();

@@ -16,7 +16,7 @@ import type { SyncCacheTier, TierStats } from '../tier.js';
  * test/proxy/memory-bounds.test.ts); charged so that --memory-max bounds the memory the tier really holds,
  * also when it holds many small entries.
  */
-export const MEMORY_ENTRY_OVERHEAD = 1024;
+const MEMORY_ENTRY_OVERHEAD = 1024;
 
 /** The bytes a record is charged in the memory tier's budget. */
 export function memoryRecordSize(record: CacheRecord): number {

@@ -22,7 +22,7 @@ import type { CacheEntry, VaryRecord } from '../entry.js';
 export const REDIS_FORMAT_VERSION = 1;
 
 /** Largest value Redis accepts (proto-max-bulk-len's default): no body can need more than one body key. */
-export const REDIS_MAX_VALUE = 512 * 1024 * 1024;
+const REDIS_MAX_VALUE = 512 * 1024 * 1024;
 
 const META_MAGIC_0 = 0x52; // 'R'
 const META_MAGIC_1 = 0x4d; // 'M'
@@ -134,6 +134,6 @@ export function decodeBody(value: Buffer, bodyId: number, length: number): Buffe
 }
 
 /** A random body id (a safe integer, as the envelope requires): every write gets its own. */
-export function newBodyId(): number {
+function newBodyId(): number {
   return randomInt(1, 2 ** 48 - 1);
 }

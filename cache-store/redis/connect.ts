@@ -18,7 +18,7 @@ export interface ConnectOptions {
 }
 
 /** Milliseconds before reconnection attempt `times`: 50 ms doubling up to 2 s, for ever. */
-export function reconnectDelay(times: number): number {
+function reconnectDelay(times: number): number {
   return Math.min(2_000, 50 * 2 ** Math.min(times, 6));
 }
 

@@ -6,12 +6,6 @@ import { S3FifoPolicy } from './s3fifo.js';
 import { TinyLfuPolicy } from './tinylfu.js';
 
 export { EVICTION_POLICY_NAMES, type EvictionPolicy, type EvictionPolicyName, type EvictionPolicyOptions } from './policy.js';
-export { CountMinSketch, type CountMinSketchOptions } from './count-min-sketch.js';
-export { FifoPolicy } from './fifo.js';
-export { LfuPolicy, type LfuOptions } from './lfu.js';
-export { LruPolicy } from './lru.js';
-export { S3FifoPolicy, type S3FifoOptions } from './s3fifo.js';
-export { TinyLfuPolicy, type TinyLfuOptions } from './tinylfu.js';
 
 /** Narrows a string (from config or a CLI flag) to a policy name. */
 export function isEvictionPolicyName(value: string): value is EvictionPolicyName {

@@ -25,7 +25,7 @@ export interface TargetProblem {
 export type Scheme = 'http' | 'https';
 
 /** RFC 9110 §4.2.1, §4.2.2. */
-export const DEFAULT_PORT: Readonly<Record<Scheme, number>> = { http: 80, https: 443 };
+const DEFAULT_PORT: Readonly<Record<Scheme, number>> = { http: 80, https: 443 };
 
 /** The scheme of a URL's protocol (`http:` / `https:`), or undefined for any other. */
 export function schemeOf(protocol: string): Scheme | undefined {
@@ -73,7 +73,7 @@ function canonicalHost(raw: string, scheme: Scheme): string | null {
 }
 
 /** How many Host fields the request carried (Node keeps only the first in `headers`). */
-export function countHostFields(rawHeaders: readonly string[]): number {
+function countHostFields(rawHeaders: readonly string[]): number {
   let count = 0;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] as string;

@@ -6,7 +6,7 @@
 /** RFC 9211 §2.2 forward reasons. */
 export type ForwardReason = 'bypass' | 'method' | 'uri-miss' | 'vary-miss' | 'miss' | 'request' | 'stale' | 'partial';
 
-export const CACHE_NAME = 'edgecache';
+const CACHE_NAME = 'edgecache';
 
 export interface CacheStatusFields {
   hit?: boolean;

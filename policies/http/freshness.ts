@@ -92,7 +92,7 @@ function policyClassWithClock(now: Clock): PolicyClass {
  * http-cache-semantics expects one string per field; a response may repeat a field (two Cache-Control lines
  * arrive as an array). Repeated fields are combined as RFC 9110 §5.3 allows; Set-Cookie stays a list.
  */
-export function policyHeaders(headers: Record<string, string | string[] | undefined>): CachePolicy.Headers {
+function policyHeaders(headers: Record<string, string | string[] | undefined>): CachePolicy.Headers {
   const out: CachePolicy.Headers = {};
   for (const name in headers) {
     const value = headers[name];
@@ -127,7 +127,7 @@ const CARRIED_FROM_CACHE_CONTROL = ['must-revalidate', 'proxy-revalidate', 'priv
  * names lower-cased, and Surrogate-Control (when it addresses edgecache) turned into the Cache-Control a
  * shared cache obeys, so http-cache-semantics makes the decision with the surrogate's lifetime.
  */
-export function responsePolicyHeaders(headers: Record<string, string | string[] | undefined>): CachePolicy.Headers {
+function responsePolicyHeaders(headers: Record<string, string | string[] | undefined>): CachePolicy.Headers {
   const out = policyHeaders(headers);
   if (out.age !== undefined) out.age = normalizeAge(headers.age);
   const cc = out['cache-control'];

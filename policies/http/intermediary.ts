@@ -18,7 +18,7 @@ const HOP_BY_HOP = new Set([
 ]);
 
 /** edgecache's Via entry. */
-export const VIA = '1.1 edgecache';
+const VIA = '1.1 edgecache';
 
 /** Lower-cased field names listed in Connection. */
 export function connectionNominated(value: string | string[] | undefined): Set<string> | null {

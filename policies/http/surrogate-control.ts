@@ -5,7 +5,7 @@
  * `Surrogate-Capability` on every origin request.
  */
 
-export const SURROGATE_TOKEN = 'edgecache';
+const SURROGATE_TOKEN = 'edgecache';
 export const SURROGATE_CAPABILITY = `${SURROGATE_TOKEN}="Surrogate/1.0"`;
 
 /** Response fields addressed to the surrogate itself: stored with the entry, never relayed to clients. */

@@ -7,8 +7,8 @@
 export const TAG_FIELDS = ['surrogate-key', 'cache-tag'] as const;
 
 /** Bounds so that one response cannot make the tag index grow without limit. */
-export const MAX_TAGS_PER_ENTRY = 128;
-export const MAX_TAG_LENGTH = 256;
+const MAX_TAGS_PER_ENTRY = 128;
+const MAX_TAG_LENGTH = 256;
 
 function values(value: string | string[] | undefined): string[] {
   if (value === undefined) return [];

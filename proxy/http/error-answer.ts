@@ -34,7 +34,7 @@ interface ErrorReply<R> {
 export const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
 
 /** An error answer's fields (in the order sent) and body. */
-export function errorAnswer(message: string, options: ErrorAnswerOptions = {}): { fields: Array<[string, string]>; body: string } {
+function errorAnswer(message: string, options: ErrorAnswerOptions = {}): { fields: Array<[string, string]>; body: string } {
   const body = `${message}\n`;
   const fields: Array<[string, string]> = Object.entries(options.fields ?? {});
   fields.push(['content-type', 'text/plain; charset=utf-8'], ['content-length', String(Buffer.byteLength(body))], ['cache-control', 'no-store']);

@@ -33,7 +33,7 @@ export interface PurgeBroadcastOptions {
 }
 
 /** Purges kept for publishing while Redis is unreachable. */
-export const MAX_BACKLOG = 1_000;
+const MAX_BACKLOG = 1_000;
 const MESSAGE_VERSION = 1;
 
 interface Message {

@@ -23,7 +23,7 @@ export function authorizePurge(authorization: string | undefined, token: string 
 }
 
 /** Upper bound on list lengths in one admin purge request. */
-export const MAX_PURGE_ITEMS = 10_000;
+const MAX_PURGE_ITEMS = 10_000;
 
 /** JSON schema of `POST /purge` (Fastify validates it; unknown fields are refused). */
 export const PURGE_BODY_SCHEMA = {

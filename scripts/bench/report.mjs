@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import { pathToFileURL } from 'node:url';
 
-export const median = (a) => {
+const median = (a) => {
   const s = a.filter((x) => Number.isFinite(x)).sort((x, y) => x - y);
   if (s.length === 0) return NaN;
   const m = s.length >> 1;
@@ -14,7 +14,7 @@ const fmt = (x, d = 0) => (x === undefined || x === null || Number.isNaN(x) ? '-
 const kfmt = (x) => (!Number.isFinite(x) ? '-' : x >= 10_000 ? `${fmt(x / 1000, 1)}k` : fmt(x));
 
 /** One row per (mode, size, target): medians over the reps, ratio to node-http of the same mode and size. */
-export function cells(results) {
+function cells(results) {
   const groups = new Map();
   for (const r of results.runs ?? []) {
     if (r.discarded) continue;
@@ -46,7 +46,7 @@ export function cells(results) {
   return out;
 }
 
-export function renderHits(results) {
+function renderHits(results) {
   const cs = cells(results);
   if (cs.length === 0) return '';
   const s = results.settings ?? {};
@@ -68,7 +68,7 @@ export function renderHits(results) {
   return lines.join('\n');
 }
 
-export function coalesceCells(results) {
+function coalesceCells(results) {
   const groups = new Map();
   for (const t of results.coalesce ?? []) {
     const k = `${t.target}|${t.size}`;
@@ -88,7 +88,7 @@ export function coalesceCells(results) {
   });
 }
 
-export function renderCoalesce(results) {
+function renderCoalesce(results) {
   const cs = coalesceCells(results);
   if (cs.length === 0) return '';
   const s = results.settings ?? {};
@@ -111,7 +111,7 @@ export function renderCoalesce(results) {
   return lines.join('\n');
 }
 
-export function renderChecks(results) {
+function renderChecks(results) {
   const rows = results.checks ?? [];
   const notes = results.notes ?? [];
   if (rows.length === 0 && notes.length === 0) return '';

@@ -61,12 +61,12 @@ async function loadSuite (dir) {
   // what the CLI actually runs (runner.mjs skips browser_only tests)
   const cliIds = new Set([...tests.values()].filter(x => x.test.browser_only !== true).map(x => x.test.id))
   let version = '?'
-  try { version = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).version } catch {}
+  try { version = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).version } catch { /* no package.json: version unknown */ }
   const layout = fs.existsSync(path.join(dir, 'test-engine')) ? 'git-HEAD(test-engine)' : 'npm-0.4.x(flat)'
   let label = `http-cache-tests ${version} (npm package layout)`
   if (layout.startsWith('git')) {
     let commit = ''
-    try { commit = fs.readFileSync(path.join(dir, 'COMMIT'), 'utf8').trim().slice(0, 7) } catch {}
+    try { commit = fs.readFileSync(path.join(dir, 'COMMIT'), 'utf8').trim().slice(0, 7) } catch { /* no COMMIT file */ }
     label = `cache-tests git HEAD ${commit} (test-engine layout; package.json says ${version})`
   }
   const s = { dir, groups, tests, cliIds, version, layout, label }
@@ -149,14 +149,14 @@ function summarize (suite, results) {
     const ok = r === true
     const kind = kindOf(entry.test)
     const cat = classify(suite, id, results)
-    s.total++; ok ? s.passed++ : s.failed++
+    s.total++; if (ok) s.passed++; else s.failed++
     if (!ok) { const n = Array.isArray(r) ? r[0] : String(r); s.errorNames[n] = (s.errorNames[n] || 0) + 1 }
     const k = s.byKind[kind] || (s.byKind[kind] = { total: 0, passed: 0, failed: 0 })
-    k.total++; ok ? k.passed++ : k.failed++
+    k.total++; if (ok) k.passed++; else k.failed++
     s.categories[cat] = (s.categories[cat] || 0) + 1
     const g = s.byGroup[entry.group]
     g.file = entry.file
-    g.total++; ok ? g.passed++ : g.failed++
+    g.total++; if (ok) g.passed++; else g.failed++
     const gk = g.kinds[kind] || (g.kinds[kind] = { total: 0, passed: 0 })
     gk.total++; if (ok) gk.passed++
     g.categories[cat] = (g.categories[cat] || 0) + 1

@@ -35,7 +35,7 @@ export interface WorkloadResult {
 }
 
 /** Cache capacity in bytes for a fraction of the distinct objects' bytes (at least 1 byte). */
-export function cacheBytesFor(stats: TraceStats, fraction: number): number {
+function cacheBytesFor(stats: TraceStats, fraction: number): number {
   return Math.max(1, Math.floor(stats.objectBytes * fraction));
 }
 

@@ -6,7 +6,7 @@ import { describe, etag, etagVersion, body as expectedBody } from './bodies.mjs'
 import { languageOf, LANGUAGES, lengthOf, REVAL_PERIOD_MS, variantId } from './origin.mjs';
 
 /** Request kinds and their weights in the mix. */
-export const KINDS = [
+const KINDS = [
   ['hot', 34],
   ['miss', 12],
   ['old', 6],

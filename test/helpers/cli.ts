@@ -14,7 +14,7 @@ export function freePort(): Promise<number> {
   });
 }
 
-export async function waitForPort(port: number, ms = 15_000): Promise<void> {
+async function waitForPort(port: number, ms = 15_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
     const open = await new Promise<boolean>((resolve) => {

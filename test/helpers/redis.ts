@@ -27,7 +27,7 @@ export interface TestRedis {
 const INSTALL_HINT =
   'redis-server is not installed, and the Redis tier tests need a real one: install it (Debian/Ubuntu: apt-get install -y redis-server; macOS: brew install redis). .ci/run installs it on CI.';
 
-export function redisServerBinary(): string {
+function redisServerBinary(): string {
   const found = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
   if (found.error || found.status !== 0) throw new Error(INSTALL_HINT);
   return 'redis-server';

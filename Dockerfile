@@ -8,8 +8,8 @@ COPY proxy ./proxy
 COPY cache-store ./cache-store
 COPY policies ./policies
 COPY config ./config
-COPY scripts ./scripts
-# `npm ci` runs the prepare script, which compiles TypeScript into dist/; then drop the dev dependencies.
+# `npm ci` runs the prepare script, which compiles the product (tsconfig.build.json: proxy, cache-store, policies,
+# config) into dist/; the development scripts are not built, nor copied. Then drop the dev dependencies.
 RUN npm ci && npm prune --omit=dev
 
 FROM node:20-bookworm-slim

@@ -72,13 +72,18 @@ describe('GET /metrics', () => {
     expect(metrics.value('edgecache_tier_write_failures_total', { tier: 'disk' })).toBe(0);
     expect(metrics.value('edgecache_tier_info', { tier: 'memory', policy: String(stats.tiers.memory?.policy) })).toBe(1);
 
-    // Process figures.
+    // Process figures: /metrics took its own snapshot, a moment after /stats, so they are checked exactly on the
+    // exposition of the /stats document (what /metrics formats).
+    const delays = stats.eventLoopDelayMs as Record<string, number>;
+    const same = parseExposition(formatMetrics(stats));
     for (const stat of ['p50', 'p99', 'max']) {
       const name = `edgecache_event_loop_delay_${stat}_seconds`;
       expect(metrics.families.get(name)?.type).toBe('gauge');
-      expect(metrics.value(name, { pid: String(process.pid) })).toBeGreaterThanOrEqual(0);
+      expect(metrics.value(name, { pid: String(process.pid) })).toEqual(expect.any(Number));
+      expect(same.value(name, { pid: String(process.pid) })).toBe(Math.round((delays[stat] as number) * 1000) / 1e6);
     }
-    expect(metrics.value('edgecache_uptime_seconds')).toBeGreaterThanOrEqual(0);
+    expect(metrics.families.get('edgecache_uptime_seconds')?.type).toBe('gauge');
+    expect(same.value('edgecache_uptime_seconds')).toBe(stats.uptimeSeconds);
     expect(metrics.families.has('edgecache_workers')).toBe(false);
 
     // Conventions: counters end in _total, nothing is exposed without a type.

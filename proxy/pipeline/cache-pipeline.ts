@@ -15,6 +15,7 @@ import type { CacheStatusFields, ForwardReason } from '../../policies/http/cache
 import { ClientWriter } from './client-writer.js';
 import type { Forwarding } from '../origin/forwarding.js';
 import type { OriginClient } from '../origin/origin-client.js';
+import { HitForMiss } from './hit-for-miss.js';
 import { KeyedLimiter } from './keyed-limiter.js';
 import { OriginFill } from './origin-fill.js';
 import { outcomeFields, type OutcomeRecorder, type XCache } from './outcome.js';
@@ -64,23 +65,18 @@ export interface PipelineOptions {
  */
 export const DETACHED_FETCHES_PER_KEY = 8;
 
-/** Most keys remembered for --hit-for-miss per process (about 100 bytes each). */
-export const MAX_HIT_FOR_MISS_KEYS = 10_000;
-
 export class CachePipeline {
   /** Fills in flight by cache key: misses and revalidations that later requests can join. */
   private readonly inflight = new Map<string, OriginFill>();
   /** Background refreshes in flight (stale-while-revalidate), by entry key. */
   private readonly refreshing = new Map<string, OriginFill>();
-  /**
-   * Keys recently answered with something that could not be shared, until when (epoch ms), soonest first; at
-   * most MAX_HIT_FOR_MISS_KEYS (see markUncacheable).
-   */
-  private readonly uncacheable = new Map<string, number>();
+  /** Keys recently answered with something that could not be shared (--hit-for-miss). */
+  private readonly uncacheable: HitForMiss;
   /** Detached waiters' own origin fetches, a few at a time per key. */
   private readonly detachedFetches: KeyedLimiter;
   constructor(private readonly options: PipelineOptions) {
     this.detachedFetches = new KeyedLimiter(options.detachedFetchesPerKey ?? DETACHED_FETCHES_PER_KEY, options.coalesceWait);
+    this.uncacheable = new HitForMiss(options.hitForMiss, options.now);
   }
 
   /** Handles a GET or HEAD that the hit path did not answer; `target` is the validated one (http/request-target.ts). */
@@ -168,7 +164,7 @@ export class CachePipeline {
         if (this.inflight.get(key) === fill) this.inflight.delete(key);
         const reason = fill.unshareable;
         if (reason !== undefined && this.options.hitForMiss > 0 && reason !== 'request-no-store' && reason !== 'authorization') {
-          this.markUncacheable(key);
+          this.uncacheable.mark(key);
         }
       });
     }
@@ -258,32 +254,11 @@ export class CachePipeline {
     return req.headers.authorization === undefined;
   }
 
-  /**
-   * Remembers a key as unshareable for --hit-for-miss. Keys are kept in expiry order (re-inserted when renewed),
-   * so the expired ones are dropped from the front: URLs that are never requested again (a private answer per
-   * user or per token) do not pile up for the life of the process. Nor within the window: a flood of distinct
-   * unshareable URLs (every 404 of a scan, say) would otherwise keep rate × --hit-for-miss keys; past
-   * MAX_HIT_FOR_MISS_KEYS the soonest to expire go first (such a key merely collapses again, and is detached).
-   */
-  private markUncacheable(key: string): void {
-    const now = this.options.now();
-    this.uncacheable.delete(key);
-    this.uncacheable.set(key, now + this.options.hitForMiss);
-    for (const [oldest, until] of this.uncacheable) {
-      if (until > now && this.uncacheable.size <= MAX_HIT_FOR_MISS_KEYS) break;
-      this.uncacheable.delete(oldest);
-    }
-  }
-
+  /** Whether the key's last answer could not be shared (hit-for-miss): then it skips collapsing, counted. */
   private recentlyUncacheable(key: string): boolean {
-    const until = this.uncacheable.get(key);
-    if (until === undefined) return false;
-    if (until > this.options.now()) {
-      this.options.stats.hitForMiss++;
-      return true;
-    }
-    this.uncacheable.delete(key);
-    return false;
+    if (!this.uncacheable.has(key)) return false;
+    this.options.stats.hitForMiss++;
+    return true;
   }
 
   private createFill(req: IncomingMessage, target: RequestTarget, stale: StaleRead | undefined): OriginFill {

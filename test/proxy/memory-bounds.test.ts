@@ -10,7 +10,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { CacheEntry } from '../../cache-store/entry.js';
-import { MAX_HIT_FOR_MISS_KEYS } from '../../proxy/pipeline/cache-pipeline.js';
+import { MAX_HIT_FOR_MISS_KEYS } from '../../proxy/pipeline/hit-for-miss.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 
 /** The body the origin sends for a path: `size` bytes that spell the path over and over. */

@@ -204,7 +204,7 @@ export class CacheStore {
   /**
    * Records a purge that is about to be applied, so that writes which started before it are not stored as fresh
    * after it. purge() does this itself; a process that is told of a purge before another one applies it to the
-   * shared tiers calls it first (see cluster-primary.ts).
+   * shared tiers calls it first (see proxy/cluster/primary.ts).
    */
   notePurge(selector: PurgeSelector, soft: boolean): void {
     this.purges.record(selector, soft);

@@ -72,7 +72,7 @@ export interface EvictOptions {
   /** Evict until the accounted bytes are at most this. */
   target: number;
   /**
-   * And until the pages LMDB uses are at most `target` (see lmdb-space.ts): `used()` measures them inside the
+   * And until the pages LMDB uses are at most `target` (see space.ts): `used()` measures them inside the
    * transaction; `perByte` estimates an entry's pages from its charged size, to plan a round of evictions
    * between two measurements.
    */

@@ -13,7 +13,7 @@ import type { TierLogger } from '../log-throttle.js';
 /** The environment and its named databases (see docs/disk-tier.md for the layout). */
 export interface LmdbDbs {
   env: RootDatabase;
-  /** storage key → encoded record (binary envelope, see lmdb-codec.ts). */
+  /** storage key → encoded record (binary envelope, see record-codec.ts). */
   meta: Database<Buffer, string>;
   /** [bodyId, chunkIndex] → raw body bytes. */
   bodies: Database<Buffer, [number, number]>;

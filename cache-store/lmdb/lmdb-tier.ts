@@ -82,7 +82,7 @@ export class LmdbTier implements SyncCacheTier {
   readonly maxBytes: number;
   private readonly dbs: LmdbDbs;
   private readonly queue: WriteQueue;
-  /** Pages used and allowed, and the file's reservation (see lmdb-space.ts). */
+  /** Pages used and allowed, and the file's reservation (see space.ts). */
   private readonly space: DiskSpace;
   /** While the disk or the map is full, writes are declined until this time (Date.now), then tried again. */
   private pausedUntil = 0;
@@ -191,7 +191,7 @@ export class LmdbTier implements SyncCacheTier {
       },
       beforeWork: (size) => {
         // Every operation takes a few pages (copy-on-write of the trees it touches): they must land on
-        // allocated blocks, or the operation is not done at all (see lmdb-space.ts).
+        // allocated blocks, or the operation is not done at all (see space.ts).
         const shortage = this.space.ensure(0, this.queue.inflightBytes - size);
         if (shortage !== null) throw new NoSpaceError(shortage);
       },

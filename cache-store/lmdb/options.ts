@@ -31,7 +31,7 @@ export interface LmdbTierOptions {
   /**
    * Most bytes of writes in one LMDB transaction (default maxBytes / 8, between 512 KiB and 32 MiB, and at most
    * an eighth of the budget in pages; a larger record goes alone). Pages freed by a transaction are reused only
-   * by later ones, so two of these are kept free out of the budget (see lmdb-space.ts).
+   * by later ones, so two of these are kept free out of the budget (see space.ts).
    */
   maxBatchBytes?: number;
 }

@@ -76,7 +76,7 @@ export function writeRecord(dbs: LmdbDbs, args: WriteArgs): WriteResult {
       return { stored: false, evicted, shortage: space.diskFull ? 'disk' : null, bodyId: 0 };
     }
   }
-  // Room in the budget; now room in the file: its pages must land on allocated blocks (see lmdb-space.ts).
+  // Room in the budget; now room in the file: its pages must land on allocated blocks (see space.ts).
   const shortage = space.ensure(needPages, args.inflightBytes);
   if (shortage !== null) {
     if (old !== undefined) removeEntry(dbs, storage, old ?? undefined);

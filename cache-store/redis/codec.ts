@@ -1,6 +1,6 @@
 /**
  * The Redis tier's format: which Redis keys a cache entry occupies and how a record is encoded in them. It
- * reuses the disk tier's meta envelope (lmdb-codec.ts: magic, version, kind, CRC-32, JSON with the EntryMeta
+ * reuses the disk tier's meta envelope (record-codec.ts: magic, version, kind, CRC-32, JSON with the EntryMeta
  * and `policy.toObject()`, a small body inline) behind a 4-byte Redis header of its own, so a change of either
  * format is a version mismatch, never a misreading.
  *
@@ -9,7 +9,7 @@
  * - `<prefix>b:<cache key>`: a larger body, raw bytes behind a 12-byte header naming the body id the meta
  *   value expects (written in the same MULTI, read in the same MGET);
  * - `<prefix>t:<tag>`: a set of the cache keys carrying a surrogate key;
- * - `<prefix>purge`: the pub/sub channel of purge broadcasts (purge-broadcast.ts).
+ * - `<prefix>purge`: the pub/sub channel of purge broadcasts (proxy/purge/broadcast.ts).
  */
 import { randomInt } from 'node:crypto';
 import { BODY_ID_AT, CorruptRecordError, decodeRecord, finishRecord, prepareRecord, type DecodedRecord } from '../record-codec.js';
@@ -17,7 +17,7 @@ import type { CacheEntry, VaryRecord } from '../entry.js';
 
 /**
  * Version of the Redis layout. Bump it when the keys, the headers, or the disk envelope it embeds change
- * (lmdb-codec's FORMAT_VERSION): a node that finds another version treats the value as corrupt and deletes it.
+ * (record-codec's FORMAT_VERSION): a node that finds another version treats the value as corrupt and deletes it.
  */
 export const REDIS_FORMAT_VERSION = 1;
 

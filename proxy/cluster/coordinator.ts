@@ -1,7 +1,7 @@
 /**
  * What one edgecache process must agree on with the others when several share a port and a disk tier
  * (--workers): who fetches a cold key, and how a purge reaches every process's memory tier. A single process
- * coordinates with nobody (LocalCoordinator); workers ask the cluster primary (cluster-worker.ts).
+ * coordinates with nobody (LocalCoordinator); workers ask the cluster primary (worker.ts).
  */
 import type { PurgeSelector } from '../../cache-store/purge.js';
 

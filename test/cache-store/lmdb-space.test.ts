@@ -1,6 +1,6 @@
 /**
  * The disk tier's space on disk (issue 11, items 2 and 3): a full filesystem never reaches LMDB's page writes
- * (lmdb-js aborted the process there, see cache-store/lmdb-space.ts), a full map takes the same path, and the
+ * (lmdb-js aborted the process there, see cache-store/lmdb/space.ts), a full map takes the same path, and the
  * data file stays within --disk-max while many times the budget is written through.
  */
 import { spawn, execFileSync, type ChildProcessWithoutNullStreams } from 'node:child_process';

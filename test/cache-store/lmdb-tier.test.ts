@@ -209,7 +209,7 @@ describe('LmdbTier: byte budget on disk', () => {
     expect(report.bytes).toBe(stats.bytes);
     expect(stats.writeFailures).toBe(0);
     const fileSize = statSync(join(h.path, 'data.mdb')).size;
-    expect(fileSize).toBeLessThanOrEqual(1.1 * maxBytes); // lmdb-space.ts: FILE_MARGIN
+    expect(fileSize).toBeLessThanOrEqual(1.1 * maxBytes); // lmdb/space.ts: FILE_MARGIN
     expect(stats.fileBytes).toBeLessThanOrEqual(fileSize);
   });
 

@@ -2,7 +2,7 @@
  * A full disk under the real command (issue 11, item 2): the data directory on a small tmpfs, filled by
  * distinct cacheable objects of 100-610 KB, with --workers 2, then a restart on the full disk, then space
  * freed by the operator. lmdb-js 3.5.6 aborted the process on such a disk (a heap overflow in its page-write
- * error path, see cache-store/lmdb-space.ts); the tier must never let LMDB write where there is no space.
+ * error path, see cache-store/lmdb/space.ts); the tier must never let LMDB write where there is no space.
  * Mounting a tmpfs needs root: elsewhere this file is skipped, with one line saying so.
  */
 import { execFileSync } from 'node:child_process';

@@ -1,5 +1,5 @@
 /**
- * The prepared hit head (proxy/raw-head.ts): what a fresh hit puts on the wire, byte for byte, in every
+ * The prepared hit head (proxy/http/raw-head.ts): what a fresh hit puts on the wire, byte for byte, in every
  * connection case: keep-alive, pipelining, HEAD, Connection: close, HTTP/1.0, and Age moving on.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -292,6 +292,16 @@ export class CacheStore {
     for (const tier of tiersWithin({ memory: this.memory, all: this.tiers }, within)) await tier.flushed?.();
   }
 
+  /** Why a tier cannot do its job now (see CacheTier.unready); empty when every tier can. */
+  unready(): string[] {
+    const problems: string[] = [];
+    for (const tier of this.tiers) {
+      const problem = tier.unready?.();
+      if (problem !== undefined) problems.push(problem);
+    }
+    return problems;
+  }
+
   stats(): TierStats[] {
     return this.tiers.map((t) => t.stats());
   }

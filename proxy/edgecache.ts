@@ -19,6 +19,7 @@ import { CachePipeline, type PipelineOptions } from './pipeline/cache-pipeline.j
 import { OutcomeRecorder } from './pipeline/outcome.js';
 import { LocalCoordinator, type Coordinator, type PurgeRequest } from './cluster/coordinator.js';
 import { createHitPath } from './http/hit-path.js';
+import { Drain } from './http/drain.js';
 import { probeRawHead } from './http/raw-head.js';
 import { createLogger } from './logger.js';
 import { Forwarding } from './origin/forwarding.js';
@@ -66,10 +67,25 @@ export interface Edgecache {
   pipeline: CachePipeline;
   /** This process's /stats document. */
   snapshot(): Promise<Record<string, unknown>>;
+  /** Why this process cannot serve now (not listening, a tier closed or unable to write, draining); empty when ready. */
+  unready(): string[];
   /** Starts both listeners; resolves with the bound ports. */
   listen(): Promise<{ port: number; adminPort: number }>;
+  /**
+   * The graceful shutdown (SIGTERM): stop accepting, serve what arrives on open connections with Connection:
+   * close, wait up to `graceMs` for the responses and fills in flight, then close() (which flushes the tiers).
+   */
+  drain(graceMs: number): Promise<void>;
   close(): Promise<void>;
 }
+
+/**
+ * How long a draining process keeps idle keep-alive connections open at least (within --shutdown-grace): a load
+ * balancer that has not yet heard of the shutdown sends its next requests on them, and each is served (with
+ * Connection: close) instead of meeting a closed connection. After it, idle connections are closed as soon as
+ * nothing is in flight.
+ */
+const DRAIN_LINGER_MS = 1_000;
 
 /**
  * The proxy listener's scheme: plain HTTP. It decides the default port a Host may leave out (`a.test:80` is
@@ -95,17 +111,35 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
   const pipeline = createPipeline(config, { store, freshness, origin, stats, outcomes, log, now, forwarding, coordinator: purging.coordinator });
   // Prepared hit heads, if this Node writes them as expected (checked once per process).
   await probeRawHead();
-  const app = createProxyApp({ log, stats, scheme: LISTENER_SCHEME, hitPath: createHitPath(store, outcomes, now, LISTENER_SCHEME) });
+  const drain = new Drain();
+  const app = createProxyApp({ log, stats, scheme: LISTENER_SCHEME, drain, hitPath: createHitPath(store, outcomes, now, LISTENER_SCHEME) });
   await registerRoutes(app, config, { pipeline, purging, origin, stats, outcomes, forwarding, log });
   const processStats = new ProcessStats(stats, store);
   const snapshot = async (): Promise<Record<string, unknown>> => processStats.snapshot();
   let closing = false;
-  // Ready while the proxy port accepts connections: listen() opens it before the admin port, close() closes it
-  // first, and /healthz says 503 from the moment close() starts.
+  // Ready while the proxy port accepts connections and every tier can do its job: listen() opens the proxy port
+  // before the admin port, and /readyz says 503 from the moment draining (or close()) starts.
+  const unready = (): string[] => {
+    if (closing || drain.draining) return ['draining: shutting down'];
+    const problems = app.server.listening ? [] : ['the proxy port is not listening'];
+    return [...problems, ...store.unready()];
+  };
   const admin =
     overrides.admin === false
       ? undefined
-      : buildAdmin({ snapshot, healthy: async () => !closing && app.server.listening, stats, log, purge: purging.purge, token: config.adminToken });
+      : buildAdmin({ snapshot, unready: async () => unready(), stats, log, purge: purging.purge, token: config.adminToken });
+  const close = async (): Promise<void> => {
+    if (closing) return;
+    closing = true;
+    processStats.stop();
+    await app.close();
+    await admin?.close();
+    await pipeline.idle();
+    await purging.broadcast?.close();
+    await origin.close();
+    // Commits the disk tier's queued writes and sends Redis its queued ones before closing them.
+    await store.close();
+  };
 
   return {
     app,
@@ -114,6 +148,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     stats,
     pipeline,
     snapshot,
+    unready,
     async listen() {
       // A deep accept queue: a burst of new connections (a thousand clients at once) must not overflow it.
       await app.listen({ port: config.port, host: config.host, backlog: 4096 }).catch((err: unknown) => {
@@ -127,16 +162,21 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
         adminPort: admin ? (admin.server.address() as AddressInfo).port : 0,
       };
     },
-    async close() {
-      closing = true;
-      processStats.stop();
-      await app.close();
-      await admin?.close();
-      await pipeline.idle();
-      await purging.broadcast?.close();
-      await origin.close();
-      await store.close();
+    async drain(graceMs) {
+      drain.start(app.server);
+      const started = Date.now();
+      const deadline = started + graceMs;
+      const lingerUntil = started + Math.min(DRAIN_LINGER_MS, graceMs);
+      const busy = (): boolean => {
+        const { fills, refreshes } = pipeline.tracked();
+        return drain.busy() || fills + refreshes > 0 || (drain.connections > 0 && Date.now() < lingerUntil);
+      };
+      // Responses in flight (hits, relays, fills' clients) and fills (background refreshes too) finish.
+      while (Date.now() < deadline && busy()) await new Promise((resolve) => setTimeout(resolve, 25));
+      if (busy()) log.warn({ graceMs, connections: drain.connections }, 'shutdown grace over: closing what is still in flight');
+      await close();
     },
+    close,
   };
 }
 

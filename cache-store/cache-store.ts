@@ -170,6 +170,17 @@ export class CacheStore {
     return undefined;
   }
 
+  /**
+   * The tier a lookup found this entry in (for the metrics' `tier` label), 'memory' for an entry this process did
+   * not look up (a new one, after a refresh).
+   */
+  tierOf(entry: CacheEntry): 'memory' | 'disk' | 'redis' {
+    const tier = this.foundIn.get(entry);
+    return tier === 'disk' || tier === 'redis' ? tier : 'memory';
+  }
+
+  private readonly foundIn = new WeakMap<CacheRecord, string>();
+
   private async find(key: string): Promise<{ record: CacheRecord; tier: number } | undefined> {
     const since = this.purges.current;
     for (let i = 0; i < this.tiers.length; i++) {
@@ -181,6 +192,7 @@ export class CacheStore {
       const admitted = this.admit(record, since);
       if (admitted === undefined) return undefined;
       if (admitted === record) await this.promote(key, record, i);
+      this.foundIn.set(admitted, tier.name);
       return { record: admitted, tier: i };
     }
     return undefined;

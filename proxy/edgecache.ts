@@ -33,6 +33,8 @@ import { broadcasting, PurgeBroadcast, type NodePurge } from './purge/broadcast.
 import { startupError } from './startup.js';
 import { ProcessStats } from './admin/process-stats.js';
 import { countPurge, ProxyStats } from './admin/stats.js';
+import { ProxyMetrics } from './admin/metrics.js';
+import { AccessLog } from './http/access-log.js';
 
 /** What a coordinator factory gets to work with (see cluster/worker.ts). */
 export interface CoordinatorContext {
@@ -65,6 +67,8 @@ export interface Edgecache {
   store: CacheStore;
   stats: ProxyStats;
   pipeline: CachePipeline;
+  /** This process's Prometheus metrics (admin/metrics.ts). */
+  metrics: ProxyMetrics;
   /** This process's /stats document. */
   snapshot(): Promise<Record<string, unknown>>;
   /** Why this process cannot serve now (not listening, a tier closed or unable to write, draining); empty when ready. */
@@ -99,7 +103,9 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
   const stats = new ProxyStats();
   const freshness = new Freshness({ cacheSetCookie: config.cacheSetCookie, staleIfErrorGrace: config.staleIfErrorGrace, now });
   const store = await openStore(config, { freshness, log, now, sweeper: overrides.sweeper ?? true });
-  const origin = connectOrigin(config);
+  const metrics = new ProxyMetrics(stats, store);
+  const accessLog = config.accessLog === 'on' ? new AccessLog(config.logRedactQuery) : undefined;
+  const origin = connectOrigin(config, (seconds) => metrics.originDuration.observe(0, seconds));
   const forwarding = new Forwarding({
     originHost: origin.host,
     preserveHost: config.preserveHost,
@@ -107,12 +113,12 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     exposeTagHeaders: config.exposeTagHeaders,
   });
   const purging = setUpPurging(config, overrides, { store, stats, log, now });
-  const outcomes = new OutcomeRecorder(stats);
+  const outcomes = new OutcomeRecorder(stats, metrics, accessLog);
   const pipeline = createPipeline(config, { store, freshness, origin, stats, outcomes, log, now, forwarding, coordinator: purging.coordinator });
   // Prepared hit heads, if this Node writes them as expected (checked once per process).
   await probeRawHead();
   const drain = new Drain();
-  const app = createProxyApp({ log, stats, scheme: LISTENER_SCHEME, drain, hitPath: createHitPath(store, outcomes, now, LISTENER_SCHEME) });
+  const app = createProxyApp({ log, stats, scheme: LISTENER_SCHEME, drain, outcomes, hitPath: createHitPath(store, outcomes, now, LISTENER_SCHEME) });
   await registerRoutes(app, config, { pipeline, purging, origin, stats, outcomes, forwarding, log });
   const processStats = new ProcessStats(stats, store);
   const snapshot = async (): Promise<Record<string, unknown>> => processStats.snapshot();
@@ -127,7 +133,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
   const admin =
     overrides.admin === false
       ? undefined
-      : buildAdmin({ snapshot, unready: async () => unready(), stats, log, purge: purging.purge, token: config.adminToken });
+      : buildAdmin({ snapshot, metrics: () => metrics.text(), unready: async () => unready(), stats, log, purge: purging.purge, token: config.adminToken });
   const close = async (): Promise<void> => {
     if (closing) return;
     closing = true;
@@ -139,6 +145,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     await origin.close();
     // Commits the disk tier's queued writes and sends Redis its queued ones before closing them.
     await store.close();
+    accessLog?.flush();
   };
 
   return {
@@ -147,6 +154,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     store,
     stats,
     pipeline,
+    metrics,
     snapshot,
     unready,
     async listen() {
@@ -192,8 +200,9 @@ async function openStore(config: EdgecacheConfig, deps: Omit<StoreDependencies, 
 }
 
 /** The undici Pool to the origin, for the cache fills and the pass-through alike. */
-function connectOrigin(config: EdgecacheConfig): OriginClient {
+function connectOrigin(config: EdgecacheConfig, onHeaders: (seconds: number) => void): OriginClient {
   return new OriginClient({
+    onHeaders,
     origin: config.origin,
     connections: config.originConnections,
     connectTimeout: config.originConnectTimeout,

@@ -6,13 +6,15 @@
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
-import { formatMetrics, METRICS_CONTENT_TYPE } from './metrics.js';
+import { METRICS_CONTENT_TYPE } from './metrics.js';
 import { registerAdminPurge, type Purger } from '../purge/routes.js';
 import type { ProxyStats } from './stats.js';
 
 export interface AdminOptions {
-  /** The /stats document (also what /metrics is formatted from). */
+  /** The /stats document. */
   snapshot: () => Promise<Record<string, unknown>>;
+  /** The /metrics exposition text (prom-client; under --workers the sum over the workers). */
+  metrics: () => Promise<string>;
   /**
    * Why the node cannot serve now (not listening, no worker alive, a tier closed, the disk tier unable to write,
    * draining): an empty list when it is ready.
@@ -46,7 +48,7 @@ export function buildAdmin(options: AdminOptions): FastifyInstance {
   admin.get('/readyz', readiness);
   admin.get('/healthz', readiness);
   admin.get('/stats', () => options.snapshot());
-  admin.get('/metrics', async (_request, reply) => reply.header('content-type', METRICS_CONTENT_TYPE).send(formatMetrics(await options.snapshot())));
+  admin.get('/metrics', async (_request, reply) => reply.header('content-type', METRICS_CONTENT_TYPE).send(await options.metrics()));
   registerAdminPurge(admin, { purge: options.purge, stats: options.stats, token: options.token });
   admin.setErrorHandler((err, _request, reply) => {
     const error = err as { statusCode?: number; message: string; validation?: unknown };

@@ -11,6 +11,7 @@ import { loadRedisClient } from '../../cache-store/redis/connect.js';
 import type { EdgecacheConfig } from '../../config/settings.js';
 import { buildAdmin } from '../admin/admin-app.js';
 import { countPurge, ProxyStats } from '../admin/stats.js';
+import { aggregateWorkers, monotonicPart, ProxyMetrics, type MetricsJson } from '../admin/metrics.js';
 import { broadcasting, PurgeBroadcast, type NodePurge } from '../purge/broadcast.js';
 import { startupError } from '../startup.js';
 import { drainOnSignal } from '../shutdown.js';
@@ -53,6 +54,12 @@ class Primary {
   private readonly locks = new FillLocks();
   /** The primary's own counters: purges are counted here, once for the node. */
   private readonly stats = new ProxyStats();
+  /** The primary's own metrics (its counters, its process), summed with the workers' when scraped. */
+  private readonly metrics = new ProxyMetrics(this.stats, undefined);
+  /** Each live worker's metrics as last scraped. */
+  private readonly lastMetrics = new Map<number, MetricsJson>();
+  /** The counters and histograms of workers that died, as last scraped: no sum goes backwards when one does. */
+  private readonly retiredMetrics: MetricsJson[] = [];
   /** Workers whose proxy listener is open (cluster 'listening'), until they exit. */
   private readonly listeningWorkers = new Set<number>();
   /** The worker that sweeps expired entries from the shared disk tier (exactly one does). */
@@ -71,6 +78,7 @@ class Primary {
       : undefined;
     this.purge = this.broadcast ? broadcasting(this.purgeNode, this.broadcast) : this.purgeNode;
     cluster.on('exit', (worker, code, signal) => this.exited(worker, code, signal));
+    this.metrics.addGauge('edgecache_workers', 'Worker processes running (under --workers).', () => this.peers.size);
   }
 
   /** Forks the workers; resolves once each has listened. */
@@ -96,6 +104,7 @@ class Primary {
       // Requiring all of them would take a serving node out of a load balancer for each worker restart. Before
       // the first listen (and when every worker has died, or while stopping) the port serves nothing: 503.
       unready: async () => this.unready(),
+      metrics: () => this.metricsText(),
       stats: this.stats,
       log: this.log,
       purge: (selector, soft) => this.purge({ selector, soft }),
@@ -184,6 +193,9 @@ class Primary {
 
   private exited(worker: Worker, code: number | null, signal: string | null): void {
     this.listeningWorkers.delete(worker.id);
+    const last = this.lastMetrics.get(worker.id);
+    if (last !== undefined) this.retiredMetrics.push(monotonicPart(last));
+    this.lastMetrics.delete(worker.id);
     this.peers.get(worker.id)?.close('worker exited');
     this.peers.delete(worker.id);
     if (this.sweeperId === worker.id) this.sweeperId = undefined;
@@ -226,6 +238,25 @@ class Primary {
     if (this.listeningWorkers.size === 0) return ['no worker is listening'];
     const answers = await Promise.all([...this.peers.values()].map((peer) => peer.call<string[]>('unready', {}, 300).catch(() => [])));
     return [...new Set(answers.flat())];
+  }
+
+  /**
+   * /metrics: every live worker's (one of them reporting the shared tiers' figures), the dead workers' last
+   * counters, and the primary's own, summed.
+   */
+  private async metricsText(): Promise<string> {
+    await Promise.all(
+      [...this.peers].map(([id, peer], index) =>
+        peer.call<MetricsJson>('metrics', { shared: index === 0 }, 5_000).then(
+          (json) => {
+            if (this.peers.has(id)) this.lastMetrics.set(id, json);
+          },
+          () => undefined,
+        ),
+      ),
+    );
+    // A worker that did not answer counts with its last figures, stale rather than missing.
+    return aggregateWorkers([...this.lastMetrics.values(), ...this.retiredMetrics, await this.metrics.json(true)]);
   }
 
   private async snapshot(): Promise<Record<string, unknown>> {

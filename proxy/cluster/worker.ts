@@ -69,6 +69,7 @@ export async function runWorker(config: EdgecacheConfig, log: Logger): Promise<v
       const { request, within } = payload as { request: PurgeRequest; within?: PurgeOptions['within'] };
       return context ? context.purgeLocally(request, within) : 0;
     }
+    if (op === 'metrics') return edgecache?.metrics.json((payload as { shared: boolean }).shared) ?? [];
     if (op === 'unready') return edgecache?.unready() ?? ['starting'];
     if (op === 'shutdown') {
       const { graceMs } = payload as { graceMs: number };

@@ -10,13 +10,18 @@ import type { CacheStore } from '../../cache-store/cache-store.js';
 import type { Scheme } from '../../policies/http/cache-key.js';
 import { writeHitHead } from './hit-head.js';
 import { checkRequest } from './request-target.js';
-import type { OutcomeRecorder } from '../pipeline/outcome.js';
+import { TIER_INDEX, type OutcomeRecorder } from '../pipeline/outcome.js';
 
-export type HitPath = (req: IncomingMessage, res: ServerResponse) => boolean;
+/** `startedAt`: performance.now() when the request reached edgecache. */
+const MEMORY = TIER_INDEX.memory;
+const DISK = TIER_INDEX.disk;
+
+export type HitPath = (req: IncomingMessage, res: ServerResponse, startedAt: number) => boolean;
 
 /** `scheme` is the listener's: it decides which port a Host may leave out (see policies/http/cache-key.ts). */
 export function createHitPath(store: CacheStore, outcomes: OutcomeRecorder, now: () => number, scheme: Scheme = 'http'): HitPath {
-  return function serveFreshHit(req, res) {
+  const logging = outcomes.logging;
+  return function serveFreshHit(req, res, startedAt) {
     const method = req.method;
     if (method !== 'GET' && method !== 'HEAD') return false;
     const url = req.url as string;
@@ -41,9 +46,10 @@ export function createHitPath(store: CacheStore, outcomes: OutcomeRecorder, now:
     const body = entry.body;
     // (A leased body not used here is dropped: the pool's lease on it is garbage collected.)
     if (time >= entry.meta.freshUntil || !Buffer.isBuffer(body)) return false;
-    outcomes.record('HIT');
+    const startBytes = logging ? req.socket.bytesWritten : 0;
     writeHitHead(res, entry, time);
-    if (!store.isLeased(body)) {
+    const leased = store.isLeased(body);
+    if (!leased) {
       if (method === 'HEAD') res.end();
       else res.end(body);
     } else if (method === 'HEAD') {
@@ -53,6 +59,7 @@ export function createHitPath(store: CacheStore, outcomes: OutcomeRecorder, now:
       // A disk hit's body is in a reusable buffer: hand it back once the socket has taken every byte.
       res.end(body, () => store.release(body));
     }
+    outcomes.hit(req, res, leased ? DISK : MEMORY, startedAt, startBytes);
     return true;
   };
 }

@@ -34,6 +34,7 @@ import { startupError } from './startup.js';
 import { ProcessStats } from './admin/process-stats.js';
 import { countPurge, ProxyStats } from './admin/stats.js';
 import { ProxyMetrics } from './admin/metrics.js';
+import { HotKeys } from './admin/hot-keys.js';
 import { AccessLog } from './http/access-log.js';
 
 /** What a coordinator factory gets to work with (see cluster/worker.ts). */
@@ -69,6 +70,8 @@ export interface Edgecache {
   pipeline: CachePipeline;
   /** This process's Prometheus metrics (admin/metrics.ts). */
   metrics: ProxyMetrics;
+  /** The hottest keys of this process's fresh hits (the dashboard's list). */
+  hotKeys: HotKeys;
   /** This process's /stats document. */
   snapshot(): Promise<Record<string, unknown>>;
   /** Why this process cannot serve now (not listening, a tier closed or unable to write, draining); empty when ready. */
@@ -118,7 +121,8 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
   // Prepared hit heads, if this Node writes them as expected (checked once per process).
   await probeRawHead();
   const drain = new Drain();
-  const app = createProxyApp({ log, stats, scheme: LISTENER_SCHEME, drain, outcomes, hitPath: createHitPath(store, outcomes, now, LISTENER_SCHEME) });
+  const hotKeys = new HotKeys();
+  const app = createProxyApp({ log, stats, scheme: LISTENER_SCHEME, drain, outcomes, hitPath: createHitPath(store, outcomes, now, LISTENER_SCHEME, hotKeys) });
   await registerRoutes(app, config, { pipeline, purging, origin, stats, outcomes, forwarding, log });
   const processStats = new ProcessStats(stats, store);
   const snapshot = async (): Promise<Record<string, unknown>> => processStats.snapshot();
@@ -133,7 +137,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
   const admin =
     overrides.admin === false
       ? undefined
-      : buildAdmin({ snapshot, metrics: () => metrics.text(), unready: async () => unready(), stats, log, purge: purging.purge, token: config.adminToken });
+      : buildAdmin({ snapshot, metrics: () => metrics.text(), hotKeys: async (limit) => hotKeys.top(limit), unready: async () => unready(), stats, log, purge: purging.purge, token: config.adminToken });
   const close = async (): Promise<void> => {
     if (closing) return;
     closing = true;
@@ -155,6 +159,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     stats,
     pipeline,
     metrics,
+    hotKeys,
     snapshot,
     unready,
     async listen() {

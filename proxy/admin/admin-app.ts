@@ -7,6 +7,10 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import { METRICS_CONTENT_TYPE } from './metrics.js';
+import { DASHBOARD_HTML } from './dashboard.js';
+
+/** How many hottest keys the dashboard lists. */
+const HOT_KEYS_SHOWN = 10;
 import { registerAdminPurge, type Purger } from '../purge/routes.js';
 import type { ProxyStats } from './stats.js';
 
@@ -15,6 +19,8 @@ export interface AdminOptions {
   snapshot: () => Promise<Record<string, unknown>>;
   /** The /metrics exposition text (prom-client; under --workers the sum over the workers). */
   metrics: () => Promise<string>;
+  /** The hottest keys of fresh hits (the dashboard's list; under --workers merged over the workers). */
+  hotKeys: (limit: number) => Promise<Array<{ key: string; hits: number }>>;
   /**
    * Why the node cannot serve now (not listening, no worker alive, a tier closed, the disk tier unable to write,
    * draining): an empty list when it is ready.
@@ -48,6 +54,9 @@ export function buildAdmin(options: AdminOptions): FastifyInstance {
   admin.get('/readyz', readiness);
   admin.get('/healthz', readiness);
   admin.get('/stats', () => options.snapshot());
+  // The dashboard: one self-contained page (dashboard.ts) reading /metrics and /hot-keys, and purging through /purge.
+  admin.get('/', async (_request, reply) => reply.header('content-type', 'text/html; charset=utf-8').header('cache-control', 'no-store').send(DASHBOARD_HTML));
+  admin.get('/hot-keys', async () => ({ keys: await options.hotKeys(HOT_KEYS_SHOWN) }));
   admin.get('/metrics', async (_request, reply) => reply.header('content-type', METRICS_CONTENT_TYPE).send(await options.metrics()));
   registerAdminPurge(admin, { purge: options.purge, stats: options.stats, token: options.token });
   admin.setErrorHandler((err, _request, reply) => {

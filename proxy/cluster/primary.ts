@@ -11,6 +11,7 @@ import { loadRedisClient } from '../../cache-store/redis/connect.js';
 import type { EdgecacheConfig } from '../../config/settings.js';
 import { buildAdmin } from '../admin/admin-app.js';
 import { countPurge, ProxyStats } from '../admin/stats.js';
+import { mergeHotKeys } from '../admin/hot-keys.js';
 import { aggregateWorkers, monotonicPart, ProxyMetrics, type MetricsJson } from '../admin/metrics.js';
 import { broadcasting, PurgeBroadcast, type NodePurge } from '../purge/broadcast.js';
 import { startupError } from '../startup.js';
@@ -19,6 +20,8 @@ import type { PurgeRequest } from './coordinator.js';
 import { FillLocks } from './fill-locks.js';
 import { RpcPeer, workerChannel } from './ipc.js';
 import { sumWorkerStats } from './stats-sum.js';
+
+type HotKeyList = Array<{ key: string; hits: number }>;
 
 /** Time a draining worker has beyond --shutdown-grace to flush its tiers and exit before it is killed. */
 const WORKER_FLUSH_MS = 10_000;
@@ -105,6 +108,10 @@ class Primary {
       // the first listen (and when every worker has died, or while stopping) the port serves nothing: 503.
       unready: async () => this.unready(),
       metrics: () => this.metricsText(),
+      hotKeys: async (limit) => {
+        const lists = await Promise.all([...this.peers.values()].map((peer) => peer.call<HotKeyList>('hot-keys', { limit }, 2_000).catch(() => [])));
+        return mergeHotKeys(lists, limit);
+      },
       stats: this.stats,
       log: this.log,
       purge: (selector, soft) => this.purge({ selector, soft }),

@@ -70,6 +70,7 @@ export async function runWorker(config: EdgecacheConfig, log: Logger): Promise<v
       return context ? context.purgeLocally(request, within) : 0;
     }
     if (op === 'metrics') return edgecache?.metrics.json((payload as { shared: boolean }).shared) ?? [];
+    if (op === 'hot-keys') return edgecache?.hotKeys.top((payload as { limit: number }).limit) ?? [];
     if (op === 'unready') return edgecache?.unready() ?? ['starting'];
     if (op === 'shutdown') {
       const { graceMs } = payload as { graceMs: number };

@@ -9,6 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CacheStore } from '../../cache-store/cache-store.js';
 import type { Scheme } from '../../policies/http/cache-key.js';
 import { writeHitHead } from './hit-head.js';
+import type { HotKeys } from '../admin/hot-keys.js';
 import { checkRequest } from './request-target.js';
 import { TIER_INDEX, type OutcomeRecorder } from '../pipeline/outcome.js';
 
@@ -19,7 +20,7 @@ const DISK = TIER_INDEX.disk;
 export type HitPath = (req: IncomingMessage, res: ServerResponse, startedAt: number) => boolean;
 
 /** `scheme` is the listener's: it decides which port a Host may leave out (see policies/http/cache-key.ts). */
-export function createHitPath(store: CacheStore, outcomes: OutcomeRecorder, now: () => number, scheme: Scheme = 'http'): HitPath {
+export function createHitPath(store: CacheStore, outcomes: OutcomeRecorder, now: () => number, scheme: Scheme = 'http', hotKeys?: HotKeys): HitPath {
   const logging = outcomes.logging;
   return function serveFreshHit(req, res, startedAt) {
     const method = req.method;
@@ -40,7 +41,8 @@ export function createHitPath(store: CacheStore, outcomes: OutcomeRecorder, now:
     // The router's hook answers a request that fails the checks; a fragment is stripped from the key there.
     const host = checkRequest(req, scheme);
     if (typeof host !== 'string' || url.includes('#')) return false;
-    const entry = store.peek(host + url, headers);
+    const key = host + url;
+    const entry = store.peek(key, headers);
     if (entry === undefined) return false;
     const time = now();
     const body = entry.body;
@@ -60,6 +62,7 @@ export function createHitPath(store: CacheStore, outcomes: OutcomeRecorder, now:
       res.end(body, () => store.release(body));
     }
     outcomes.hit(req, res, leased ? DISK : MEMORY, startedAt, startBytes);
+    hotKeys?.hit(key);
     return true;
   };
 }

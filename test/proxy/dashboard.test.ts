@@ -11,6 +11,12 @@ import { request } from '../helpers/http.js';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 
+/** The page's DOM, as the functions run inside the browser see it (this project compiles without the DOM lib). */
+declare const document: {
+  getElementById(id: string): { textContent: string | null } | null;
+  querySelectorAll(selector: string): { length: number };
+};
+
 const executablePath = process.env.EDGECACHE_CHROMIUM ?? '/usr/bin/chromium';
 const available = existsSync(executablePath);
 if (!available) console.warn(`dashboard browser test skipped: no chromium at ${executablePath} (set EDGECACHE_CHROMIUM)`);

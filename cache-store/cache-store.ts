@@ -170,6 +170,17 @@ export class CacheStore {
     return undefined;
   }
 
+  /**
+   * The tier a lookup found this entry in (for the metrics' `tier` label), 'memory' for an entry this process did
+   * not look up (a new one, after a refresh).
+   */
+  tierOf(entry: CacheEntry): 'memory' | 'disk' | 'redis' {
+    const tier = this.foundIn.get(entry);
+    return tier === 'disk' || tier === 'redis' ? tier : 'memory';
+  }
+
+  private readonly foundIn = new WeakMap<CacheRecord, string>();
+
   private async find(key: string): Promise<{ record: CacheRecord; tier: number } | undefined> {
     const since = this.purges.current;
     for (let i = 0; i < this.tiers.length; i++) {
@@ -181,6 +192,7 @@ export class CacheStore {
       const admitted = this.admit(record, since);
       if (admitted === undefined) return undefined;
       if (admitted === record) await this.promote(key, record, i);
+      this.foundIn.set(admitted, tier.name);
       return { record: admitted, tier: i };
     }
     return undefined;
@@ -290,6 +302,16 @@ export class CacheStore {
   /** Resolves once every tier (or those `within` a reach) has committed the writes accepted so far. */
   async flush(within?: PurgeOptions['within']): Promise<void> {
     for (const tier of tiersWithin({ memory: this.memory, all: this.tiers }, within)) await tier.flushed?.();
+  }
+
+  /** Why a tier cannot do its job now (see CacheTier.unready); empty when every tier can. */
+  unready(): string[] {
+    const problems: string[] = [];
+    for (const tier of this.tiers) {
+      const problem = tier.unready?.();
+      if (problem !== undefined) problems.push(problem);
+    }
+    return problems;
   }
 
   stats(): TierStats[] {

@@ -250,5 +250,14 @@ export function loadConfig({ argv, env = process.env }: LoadInput): LoadResult {
       throw new ConfigError(`invalid ${describe('maxObjectSize', objectSource)}: ${config.maxObjectSize} bytes is larger than ${memory} (${config.memoryMax} bytes)`);
     }
   }
+  if (config.adminToken === undefined && !isLoopback(config.adminHost)) {
+    throw new ConfigError(`${describe('adminHost', sources.get('adminHost') as Source)} is ${JSON.stringify(config.adminHost)}, not a loopback address: set --admin-token (or EDGECACHE_ADMIN_TOKEN) too`);
+  }
   return { help: false, version: false, config };
+}
+
+/** Whether an address is the loopback interface (the only place an admin API without a token may listen). */
+function isLoopback(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h) || /^::ffff:127(\.\d{1,3}){3}$/.test(h);
 }

@@ -40,6 +40,10 @@ export interface EdgecacheConfig {
   staleIfErrorGrace: number;
   ttlJitter: number;
   adminToken: string;
+  shutdownGrace: number;
+  accessLog: 'on' | 'off';
+  /** Comma-separated query parameter names; empty or absent: none. */
+  logRedactQuery: string;
   exposeTagHeaders: boolean;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   config: string;
@@ -72,13 +76,14 @@ export const SETTINGS = {
   adminPort: {
     kind: 'port',
     default: 8081,
-    description: 'Port of the admin API (/healthz, /stats). 0 picks a free port.',
+    description: 'Port of the admin API (/livez, /readyz, /metrics, /stats, the dashboard at /, POST /purge). 0 picks a free port.',
   },
   adminHost: {
     kind: 'string',
     default: '127.0.0.1',
     placeholder: 'ADDR',
-    description: 'Address the admin API listens on (loopback by default).',
+    description:
+      'Address the admin API listens on (loopback by default). Any other address (0.0.0.0 in a container, so that probes and Prometheus reach it) requires --admin-token: then purges, from the API and the dashboard, need the token, while /livez, /readyz, /healthz and /metrics stay open to probes and scrapers.',
   },
   dataDir: {
     kind: 'string',
@@ -234,6 +239,24 @@ export const SETTINGS = {
     placeholder: 'TOKEN',
     description:
       'Bearer token for purging (admin API POST /purge, and PURGE on the proxy port). Without one, PURGE on the proxy port is refused (403) and the admin API accepts purges from loopback only. Prefer the environment variable.',
+  },
+  shutdownGrace: {
+    kind: 'duration',
+    default: '10s',
+    description:
+      'On SIGTERM or SIGINT: how long in-flight responses and fills may take to finish. The listener stops accepting at once, /readyz answers 503, requests still arriving on open connections are served with Connection: close; then the disk tier and Redis are flushed and the process exits 0. A second signal exits at once.',
+  },
+  accessLog: {
+    kind: 'enum',
+    default: 'off',
+    values: ['on', 'off'],
+    description:
+      'One JSON line per request on stdout (pino), fresh hits included: method, url, status, cache result, tier, bytes, origin time and total time (ms). Authorization, Cookie and Set-Cookie are never written.',
+  },
+  logRedactQuery: {
+    kind: 'string',
+    placeholder: 'NAMES',
+    description: 'Comma-separated query parameters whose values the access log replaces with [redacted] (e.g. token,sig).',
   },
   exposeTagHeaders: {
     kind: 'boolean',

@@ -19,6 +19,7 @@ import { CachePipeline, type PipelineOptions } from './pipeline/cache-pipeline.j
 import { OutcomeRecorder } from './pipeline/outcome.js';
 import { LocalCoordinator, type Coordinator, type PurgeRequest } from './cluster/coordinator.js';
 import { createHitPath } from './http/hit-path.js';
+import { Drain } from './http/drain.js';
 import { probeRawHead } from './http/raw-head.js';
 import { createLogger } from './logger.js';
 import { Forwarding } from './origin/forwarding.js';
@@ -32,6 +33,9 @@ import { broadcasting, PurgeBroadcast, type NodePurge } from './purge/broadcast.
 import { startupError } from './startup.js';
 import { ProcessStats } from './admin/process-stats.js';
 import { countPurge, ProxyStats } from './admin/stats.js';
+import { ProxyMetrics } from './admin/metrics.js';
+import { HotKeys } from './admin/hot-keys.js';
+import { AccessLog } from './http/access-log.js';
 
 /** What a coordinator factory gets to work with (see cluster/worker.ts). */
 export interface CoordinatorContext {
@@ -64,12 +68,31 @@ export interface Edgecache {
   store: CacheStore;
   stats: ProxyStats;
   pipeline: CachePipeline;
+  /** This process's Prometheus metrics (admin/metrics.ts). */
+  metrics: ProxyMetrics;
+  /** The hottest keys of this process's fresh hits (the dashboard's list). */
+  hotKeys: HotKeys;
   /** This process's /stats document. */
   snapshot(): Promise<Record<string, unknown>>;
+  /** Why this process cannot serve now (not listening, a tier closed or unable to write, draining); empty when ready. */
+  unready(): string[];
   /** Starts both listeners; resolves with the bound ports. */
   listen(): Promise<{ port: number; adminPort: number }>;
+  /**
+   * The graceful shutdown (SIGTERM): stop accepting, serve what arrives on open connections with Connection:
+   * close, wait up to `graceMs` for the responses and fills in flight, then close() (which flushes the tiers).
+   */
+  drain(graceMs: number): Promise<void>;
   close(): Promise<void>;
 }
+
+/**
+ * How long a draining process keeps idle keep-alive connections open at least (within --shutdown-grace): a load
+ * balancer that has not yet heard of the shutdown sends its next requests on them, and each is served (with
+ * Connection: close) instead of meeting a closed connection. After it, idle connections are closed as soon as
+ * nothing is in flight.
+ */
+const DRAIN_LINGER_MS = 1_000;
 
 /**
  * The proxy listener's scheme: plain HTTP. It decides the default port a Host may leave out (`a.test:80` is
@@ -83,7 +106,9 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
   const stats = new ProxyStats();
   const freshness = new Freshness({ cacheSetCookie: config.cacheSetCookie, staleIfErrorGrace: config.staleIfErrorGrace, now });
   const store = await openStore(config, { freshness, log, now, sweeper: overrides.sweeper ?? true });
-  const origin = connectOrigin(config);
+  const metrics = new ProxyMetrics(stats, store);
+  const accessLog = config.accessLog === 'on' ? new AccessLog(config.logRedactQuery) : undefined;
+  const origin = connectOrigin(config, (seconds) => metrics.originDuration.observe(0, seconds));
   const forwarding = new Forwarding({
     originHost: origin.host,
     preserveHost: config.preserveHost,
@@ -91,21 +116,41 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     exposeTagHeaders: config.exposeTagHeaders,
   });
   const purging = setUpPurging(config, overrides, { store, stats, log, now });
-  const outcomes = new OutcomeRecorder(stats);
+  const outcomes = new OutcomeRecorder(stats, metrics, accessLog);
   const pipeline = createPipeline(config, { store, freshness, origin, stats, outcomes, log, now, forwarding, coordinator: purging.coordinator });
   // Prepared hit heads, if this Node writes them as expected (checked once per process).
   await probeRawHead();
-  const app = createProxyApp({ log, stats, scheme: LISTENER_SCHEME, hitPath: createHitPath(store, outcomes, now, LISTENER_SCHEME) });
+  const drain = new Drain();
+  const hotKeys = new HotKeys();
+  const app = createProxyApp({ log, stats, scheme: LISTENER_SCHEME, drain, outcomes, hitPath: createHitPath(store, outcomes, now, LISTENER_SCHEME, hotKeys) });
   await registerRoutes(app, config, { pipeline, purging, origin, stats, outcomes, forwarding, log });
   const processStats = new ProcessStats(stats, store);
   const snapshot = async (): Promise<Record<string, unknown>> => processStats.snapshot();
   let closing = false;
-  // Ready while the proxy port accepts connections: listen() opens it before the admin port, close() closes it
-  // first, and /healthz says 503 from the moment close() starts.
+  // Ready while the proxy port accepts connections and every tier can do its job: listen() opens the proxy port
+  // before the admin port, and /readyz says 503 from the moment draining (or close()) starts.
+  const unready = (): string[] => {
+    if (closing || drain.draining) return ['draining: shutting down'];
+    const problems = app.server.listening ? [] : ['the proxy port is not listening'];
+    return [...problems, ...store.unready()];
+  };
   const admin =
     overrides.admin === false
       ? undefined
-      : buildAdmin({ snapshot, healthy: async () => !closing && app.server.listening, stats, log, purge: purging.purge, token: config.adminToken });
+      : buildAdmin({ snapshot, metrics: () => metrics.text(), hotKeys: async (limit) => hotKeys.top(limit), unready: async () => unready(), stats, log, purge: purging.purge, token: config.adminToken });
+  const close = async (): Promise<void> => {
+    if (closing) return;
+    closing = true;
+    processStats.stop();
+    await app.close();
+    await admin?.close();
+    await pipeline.idle();
+    await purging.broadcast?.close();
+    await origin.close();
+    // Commits the disk tier's queued writes and sends Redis its queued ones before closing them.
+    await store.close();
+    accessLog?.flush();
+  };
 
   return {
     app,
@@ -113,7 +158,10 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     store,
     stats,
     pipeline,
+    metrics,
+    hotKeys,
     snapshot,
+    unready,
     async listen() {
       // A deep accept queue: a burst of new connections (a thousand clients at once) must not overflow it.
       await app.listen({ port: config.port, host: config.host, backlog: 4096 }).catch((err: unknown) => {
@@ -127,16 +175,21 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
         adminPort: admin ? (admin.server.address() as AddressInfo).port : 0,
       };
     },
-    async close() {
-      closing = true;
-      processStats.stop();
-      await app.close();
-      await admin?.close();
-      await pipeline.idle();
-      await purging.broadcast?.close();
-      await origin.close();
-      await store.close();
+    async drain(graceMs) {
+      drain.start(app.server);
+      const started = Date.now();
+      const deadline = started + graceMs;
+      const lingerUntil = started + Math.min(DRAIN_LINGER_MS, graceMs);
+      const busy = (): boolean => {
+        const { fills, refreshes } = pipeline.tracked();
+        return drain.busy() || fills + refreshes > 0 || (drain.connections > 0 && Date.now() < lingerUntil);
+      };
+      // Responses in flight (hits, relays, fills' clients) and fills (background refreshes too) finish.
+      while (Date.now() < deadline && busy()) await new Promise((resolve) => setTimeout(resolve, 25));
+      if (busy()) log.warn({ graceMs, connections: drain.connections }, 'shutdown grace over: closing what is still in flight');
+      await close();
     },
+    close,
   };
 }
 
@@ -152,8 +205,9 @@ async function openStore(config: EdgecacheConfig, deps: Omit<StoreDependencies, 
 }
 
 /** The undici Pool to the origin, for the cache fills and the pass-through alike. */
-function connectOrigin(config: EdgecacheConfig): OriginClient {
+function connectOrigin(config: EdgecacheConfig, onHeaders: (seconds: number) => void): OriginClient {
   return new OriginClient({
+    onHeaders,
     origin: config.origin,
     connections: config.originConnections,
     connectTimeout: config.originConnectTimeout,

@@ -86,6 +86,8 @@ export class LmdbTier implements SyncCacheTier {
   private readonly space: DiskSpace;
   /** While the disk or the map is full, writes are declined until this time (Date.now), then tried again. */
   private pausedUntil = 0;
+  /** What the current pause is for (a full filesystem is a readiness problem; a full map is the budget at work). */
+  private pausedFor: SpaceShortage | undefined;
   private pauseMs = MIN_PAUSE_MS;
   private pauseTimer: NodeJS.Timeout | undefined;
   private readonly chunkSize: number;
@@ -357,6 +359,7 @@ export class LmdbTier implements SyncCacheTier {
     const ms = this.pauseMs;
     this.pauseMs = Math.min(MAX_PAUSE_MS, this.pauseMs * 2);
     this.pausedUntil = now + ms;
+    this.pausedFor = shortage;
     this.spaceLog.fail({ shortage, pauseMs: ms, fileBytes: this.space.fileSize(), maxBytes: this.maxBytes });
     try {
       this.dbs.env.readerCheck();
@@ -367,6 +370,7 @@ export class LmdbTier implements SyncCacheTier {
     this.pauseTimer = setTimeout(() => {
       this.pauseTimer = undefined;
       this.pausedUntil = 0;
+      this.pausedFor = undefined;
       this.space.probe(); // lifts the disk-full cap when the filesystem has room again
     }, ms).unref();
   }
@@ -572,6 +576,12 @@ export class LmdbTier implements SyncCacheTier {
   }
 
   /** Flushes access times and queued writes, stops the timers and closes the environment. */
+  unready(): string | undefined {
+    if (this.closed) return 'disk tier closed';
+    if (this.pausedFor === 'disk') return 'disk tier cannot write: the filesystem is full';
+    return undefined;
+  }
+
   close(): Promise<void> {
     this.closing ??= this.shutdown();
     return this.closing;

@@ -10,6 +10,7 @@ import type { Coordinator, FillLease, PurgeRequest } from './coordinator.js';
 import { RpcPeer, type Channel } from './ipc.js';
 import { createEdgecache, type CoordinatorContext, type Edgecache } from '../edgecache.js';
 import { startupMessage } from '../startup.js';
+import { drainOnSignal } from '../shutdown.js';
 
 interface LockAnswer {
   owner: boolean;
@@ -68,10 +69,12 @@ export async function runWorker(config: EdgecacheConfig, log: Logger): Promise<v
       const { request, within } = payload as { request: PurgeRequest; within?: PurgeOptions['within'] };
       return context ? context.purgeLocally(request, within) : 0;
     }
+    if (op === 'metrics') return edgecache?.metrics.json((payload as { shared: boolean }).shared) ?? [];
+    if (op === 'hot-keys') return edgecache?.hotKeys.top((payload as { limit: number }).limit) ?? [];
+    if (op === 'unready') return edgecache?.unready() ?? ['starting'];
     if (op === 'shutdown') {
-      setImmediate(() => {
-        void (edgecache?.close() ?? Promise.resolve()).finally(() => process.exit(0));
-      });
+      const { graceMs } = payload as { graceMs: number };
+      void (edgecache?.drain(graceMs) ?? Promise.resolve()).finally(() => process.exit(0));
       return true;
     }
     throw new Error(`unknown operation ${op}`);
@@ -89,6 +92,9 @@ export async function runWorker(config: EdgecacheConfig, log: Logger): Promise<v
       },
     });
     await edgecache.listen();
+    // A signal to the worker itself (Ctrl-C reaches the whole process group) drains it the same way.
+    const running = edgecache;
+    drainOnSignal(config.shutdownGrace, log, () => running.drain(config.shutdownGrace));
   } catch (err) {
     // Every worker fails alike (a port in use, an unusable --data-dir): the primary tells the operator once.
     await peer.call('failed', { message: startupMessage(err) }, 5_000).catch(() => undefined);

@@ -9,14 +9,20 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CacheStore } from '../../cache-store/cache-store.js';
 import type { Scheme } from '../../policies/http/cache-key.js';
 import { writeHitHead } from './hit-head.js';
+import type { HotKeys } from '../admin/hot-keys.js';
 import { checkRequest } from './request-target.js';
-import type { OutcomeRecorder } from '../pipeline/outcome.js';
+import { TIER_INDEX, type OutcomeRecorder } from '../pipeline/outcome.js';
 
-export type HitPath = (req: IncomingMessage, res: ServerResponse) => boolean;
+/** `startedAt`: performance.now() when the request reached edgecache. */
+const MEMORY = TIER_INDEX.memory;
+const DISK = TIER_INDEX.disk;
+
+export type HitPath = (req: IncomingMessage, res: ServerResponse, startedAt: number) => boolean;
 
 /** `scheme` is the listener's: it decides which port a Host may leave out (see policies/http/cache-key.ts). */
-export function createHitPath(store: CacheStore, outcomes: OutcomeRecorder, now: () => number, scheme: Scheme = 'http'): HitPath {
-  return function serveFreshHit(req, res) {
+export function createHitPath(store: CacheStore, outcomes: OutcomeRecorder, now: () => number, scheme: Scheme = 'http', hotKeys?: HotKeys): HitPath {
+  const logging = outcomes.logging;
+  return function serveFreshHit(req, res, startedAt) {
     const method = req.method;
     if (method !== 'GET' && method !== 'HEAD') return false;
     const url = req.url as string;
@@ -35,15 +41,17 @@ export function createHitPath(store: CacheStore, outcomes: OutcomeRecorder, now:
     // The router's hook answers a request that fails the checks; a fragment is stripped from the key there.
     const host = checkRequest(req, scheme);
     if (typeof host !== 'string' || url.includes('#')) return false;
-    const entry = store.peek(host + url, headers);
+    const key = host + url;
+    const entry = store.peek(key, headers);
     if (entry === undefined) return false;
     const time = now();
     const body = entry.body;
     // (A leased body not used here is dropped: the pool's lease on it is garbage collected.)
     if (time >= entry.meta.freshUntil || !Buffer.isBuffer(body)) return false;
-    outcomes.record('HIT');
+    const startBytes = logging ? req.socket.bytesWritten : 0;
     writeHitHead(res, entry, time);
-    if (!store.isLeased(body)) {
+    const leased = store.isLeased(body);
+    if (!leased) {
       if (method === 'HEAD') res.end();
       else res.end(body);
     } else if (method === 'HEAD') {
@@ -53,6 +61,8 @@ export function createHitPath(store: CacheStore, outcomes: OutcomeRecorder, now:
       // A disk hit's body is in a reusable buffer: hand it back once the socket has taken every byte.
       res.end(body, () => store.release(body));
     }
+    outcomes.hit(req, res, leased ? DISK : MEMORY, startedAt, startBytes);
+    hotKeys?.hit(key);
     return true;
   };
 }

@@ -12,6 +12,10 @@ import type { Scheme } from '../../policies/http/cache-key.js';
 import type { ProxyStats } from '../admin/stats.js';
 import { ALLOWED_METHODS, closingErrorResponse, sendError } from './error-answer.js';
 import type { HitPath } from './hit-path.js';
+import { closeAfter, type Drain } from './drain.js';
+import { performance } from 'node:perf_hooks';
+import { ProxyResponse } from './proxy-response.js';
+import type { OutcomeRecorder } from '../pipeline/outcome.js';
 import { upgradeConstraint } from './passthrough.js';
 import { PARSER_MAX_FIELDS } from './request-limits.js';
 import { registerRequestChecks } from './request-target.js';
@@ -22,8 +26,12 @@ export interface ListenerOptions {
   stats: ProxyStats;
   /** Answers a fresh hit before the router, or returns false. */
   hitPath: HitPath;
+  /** Observes the end of each request the hit path declines (duration histogram, access log). */
+  outcomes: OutcomeRecorder;
   /** The listener's scheme (see request-target.ts). */
   scheme: Scheme;
+  /** Set when the process drains before a shutdown: every response then closes its connection. */
+  drain: Drain;
 }
 
 /**
@@ -47,16 +55,21 @@ function answerConnect(socket: Socket): void {
 }
 
 /** The Fastify app of the proxy port, with its server, connection-level answers, request checks and error handlers. */
-export function createProxyApp({ log, stats, hitPath, scheme }: ListenerOptions): FastifyInstance {
+export function createProxyApp({ log, stats, hitPath, scheme, drain, outcomes }: ListenerOptions): FastifyInstance {
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     // Fresh hits are answered before Fastify's router; the rest is handed to Fastify.
     serverFactory: (handler) => {
       // A missing Host is refused by the onRequest hook (one line, counted in badRequests), not by Node's bare 400.
-      const server = http.createServer({ requireHostHeader: false }, (req, res) => {
-        if (!hitPath(req, res)) handler(req, res);
+      const server = http.createServer({ requireHostHeader: false, ServerResponse: ProxyResponse }, (req, res) => {
+        const startedAt = performance.now();
+        if (drain.draining) closeAfter(res);
+        if (hitPath(req, res, startedAt)) return;
+        outcomes.track(req, res, startedAt);
+        handler(req, res);
       });
+      drain.attach(server);
       // Fields beyond this are dropped by node:http; one more than accepted shows a request over the limit.
       server.maxHeadersCount = PARSER_MAX_FIELDS;
       // CONNECT is not proxied; without a listener Node would drop the connection without an answer.

@@ -2,6 +2,7 @@
  * The connection pool to the origin (undici Pool) and the mapping of its failures to gateway errors:
  * nothing listening → 502, no headers in time → 504 (RFC 9110 §15.6.3, §15.6.5).
  */
+import { performance } from 'node:perf_hooks';
 import { Pool, errors, type Dispatcher } from 'undici';
 
 export interface OriginClientOptions {
@@ -10,6 +11,8 @@ export interface OriginClientOptions {
   connectTimeout: number;
   headersTimeout: number;
   bodyTimeout: number;
+  /** Called with the seconds from sending each request to its response headers (the origin latency metric). */
+  onHeaders?: (seconds: number) => void;
 }
 
 export interface OriginRequest {
@@ -24,10 +27,12 @@ export class OriginClient {
   readonly url: URL;
   private readonly pool: Pool;
   private readonly basePath: string;
+  private readonly onHeaders: ((seconds: number) => void) | undefined;
 
   constructor(options: OriginClientOptions) {
     this.url = new URL(options.origin);
     this.basePath = this.url.pathname === '/' ? '' : this.url.pathname;
+    this.onHeaders = options.onHeaders;
     this.pool = new Pool(this.url.origin, {
       connections: options.connections,
       connectTimeout: options.connectTimeout,
@@ -48,11 +53,18 @@ export class OriginClient {
   }
 
   request(request: OriginRequest): Promise<Dispatcher.ResponseData> {
-    return this.pool.request({
+    const started = performance.now();
+    const onHeaders = this.onHeaders;
+    const response = this.pool.request({
       method: request.method,
       path: this.basePath + request.path,
       headers: request.headers,
       ...(request.signal && { signal: request.signal }),
+    });
+    if (onHeaders === undefined) return response;
+    return response.then((data) => {
+      onHeaders((performance.now() - started) / 1000);
+      return data;
     });
   }
 

@@ -121,7 +121,8 @@ export class CachePipeline {
 
   /** Sends a stored entry, honouring the client's validators and a single byte range, and records the outcome. */
   serveEntry = (req: IncomingMessage, res: ServerResponse, entry: CacheEntry, xcache: XCache, cacheStatus: CacheStatusFields): void => {
-    this.options.outcomes.record(xcache);
+    // A revalidated entry's body is the stored one, its headers the origin's answer's.
+    this.options.outcomes.record(xcache, res, this.options.store.tierOf(entry), xcache === 'REVALIDATED');
     const method = req.method ?? 'GET';
     const options = { xcache, cacheStatus, now: this.options.now() };
     if (entry.meta.status === 200 && clientValidatorsMatch(req.headers, entry.meta.headers)) {
@@ -296,7 +297,7 @@ export class CachePipeline {
   /** Streams a request the cache does not answer (e.g. a Range on a miss) straight from the origin. */
   private async relay(req: IncomingMessage, res: ServerResponse, target: RequestTarget, forward: ForwardReason): Promise<void> {
     const { origin, stats } = this.options;
-    this.options.outcomes.record('BYPASS');
+    this.options.outcomes.record('BYPASS', res);
     stats.originFetches++;
     const abort = new AbortController();
     res.on('close', () => abort.abort());

@@ -118,7 +118,7 @@ export class ClientWriter implements FillConsumer {
       return;
     }
     if (outcome.status === 200 && clientValidatorsMatch(req.headers, outcome.headers)) {
-      ctx.outcomes.record('MISS');
+      ctx.outcomes.record('MISS', res);
       res.writeHead(304, notModifiedFields(missHeaders(outcome, ctx.forward, ctx.collapsed)));
       res.end();
       this.bodyless = true;
@@ -126,7 +126,7 @@ export class ClientWriter implements FillConsumer {
       return;
     }
     if (req.method === 'HEAD' || hasNoContent(outcome.status)) {
-      ctx.outcomes.record('MISS');
+      ctx.outcomes.record('MISS', res);
       res.writeHead(outcome.status, missHeaders(outcome, ctx.forward, ctx.collapsed));
       res.end();
       this.bodyless = true;
@@ -140,7 +140,7 @@ export class ClientWriter implements FillConsumer {
     const outcome = this.pending;
     if (outcome === undefined) return;
     this.pending = undefined;
-    this.ctx.outcomes.record('MISS');
+    this.ctx.outcomes.record('MISS', this.res);
     this.res.writeHead(outcome.status, missHeaders(outcome, this.ctx.forward, this.ctx.collapsed));
   }
 

@@ -5,10 +5,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 /** Requests in the precomputed sequence (wrk wraps around; a 10 s run at 30k req/s uses about 300,000). */
-export const SEQUENCE_LENGTH = 1 << 20;
+const SEQUENCE_LENGTH = 1 << 20;
 
 /** mulberry32: a small seeded PRNG, so the URL set and the sequence are the same in every run. */
-export function rng(seed) {
+function rng(seed) {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -26,7 +26,7 @@ const unit = (s) => {
 };
 
 /** `4k` (every URL 4 KiB) or `1k-64k` (sizes uniform in that byte range): [min, max] bytes. */
-export function parseSizeSpec(spec) {
+function parseSizeSpec(spec) {
   const [lo, hi = lo] = String(spec).split('-');
   const range = [unit(lo), unit(hi)];
   if (range[0] < 1 || range[1] < range[0] || range[1] > 64 * 1048576) throw new Error(`bad size range ${spec}`);

@@ -101,8 +101,24 @@ function hitPrepared(entry: CacheEntry, now: number): Prepared {
     h[h.length - 5] = ageText;
     h[h.length - 1] = outcome[3];
     p.age = age;
-    const tail = p.headStart === undefined ? undefined : serializeFields(['age', ageText, ...outcome]);
-    p.head = tail === undefined ? undefined : preparedHead(flat([p.headStart as string, tail]));
+    // Without a Cache-Status from upstream every value here is edgecache's own (digits and tokens): no check needed.
+    const tail =
+      p.headStart === undefined
+        ? undefined
+        : p.originCacheStatus === undefined
+          ? `age: ${ageText}\r\n${outcome[0]}: ${outcome[1]}\r\n${outcome[2]}: ${outcome[3]}\r\n`
+          : serializeFields(['age', ageText, ...outcome]);
+    if (tail === undefined) p.head = undefined;
+    else {
+      // Not flattened here: setRawHead joins it with the connection fields into the one flat string sent, so a
+      // new second of Age costs one join (and one head string per entry), whatever the number of hot keys.
+      const fields = p.headStart + tail;
+      if (p.head === undefined) p.head = preparedHead(fields);
+      else {
+        p.head.fields = fields;
+        p.head.connectionFields = '';
+      }
+    }
   }
   return p;
 }

@@ -24,24 +24,6 @@ export function isOriginError(status: number): boolean {
   return status === 500 || status === 502 || status === 503 || status === 504;
 }
 
-function single(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
-}
-
-/**
- * Whether a 304 selects the stored response for update (RFC 9111 §4.3.4): a strong ETag in the 304 must be the
- * stored one, strongly (both strong, the same); a weak one must match it weakly. A 304 without an ETag selects
- * the stored response (it validated the If-Modified-Since that was sent for it).
- */
-export function selectsStored(stored: Readonly<Record<string, string | string[] | undefined>>, notModified: Readonly<Record<string, string | string[] | undefined>>): boolean {
-  const fresh = single(notModified.etag)?.trim();
-  if (fresh === undefined) return true;
-  const kept = single(stored.etag)?.trim();
-  if (kept === undefined) return false;
-  if (!fresh.startsWith('W/')) return fresh === kept;
-  return fresh.slice(2) === kept.replace(/^W\//, '');
-}
-
 /**
  * Fields a 304 does not change in the stored response (RFC 9111 §3.2): those describing the stored body, and the
  * validator the stored body was selected by.

@@ -25,7 +25,7 @@ import { parseSurrogateKeys, TAG_FIELDS } from '../../policies/http/surrogate-ke
 import type { Freshness, PolicyRequest } from '../../policies/http/freshness.js';
 import { allowsContentLength, bodyFraming, type BodyFraming } from '../../policies/http/message-body.js';
 import { parseHttpDate } from '../../policies/http/http-date.js';
-import { freshenedHeaders, isOriginError, selectsStored, withoutClientValidators } from '../../policies/http/revalidation.js';
+import { freshenedHeaders, isOriginError, withoutClientValidators } from '../../policies/http/revalidation.js';
 import { shareableUnstored, type NotStoredReason } from '../../policies/http/sharing.js';
 import { endToEndResponseHeaders } from '../../policies/http/intermediary.js';
 import type { OriginClient } from '../origin/origin-client.js';
@@ -157,22 +157,13 @@ export class OriginFill {
   }
 
   private started = false;
-  /** The stale entry being revalidated; cleared when the origin's answer turns out to be about another one. */
-  private stale: CacheEntry | undefined;
 
   start(): this {
     if (this.started || this.state !== 'connecting') return this;
     this.started = true;
     this.since = this.request.since ?? this.deps.store.purgeGeneration;
-    this.stale = this.request.stale;
-    this.send();
-    return this;
-  }
-
-  /** The request to the origin: conditional on the stored validators while a stale entry is being revalidated. */
-  private send(): void {
     const headers = { ...this.request.headers };
-    const stale = this.stale;
+    const stale = this.request.stale;
     if (stale?.meta.hasValidator) {
       const validators = stale.policy.revalidationHeaders({ ...this.policyRequest, headers: withoutClientValidators(this.request.clientHeaders) });
       if (validators['if-none-match']) headers['if-none-match'] = validators['if-none-match'];
@@ -189,6 +180,7 @@ export class OriginFill {
       },
       (err: unknown) => this.fail(err),
     );
+    return this;
   }
 
   /**
@@ -266,18 +258,11 @@ export class OriginFill {
   }
 
   private onResponse(response: Dispatcher.ResponseData): void {
-    const stale = this.stale;
+    const stale = this.request.stale;
     const status = response.statusCode;
     const originHeaders = response.headers as Record<string, string | string[] | undefined>;
     if (stale && status === 304) {
       response.body.resume();
-      if (!selectsStored(stale.meta.headers, originHeaders)) {
-        // A 304 for another representation (RFC 9111 §4.3.4: its validator selects no stored response) updates
-        // nothing: the stored copy cannot be used, so the response is fetched in full.
-        this.stale = undefined;
-        this.send();
-        return;
-      }
       this.finishRevalidation(stale, originHeaders);
       return;
     }
@@ -469,7 +454,7 @@ export class OriginFill {
 
   private fail(err: unknown): void {
     if (this.state === 'complete' || this.state === 'failed') return;
-    const stale = this.stale;
+    const stale = this.request.stale;
     // A stale entry may stand in for a failed revalidation, for every client that has not been sent any of the
     // response yet (ClientWriter sends the headers with the first body byte), as for an unreachable origin.
     const fallback: EntryOutcome | undefined =

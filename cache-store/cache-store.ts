@@ -150,13 +150,14 @@ export class CacheStore {
    * Looks the request up through every tier; a hit below memory is copied into the tiers above it. `key` is
    * the full key the request maps to: the variant key when the URL is known to vary, else the primary key.
    */
-  async lookup(primaryKey: string, headers: IncomingHttpHeaders): Promise<{ entry: CacheEntry | undefined; key: string }> {
+  async lookup(primaryKey: string, headers: IncomingHttpHeaders): Promise<{ entry: CacheEntry | undefined; key: string; vary?: readonly string[] }> {
     const primary = await this.find(primaryKey);
     if (primary === undefined) return { entry: undefined, key: primaryKey };
     if (primary.record.kind === 'entry') return { entry: primary.record, key: primaryKey };
     const key = selectedVariant(primaryKey, primary.record, headers);
     const found = await this.find(key);
-    return { entry: found?.record.kind === 'entry' ? found.record : undefined, key };
+    // The fields the URL's responses vary on: the fill forwards them normalised as they are compared.
+    return { entry: found?.record.kind === 'entry' ? found.record : undefined, key, vary: primary.record.fields };
   }
 
   /** The record under `key` in memory or a synchronous tier below it, without promotion. */

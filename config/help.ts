@@ -13,6 +13,7 @@ const PLACEHOLDER: Record<SettingSpec['kind'], string> = {
   boolean: '',
   enum: 'NAME',
   percent: 'PCT',
+  fields: 'NAME,...',
 };
 
 function usageOf(spec: SettingSpec, flag: string): string {

@@ -50,6 +50,7 @@ const EXPECTED: Record<SettingSpec['kind'], string> = {
   boolean: 'true or false',
   enum: 'one of',
   percent: 'a percentage from 0 to 100',
+  fields: 'a comma-separated list of header field names',
 };
 
 function expected(spec: SettingSpec): string {
@@ -126,6 +127,11 @@ function coerce(spec: SettingSpec, raw: unknown): unknown {
       return undefined;
     case 'enum':
       return typeof raw === 'string' && spec.values?.includes(raw) ? raw : undefined;
+    case 'fields': {
+      if (typeof raw !== 'string') return undefined;
+      const names = raw.split(',').map((name) => name.trim());
+      return names.every((name) => /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) ? names.join(',') : undefined;
+    }
   }
 }
 

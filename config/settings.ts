@@ -5,7 +5,7 @@
  */
 import { EVICTION_POLICY_NAMES, type EvictionPolicyName } from '../policies/eviction/policy.js';
 
-export type SettingKind = 'string' | 'url' | 'redisUrl' | 'port' | 'int' | 'processes' | 'size' | 'duration' | 'boolean' | 'enum' | 'percent';
+export type SettingKind = 'string' | 'url' | 'redisUrl' | 'port' | 'int' | 'processes' | 'size' | 'duration' | 'boolean' | 'enum' | 'percent' | 'fields';
 
 export interface EdgecacheConfig {
   origin: string;
@@ -30,6 +30,8 @@ export interface EdgecacheConfig {
   preserveHost: boolean;
   trustForwarded: boolean;
   cacheSetCookie: boolean;
+  /** Comma-separated field names, most specific first (see targetedFieldList). */
+  targetedCacheControl: string;
   originConnectTimeout: number;
   originHeadersTimeout: number;
   originBodyTimeout: number;
@@ -184,6 +186,12 @@ export const SETTINGS = {
     kind: 'boolean',
     default: false,
     description: 'Store responses that carry Set-Cookie (the cookie is then stored too). Off: such responses pass through uncached.',
+  },
+  targetedCacheControl: {
+    kind: 'fields',
+    default: 'Edgecache-Cache-Control,CDN-Cache-Control',
+    description:
+      'Targeted cache-control fields (RFC 9213) edgecache obeys instead of Cache-Control and Expires, most specific first: the first one a response carries validly decides. Edgecache-Cache-Control is never sent on to clients; CDN-Cache-Control and the others are, for caches further down.',
   },
   originConnectTimeout: {
     kind: 'duration',

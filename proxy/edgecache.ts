@@ -13,6 +13,7 @@ import { loadRedisClient } from '../cache-store/redis/connect.js';
 import type { EdgecacheConfig } from '../config/settings.js';
 import type { Scheme } from '../policies/http/cache-key.js';
 import { Freshness } from '../policies/http/freshness.js';
+import { targetedFieldList } from '../policies/http/targeted-cache-control.js';
 import { buildAdmin } from './admin/admin-app.js';
 import { buildStore, DataDirError, type StoreDependencies } from '../cache-store/build-store.js';
 import { CachePipeline, type PipelineOptions } from './pipeline/cache-pipeline.js';
@@ -104,7 +105,12 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
   const now = overrides.now ?? Date.now;
   const log = overrides.logger ?? createLogger(config.logLevel);
   const stats = new ProxyStats();
-  const freshness = new Freshness({ cacheSetCookie: config.cacheSetCookie, staleIfErrorGrace: config.staleIfErrorGrace, now });
+  const freshness = new Freshness({
+    cacheSetCookie: config.cacheSetCookie,
+    staleIfErrorGrace: config.staleIfErrorGrace,
+    targetedFields: targetedFieldList(config.targetedCacheControl),
+    now,
+  });
   const store = await openStore(config, { freshness, log, now, sweeper: overrides.sweeper ?? true });
   const metrics = new ProxyMetrics(stats, store);
   const accessLog = config.accessLog === 'on' ? new AccessLog(config.logRedactQuery) : undefined;

@@ -134,18 +134,62 @@ export function parseVary(vary: string | string[] | undefined): string[] | '*' |
 
 const ABSENT = '\u0000';
 
-function normalizeFieldValue(value: string | string[] | undefined): string {
-  if (value === undefined) return ABSENT;
-  const text = Array.isArray(value) ? value.join(', ') : value;
-  // Whitespace around list separators is not significant (RFC 9110 §5.6.1).
-  return text.trim().replace(/\s*,\s*/g, ',').replace(/\s+/g, ' ');
+/** Fields whose values are compared case-insensitively: language tags (RFC 9110 §12.5.4, RFC 4647 §2). */
+const CASE_INSENSITIVE_VALUES = new Set(['accept-language']);
+
+/**
+ * A request field's value in the one form that means the same to any origin (RFC 9111 §4.1 allows normalising
+ * "in a manner that is known to be semantically equivalent"): several field lines combined into one list (RFC 9110
+ * §5.3), optional whitespace around list and parameter separators dropped and leading/trailing whitespace trimmed
+ * (§5.6.1, §5.6.6), Accept-Language lower-cased. Quoted strings are left exactly as they are; nothing is reordered,
+ * dropped or otherwise guessed at, so two requests share a variant only when no origin could tell them apart.
+ */
+export function normalizeFieldValue(name: string, value: string | string[]): string {
+  const text = Array.isArray(value) ? value.join(',') : value;
+  let out = '';
+  let i = 0;
+  while (i < text.length) {
+    const c = text[i] as string;
+    if (c === '"') {
+      // A quoted string, escapes included, is copied as it is.
+      let j = i + 1;
+      while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      out += text.slice(i, j + 1);
+      i = j + 1;
+      continue;
+    }
+    if (c === ',' || c === ';') {
+      out = out.replace(/[ \t]+$/, '') + c;
+      i++;
+      while (text[i] === ' ' || text[i] === '\t') i++;
+      continue;
+    }
+    out += c;
+    i++;
+  }
+  out = out.trim();
+  return CASE_INSENSITIVE_VALUES.has(name) ? out.toLowerCase() : out;
 }
 
 /** Secondary key: one `name=value` line per nominated field; an absent field matches only absence. */
 export function varyKey(fields: readonly string[], headers: IncomingHttpHeaders): string {
   let key = '';
-  for (const field of fields) key += `${field}=${normalizeFieldValue(headers[field])}\n`;
+  for (const field of fields) {
+    const value = headers[field];
+    key += `${field}=${value === undefined ? ABSENT : normalizeFieldValue(field, value)}\n`;
+  }
   return key;
+}
+
+/**
+ * The fields nominated by a Vary as forwarded to the origin: normalised as for the cache key, so that the origin
+ * chooses from exactly what edgecache compares.
+ */
+export function normalizeNominated(headers: Record<string, string | string[]>, fields: readonly string[]): void {
+  for (const field of fields) {
+    const value = headers[field];
+    if (value !== undefined) headers[field] = normalizeFieldValue(field, value);
+  }
 }
 
 /** Full key of one variant. */

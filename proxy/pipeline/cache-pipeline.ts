@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { CacheStore } from '../../cache-store/cache-store.js';
 import type { CacheEntry } from '../../cache-store/entry.js';
-import type { RequestTarget } from '../../policies/http/cache-key.js';
+import { normalizeNominated, type RequestTarget } from '../../policies/http/cache-key.js';
 import { parseCacheControl, pragmaNoCache } from '../../policies/http/cache-control.js';
 import type { Freshness } from '../../policies/http/freshness.js';
 import type { CacheStatusFields, ForwardReason } from '../../policies/http/cache-status.js';
@@ -84,7 +84,7 @@ export class CachePipeline {
     const { store, freshness, now } = this.options;
     // A revalidation must not bring back what a purge removed after the stale entry was read (see CacheStore.put).
     const since = store.purgeGeneration;
-    const { entry, key } = await store.lookup(target.key, req.headers);
+    const { entry, key, vary } = await store.lookup(target.key, req.headers);
     if (req.headers['cache-control'] !== undefined && parseCacheControl(req.headers['cache-control']).has('only-if-cached')) {
       // RFC 9111 §5.2.1.7: answer from the cache or with 504, never from the origin.
       const verdict = entry && freshness.evaluate(entry.meta, req.headers, now());
@@ -101,7 +101,7 @@ export class CachePipeline {
     }
     if (entry === undefined) {
       if (req.headers.range !== undefined) return this.relay(req, res, target, 'partial');
-      return this.fill(req, res, target, key, undefined, key === target.key ? 'uri-miss' : 'vary-miss');
+      return this.fill(req, res, target, key, undefined, key === target.key ? 'uri-miss' : 'vary-miss', vary);
     }
     switch (freshness.evaluate(entry.meta, req.headers, now())) {
       case 'fresh':
@@ -141,7 +141,7 @@ export class CachePipeline {
    * Answers from the origin: joins a fill already in flight for this key when allowed, else starts one
    * (a miss, or a revalidation of `stale`) that later requests for the key can join.
    */
-  private fill(req: IncomingMessage, res: ServerResponse, target: RequestTarget, key: string, stale: StaleRead | undefined, forward: ForwardReason): void {
+  private fill(req: IncomingMessage, res: ServerResponse, target: RequestTarget, key: string, stale: StaleRead | undefined, forward: ForwardReason, vary?: readonly string[]): void {
     const { stats, coalesce } = this.options;
     let inflight = coalesce ? this.inflight.get(key) : undefined;
     if (inflight && !this.predatesNoPurge(inflight, target)) {
@@ -158,7 +158,7 @@ export class CachePipeline {
       }
     }
     const shareable = coalesce && this.coalescable(req) && !this.recentlyUncacheable(key) && !this.inflight.has(key);
-    const fill = this.createFill(req, target, stale);
+    const fill = this.createFill(req, target, stale, vary);
     if (shareable) {
       this.inflight.set(key, fill);
       void fill.done.then(() => {
@@ -225,13 +225,13 @@ export class CachePipeline {
     if (res.destroyed || res.writableEnded) return;
     const { store, freshness, now } = this.options;
     // What the fetches before it stored (another Vary variant's waiters, say) may answer it now.
-    const { entry } = await store.lookup(target.key, req.headers).catch(() => ({ entry: undefined }));
+    const { entry, vary } = await store.lookup(target.key, req.headers).catch(() => ({ entry: undefined, vary: undefined }));
     if (res.destroyed || res.writableEnded) return;
     if (entry && freshness.evaluate(entry.meta, req.headers, now()) === 'fresh') {
       this.serveEntry(req, res, entry, 'HIT', { hit: true, collapsed: true });
       return;
     }
-    const fill = this.createFill(req, target, undefined);
+    const fill = this.createFill(req, target, undefined, vary);
     fill.join(this.writer(req, res, target, key, fill, forward, false), true, req.headers);
     this.begin(fill);
     await fill.done;
@@ -262,14 +262,21 @@ export class CachePipeline {
     return true;
   }
 
-  private createFill(req: IncomingMessage, target: RequestTarget, stale: StaleRead | undefined): OriginFill {
+  /**
+   * A fill for this request. `vary` (or the stale entry's Vary) names the fields the URL's responses vary on:
+   * they go to the origin normalised as the cache compares them (cache-key.ts normalizeFieldValue).
+   */
+  private createFill(req: IncomingMessage, target: RequestTarget, stale: StaleRead | undefined, vary?: readonly string[]): OriginFill {
     const { origin, store, freshness, stats, maxObjectSize, jitter, now, exposeTagHeaders } = this.options;
+    const headers = this.options.forwarding.requestHeaders(req.headers, target, req.socket.remoteAddress, true);
+    const nominated = stale?.entry.meta.vary ?? vary;
+    if (nominated) normalizeNominated(headers, nominated);
     const fill = new OriginFill(
       { origin, store, freshness, maxObjectSize, jitter, now, exposeTagHeaders },
       {
         primaryKey: target.key,
         path: target.path,
-        headers: this.options.forwarding.requestHeaders(req.headers, target, req.socket.remoteAddress, true),
+        headers,
         clientHeaders: req.headers,
         ...(stale && { stale: stale.entry, since: stale.since }),
       },

@@ -24,6 +24,7 @@ import { parseVary, variantKey, varyKey } from '../../policies/http/cache-key.js
 import { parseSurrogateKeys, TAG_FIELDS } from '../../policies/http/surrogate-keys.js';
 import type { Freshness, PolicyRequest } from '../../policies/http/freshness.js';
 import { allowsContentLength, bodyFraming, type BodyFraming } from '../../policies/http/message-body.js';
+import { parseHttpDate } from '../../policies/http/http-date.js';
 import { freshenedHeaders, isOriginError, withoutClientValidators } from '../../policies/http/revalidation.js';
 import { shareableUnstored, type NotStoredReason } from '../../policies/http/sharing.js';
 import { endToEndResponseHeaders } from '../../policies/http/intermediary.js';
@@ -272,7 +273,8 @@ export class OriginFill {
     }
     this.body = response.body;
     const headers = endToEndResponseHeaders(originHeaders);
-    if (headers.date === undefined) headers.date = new Date(this.deps.now()).toUTCString();
+    // No Date, or one that is not an HTTP-date (RFC 9110 §6.6.1): the time the response was received.
+    if (parseHttpDate(headers.date) === undefined) headers.date = new Date(this.deps.now()).toUTCString();
     this.tags = parseSurrogateKeys(headers);
     if (!this.deps.exposeTagHeaders) for (const name of TAG_FIELDS) delete headers[name];
     // A 204 or 304 has no content whatever its fields say: undici reads no body (and reports a Content-Length it

@@ -55,6 +55,8 @@ describe('loading', () => {
     expect(loadConfig({ argv: [...ORIGIN, '--no-preserve-host'], env: {} }).config.preserveHost).toBe(false);
     expect(loadConfig({ argv: [...ORIGIN, '--trust-forwarded'], env: {} }).config.trustForwarded).toBe(true);
     expect(loadConfig({ argv: [...ORIGIN, '--cache-set-cookie=false'], env: {} }).config.cacheSetCookie).toBe(false);
+    expect(loadConfig({ argv: ORIGIN, env: {} }).config.targetedCacheControl).toBe('Edgecache-Cache-Control,CDN-Cache-Control');
+    expect(loadConfig({ argv: [...ORIGIN, '--targeted-cache-control', 'Acme-CC , CDN-Cache-Control'], env: {} }).config.targetedCacheControl).toBe('Acme-CC,CDN-Cache-Control');
   });
 
   it.each([
@@ -66,6 +68,8 @@ describe('loading', () => {
     [['--port', ...ORIGIN], /--port needs a value|expected a port/],
     [['--max-object-size', '1gb', ...ORIGIN], /larger than --memory-max/],
     [['--log-level', 'loud', ...ORIGIN], /one of fatal, error/],
+    [['--targeted-cache-control', 'CDN Cache Control', ...ORIGIN], /--targeted-cache-control: expected a comma-separated list of header field names/],
+    [['--targeted-cache-control', 'A,,B', ...ORIGIN], /--targeted-cache-control/],
   ])('rejects %j', (argv, message) => {
     expect(() => loadConfig({ argv, env: {} })).toThrow(ConfigError);
     expect(() => loadConfig({ argv, env: {} })).toThrow(message);

@@ -23,6 +23,7 @@ export interface EdgecacheConfig {
   redisMaxObjectSize: number;
   redisTimeout: number;
   redisMaxPending: number;
+  redisPurgeStreamLength: number;
   memoryMax: number;
   eviction: EvictionPolicyName;
   maxObjectSize: number;
@@ -128,6 +129,14 @@ export const SETTINGS = {
     default: '32mib',
     min: 1024,
     description: 'Most bytes of Redis writes queued and not yet answered; past it further writes are declined and counted (writesDeclined), so a slow Redis never grows memory or slows responses.',
+  },
+  redisPurgeStreamLength: {
+    kind: 'int',
+    default: 10_000,
+    min: 100,
+    max: 10_000_000,
+    description:
+      'Purges the Redis purge stream keeps (XADD MAXLEN ~). A node that was away (cut off, restarted) reads the ones it missed before serving from its memory and disk again; one that missed more drops its memory and disk tiers.',
   },
   workers: {
     kind: 'processes',

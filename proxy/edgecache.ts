@@ -28,7 +28,7 @@ import { registerPassthrough } from './http/passthrough.js';
 import { registerPurgeMethod, type Purger } from './purge/routes.js';
 import { targetOf } from './http/request-target.js';
 import { writeError } from './http/error-answer.js';
-import { broadcasting, PurgeBroadcast, type NodePurge } from './purge/broadcast.js';
+import { broadcasting, createBroadcast, type PurgeBroadcast, type NodePurge } from './purge/broadcast.js';
 import { startupError } from './startup.js';
 import { ProcessStats } from './admin/process-stats.js';
 import { countPurge, ProxyStats } from './admin/stats.js';
@@ -64,6 +64,8 @@ export interface Edgecache {
   store: CacheStore;
   stats: ProxyStats;
   pipeline: CachePipeline;
+  /** With --redis (and not under --workers, where the primary holds it): the purge stream shared with the other nodes. */
+  broadcast: PurgeBroadcast | undefined;
   /** This process's /stats document. */
   snapshot(): Promise<Record<string, unknown>>;
   /** Starts both listeners; resolves with the bound ports. */
@@ -113,6 +115,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     store,
     stats,
     pipeline,
+    broadcast: purging.broadcast,
     snapshot,
     async listen() {
       // A deep accept queue: a burst of new connections (a thousand clients at once) must not overflow it.
@@ -190,17 +193,17 @@ function setUpPurging(
     if (!invalidation) log.info({ selector, soft, affected, within: within ?? 'all' }, 'purge');
     return affected;
   };
-  const broadcast =
-    config.redis && overrides.broadcastPurges !== false
-      ? new PurgeBroadcast({ url: config.redis, prefix: config.redisPrefix, timeoutMs: config.redisTimeout, stats, log: log.child({ component: 'purge-broadcast' }) })
-      : undefined;
+  // With a shared Redis, purges may have been published while this node was down: its memory and disk answer only
+  // once it has read the purge stream (the broadcast says so; under --workers, the cluster primary does).
+  if (config.redis) store.trustLocalTiers(false);
+  const broadcast = config.redis && overrides.broadcastPurges !== false ? createBroadcast(config, stats, log) : undefined;
   const purgeNode: NodePurge = async (request, within) => {
     const affected = await purgeLocally(request, within);
     countPurge(stats, request.invalidation === true, affected);
     return affected;
   };
   const coordinator =
-    overrides.coordinator?.({ store, stats, purgeLocally }) ?? new LocalCoordinator(broadcast ? broadcasting(purgeNode, broadcast) : purgeNode);
+    overrides.coordinator?.({ store, stats, purgeLocally }) ?? new LocalCoordinator(broadcast ? broadcasting(purgeNode, broadcast, (trusted) => store.trustLocalTiers(trusted)) : purgeNode);
   return { coordinator, purge: (selector, soft) => coordinator.purge({ selector, soft }), broadcast };
 }
 

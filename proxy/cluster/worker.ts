@@ -68,6 +68,11 @@ export async function runWorker(config: EdgecacheConfig, log: Logger): Promise<v
       const { request, within } = payload as { request: PurgeRequest; within?: PurgeOptions['within'] };
       return context ? context.purgeLocally(request, within) : 0;
     }
+    if (op === 'trust-local') {
+      // The primary has (or has not) caught up with the purge stream: see PurgeBroadcast.
+      context?.store.trustLocalTiers((payload as { trusted: boolean }).trusted);
+      return true;
+    }
     if (op === 'shutdown') {
       setImmediate(() => {
         void (edgecache?.close() ?? Promise.resolve()).finally(() => process.exit(0));

@@ -312,6 +312,16 @@ export class CacheStore {
     for (const tier of tiersWithin({ memory: this.memory, all: this.tiers }, within)) await tier.flushed?.();
   }
 
+  /**
+   * Waits until the networked tiers (Redis) have answered the writes queued so far, then says whether `key`'s write
+   * landed there (recently written by this process: not declined, not failed).
+   */
+  async landedInShared(key: string): Promise<boolean> {
+    const shared = this.tiers.filter((tier) => tier.reach === 'network');
+    for (const tier of shared) await tier.flushed?.();
+    return shared.length > 0 && shared.every((tier) => tier.hasPendingWrite?.(key) === true);
+  }
+
   stats(): TierStats[] {
     return this.tiers.map((t) => t.stats());
   }

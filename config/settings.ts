@@ -24,6 +24,7 @@ export interface EdgecacheConfig {
   redisTimeout: number;
   redisMaxPending: number;
   redisPurgeStreamLength: number;
+  redisLease: number;
   memoryMax: number;
   eviction: EvictionPolicyName;
   maxObjectSize: number;
@@ -137,6 +138,13 @@ export const SETTINGS = {
     max: 10_000_000,
     description:
       'Purges the Redis purge stream keeps (XADD MAXLEN ~). A node that was away (cut off, restarted) reads the ones it missed before serving from its memory and disk again; one that missed more drops its memory and disk tiers.',
+  },
+  redisLease: {
+    kind: 'duration',
+    default: '5s',
+    min: 100,
+    description:
+      'Lease a node takes in Redis before fetching a cold key (or revalidating a stale one), so that the other nodes wait for its answer in Redis instead of fetching too; renewed while the fill lasts. A holder that dies costs its waiters at most this long.',
   },
   workers: {
     kind: 'processes',

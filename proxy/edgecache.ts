@@ -29,6 +29,7 @@ import { registerPurgeMethod, type Purger } from './purge/routes.js';
 import { targetOf } from './http/request-target.js';
 import { writeError } from './http/error-answer.js';
 import { broadcasting, createBroadcast, type PurgeBroadcast, type NodePurge } from './purge/broadcast.js';
+import { NetworkCoordinator, RedisLeases } from './cluster/redis-leases.js';
 import { startupError } from './startup.js';
 import { ProcessStats } from './admin/process-stats.js';
 import { countPurge, ProxyStats } from './admin/stats.js';
@@ -137,6 +138,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
       await admin?.close();
       await pipeline.idle();
       await purging.broadcast?.close();
+      await purging.leases?.close();
       await origin.close();
       await store.close();
     },
@@ -172,6 +174,8 @@ interface Purging {
   purge: Purger;
   /** With --redis, the channel to the other nodes (closed on shutdown). */
   broadcast: PurgeBroadcast | undefined;
+  /** With --redis, the fill leases shared with the other nodes (closed on shutdown). */
+  leases: RedisLeases | undefined;
 }
 
 /**
@@ -202,9 +206,21 @@ function setUpPurging(
     countPurge(stats, request.invalidation === true, affected);
     return affected;
   };
-  const coordinator =
+  const inner =
     overrides.coordinator?.({ store, stats, purgeLocally }) ?? new LocalCoordinator(broadcast ? broadcasting(purgeNode, broadcast, (trusted) => store.trustLocalTiers(trusted)) : purgeNode);
-  return { coordinator, purge: (selector, soft) => coordinator.purge({ selector, soft }), broadcast };
+  // With --redis a cold key costs one origin fetch across the nodes: the fetching process takes a lease in Redis.
+  const leases = config.redis
+    ? new RedisLeases({
+        url: config.redis,
+        prefix: config.redisPrefix,
+        leaseMs: config.redisLease,
+        timeoutMs: config.redisTimeout,
+        log: log.child({ component: 'fill-leases' }),
+        landed: (key) => store.landedInShared(key),
+      })
+    : undefined;
+  const coordinator = leases ? new NetworkCoordinator(inner, leases) : inner;
+  return { coordinator, purge: (selector, soft) => coordinator.purge({ selector, soft }), broadcast, leases };
 }
 
 /** The GET/HEAD pipeline, with the settings it reads. */

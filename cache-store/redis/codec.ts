@@ -43,6 +43,16 @@ export function tagKey(prefix: string, tag: string): string {
   return `${prefix}t:${tag}`;
 }
 
+/** A node's lease on fetching `key` (see proxy/cluster/redis-leases.ts). */
+export function leaseKey(prefix: string, key: string): string {
+  return `${prefix}l:${key}`;
+}
+
+/** The pub/sub channel on which a lease holder tells the waiters its fill is in Redis, or will not be. */
+export function fillChannel(prefix: string): string {
+  return `${prefix}fills`;
+}
+
 /** The Redis Stream that carries purges and invalidations to every node (see proxy/purge/broadcast.ts). */
 export function purgeStreamKey(prefix: string): string {
   return `${prefix}purge-stream`;

@@ -4,7 +4,7 @@
 // (Cache-Control: only-if-cached, so polling never refills) until their copy is gone. Reports p50/p99 of the time
 // from sending the purge to its effect on the other nodes.
 //
-//   npm run build && node scripts/bench/purge-propagation.mjs [--rounds 200]
+//   npm run build && npm run bench:purge-propagation -- [--rounds 200]
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';

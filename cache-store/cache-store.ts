@@ -66,6 +66,12 @@ export class CacheStore {
   private readonly sizes = new WeakMap<EntryMeta, number>();
   /** Recent purges, so that a write that started before one of them does not land after it. */
   private readonly purges = new PurgeLog();
+  /**
+   * False while this node may have missed purges published by other nodes (start-up, a reconnection to the purge
+   * stream, until it has caught up): peek answers nothing and lookup reads only the networked tiers, so no copy
+   * that another node purged meanwhile is served from memory or disk. See proxy/purge/broadcast.ts.
+   */
+  private localTrusted = true;
 
   constructor(options: CacheStoreOptions) {
     this.memory = options.memory;
@@ -90,6 +96,7 @@ export class CacheStore {
    */
   peek(primaryKey: string, headers: IncomingHttpHeaders): CacheEntry | undefined {
     this.leasedBody = undefined;
+    if (!this.localTrusted) return undefined;
     const record = this.memory.get(primaryKey) ?? this.peekLower(primaryKey);
     if (record === undefined || record.kind === 'entry') return record;
     const key = selectedVariant(primaryKey, record, headers);
@@ -160,6 +167,18 @@ export class CacheStore {
     return { entry: found?.record.kind === 'entry' ? found.record : undefined, key, vary: primary.record.fields };
   }
 
+  /**
+   * Whether this node's own tiers (memory, disk) may answer requests: false while it may have missed purges from
+   * other nodes (see localTrusted). Writes still go to every tier.
+   */
+  trustLocalTiers(trusted: boolean): void {
+    this.localTrusted = trusted;
+  }
+
+  get localTiersTrusted(): boolean {
+    return this.localTrusted;
+  }
+
   /** The record under `key` in memory or a synchronous tier below it, without promotion. */
   private findNear(key: string): CacheRecord | undefined {
     const record = this.memory.get(key);
@@ -186,6 +205,7 @@ export class CacheStore {
     const since = this.purges.current;
     for (let i = 0; i < this.tiers.length; i++) {
       const tier = this.tiers[i] as CacheTier;
+      if (!this.localTrusted && tier.reach !== 'network') continue;
       const record = tier.synchronous ? (tier.get(key) as CacheRecord | undefined) : await tier.get(key);
       if (record === undefined) continue;
       if (i === 0) return { record, tier: i };
@@ -313,6 +333,16 @@ export class CacheStore {
       if (problem !== undefined) problems.push(problem);
     }
     return problems;
+  }
+
+  /**
+   * Waits until the networked tiers (Redis) have answered the writes queued so far, then says whether `key`'s write
+   * landed there (recently written by this process: not declined, not failed).
+   */
+  async landedInShared(key: string): Promise<boolean> {
+    const shared = this.tiers.filter((tier) => tier.reach === 'network');
+    for (const tier of shared) await tier.flushed?.();
+    return shared.length > 0 && shared.every((tier) => tier.hasPendingWrite?.(key) === true);
   }
 
   stats(): TierStats[] {

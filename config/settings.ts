@@ -23,6 +23,8 @@ export interface EdgecacheConfig {
   redisMaxObjectSize: number;
   redisTimeout: number;
   redisMaxPending: number;
+  redisPurgeStreamLength: number;
+  redisLease: number;
   memoryMax: number;
   eviction: EvictionPolicyName;
   maxObjectSize: number;
@@ -135,6 +137,21 @@ export const SETTINGS = {
     default: '32mib',
     min: 1024,
     description: 'Most bytes of Redis writes queued and not yet answered; past it further writes are declined and counted (writesDeclined), so a slow Redis never grows memory or slows responses.',
+  },
+  redisPurgeStreamLength: {
+    kind: 'int',
+    default: 10_000,
+    min: 100,
+    max: 10_000_000,
+    description:
+      'Purges the Redis purge stream keeps (XADD MAXLEN ~). A node that was away (cut off, restarted) reads the ones it missed before serving from its memory and disk again; one that missed more drops its memory and disk tiers.',
+  },
+  redisLease: {
+    kind: 'duration',
+    default: '5s',
+    min: 100,
+    description:
+      'Lease a node takes in Redis before fetching a cold key (or revalidating a stale one), so that the other nodes wait for its answer in Redis instead of fetching too; renewed while the fill lasts. A holder that dies costs its waiters at most this long.',
   },
   workers: {
     kind: 'processes',

@@ -30,7 +30,8 @@ import { registerPassthrough } from './http/passthrough.js';
 import { registerPurgeMethod, type Purger } from './purge/routes.js';
 import { targetOf } from './http/request-target.js';
 import { writeError } from './http/error-answer.js';
-import { broadcasting, PurgeBroadcast, type NodePurge } from './purge/broadcast.js';
+import { broadcasting, createBroadcast, type PurgeBroadcast, type NodePurge } from './purge/broadcast.js';
+import { NetworkCoordinator, RedisLeases } from './cluster/redis-leases.js';
 import { startupError } from './startup.js';
 import { ProcessStats } from './admin/process-stats.js';
 import { countPurge, ProxyStats } from './admin/stats.js';
@@ -73,6 +74,8 @@ export interface Edgecache {
   metrics: ProxyMetrics;
   /** The hottest keys of this process's fresh hits (the dashboard's list). */
   hotKeys: HotKeys;
+  /** With --redis (and not under --workers, where the primary holds it): the purge stream shared with the other nodes. */
+  broadcast: PurgeBroadcast | undefined;
   /** This process's /stats document. */
   snapshot(): Promise<Record<string, unknown>>;
   /** Why this process cannot serve now (not listening, a tier closed or unable to write, draining); empty when ready. */
@@ -152,6 +155,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     await admin?.close();
     await pipeline.idle();
     await purging.broadcast?.close();
+    await purging.leases?.close();
     await origin.close();
     // Commits the disk tier's queued writes and sends Redis its queued ones before closing them.
     await store.close();
@@ -166,6 +170,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     pipeline,
     metrics,
     hotKeys,
+    broadcast: purging.broadcast,
     snapshot,
     unready,
     async listen() {
@@ -229,6 +234,8 @@ interface Purging {
   purge: Purger;
   /** With --redis, the channel to the other nodes (closed on shutdown). */
   broadcast: PurgeBroadcast | undefined;
+  /** With --redis, the fill leases shared with the other nodes (closed on shutdown). */
+  leases: RedisLeases | undefined;
 }
 
 /**
@@ -250,18 +257,30 @@ function setUpPurging(
     if (!invalidation) log.info({ selector, soft, affected, within: within ?? 'all' }, 'purge');
     return affected;
   };
-  const broadcast =
-    config.redis && overrides.broadcastPurges !== false
-      ? new PurgeBroadcast({ url: config.redis, prefix: config.redisPrefix, timeoutMs: config.redisTimeout, stats, log: log.child({ component: 'purge-broadcast' }) })
-      : undefined;
+  // With a shared Redis, purges may have been published while this node was down: its memory and disk answer only
+  // once it has read the purge stream (the broadcast says so; under --workers, the cluster primary does).
+  if (config.redis) store.trustLocalTiers(false);
+  const broadcast = config.redis && overrides.broadcastPurges !== false ? createBroadcast(config, stats, log) : undefined;
   const purgeNode: NodePurge = async (request, within) => {
     const affected = await purgeLocally(request, within);
     countPurge(stats, request.invalidation === true, affected);
     return affected;
   };
-  const coordinator =
-    overrides.coordinator?.({ store, stats, purgeLocally }) ?? new LocalCoordinator(broadcast ? broadcasting(purgeNode, broadcast) : purgeNode);
-  return { coordinator, purge: (selector, soft) => coordinator.purge({ selector, soft }), broadcast };
+  const inner =
+    overrides.coordinator?.({ store, stats, purgeLocally }) ?? new LocalCoordinator(broadcast ? broadcasting(purgeNode, broadcast, (trusted) => store.trustLocalTiers(trusted)) : purgeNode);
+  // With --redis a cold key costs one origin fetch across the nodes: the fetching process takes a lease in Redis.
+  const leases = config.redis
+    ? new RedisLeases({
+        url: config.redis,
+        prefix: config.redisPrefix,
+        leaseMs: config.redisLease,
+        timeoutMs: config.redisTimeout,
+        log: log.child({ component: 'fill-leases' }),
+        landed: (key) => store.landedInShared(key),
+      })
+    : undefined;
+  const coordinator = leases ? new NetworkCoordinator(inner, leases) : inner;
+  return { coordinator, purge: (selector, soft) => coordinator.purge({ selector, soft }), broadcast, leases };
 }
 
 /** The GET/HEAD pipeline, with the settings it reads. */

@@ -91,6 +91,7 @@ const COUNTERS: Record<Exclude<keyof ProxyStats, 'toJSON' | 'hits' | 'misses' | 
   purgesBroadcast: 'Purges and invalidations published to the other nodes sharing the Redis (--redis).',
   purgesReceived: 'Purges and invalidations received from other nodes and applied here (--redis).',
   purgeBroadcastFailures: 'Purges that could not be published at once (Redis unavailable; retried when it is back).',
+  localTierDrops: 'Times this node dropped its memory and disk tiers: the purge stream was trimmed past its position, or Redis lost its data (a new epoch).',
 };
 
 interface TierField {

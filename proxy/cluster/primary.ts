@@ -13,7 +13,7 @@ import { buildAdmin } from '../admin/admin-app.js';
 import { countPurge, ProxyStats } from '../admin/stats.js';
 import { mergeHotKeys } from '../admin/hot-keys.js';
 import { aggregateWorkers, monotonicPart, ProxyMetrics, type MetricsJson } from '../admin/metrics.js';
-import { broadcasting, PurgeBroadcast, type NodePurge } from '../purge/broadcast.js';
+import { broadcasting, createBroadcast, type PurgeBroadcast, type NodePurge } from '../purge/broadcast.js';
 import { startupError } from '../startup.js';
 import { drainOnSignal } from '../shutdown.js';
 import type { PurgeRequest } from './coordinator.js';
@@ -71,15 +71,23 @@ class Primary {
   /** A purge applied to every worker, and with --redis told to the other nodes. */
   private readonly purge: (request: PurgeRequest) => Promise<number>;
   private admin: ReturnType<typeof buildAdmin> | undefined;
+  /** Every worker has listened once (forkWorkers). */
+  private listened: () => void = () => undefined;
+  private readonly allListening = new Promise<void>((resolve) => (this.listened = resolve));
+  /** Whether the workers' memory and disk may answer (see trustLocalTiers). */
+  private localTrusted = false;
 
   constructor(
     private readonly config: EdgecacheConfig,
     private readonly log: Logger,
   ) {
-    this.broadcast = config.redis
-      ? new PurgeBroadcast({ url: config.redis, prefix: config.redisPrefix, timeoutMs: config.redisTimeout, stats: this.stats, log: log.child({ component: 'purge-broadcast' }) })
-      : undefined;
-    this.purge = this.broadcast ? broadcasting(this.purgeNode, this.broadcast) : this.purgeNode;
+    this.broadcast = config.redis ? createBroadcast(config, this.stats, log) : undefined;
+    // Purges read from the stream at start-up (or the local tiers dropped) wait for the workers to be up.
+    const whenStarted: NodePurge = async (request, within) => {
+      await this.allListening;
+      return this.purgeNode(request, within);
+    };
+    this.purge = this.broadcast ? broadcasting(whenStarted, this.broadcast, (trusted) => this.trustLocalTiers(trusted)) : this.purgeNode;
     cluster.on('exit', (worker, code, signal) => this.exited(worker, code, signal));
     this.metrics.addGauge('edgecache_workers', 'Worker processes running (under --workers).', () => this.peers.size);
   }
@@ -88,9 +96,11 @@ class Primary {
   forkWorkers(): Promise<void> {
     const all = new Promise<void>((resolve) => {
       let count = 0;
+      void this.allListening.then(resolve);
       cluster.on('listening', (worker) => {
         this.listeningWorkers.add(worker.id);
-        if (++count === this.config.workers) resolve();
+        if (this.broadcast && this.localTrusted) void this.peers.get(worker.id)?.call('trust-local', { trusted: true }, 5_000).catch(() => undefined);
+        if (++count === this.config.workers) this.listened();
       });
     });
     for (let i = 0; i < this.config.workers; i++) this.fork();
@@ -170,6 +180,8 @@ class Primary {
   private fork(): Worker {
     const sweeper = this.sweeperId === undefined;
     const worker = cluster.fork({ EDGECACHE_SWEEPER: sweeper ? '1' : '0' });
+    // A message sent as the worker exits (a purge during shutdown) fails with an 'error' event: not a crash.
+    worker.on('error', (err: Error) => this.log.debug({ err: err.message, workerPid: worker.process.pid }, 'worker channel error'));
     if (sweeper) this.sweeperId = worker.id;
     this.peers.set(worker.id, new RpcPeer(workerChannel(worker), (op, payload) => this.answer(worker, op, payload)));
     return worker;
@@ -216,6 +228,15 @@ class Primary {
     setTimeout(() => {
       if (!this.stopping) this.fork();
     }, 1000).unref();
+  }
+
+  /**
+   * Tells every worker whether its memory and disk may answer (false until this node has caught up with the purge
+   * stream); a worker forked later is told when it starts listening.
+   */
+  private trustLocalTiers(trusted: boolean): void {
+    this.localTrusted = trusted;
+    for (const peer of this.peers.values()) void peer.call('trust-local', { trusted }, 5_000).catch(() => undefined);
   }
 
   /** Applies a purge in every worker; `within: 'host'` when another node has purged the shared Redis tier already. */

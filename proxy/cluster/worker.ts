@@ -72,6 +72,11 @@ export async function runWorker(config: EdgecacheConfig, log: Logger): Promise<v
     if (op === 'metrics') return edgecache?.metrics.json((payload as { shared: boolean }).shared) ?? [];
     if (op === 'hot-keys') return edgecache?.hotKeys.top((payload as { limit: number }).limit) ?? [];
     if (op === 'unready') return edgecache?.unready() ?? ['starting'];
+    if (op === 'trust-local') {
+      // The primary has (or has not) caught up with the purge stream: see PurgeBroadcast.
+      context?.store.trustLocalTiers((payload as { trusted: boolean }).trusted);
+      return true;
+    }
     if (op === 'shutdown') {
       const { graceMs } = payload as { graceMs: number };
       void (edgecache?.drain(graceMs) ?? Promise.resolve()).finally(() => process.exit(0));

@@ -12,7 +12,8 @@ import type { EdgecacheConfig } from '../../config/settings.js';
 import { buildAdmin } from '../admin/admin-app.js';
 import { countPurge, ProxyStats } from '../admin/stats.js';
 import { broadcasting, PurgeBroadcast, type NodePurge } from '../purge/broadcast.js';
-import { startupError } from '../startup.js';
+import { startupError, startupMessage } from '../startup.js';
+import { newTicketKeys, TICKET_KEYS_ENV, TlsCredentials } from '../http/tls.js';
 import type { PurgeRequest } from './coordinator.js';
 import { FillLocks } from './fill-locks.js';
 import { RpcPeer, workerChannel } from './ipc.js';
@@ -24,11 +25,22 @@ const PURGE_TIMEOUT_MS = 120_000;
 export async function runPrimary(config: EdgecacheConfig, log: Logger): Promise<void> {
   // Each worker accepts its own connections: no per-connection hop through the primary.
   cluster.schedulingPolicy = cluster.SCHED_NONE;
+  // Unusable TLS files are told once, before any worker is forked (each worker reads them again for itself).
+  if (config.tlsCert && config.tlsKey) {
+    try {
+      TlsCredentials.load(config.tlsCert, config.tlsKey);
+    } catch (err) {
+      process.stderr.write(`edgecache: ${startupMessage(err)}\n`);
+      process.exit(1);
+    }
+  }
   // With --redis the primary speaks for the whole node: it tells the other nodes, and applies what they tell.
   if (config.redis) await loadRedisClient();
   const primary = new Primary(config, log);
   process.on('SIGINT', () => primary.stop('SIGINT'));
   process.on('SIGTERM', () => primary.stop('SIGTERM'));
+  // A renewed certificate: every worker reads --tls-cert and --tls-key again (and logs the outcome).
+  if (config.tlsCert) process.on('SIGHUP', () => primary.relaySignal('SIGHUP'));
   const listening = primary.forkWorkers();
   const adminPort = await primary.serveAdmin();
   if (adminPort === undefined) return;
@@ -56,6 +68,8 @@ class Primary {
   /** A purge applied to every worker, and with --redis told to the other nodes. */
   private readonly purge: (request: PurgeRequest) => Promise<number>;
   private admin: ReturnType<typeof buildAdmin> | undefined;
+  /** TLS session-ticket keys given to every worker (also the ones restarted later), so any worker resumes any session. */
+  private readonly ticketKeys = newTicketKeys().toString('base64');
 
   constructor(
     private readonly config: EdgecacheConfig,
@@ -106,6 +120,11 @@ class Primary {
     return (admin.server.address() as AddressInfo).port;
   }
 
+  /** Sends a signal on to every worker. */
+  relaySignal(signal: NodeJS.Signals): void {
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal);
+  }
+
   stop(signal: string): void {
     if (this.stopping) return;
     this.stopping = true;
@@ -141,7 +160,7 @@ class Primary {
 
   private fork(): Worker {
     const sweeper = this.sweeperId === undefined;
-    const worker = cluster.fork({ EDGECACHE_SWEEPER: sweeper ? '1' : '0' });
+    const worker = cluster.fork({ EDGECACHE_SWEEPER: sweeper ? '1' : '0', ...(this.config.tlsCert && { [TICKET_KEYS_ENV]: this.ticketKeys }) });
     if (sweeper) this.sweeperId = worker.id;
     this.peers.set(worker.id, new RpcPeer(workerChannel(worker), (op, payload) => this.answer(worker, op, payload)));
     return worker;

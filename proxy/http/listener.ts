@@ -5,16 +5,19 @@
  * routed by passthrough.ts and upgrade.ts. The routes themselves are registered by createEdgecache.
  */
 import http from 'node:http';
+import https from 'node:https';
 import type { Socket } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Scheme } from '../../policies/http/cache-key.js';
 import type { ProxyStats } from '../admin/stats.js';
 import { ALLOWED_METHODS, closingErrorResponse, sendError } from './error-answer.js';
-import type { HitPath } from './hit-path.js';
+import { serveHttp2 } from './h2-streams.js';
+import type { H2HitPath, HitPath } from './hit-path.js';
 import { upgradeConstraint } from './passthrough.js';
 import { PARSER_MAX_FIELDS } from './request-limits.js';
 import { registerRequestChecks } from './request-target.js';
+import type { TlsCredentials } from './tls.js';
 
 export interface ListenerOptions {
   log: Logger;
@@ -22,8 +25,12 @@ export interface ListenerOptions {
   stats: ProxyStats;
   /** Answers a fresh hit before the router, or returns false. */
   hitPath: HitPath;
-  /** The listener's scheme (see request-target.ts). */
+  /** The listener's scheme (see request-target.ts): https with `tls`. */
   scheme: Scheme;
+  /** TLS on the port (--tls-cert, --tls-key): HTTP/1.1 and HTTP/2 by ALPN. */
+  tls?: TlsCredentials | undefined;
+  /** HTTP/2: always with TLS; on a plain port with --h2c (prior knowledge). */
+  http2?: { h2c: boolean; maxStreams: number; hitPath: H2HitPath } | undefined;
 }
 
 /**
@@ -47,16 +54,21 @@ function answerConnect(socket: Socket): void {
 }
 
 /** The Fastify app of the proxy port, with its server, connection-level answers, request checks and error handlers. */
-export function createProxyApp({ log, stats, hitPath, scheme }: ListenerOptions): FastifyInstance {
+export function createProxyApp({ log, stats, hitPath, scheme, tls, http2 }: ListenerOptions): FastifyInstance {
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     // Fresh hits are answered before Fastify's router; the rest is handed to Fastify.
     serverFactory: (handler) => {
       // A missing Host is refused by the onRequest hook (one line, counted in badRequests), not by Node's bare 400.
-      const server = http.createServer({ requireHostHeader: false }, (req, res) => {
+      const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
         if (!hitPath(req, res)) handler(req, res);
-      });
+      };
+      const server = tls ? https.createServer({ ...tls.serverOptions(), requireHostHeader: false }, onRequest) : http.createServer({ requireHostHeader: false }, onRequest);
+      // HTTP/2 beside HTTP/1.1: by ALPN with TLS, by the connection preface with --h2c (h2-streams.ts).
+      if (http2 && (tls || http2.h2c)) {
+        serveHttp2(server, tls !== undefined, { maxStreams: http2.maxStreams, hitPath: http2.hitPath, handler, onRefused: () => stats.badRequests++ });
+      }
       // Fields beyond this are dropped by node:http; one more than accepted shows a request over the limit.
       server.maxHeadersCount = PARSER_MAX_FIELDS;
       // CONNECT is not proxied; without a listener Node would drop the connection without an answer.

@@ -48,7 +48,7 @@ export async function runPrimary(config: EdgecacheConfig, log: Logger): Promise<
   primary.started = true;
   log.info(
     { port: config.port, adminPort, workers: config.workers, origin: config.origin },
-    `edgecache listening on http://${config.host}:${config.port} with ${config.workers} workers, forwarding to ${config.origin}`,
+    `edgecache listening on ${config.tlsCert ? 'https' : 'http'}://${config.host}:${config.port} with ${config.workers} workers, forwarding to ${config.origin}`,
   );
 }
 

@@ -1,4 +1,4 @@
-import { X509Certificate } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -267,6 +267,37 @@ describe('certificate reload', () => {
     } finally {
       await h2Close(session);
       await secure.close();
+    }
+  });
+});
+
+describe('session-ticket keys', () => {
+  it('a session from one process resumes on another with the same ticket keys (as --workers shares them), not with others', async () => {
+    const keys = randomBytes(48);
+    const a = await startProxy(origin.url, { tlsCert: cert.certPath, tlsKey: cert.keyPath }, { ticketKeys: keys });
+    const b = await startProxy(origin.url, { tlsCert: cert.certPath, tlsKey: cert.keyPath }, { ticketKeys: Buffer.from(keys) });
+    const c = await startProxy(origin.url, { tlsCert: cert.certPath, tlsKey: cert.keyPath }, { ticketKeys: randomBytes(48) });
+    const connect = (port: number, session?: Buffer): Promise<{ reused: boolean; ticket: Buffer | undefined }> =>
+      new Promise((resolve, reject) => {
+        let ticket: Buffer | undefined;
+        const socket = tls.connect({ host: '127.0.0.1', port, ca: cert.cert, servername: 'localhost', ...(session && { session }) }, () => {
+          socket.write('GET /ticket HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n');
+        });
+        socket.on('session', (s: Buffer) => (ticket = s));
+        socket.on('data', () => undefined);
+        socket.on('end', () => {
+          resolve({ reused: socket.isSessionReused(), ticket });
+          socket.destroy();
+        });
+        socket.on('error', reject);
+      });
+    try {
+      const opening = await connect(a.port);
+      expect(opening.ticket).toBeDefined();
+      expect((await connect(b.port, opening.ticket)).reused).toBe(true);
+      expect((await connect(c.port, opening.ticket)).reused).toBe(false);
+    } finally {
+      await Promise.all([a.close(), b.close(), c.close()]);
     }
   });
 });

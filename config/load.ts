@@ -244,6 +244,7 @@ export function loadConfig({ argv, env = process.env }: LoadInput): LoadResult {
     throw new ConfigError(`invalid configuration: ${error.message} at ${error.path || '/'}`);
   }
   const config = merged as unknown as EdgecacheConfig;
+  checkTls(config, sources);
   if (config.maxObjectSize > config.memoryMax) {
     const objectSource = sources.get('maxObjectSize') as Source;
     // The default largest object follows a smaller memory budget (--memory-max 16mb alone must work); only a
@@ -266,4 +267,14 @@ export function loadConfig({ argv, env = process.env }: LoadInput): LoadResult {
 function isLoopback(host: string): boolean {
   const h = host.toLowerCase().replace(/^\[|\]$/g, '');
   return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h) || /^::ffff:127(\.\d{1,3}){3}$/.test(h);
+}
+
+/** --tls-cert and --tls-key come together; --h2c is for a plain port (TLS offers h2 through ALPN). */
+function checkTls(config: EdgecacheConfig, sources: Map<SettingName, Source>): void {
+  const cert = sources.get('tlsCert');
+  const key = sources.get('tlsKey');
+  if (cert && !key) throw new ConfigError(`${describe('tlsCert', cert)} needs --tls-key (or ${envName('tlsKey')}) too`);
+  if (key && !cert) throw new ConfigError(`${describe('tlsKey', key)} needs --tls-cert (or ${envName('tlsCert')}) too`);
+  const h2c = sources.get('h2c');
+  if (cert && config.h2c && h2c) throw new ConfigError(`${describe('h2c', h2c)} is for a plain port: with --tls-cert, HTTP/2 is negotiated by ALPN`);
 }

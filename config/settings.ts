@@ -13,6 +13,11 @@ export interface EdgecacheConfig {
   host: string;
   adminPort: number;
   adminHost: string;
+  /** PEM files; both or neither (TLS on the proxy port). */
+  tlsCert: string;
+  tlsKey: string;
+  h2MaxStreams: number;
+  h2c: boolean;
   dataDir: string;
   workers: number;
   diskMax: number;
@@ -88,6 +93,30 @@ export const SETTINGS = {
     placeholder: 'ADDR',
     description:
       'Address the admin API listens on (loopback by default). Any other address (0.0.0.0 in a container, so that probes and Prometheus reach it) requires --admin-token: then purges, from the API and the dashboard, need the token, while /livez, /readyz, /healthz and /metrics stay open to probes and scrapers.',
+  },
+  tlsCert: {
+    kind: 'string',
+    placeholder: 'FILE',
+    description:
+      'PEM certificate (chain) for the proxy port: with --tls-key it speaks TLS 1.2+ with ALPN h2 and http/1.1 (HTTP/2 and HTTP/1.1 on one port). SIGHUP reloads both files without dropping connections. Off when unset.',
+  },
+  tlsKey: {
+    kind: 'string',
+    placeholder: 'FILE',
+    description: 'PEM private key of --tls-cert (both or neither).',
+  },
+  h2MaxStreams: {
+    kind: 'int',
+    default: 100,
+    min: 1,
+    max: 10_000,
+    description: 'Most concurrent HTTP/2 streams a client may open on one connection (SETTINGS_MAX_CONCURRENT_STREAMS), with TLS or --h2c.',
+  },
+  h2c: {
+    kind: 'boolean',
+    default: false,
+    description:
+      'Also accept HTTP/2 with prior knowledge (h2c, RFC 9113 §3.3) on a plain proxy port, beside HTTP/1.1: for an edge behind a TLS-terminating load balancer. Not with --tls-cert (TLS negotiates h2 by ALPN).',
   },
   dataDir: {
     kind: 'string',

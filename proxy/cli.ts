@@ -58,7 +58,7 @@ async function main(): Promise<void> {
   const log = edgecache.app.log;
   try {
     const { port, adminPort } = await edgecache.listen();
-    log.info({ port, adminPort, origin: config.origin }, `edgecache listening on http://${config.host}:${port}, forwarding to ${config.origin}`);
+    log.info({ port, adminPort, origin: config.origin }, `edgecache listening on ${edgecache.scheme}://${config.host}:${port}, forwarding to ${config.origin}`);
   } catch (err) {
     await edgecache.close().catch(() => undefined);
     failToStart(err);
@@ -66,6 +66,8 @@ async function main(): Promise<void> {
   // One request's bug must not take every other request down with it: log it and keep serving.
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
   drainOnSignal(config.shutdownGrace, log, () => edgecache.drain(config.shutdownGrace));
+  // A renewed certificate: read --tls-cert and --tls-key again, open connections kept (edgecache.reloadTls logs it).
+  if (edgecache.scheme === 'https') process.on('SIGHUP', () => edgecache.reloadTls());
 }
 
 main().catch((err: unknown) => {

@@ -5,6 +5,7 @@
  * app. Nothing listens until `listen()`. docs/architecture.md draws the whole request path.
  */
 import type { AddressInfo } from 'node:net';
+import type { Server as TlsServer } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { CacheStore } from '../cache-store/cache-store.js';
@@ -19,8 +20,9 @@ import { buildStore, DataDirError, type StoreDependencies } from '../cache-store
 import { CachePipeline, type PipelineOptions } from './pipeline/cache-pipeline.js';
 import { OutcomeRecorder } from './pipeline/outcome.js';
 import { LocalCoordinator, type Coordinator, type PurgeRequest } from './cluster/coordinator.js';
-import { createHitPath } from './http/hit-path.js';
+import { createH2HitPath, createHitPath } from './http/hit-path.js';
 import { Drain } from './http/drain.js';
+import { TlsCredentials } from './http/tls.js';
 import { probeRawHead } from './http/raw-head.js';
 import { createLogger } from './logger.js';
 import { Forwarding } from './origin/forwarding.js';
@@ -62,6 +64,8 @@ export interface EdgecacheOverrides {
    * true; workers leave it to the cluster primary, which speaks for the whole node.
    */
   broadcastPurges?: boolean;
+  /** TLS session-ticket keys shared by the workers (cluster/primary.ts makes them); a single process makes its own. */
+  ticketKeys?: Buffer | undefined;
 }
 
 export interface Edgecache {
@@ -87,6 +91,13 @@ export interface Edgecache {
    * close, wait up to `graceMs` for the responses and fills in flight, then close() (which flushes the tiers).
    */
   drain(graceMs: number): Promise<void>;
+  /** The proxy port's scheme: https with --tls-cert. */
+  scheme: Scheme;
+  /**
+   * Reads --tls-cert and --tls-key again (SIGHUP) and uses them for new connections; returns the problem (one
+   * line) when they are unusable and the previous certificate stays. Without TLS, there is nothing to reload.
+   */
+  reloadTls(): string | undefined;
   close(): Promise<void>;
 }
 
@@ -98,11 +109,6 @@ export interface Edgecache {
  */
 const DRAIN_LINGER_MS = 1_000;
 
-/**
- * The proxy listener's scheme: plain HTTP. It decides the default port a Host may leave out (`a.test:80` is
- * `a.test`), in keys, forwarding and purges alike; a TLS listener will say 'https' (443).
- */
-const LISTENER_SCHEME: Scheme = 'http';
 
 export async function createEdgecache(config: EdgecacheConfig, overrides: EdgecacheOverrides = {}): Promise<Edgecache> {
   const now = overrides.now ?? Date.now;
@@ -131,7 +137,21 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
   await probeRawHead();
   const drain = new Drain();
   const hotKeys = new HotKeys();
-  const app = createProxyApp({ log, stats, scheme: LISTENER_SCHEME, drain, outcomes, hitPath: createHitPath(store, outcomes, now, LISTENER_SCHEME, hotKeys) });
+  // TLS (--tls-cert, --tls-key): files read and checked now, a problem is a start-up failure (exit 1).
+  const tls = config.tlsCert && config.tlsKey ? TlsCredentials.load(config.tlsCert, config.tlsKey, overrides.ticketKeys) : undefined;
+  // The listener's scheme decides the default port a Host may leave out (`a.test:80` is `a.test` on http, 443 on
+  // https), in keys, forwarding and purges alike, and https keys are apart from http ones (cache-key.ts keyPrefix).
+  const scheme: Scheme = tls ? 'https' : 'http';
+  const app = createProxyApp({
+    log,
+    stats,
+    scheme,
+    drain,
+    outcomes,
+    hitPath: createHitPath(store, outcomes, now, scheme, hotKeys),
+    tls,
+    http2: { h2c: config.h2c, maxStreams: config.h2MaxStreams, hitPath: createH2HitPath(store, outcomes, now, scheme) },
+  });
   await registerRoutes(app, config, { pipeline, purging, origin, stats, outcomes, forwarding, log });
   const processStats = new ProcessStats(stats, store);
   const snapshot = async (): Promise<Record<string, unknown>> => processStats.snapshot();
@@ -173,6 +193,14 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     broadcast: purging.broadcast,
     snapshot,
     unready,
+    scheme,
+    reloadTls() {
+      if (!tls) return 'TLS is not configured (--tls-cert, --tls-key)';
+      const problem = tls.reload(app.server as unknown as TlsServer);
+      if (problem === undefined) log.info({ cert: config.tlsCert }, 'TLS certificate and key reloaded');
+      else log.error(`TLS reload failed, keeping the previous certificate: ${problem}`);
+      return problem;
+    },
     async listen() {
       // A deep accept queue: a burst of new connections (a thousand clients at once) must not overflow it.
       await app.listen({ port: config.port, host: config.host, backlog: 4096 }).catch((err: unknown) => {

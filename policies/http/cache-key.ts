@@ -13,7 +13,7 @@ export interface RequestTarget {
   host: string;
   /** Path and query as forwarded to the origin. */
   path: string;
-  /** Primary cache key: host + path. */
+  /** Primary cache key: host + path, after `https://` when the request came in over TLS (see {@link keyPrefix}). */
   key: string;
 }
 
@@ -91,6 +91,7 @@ export const TARGET_PROBLEMS = {
   noHost: problem('missing or empty Host header'),
   severalHosts: problem('more than one Host header'),
   badHost: problem('malformed Host header'),
+  authorityMismatch: problem('Host header differs from :authority'),
 } as const;
 
 /**
@@ -106,11 +107,47 @@ export function checkTarget(url: string, hostHeader: string | undefined, rawHead
   return normalizeHost(hostHeader, scheme) ?? TARGET_PROBLEMS.badHost;
 }
 
+/**
+ * What a primary key starts with: nothing for plain HTTP (the keys edgecache always had), `https://` for a request
+ * that came in over TLS. The scheme is part of the key (RFC 9111 §2: the key is the target URI), so an answer given
+ * to http clients (a redirect to https, say) is never served to https clients, and a cache that moves from a
+ * plain to a TLS port, or a Redis tier shared with plain-HTTP nodes, keeps the two apart.
+ */
+export function keyPrefix(scheme: Scheme): string {
+  return scheme === 'https' ? HTTPS_KEY_PREFIX : '';
+}
+
+const HTTPS_KEY_PREFIX = 'https://';
+
+/** The primary key of `path` on `host` for each scheme: a purge by URL removes both (purging more is safe). */
+export function keysForSchemes(host: string, path: string): string[] {
+  return [host + path, HTTPS_KEY_PREFIX + host + path];
+}
+
+/** Where a primary key's host starts (after the scheme prefix of an https key). */
+export function hostStart(key: string): number {
+  return key.startsWith(HTTPS_KEY_PREFIX) ? HTTPS_KEY_PREFIX.length : 0;
+}
+
+/**
+ * checkTarget for an HTTP/2 request (RFC 9113 §8.3.1): `:authority` stands for Host; a Host field may come
+ * instead (a request translated from HTTP/1.1) or beside it, and then must say the same. Returns the normalised
+ * authority or the problem; allocates nothing.
+ */
+export function checkH2Target(path: string, authority: string | undefined, host: string | string[] | undefined, scheme: Scheme): string | TargetProblem {
+  if (path.charCodeAt(0) !== 47 /* / */) return path === '*' ? TARGET_PROBLEMS.asteriskForm : TARGET_PROBLEMS.notOriginForm;
+  if (Array.isArray(host)) return TARGET_PROBLEMS.severalHosts;
+  if (authority !== undefined && host !== undefined && host !== authority) return TARGET_PROBLEMS.authorityMismatch;
+  const value = authority ?? host;
+  if (value === undefined || value === '') return TARGET_PROBLEMS.noHost;
+  return normalizeHost(value, scheme) ?? TARGET_PROBLEMS.badHost;
+}
+
 /** The target of a request whose Host checkTarget returned: path and query as forwarded (fragment removed), key. */
 export function requestTarget(url: string, host: string, scheme: Scheme): RequestTarget {
   const hash = url.indexOf('#');
   const path = hash === -1 ? url : url.slice(0, hash);
-  return { scheme, host, path, key: host + path };
+  return { scheme, host, path, key: keyPrefix(scheme) + host + path };
 }
 
 /** checkTarget, then requestTarget. */

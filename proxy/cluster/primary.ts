@@ -14,8 +14,9 @@ import { countPurge, ProxyStats } from '../admin/stats.js';
 import { mergeHotKeys } from '../admin/hot-keys.js';
 import { aggregateWorkers, monotonicPart, ProxyMetrics, type MetricsJson } from '../admin/metrics.js';
 import { broadcasting, createBroadcast, type PurgeBroadcast, type NodePurge } from '../purge/broadcast.js';
-import { startupError } from '../startup.js';
+import { startupError, startupMessage } from '../startup.js';
 import { drainOnSignal } from '../shutdown.js';
+import { newTicketKeys, TICKET_KEYS_ENV, TlsCredentials } from '../http/tls.js';
 import type { PurgeRequest } from './coordinator.js';
 import { FillLocks } from './fill-locks.js';
 import { RpcPeer, workerChannel } from './ipc.js';
@@ -32,10 +33,21 @@ const PURGE_TIMEOUT_MS = 120_000;
 export async function runPrimary(config: EdgecacheConfig, log: Logger): Promise<void> {
   // Each worker accepts its own connections: no per-connection hop through the primary.
   cluster.schedulingPolicy = cluster.SCHED_NONE;
+  // Unusable TLS files are told once, before any worker is forked (each worker reads them again for itself).
+  if (config.tlsCert && config.tlsKey) {
+    try {
+      TlsCredentials.load(config.tlsCert, config.tlsKey);
+    } catch (err) {
+      process.stderr.write(`edgecache: ${startupMessage(err)}\n`);
+      process.exit(1);
+    }
+  }
   // With --redis the primary speaks for the whole node: it tells the other nodes, and applies what they tell.
   if (config.redis) await loadRedisClient();
   const primary = new Primary(config, log);
   drainOnSignal(config.shutdownGrace, log, () => primary.stop());
+  // A renewed certificate: every worker reads --tls-cert and --tls-key again (and logs the outcome).
+  if (config.tlsCert) process.on('SIGHUP', () => primary.relaySignal('SIGHUP'));
   const listening = primary.forkWorkers();
   const adminPort = await primary.serveAdmin();
   if (adminPort === undefined) return;
@@ -43,7 +55,7 @@ export async function runPrimary(config: EdgecacheConfig, log: Logger): Promise<
   primary.started = true;
   log.info(
     { port: config.port, adminPort, workers: config.workers, origin: config.origin },
-    `edgecache listening on http://${config.host}:${config.port} with ${config.workers} workers, forwarding to ${config.origin}`,
+    `edgecache listening on ${config.tlsCert ? 'https' : 'http'}://${config.host}:${config.port} with ${config.workers} workers, forwarding to ${config.origin}`,
   );
 }
 
@@ -76,6 +88,8 @@ class Primary {
   private readonly allListening = new Promise<void>((resolve) => (this.listened = resolve));
   /** Whether the workers' memory and disk may answer (see trustLocalTiers). */
   private localTrusted = false;
+  /** TLS session-ticket keys given to every worker (also the ones restarted later), so any worker resumes any session. */
+  private readonly ticketKeys = newTicketKeys().toString('base64');
 
   constructor(
     private readonly config: EdgecacheConfig,
@@ -137,6 +151,11 @@ class Primary {
     return (admin.server.address() as AddressInfo).port;
   }
 
+  /** Sends a signal on to every worker. */
+  relaySignal(signal: NodeJS.Signals): void {
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal);
+  }
+
   /**
    * The graceful shutdown of the node: /readyz says 503 at once, every worker drains (stops accepting, serves what
    * arrives on open connections with Connection: close, lets responses and fills in flight finish within
@@ -179,7 +198,7 @@ class Primary {
 
   private fork(): Worker {
     const sweeper = this.sweeperId === undefined;
-    const worker = cluster.fork({ EDGECACHE_SWEEPER: sweeper ? '1' : '0' });
+    const worker = cluster.fork({ EDGECACHE_SWEEPER: sweeper ? '1' : '0', ...(this.config.tlsCert && { [TICKET_KEYS_ENV]: this.ticketKeys }) });
     // A message sent as the worker exits (a purge during shutdown) fails with an 'error' event: not a crash.
     worker.on('error', (err: Error) => this.log.debug({ err: err.message, workerPid: worker.process.pid }, 'worker channel error'));
     if (sweeper) this.sweeperId = worker.id;

@@ -11,6 +11,7 @@ import { RpcPeer, type Channel } from './ipc.js';
 import { createEdgecache, type CoordinatorContext, type Edgecache } from '../edgecache.js';
 import { startupMessage } from '../startup.js';
 import { drainOnSignal } from '../shutdown.js';
+import { inheritedTicketKeys } from '../http/tls.js';
 
 interface LockAnswer {
   owner: boolean;
@@ -84,6 +85,8 @@ export async function runWorker(config: EdgecacheConfig, log: Logger): Promise<v
     }
     throw new Error(`unknown operation ${op}`);
   });
+  // The primary relays SIGHUP (a renewed certificate) to every worker; one still starting has read the files.
+  if (config.tlsCert) process.on('SIGHUP', () => edgecache?.reloadTls());
   try {
     edgecache = await createEdgecache(config, {
       logger: log,
@@ -91,6 +94,8 @@ export async function runWorker(config: EdgecacheConfig, log: Logger): Promise<v
       sweeper: process.env.EDGECACHE_SWEEPER === '1',
       // The primary exchanges purges with the other nodes for every worker of this one.
       broadcastPurges: false,
+      // Every worker encrypts TLS session tickets with the primary's keys: any worker resumes any session.
+      ticketKeys: inheritedTicketKeys(process.env),
       coordinator: (ctx) => {
         context = ctx;
         return new ClusterCoordinator(peer, ctx);

@@ -27,7 +27,19 @@ interface Prepared {
   headStart: string | undefined;
   /** The whole hit head for the current Age. */
   head: PreparedHead | undefined;
+  /** The HTTP/2 hit's header object (h2HitHeaders), made on the first h2 hit, and the Age it carries. */
+  h2: H2Fields | undefined;
+  h2Age: number;
 }
+
+/** An HTTP/2 response header object: `:status` and the fields. */
+export type H2Fields = Record<string, WireValue | number>;
+
+/**
+ * Fields HTTP/2 does not carry (RFC 9113 §8.2.2: connection-specific; node:http2 refuses to send them). Stored
+ * responses never have them (hop-by-hop fields are not stored), so this only guards the h2 header object.
+ */
+const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 
 const SKIPPED_FROM_STORE = new Set(['age', 'content-length', 'cache-status', 'via', 'x-cache']);
 
@@ -44,7 +56,7 @@ function prepare(entry: CacheEntry): Prepared {
   const hit = [...base, ...length, 'age', '', ...outcomeFields('HIT', { hit: true })];
   const fields = rawHeadSupported() ? serializeFields(hit.slice(0, -6)) : undefined;
   const headStart = fields === undefined ? undefined : flat([statusLine(entry.meta.status), fields]);
-  const prepared: Prepared = { hit, base, originCacheStatus: headers['cache-status'], age: NaN, headStart, head: undefined };
+  const prepared: Prepared = { hit, base, originCacheStatus: headers['cache-status'], age: NaN, headStart, head: undefined, h2: undefined, h2Age: NaN };
   preparedByMeta.set(entry.meta, prepared);
   return prepared;
 }
@@ -121,4 +133,30 @@ function hitPrepared(entry: CacheEntry, now: number): Prepared {
     }
   }
   return p;
+}
+
+/**
+ * The h2 hit path's header object (h2-streams.ts): `:status` and the same fields as the HTTP/1.1 hit head, built
+ * once per entry, with Age and Cache-Status refreshed when the whole seconds of Age change. node:http2 copies it in
+ * `stream.respond()`, so one object serves every hit.
+ */
+export function h2HitHeaders(entry: CacheEntry, now: number): H2Fields {
+  const p = hitPrepared(entry, now);
+  let fields = p.h2;
+  if (fields === undefined) {
+    fields = { ':status': entry.meta.status };
+    const h = p.hit;
+    for (let i = 0; i < h.length; i += 2) {
+      const name = h[i] as string;
+      if (!CONNECTION_SPECIFIC.has(name)) fields[name] = h[i + 1] as WireValue;
+    }
+    p.h2 = fields;
+    p.h2Age = p.age;
+  } else if (p.h2Age !== p.age) {
+    const h = p.hit;
+    fields.age = h[h.length - 5] as string;
+    fields['cache-status'] = h[h.length - 1] as string;
+    p.h2Age = p.age;
+  }
+  return fields;
 }

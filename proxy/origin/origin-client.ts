@@ -21,6 +21,8 @@ export interface OriginRequest {
   path: string;
   headers: Record<string, string | string[]>;
   signal?: AbortSignal;
+  /** Each interim (1xx) response the origin sends before the final one (undici's `onInfo`). */
+  onInfo?: (status: number, headers: Record<string, string | string[] | undefined>) => void;
 }
 
 export class OriginClient {
@@ -60,6 +62,7 @@ export class OriginClient {
       path: this.basePath + request.path,
       headers: request.headers,
       ...(request.signal && { signal: request.signal }),
+      ...(request.onInfo && { onInfo: ({ statusCode, headers }: { statusCode: number; headers: Record<string, string | string[] | undefined> }) => request.onInfo?.(statusCode, headers) }),
     });
     if (onHeaders === undefined) return response;
     return response.then((data) => {

@@ -5,6 +5,7 @@
  * short-cuts the commonest case, and everything else is decided here.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { writeInterim } from '../http/interim.js';
 import type { Logger } from 'pino';
 import type { CacheStore } from '../../cache-store/cache-store.js';
 import type { CacheEntry } from '../../cache-store/entry.js';
@@ -314,6 +315,7 @@ export class CachePipeline {
         path: target.path,
         headers: this.options.forwarding.requestHeaders(req.headers, target, req.socket.remoteAddress, false),
         signal: abort.signal,
+        onInfo: (interimStatus, fields) => writeInterim(req, res, interimStatus, fields),
       });
       const status = response.statusCode;
       const headers = this.options.forwarding.responseHeaders(response.headers as Record<string, string | string[] | undefined>);

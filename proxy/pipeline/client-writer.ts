@@ -20,6 +20,7 @@ import type { EntryOutcome, FillConsumer, FillOutcome, OriginFill, StreamedHead 
 import { clientValidatorsMatch, notModifiedFields } from '../../policies/http/conditionals.js';
 import { hasNoContent } from '../../policies/http/message-body.js';
 import { writeOriginFailure } from '../http/error-answer.js';
+import { writeInterim } from '../http/interim.js';
 import type { ProxyStats } from '../admin/stats.js';
 import { outcomeFields, type OutcomeRecorder, type XCache } from './outcome.js';
 
@@ -80,6 +81,12 @@ export class ClientWriter implements FillConsumer {
   private held: Buffer[] = [];
   private holdTimer: NodeJS.Immediate | undefined;
   private waitTimer: NodeJS.Timeout | undefined;
+
+  /** An interim response from the origin, while this client waits for the final one. */
+  interim(status: number, headers: Readonly<Record<string, string | string[] | undefined>>): void {
+    if (this.finished || this.pending !== undefined) return;
+    writeInterim(this.req, this.res, status, headers);
+  }
 
   constructor(
     private readonly req: IncomingMessage,

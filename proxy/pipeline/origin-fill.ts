@@ -79,6 +79,8 @@ export interface FillConsumer {
   error(err: unknown, fallback?: EntryOutcome): void;
   /** A waiter that may not receive this response (not shareable, or another Vary variant): fetch alone. */
   detached(): void;
+  /** An interim (1xx) response from the origin, before head(): relayed, never stored (http/interim.ts). */
+  interim?(status: number, headers: Readonly<Record<string, string | string[] | undefined>>): void;
 }
 
 export interface FillDependencies {
@@ -169,7 +171,12 @@ export class OriginFill {
       if (validators['if-none-match']) headers['if-none-match'] = validators['if-none-match'];
       if (validators['if-modified-since']) headers['if-modified-since'] = validators['if-modified-since'];
     }
-    this.deps.origin.request({ method: 'GET', path: this.request.path, headers, signal: this.abort.signal }).then(
+    // Interim responses (103 Early Hints...) go to the clients waiting now and nowhere else: never into the entry.
+    const onInfo = (status: number, fields: Record<string, string | string[] | undefined>): void => {
+      if (this.state !== 'connecting') return;
+      for (const consumer of this.consumers.keys()) consumer.interim?.(status, fields);
+    };
+    this.deps.origin.request({ method: 'GET', path: this.request.path, headers, signal: this.abort.signal, onInfo }).then(
       (response) => {
         try {
           this.onResponse(response);

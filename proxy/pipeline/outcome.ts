@@ -33,6 +33,13 @@ export const TIER_INDEX: Record<ResultTier, number> = { memory: 0, disk: 1, redi
  * A response's X-Cache and Cache-Status, as field pairs: edgecache's Cache-Status member goes after those of
  * caches nearer the origin (`upstream`, the response's own Cache-Status), RFC 9211 §2.
  */
+/** What the access log reads of a request (an h2 stream's pseudo-headers give these). */
+export interface H2LogRequest {
+  method: string;
+  url: string;
+  headers: { host?: string | undefined };
+}
+
 export function outcomeFields(xcache: XCache, cacheStatus: CacheStatusFields, upstream?: string | string[]): [string, XCache, string, string] {
   return ['x-cache', xcache, 'cache-status', appendCacheStatus(upstream, formatCacheStatus(cacheStatus))];
 }
@@ -84,6 +91,18 @@ export class OutcomeRecorder {
     const seconds = (performance.now() - startedAt) / 1000;
     this.metrics.requestDuration.observe(0, seconds);
     this.accessLog?.write(req, res.statusCode, 0, tier, req.socket.bytesWritten - startBytes, 0, seconds * 1000);
+  }
+
+  /**
+   * The h2 hit path's fresh hit (no request or response object there): counted, timed and logged like an
+   * HTTP/1.1 hit. `bytes`: the body length sent (h2 frames headers apart).
+   */
+  h2Hit(request: H2LogRequest, status: number, tier: number, startedAt: number, bytes: number): void {
+    this.stats.hits++;
+    this.metrics.countRequest(0, tier);
+    const seconds = (performance.now() - startedAt) / 1000;
+    this.metrics.requestDuration.observe(0, seconds);
+    this.accessLog?.write(request as IncomingMessage, status, 0, tier, bytes, 0, seconds * 1000);
   }
 
   get logging(): boolean {

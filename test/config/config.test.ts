@@ -115,6 +115,15 @@ describe('loading', () => {
     });
   });
 
+  it('--tls-cert and --tls-key come together (flags, environment, file); --h2c is for a plain port', () => {
+    expect(() => loadConfig({ argv: [...ORIGIN, '--tls-cert', 'a.crt'], env: {} })).toThrow(/^--tls-cert needs --tls-key \(or EDGECACHE_TLS_KEY\) too$/);
+    expect(() => loadConfig({ argv: ORIGIN, env: { EDGECACHE_TLS_KEY: 'a.key' } })).toThrow(/^EDGECACHE_TLS_KEY needs --tls-cert/);
+    expect(() => loadConfig({ argv: [...ORIGIN, '--tls-cert', 'a.crt', '--tls-key', 'a.key', '--h2c'], env: {} })).toThrow(/--h2c is for a plain port/);
+    const { config } = loadConfig({ argv: [...ORIGIN, '--h2-max-streams', '50'], env: { EDGECACHE_TLS_CERT: 'a.crt', EDGECACHE_TLS_KEY: 'a.key' } });
+    expect([config.tlsCert, config.tlsKey, config.h2MaxStreams, config.h2c]).toEqual(['a.crt', 'a.key', 50, false]);
+    expect(() => loadConfig({ argv: [...ORIGIN, '--h2-max-streams', '0'], env: {} })).toThrow(/--h2-max-streams/);
+  });
+
   it('every setting has a flag, an environment variable and documentation', () => {
     const help = helpText();
     const reference = configReference();

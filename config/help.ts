@@ -13,6 +13,7 @@ const PLACEHOLDER: Record<SettingSpec['kind'], string> = {
   boolean: '',
   enum: 'NAME',
   percent: 'PCT',
+  list: 'LIST',
 };
 
 function usageOf(spec: SettingSpec, flag: string): string {

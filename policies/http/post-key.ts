@@ -37,7 +37,7 @@ function mediaType(contentType: string | undefined): string {
 }
 
 /** application/json and the structured syntax suffix +json (RFC 6839). */
-export function isJsonMediaType(type: string): boolean {
+function isJsonMediaType(type: string): boolean {
   return type === 'application/json' || type.endsWith('+json');
 }
 

@@ -2,6 +2,7 @@
  * The connection pool to the origin (undici Pool) and the mapping of its failures to gateway errors:
  * nothing listening → 502, no headers in time → 504 (RFC 9110 §15.6.3, §15.6.5).
  */
+import type { Readable } from 'node:stream';
 import { Pool, errors, type Dispatcher } from 'undici';
 
 export interface OriginClientOptions {
@@ -13,7 +14,9 @@ export interface OriginClientOptions {
 }
 
 export interface OriginRequest {
-  method: 'GET' | 'HEAD';
+  method: 'GET' | 'HEAD' | 'POST';
+  /** A cached POST's body, buffered (see pipeline/post-pipeline.ts), or a stream of it when it is not cached. */
+  body?: Buffer | Readable;
   /** Path and query as received; the origin's base path is prepended. */
   path: string;
   headers: Record<string, string | string[]>;
@@ -52,6 +55,7 @@ export class OriginClient {
       method: request.method,
       path: this.basePath + request.path,
       headers: request.headers,
+      ...(request.body !== undefined && { body: request.body }),
       ...(request.signal && { signal: request.signal }),
     });
   }

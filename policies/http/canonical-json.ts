@@ -11,13 +11,6 @@
 /** Deepest nesting canonicalised (the parser recurses); deeper documents are digested as sent. */
 export const MAX_DEPTH = 256;
 
-const WHITESPACE = /[ \t\n\r]*/y;
-// (Control characters are what the JSON grammar forbids raw in strings: these patterns must name them.)
-/* eslint-disable no-control-regex */
-/** A string token whose text is already canonical: no escapes (control characters may not appear raw). */
-const PLAIN_STRING = /"[^"\\\u0000-\u001f]*"/y;
-const STRING = /"(?:[^"\\\u0000-\u001f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"/y;
-/* eslint-enable no-control-regex */
 const NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
 
 class Invalid extends Error {}
@@ -36,9 +29,14 @@ class Canonicaliser {
   }
 
   private space(): void {
-    WHITESPACE.lastIndex = this.at;
-    WHITESPACE.test(this.text);
-    this.at = WHITESPACE.lastIndex;
+    const text = this.text;
+    let i = this.at;
+    for (;;) {
+      const c = text.charCodeAt(i);
+      if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) break;
+      i++;
+    }
+    this.at = i;
   }
 
   private match(pattern: RegExp): string | undefined {
@@ -55,11 +53,11 @@ class Canonicaliser {
     if (c === 0x7b /* { */) return this.object(depth, ignore);
     if (c === 0x5b /* [ */) return this.array(depth);
     if (c === 0x22 /* " */) return this.string();
-    for (const literal of ['true', 'false', 'null']) {
-      if (this.text.startsWith(literal, this.at)) {
-        this.at += literal.length;
-        return literal;
-      }
+    const literal = c === 0x74 ? 'true' : c === 0x66 ? 'false' : c === 0x6e ? 'null' : undefined;
+    if (literal !== undefined) {
+      if (!this.text.startsWith(literal, this.at)) throw INVALID;
+      this.at += literal.length;
+      return literal;
     }
     const number = this.match(NUMBER);
     if (number === undefined) throw INVALID;
@@ -68,11 +66,28 @@ class Canonicaliser {
 
   /** The string token in canonical form, and its decoded value. */
   private stringToken(): { text: string; value: string } {
-    const plain = this.match(PLAIN_STRING);
-    if (plain !== undefined) return { text: plain, value: plain.slice(1, -1) };
-    const escaped = this.match(STRING);
-    if (escaped === undefined) throw INVALID;
-    const value = JSON.parse(escaped) as string;
+    const text = this.text;
+    const start = this.at;
+    let i = start + 1;
+    let escaped = false;
+    for (;;) {
+      const c = text.charCodeAt(i);
+      if (c === 0x22 /* " */) break;
+      if (c === 0x5c /* \ */) {
+        escaped = true;
+        i += 2;
+        continue;
+      }
+      // The end of the text (NaN), or a control character, which may not appear raw.
+      if (!(c >= 0x20)) throw INVALID;
+      i++;
+    }
+    const token = text.slice(start, i + 1);
+    this.at = i + 1;
+    // Without escapes the token is already canonical; with them JSON.parse checks and decodes them (a SyntaxError
+    // for a bad one), and JSON.stringify writes the minimal ones.
+    if (!escaped) return { text: token, value: token.slice(1, -1) };
+    const value = JSON.parse(token) as string;
     return { text: JSON.stringify(value), value };
   }
 
@@ -135,7 +150,7 @@ export function canonicalJson(text: string, ignore?: ReadonlySet<string>): strin
   try {
     return new Canonicaliser(text).document(ignore !== undefined && ignore.size > 0 ? ignore : undefined);
   } catch (err) {
-    if (err instanceof Invalid || err instanceof RangeError) return undefined;
+    if (err instanceof Invalid || err instanceof RangeError || err instanceof SyntaxError) return undefined;
     throw err;
   }
 }

@@ -19,6 +19,7 @@ import type { CacheEntry } from '../../cache-store/entry.js';
 import type { RequestTarget } from '../../policies/http/cache-key.js';
 import type { CacheStatusFields, ForwardReason } from '../../policies/http/cache-status.js';
 import type { Freshness } from '../../policies/http/freshness.js';
+import { parseCacheControl } from '../../policies/http/cache-control.js';
 import { allowsContentLength, hasNoContent } from '../../policies/http/message-body.js';
 import { keyedFields } from '../../policies/http/post-freshness.js';
 import { bodyDigest, credentialDigest, isCachedPostPath, postKey, type PostKeyRules } from '../../policies/http/post-key.js';
@@ -85,6 +86,11 @@ export class PostPipeline {
       const verdict = freshness.evaluate(entry.meta, req.headers, this.options.now());
       if (verdict === 'fresh') return this.serveEntry(req, res, entry, 'HIT', { hit: true });
       if (verdict === 'stale-allowed') return this.serveEntry(req, res, entry, 'STALE', { hit: true, detail: 'max-stale' });
+    }
+    if (req.headers['cache-control'] !== undefined && parseCacheControl(req.headers['cache-control']).has('only-if-cached')) {
+      // RFC 9111 §5.2.1.7: from the cache or 504, never from the origin.
+      writeError(res, 504, 'not in cache (only-if-cached)', { xcache: 'MISS', cacheStatus: { detail: 'only-if-cached' } });
+      return;
     }
     // Answers shared across credentials are still fetched once per credential (only the stored copy is shared).
     const coalesceKey = rules.shared ? `${key} ${credentialDigest(req.headers, { ...rules, shared: false })}` : key;

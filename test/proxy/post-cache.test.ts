@@ -121,6 +121,11 @@ describe('cached POSTs', () => {
     const again = await post(`${proxy.url}/v1/embeddings`, '{"request_id":2,"input":"x","user":"u2"}');
     expect(again.headers['x-cache']).toBe('HIT');
     expect((await post(`${proxy.url}/v1/embeddings`, '{"input":"y","user":"u1"}')).headers['x-cache']).toBe('MISS');
+    // only-if-cached: the cache or 504, never the origin.
+    const calls = origin.count();
+    expect((await post(`${proxy.url}/v1/embeddings`, '{"input":"x"}', { 'cache-control': 'only-if-cached' })).headers['x-cache']).toBe('HIT');
+    expect((await post(`${proxy.url}/v1/embeddings`, '{"input":"z"}', { 'cache-control': 'only-if-cached' })).status).toBe(504);
+    expect(origin.count()).toBe(calls);
   });
 
   it('stores 200s only, for --cache-post-ttl unless the origin says otherwise', async () => {

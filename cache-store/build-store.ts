@@ -76,5 +76,5 @@ export function buildStore({ config, freshness, log, now, sweeper }: StoreDepend
       }),
     );
   }
-  return new CacheStore({ memory, lower, maxVariants: config.maxVariants, writeMode: config.diskWrite });
+  return new CacheStore({ memory, lower, maxVariants: config.maxVariants, writeMode: config.diskWrite, postEntries: (config.cachePost?.length ?? 0) > 0 });
 }

@@ -10,6 +10,7 @@ import { PurgeLog, type PurgeSubject, type PurgeVerdict } from './purge-log.js';
 import { purgeTiers, softened, tiersWithin, urlKeys, writeMeta, type PurgeOptions, type PurgeSelector } from './purge.js';
 import { selectedVariant, variantKeys, varyRecordWith } from './vary.js';
 import type { CacheTier, SyncCacheTier, TierStats } from './tier.js';
+import { postTag } from '../policies/http/post-key.js';
 
 /**
  * What became of a write: stored as given; stored already stale (a soft purge addressed it while it was
@@ -49,6 +50,11 @@ export interface CacheStoreOptions {
    * path). spill: new responses go to memory only, and reach the lower tiers when memory lets them go.
    */
   writeMode?: 'through' | 'spill';
+  /**
+   * POST answers are cached (--cache-post): a purge of a URL also removes its POST entries, found by their tag
+   * (postTag) rather than by scanning the tiers.
+   */
+  postEntries?: boolean;
 }
 
 export class CacheStore {
@@ -72,6 +78,7 @@ export class CacheStore {
    * that another node purged meanwhile is served from memory or disk. See proxy/purge/broadcast.ts.
    */
   private localTrusted = true;
+  private readonly postEntries: boolean;
 
   constructor(options: CacheStoreOptions) {
     this.memory = options.memory;
@@ -85,6 +92,7 @@ export class CacheStore {
     // Spill is about the disk tier: a shared (asynchronous) tier is still written every response.
     this.writeTiers = options.writeMode === 'spill' ? [options.memory, ...(options.lower ?? []).filter((t) => !t.synchronous)] : this.tiers;
     this.maxVariants = options.maxVariants;
+    this.postEntries = options.postEntries ?? false;
   }
 
   /**
@@ -177,6 +185,30 @@ export class CacheStore {
 
   get localTiersTrusted(): boolean {
     return this.localTrusted;
+  }
+
+  /**
+   * The entry stored under exactly this key (a cached POST's, see putExact), through every tier, a lower hit
+   * copied into the tiers above as in lookup.
+   */
+  async lookupExact(key: string): Promise<CacheEntry | undefined> {
+    const found = await this.find(key);
+    return found?.record.kind === 'entry' ? found.record : undefined;
+  }
+
+  /**
+   * Stores an entry under its own full key, leaving its URL's primary key alone: a cached POST's answer, which
+   * must neither replace nor be selected by the URL's GET entry or Vary record. `since` as for put().
+   */
+  async putExact(entry: CacheEntry, since = this.purges.current): Promise<PutResult> {
+    const admitted = this.admit(entry, since);
+    if (admitted === undefined) return 'dropped';
+    await this.setAll(admitted.meta.key, admitted);
+    if (this.admit(admitted, since) === undefined) {
+      await this.deleteKeys([admitted.meta.key]);
+      return 'dropped';
+    }
+    return admitted === entry ? 'stored' : 'stale';
   }
 
   /** The record under `key` in memory or a synchronous tier below it, without promotion. */
@@ -315,6 +347,9 @@ export class CacheStore {
 
   /** Purges what the selector addresses from every tier (or those `within` a reach); returns how many entries were affected. */
   async purge(selector: PurgeSelector, options: PurgeOptions): Promise<number> {
+    if (this.postEntries && selector.urls !== undefined && selector.urls.length > 0) {
+      selector = { ...selector, tags: [...(selector.tags ?? []), ...selector.urls.map(postTag)] };
+    }
     // First of all: from now on, writes that started before this purge are checked against it (see put).
     this.purges.record(selector, options.soft);
     return purgeTiers({ memory: this.memory, all: this.tiers }, selector, options);

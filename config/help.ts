@@ -14,6 +14,7 @@ const PLACEHOLDER: Record<SettingSpec['kind'], string> = {
   enum: 'NAME',
   percent: 'PCT',
   fields: 'NAME,...',
+  list: 'LIST',
 };
 
 function usageOf(spec: SettingSpec, flag: string): string {

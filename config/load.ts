@@ -51,6 +51,7 @@ const EXPECTED: Record<SettingSpec['kind'], string> = {
   enum: 'one of',
   percent: 'a percentage from 0 to 100',
   fields: 'a comma-separated list of header field names',
+  list: 'a comma-separated list (in the config file: a list of strings)',
 };
 
 function expected(spec: SettingSpec): string {
@@ -79,6 +80,8 @@ function fileTypeOk(spec: SettingSpec, raw: unknown): boolean {
     case 'size':
     case 'duration':
       return typeof raw === 'number' || typeof raw === 'string';
+    case 'list':
+      return Array.isArray(raw) && raw.every((item) => typeof item === 'string');
     default:
       return typeof raw === 'string';
   }
@@ -86,6 +89,7 @@ function fileTypeOk(spec: SettingSpec, raw: unknown): boolean {
 
 /** Text (flag, env) or JSON value (file) to the setting's type; undefined when it cannot be read. */
 function coerce(spec: SettingSpec, raw: unknown): unknown {
+  if (spec.kind === 'list') return listOf(raw);
   if (typeof raw !== 'string' && typeof raw !== 'number' && typeof raw !== 'boolean') return undefined;
   switch (spec.kind) {
     case 'string':
@@ -135,6 +139,17 @@ function coerce(spec: SettingSpec, raw: unknown): unknown {
   }
 }
 
+/**
+ * A list from text (comma-separated) or a config file's array of strings: items trimmed, empty ones dropped.
+ * An item with a comma in a file's list, or a list with nothing in it, cannot be read.
+ */
+function listOf(raw: unknown): readonly string[] | undefined {
+  const items = typeof raw === 'string' ? raw.split(',') : Array.isArray(raw) && raw.every((i) => typeof i === 'string' && !i.includes(',')) ? (raw as string[]) : undefined;
+  if (items === undefined) return undefined;
+  const list = items.map((item) => item.trim()).filter((item) => item.length > 0);
+  return list.length > 0 ? list : undefined;
+}
+
 function schemaFor(spec: SettingSpec): TSchema {
   const range = { ...(spec.min !== undefined && { minimum: spec.min }), ...(spec.max !== undefined && { maximum: spec.max }) };
   switch (spec.kind) {
@@ -151,6 +166,8 @@ function schemaFor(spec: SettingSpec): TSchema {
       return Type.Boolean();
     case 'enum':
       return Type.Union((spec.values ?? []).map((v) => Type.Literal(v)));
+    case 'list':
+      return Type.Array(Type.String({ minLength: 1 }), { minItems: 1 });
     default:
       return Type.String({ minLength: 1 });
   }
@@ -260,6 +277,7 @@ export function loadConfig({ argv, env = process.env }: LoadInput): LoadResult {
   if (config.adminToken === undefined && !isLoopback(config.adminHost)) {
     throw new ConfigError(`${describe('adminHost', sources.get('adminHost') as Source)} is ${JSON.stringify(config.adminHost)}, not a loopback address: set --admin-token (or EDGECACHE_ADMIN_TOKEN) too`);
   }
+  checkPostSettings(config, sources);
   return { help: false, version: false, config };
 }
 
@@ -277,4 +295,20 @@ function checkTls(config: EdgecacheConfig, sources: Map<SettingName, Source>): v
   if (key && !cert) throw new ConfigError(`${describe('tlsKey', key)} needs --tls-cert (or ${envName('tlsCert')}) too`);
   const h2c = sources.get('h2c');
   if (cert && config.h2c && h2c) throw new ConfigError(`${describe('h2c', h2c)} is for a plain port: with --tls-cert, HTTP/2 is negotiated by ALPN`);
+}
+
+
+const FIELD_NAME = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/i;
+
+/** --cache-post prefixes are paths; --cache-post-key-headers are field names (stored lower-cased). */
+function checkPostSettings(config: EdgecacheConfig, sources: Map<SettingName, Source>): void {
+  const bad = config.cachePost?.find((prefix) => !prefix.startsWith('/'));
+  if (bad !== undefined) {
+    throw new ConfigError(`invalid ${describe('cachePost', sources.get('cachePost') as Source)}: each prefix must be a path starting with /, got ${JSON.stringify(bad)}`);
+  }
+  const badName = config.cachePostKeyHeaders?.find((name) => !FIELD_NAME.test(name));
+  if (badName !== undefined) {
+    throw new ConfigError(`invalid ${describe('cachePostKeyHeaders', sources.get('cachePostKeyHeaders') as Source)}: not a header field name: ${JSON.stringify(badName)}`);
+  }
+  if (config.cachePostKeyHeaders) config.cachePostKeyHeaders = config.cachePostKeyHeaders.map((name) => name.toLowerCase());
 }

@@ -5,7 +5,7 @@
  */
 import { EVICTION_POLICY_NAMES, type EvictionPolicyName } from '../policies/eviction/policy.js';
 
-export type SettingKind = 'string' | 'url' | 'redisUrl' | 'port' | 'int' | 'processes' | 'size' | 'duration' | 'boolean' | 'enum' | 'percent' | 'fields';
+export type SettingKind = 'string' | 'url' | 'redisUrl' | 'port' | 'int' | 'processes' | 'size' | 'duration' | 'boolean' | 'enum' | 'percent' | 'fields' | 'list';
 
 export interface EdgecacheConfig {
   origin: string;
@@ -54,6 +54,13 @@ export interface EdgecacheConfig {
   /** Comma-separated query parameter names; empty or absent: none. */
   logRedactQuery: string;
   exposeTagHeaders: boolean;
+  /** Path prefixes whose POST requests are cached (absent or empty: no POST is cached). */
+  cachePost?: readonly string[];
+  cachePostMaxBody: number;
+  cachePostTtl: number;
+  cachePostIgnoreFields?: readonly string[];
+  cachePostKeyHeaders?: readonly string[];
+  cachePostShared: boolean;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   config: string;
 }
@@ -316,6 +323,39 @@ export const SETTINGS = {
     kind: 'boolean',
     default: false,
     description: 'Relay Surrogate-Key and Cache-Tag response headers to clients (they are always stored as the entry\'s purge tags).',
+  },
+  cachePost: {
+    kind: 'list',
+    placeholder: 'PREFIX[,PREFIX...]',
+    description:
+      'Cache POST requests whose path starts with one of these prefixes (inference and embedding APIs): the key is the method, the URL and a SHA-256 of the body (a JSON body canonicalised: keys sorted, whitespace removed, numbers kept as written) plus a digest of the credentials. Such a POST is a lookup: it does not invalidate its URL. Every other POST is forwarded and invalidates as before. In the config file: a list of strings. Off when unset.',
+  },
+  cachePostMaxBody: {
+    kind: 'size',
+    default: '1mib',
+    min: 1,
+    description: 'Largest POST body (--cache-post) buffered to compute its key; a larger body is forwarded as it comes and its answer not cached.',
+  },
+  cachePostTtl: {
+    kind: 'duration',
+    default: '1h',
+    description: "Freshness of a cached POST answer (--cache-post) whose origin sent no Cache-Control or Expires; 200 answers only (never 429, other 4xx or 5xx). The origin's Cache-Control, when present, decides instead (no-store and private honoured).",
+  },
+  cachePostIgnoreFields: {
+    kind: 'list',
+    placeholder: 'FIELD[,FIELD...]',
+    description: 'Top-level JSON fields left out of the POST cache key (--cache-post), e.g. user,request_id. They are still sent to the origin.',
+  },
+  cachePostKeyHeaders: {
+    kind: 'list',
+    placeholder: 'NAME[,NAME...]',
+    description: 'Request header fields that carry credentials (e.g. x-api-key): their digest joins Authorization in the POST cache key (--cache-post), so one key is never served an answer fetched with another.',
+  },
+  cachePostShared: {
+    kind: 'boolean',
+    default: false,
+    description:
+      'Share cached POST answers (--cache-post) across credentials: Authorization and --cache-post-key-headers are left out of the key. Only for origins whose answers do not depend on who asks: otherwise one client gets an answer meant for another.',
   },
   logLevel: {
     kind: 'enum',

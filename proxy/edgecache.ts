@@ -18,6 +18,7 @@ import { targetedFieldList } from '../policies/http/targeted-cache-control.js';
 import { buildAdmin } from './admin/admin-app.js';
 import { buildStore, DataDirError, type StoreDependencies } from '../cache-store/build-store.js';
 import { CachePipeline, type PipelineOptions } from './pipeline/cache-pipeline.js';
+import { PostPipeline, postFailure } from './pipeline/post-pipeline.js';
 import { OutcomeRecorder } from './pipeline/outcome.js';
 import { LocalCoordinator, type Coordinator, type PurgeRequest } from './cluster/coordinator.js';
 import { createH2HitPath, createHitPath } from './http/hit-path.js';
@@ -133,6 +134,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
   const purging = setUpPurging(config, overrides, { store, stats, log, now });
   const outcomes = new OutcomeRecorder(stats, metrics, accessLog);
   const pipeline = createPipeline(config, { store, freshness, origin, stats, outcomes, log, now, forwarding, coordinator: purging.coordinator });
+  const postPipeline = createPostPipeline(config, { store, freshness, origin, stats, outcomes, log, now, forwarding });
   // Prepared hit heads, if this Node writes them as expected (checked once per process).
   await probeRawHead();
   const drain = new Drain();
@@ -152,7 +154,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     tls,
     http2: { h2c: config.h2c, maxStreams: config.h2MaxStreams, hitPath: createH2HitPath(store, outcomes, now, scheme) },
   });
-  await registerRoutes(app, config, { pipeline, purging, origin, stats, outcomes, forwarding, log });
+  await registerRoutes(app, config, { pipeline, postPipeline, purging, origin, stats, outcomes, forwarding, log });
   const processStats = new ProcessStats(stats, store);
   const snapshot = async (): Promise<Record<string, unknown>> => processStats.snapshot();
   let closing = false;
@@ -174,6 +176,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     await app.close();
     await admin?.close();
     await pipeline.idle();
+    await postPipeline?.idle();
     await purging.broadcast?.close();
     await purging.leases?.close();
     await origin.close();
@@ -324,10 +327,31 @@ function createPipeline(config: EdgecacheConfig, deps: Omit<PipelineOptions, Pip
   });
 }
 
+/** The cached-POST path (--cache-post), or undefined when no prefix is listed. */
+function createPostPipeline(
+  config: EdgecacheConfig,
+  deps: Pick<PipelineOptions, 'store' | 'freshness' | 'origin' | 'stats' | 'outcomes' | 'log' | 'now' | 'forwarding'>,
+): PostPipeline | undefined {
+  if (config.cachePost === undefined || config.cachePost.length === 0) return undefined;
+  return new PostPipeline({
+    ...deps,
+    prefixes: config.cachePost,
+    maxBody: config.cachePostMaxBody,
+    ttl: config.cachePostTtl,
+    rules: { ignoreFields: new Set(config.cachePostIgnoreFields ?? []), keyHeaders: config.cachePostKeyHeaders ?? [], shared: config.cachePostShared },
+    maxObjectSize: config.maxObjectSize,
+    jitter: config.ttlJitter > 0 ? () => Math.random() * (config.ttlJitter / 100) : () => 0,
+    coalesce: config.coalesce,
+    coalesceWait: config.coalesceWait,
+    exposeTagHeaders: config.exposeTagHeaders,
+  });
+}
+
 type PipelineSettings = 'maxObjectSize' | 'jitter' | 'coalesce' | 'coalesceWait' | 'hitForMiss' | 'exposeTagHeaders';
 
 interface RouteDependencies {
   pipeline: CachePipeline;
+  postPipeline: PostPipeline | undefined;
   purging: Purging;
   origin: OriginClient;
   stats: ProxyStats;
@@ -338,7 +362,20 @@ interface RouteDependencies {
 
 /** The proxy port's routes: GET/HEAD through the cache pipeline, PURGE, and the pass-through for the rest. */
 async function registerRoutes(app: FastifyInstance, config: EdgecacheConfig, deps: RouteDependencies): Promise<void> {
-  const { pipeline, purging, origin, stats, outcomes, forwarding, log } = deps;
+  const { pipeline, postPipeline, purging, origin, stats, outcomes, forwarding, log } = deps;
+  if (postPipeline) {
+    // A POST to a --cache-post prefix is a cached lookup: taken before routing, its body still unread.
+    app.addHook('onRequest', (request, reply, done) => {
+      if (request.raw.method !== 'POST') return done();
+      const target = targetOf(request);
+      if (!postPipeline.caches(target.path)) return done();
+      reply.hijack();
+      postPipeline.handle(request.raw, reply.raw, target).catch((err: unknown) => {
+        log.error({ err, url: request.url }, 'request failed');
+        postFailure(reply.raw);
+      });
+    });
+  }
   app.route({
     method: ['GET', 'HEAD'],
     url: '/*',

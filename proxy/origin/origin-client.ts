@@ -3,6 +3,7 @@
  * nothing listening → 502, no headers in time → 504 (RFC 9110 §15.6.3, §15.6.5).
  */
 import { performance } from 'node:perf_hooks';
+import type { Readable } from 'node:stream';
 import { Pool, errors, type Dispatcher } from 'undici';
 
 export interface OriginClientOptions {
@@ -16,7 +17,9 @@ export interface OriginClientOptions {
 }
 
 export interface OriginRequest {
-  method: 'GET' | 'HEAD';
+  method: 'GET' | 'HEAD' | 'POST';
+  /** A cached POST's body, buffered (see pipeline/post-pipeline.ts), or a stream of it when it is not cached. */
+  body?: Buffer | Readable;
   /** Path and query as received; the origin's base path is prepended. */
   path: string;
   headers: Record<string, string | string[]>;
@@ -61,6 +64,7 @@ export class OriginClient {
       method: request.method,
       path: this.basePath + request.path,
       headers: request.headers,
+      ...(request.body !== undefined && { body: request.body }),
       ...(request.signal && { signal: request.signal }),
       ...(request.onInfo && { onInfo: ({ statusCode, headers }: { statusCode: number; headers: Record<string, string | string[] | undefined> }) => request.onInfo?.(statusCode, headers) }),
     });

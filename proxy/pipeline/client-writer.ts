@@ -124,7 +124,8 @@ export class ClientWriter implements FillConsumer {
       this.serveEntry(outcome);
       return;
     }
-    if (outcome.status === 200 && clientValidatorsMatch(req.headers, outcome.headers)) {
+    // (Validators answer a GET or HEAD with 304; a cached POST is answered in full.)
+    if (outcome.status === 200 && req.method !== 'POST' && clientValidatorsMatch(req.headers, outcome.headers)) {
       ctx.outcomes.record('MISS', res);
       res.writeHead(304, notModifiedFields(missHeaders(outcome, ctx.forward, ctx.collapsed)));
       res.end();

@@ -29,6 +29,8 @@ import { freshenedHeaders, isOriginError, withoutClientValidators } from '../../
 import { shareableUnstored, type NotStoredReason } from '../../policies/http/sharing.js';
 import { endToEndResponseHeaders } from '../../policies/http/intermediary.js';
 import type { OriginClient } from '../origin/origin-client.js';
+import { postTag } from '../../policies/http/post-key.js';
+import { postNotStoredReason, postPolicyHeaders } from '../../policies/http/post-freshness.js';
 
 
 /** The response to relay to consumers, as it streams. */
@@ -109,6 +111,19 @@ export interface FillRequest {
    * by the refresh. For a miss the generation is read when the fill starts.
    */
   since?: number;
+  /** A cached POST (--cache-post): sent with its body, stored under its own key (see PostFill). */
+  post?: PostFill;
+}
+
+/**
+ * What makes a fill a cached POST's: the body sent to the origin, the full key the answer is stored under (not
+ * the URL's: a POST entry never takes a GET's place), the default freshness and the request fields the key holds.
+ */
+export interface PostFill {
+  key: string;
+  body: Buffer;
+  ttl: number;
+  keyed: ReadonlySet<string>;
 }
 
 /**
@@ -152,7 +167,10 @@ export class OriginFill {
     private readonly deps: FillDependencies,
     readonly request: FillRequest,
   ) {
-    this.policyRequest = { method: 'GET', url: request.path, headers: request.clientHeaders };
+    // A cached POST is a lookup keyed by its body (and credentials): the policy judges its answer as a GET's, the
+    // Authorization it carried already in the key.
+    const policyHeaders = request.post ? { ...request.clientHeaders, authorization: undefined } : request.clientHeaders;
+    this.policyRequest = { method: 'GET', url: request.path, headers: policyHeaders };
     this.done = new Promise((resolve) => {
       this.resolveDone = resolve;
     });
@@ -176,7 +194,11 @@ export class OriginFill {
       if (this.state !== 'connecting') return;
       for (const consumer of this.consumers.keys()) consumer.interim?.(status, fields);
     };
-    this.deps.origin.request({ method: 'GET', path: this.request.path, headers, signal: this.abort.signal, onInfo }).then(
+    const post = this.request.post;
+    const request = post
+      ? { method: 'POST' as const, path: this.request.path, headers, body: post.body, signal: this.abort.signal, onInfo }
+      : { method: 'GET' as const, path: this.request.path, headers, signal: this.abort.signal, onInfo };
+    this.deps.origin.request(request).then(
       (response) => {
         try {
           this.onResponse(response);
@@ -341,7 +363,13 @@ export class OriginFill {
   }
 
   private notStoredReason(status: number, originHeaders: Record<string, string | string[] | undefined>, framing: BodyFraming): NotStoredReason | null {
-    const response = { status, headers: originHeaders };
+    const post = this.request.post;
+    const response = { status, headers: post ? postPolicyHeaders(originHeaders, post.ttl) : originHeaders };
+    if (post) {
+      this.policy = this.deps.freshness.createPolicy(this.policyRequest, response);
+      const postReason = postNotStoredReason(status, originHeaders, post.keyed);
+      if (postReason !== null) return postReason;
+    }
     this.policy = this.deps.freshness.createPolicy(this.policyRequest, response);
     const reason = this.deps.freshness.notStorableReason(this.policy, this.policyRequest, response);
     if (reason !== null) return reason;
@@ -377,7 +405,7 @@ export class OriginFill {
     if (this.storing && this.policy) {
       const entry = this.buildEntry(status, headers, bodyFromChunks(this.chunks, this.bytes), this.policy);
       try {
-        this.putResult = await this.deps.store.put(entry, this.since);
+        this.putResult = this.request.post ? await this.deps.store.putExact(entry, this.since) : await this.deps.store.put(entry, this.since);
       } catch {
         // A failing tier must not fail the response; the tier counts and logs its own errors.
         this.putResult = 'stored';
@@ -393,8 +421,10 @@ export class OriginFill {
 
   private buildEntry(status: number, headers: StoredHeaders, body: Body, policy: CachePolicy): CacheEntry {
     const lifetimes = this.deps.freshness.lifetimes(policy, { status, headers }, this.deps.jitter());
-    const fields = this.varyFields;
-    const key = fields ? variantKey(this.request.primaryKey, varyKey(fields, this.request.clientHeaders)) : this.request.primaryKey;
+    const post = this.request.post;
+    // A POST entry is keyed by body and credentials; the Vary fields its key holds select nothing more.
+    const fields = post ? null : this.varyFields;
+    const key = post ? post.key : fields ? variantKey(this.request.primaryKey, varyKey(fields, this.request.clientHeaders)) : this.request.primaryKey;
     return {
       kind: 'entry',
       meta: newEntryMeta(lifetimes, {
@@ -404,7 +434,7 @@ export class OriginFill {
         headers,
         storedAt: this.deps.now(),
         vary: fields,
-        tags: this.tags,
+        tags: post ? [...this.tags, postTag(this.request.primaryKey)] : this.tags,
         deletableAt: deletableAt(lifetimes, this.deps.freshness.grace),
       }),
       body,

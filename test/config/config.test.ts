@@ -124,6 +124,26 @@ describe('loading', () => {
     expect(() => loadConfig({ argv: [...ORIGIN, '--h2-max-streams', '0'], env: {} })).toThrow(/--h2-max-streams/);
   });
 
+  it('reads --cache-post lists from flags, the environment and a file list, and refuses bad ones', () => {
+    const flags = loadConfig({ argv: [...ORIGIN, '--cache-post', '/v1/embeddings, /v1/chat', '--cache-post-key-headers', 'X-Api-Key'], env: {} }).config;
+    expect(flags.cachePost).toEqual(['/v1/embeddings', '/v1/chat']);
+    expect(flags.cachePostKeyHeaders).toEqual(['x-api-key']);
+    expect(flags.cachePostMaxBody).toBe(1024 * 1024);
+    expect(flags.cachePostTtl).toBe(3_600_000);
+    expect(flags.cachePostShared).toBe(false);
+    expect(loadConfig({ argv: ORIGIN, env: {} }).config.cachePost).toBeUndefined();
+    expect(loadConfig({ argv: ORIGIN, env: { EDGECACHE_CACHE_POST_IGNORE_FIELDS: 'user,request_id' } }).config.cachePostIgnoreFields).toEqual(['user', 'request_id']);
+    const dir = mkdtempSync(path.join(tmpdir(), 'edgecache-config-'));
+    const file = path.join(dir, 'c.json');
+    writeFileSync(file, JSON.stringify({ cachePost: ['/v1/embeddings'] }));
+    expect(loadConfig({ argv: [...ORIGIN, '--config', file], env: {} }).config.cachePost).toEqual(['/v1/embeddings']);
+    writeFileSync(file, JSON.stringify({ cachePost: '/v1/embeddings' }));
+    expect(() => loadConfig({ argv: [...ORIGIN, '--config', file], env: {} })).toThrow(ConfigError);
+    expect(() => loadConfig({ argv: [...ORIGIN, '--cache-post', 'v1/embeddings'], env: {} })).toThrow(/--cache-post: each prefix must be a path/);
+    expect(() => loadConfig({ argv: [...ORIGIN, '--cache-post', ','], env: {} })).toThrow(/--cache-post: expected a comma-separated list/);
+    expect(() => loadConfig({ argv: [...ORIGIN, '--cache-post-key-headers', 'x api'], env: {} })).toThrow(/not a header field name/);
+  });
+
   it('every setting has a flag, an environment variable and documentation', () => {
     const help = helpText();
     const reference = configReference();

@@ -45,6 +45,9 @@ export interface ClientWriterContext {
 
 type WireValue = string | string[];
 
+/** Bytes waiting in a client's socket past which it reads a disk-backed fill back from disk (see data()). */
+const LAG_BYTES = 1024 * 1024;
+
 /** Most bytes of a response of unknown length held to answer a Range on a miss (see ClientWriter.head). */
 const HELD_RANGE_LIMIT = 1024 * 1024;
 
@@ -91,6 +94,11 @@ export class ClientWriter implements FillConsumer {
   private rangeFields: WireValue[] | undefined;
   /** A Range on a miss of unknown length: the body so far, held until its end (see head()). */
   private rangeHeld: { chunks: Buffer[]; bytes: number } | undefined;
+  /** Bytes of the response body handed to deliver() so far. */
+  private offset = 0;
+  /** Reading back from the fill's disk copy (see data()); the end waits until it has caught up. */
+  private lagging = false;
+  private endPending = false;
 
   constructor(
     private readonly req: IncomingMessage,
@@ -103,7 +111,10 @@ export class ClientWriter implements FillConsumer {
       clearImmediate(this.holdTimer);
       if (!this.finished) this.fill.leave(this);
     });
-    res.on('drain', () => this.fill.resume());
+    res.on('drain', () => {
+      this.fill.resume();
+      if (this.lagging) this.pull();
+    });
     if (ctx.collapsed) {
       // A waiter's patience is bounded: past it, it stops waiting for the shared fetch and goes on its own.
       this.waitTimer = setTimeout(() => {
@@ -179,6 +190,44 @@ export class ClientWriter implements FillConsumer {
   }
 
   data(chunk: Buffer): boolean {
+    if (this.bodyless || this.lagging) return true;
+    if (this.fill.readable && this.res.writableLength > LAG_BYTES) {
+      // The client is slower than the origin, and the body is going to disk: it reads from there from now on,
+      // at its own pace (pull), rather than buffering here or holding the fill back.
+      this.lagging = true;
+      return true;
+    }
+    this.offset += chunk.length;
+    return this.deliver(chunk);
+  }
+
+  /** Joined a disk-backed fill late: everything so far is read back from the disk tier. */
+  behind(): void {
+    this.lagging = true;
+    this.pull();
+  }
+
+  /** Writes bytes read back from the fill's disk copy until the socket pushes back or it has caught up. */
+  private pull(): void {
+    while (this.lagging && !this.bodyless && !this.res.destroyed) {
+      const bytes = this.fill.readAt(this.offset);
+      if (bytes === undefined || bytes.length === 0) {
+        if (this.offset < this.fill.received) {
+          // A chunk that is gone (the fill failed, the entry was removed): the response cannot be completed.
+          this.finished = true;
+          this.res.destroy();
+          return;
+        }
+        this.lagging = false;
+        if (this.endPending) this.end();
+        return;
+      }
+      this.offset += bytes.length;
+      if (!this.deliver(bytes)) return; // the next 'drain' pulls again
+    }
+  }
+
+  private deliver(chunk: Buffer): boolean {
     if (this.bodyless) return true;
     if (this.slicer !== undefined) return this.rangeData(this.slicer, chunk);
     if (this.rangeHeld !== undefined) {
@@ -224,6 +273,10 @@ export class ClientWriter implements FillConsumer {
 
   end(): void {
     if (this.bodyless) return;
+    if (this.lagging) {
+      this.endPending = true;
+      return;
+    }
     if (this.rangeHeld !== undefined) return this.endHeldRange(this.rangeHeld);
     if (this.slicer !== undefined) {
       // The body ended before the ranges' last byte (it cannot, with a Content-Length, but never end cleanly short).

@@ -15,12 +15,13 @@ import { startCli, type RunningCli } from '../helpers/cli.js';
 
 const MiB = 1024 * 1024;
 const SIZE = 1024 * MiB;
-const BASE = createHash('sha256').update('base').digest();
+const BASE = Buffer.alloc(MiB);
+for (let at = 0; at < MiB; at += 32) createHash('sha256').update(String(at)).digest().copy(BASE, at);
 
-/** Block `i` of the object: 1 MiB, different for every i (its index written through it). */
+/** Block `i` of the object: 1 MiB, different for every i (its index written through it every 4 KiB). */
 function block(i: number): Buffer {
   const out = Buffer.allocUnsafe(MiB);
-  for (let at = 0; at < MiB; at += 32) BASE.copy(out, at);
+  BASE.copy(out);
   for (let at = 0; at < MiB; at += 4096) out.writeUInt32LE(i, at);
   return out;
 }

@@ -260,8 +260,9 @@ export class OriginFill {
     return this.stream?.writer.read(offset);
   }
 
-  /** Resumes an unstored stream paused for backpressure. */
+  /** Resumes an unstored stream paused for backpressure (a body going to disk waits for the disk instead). */
   resume(): void {
+    if (this.stream !== undefined && this.storing) return;
     this.body?.resume();
   }
 

@@ -340,7 +340,9 @@ export class LmdbTier implements SyncCacheTier {
     const size = recordSize(record);
     if (size > this.maxBytes || (record.kind === 'entry' && record.meta.deletableAt < this.now())) return this.decline(key);
     if (this.pausedUntil > 0) return this.decline(key); // the disk or the map is full: backing off
-    if (this.queue.pendingBytes > 0 && this.queue.pendingBytes + size > this.maxPendingBytes) {
+    // What the write holds in the queue: a streamed body's chunks are already written (only its record is left).
+    const queued = streamed !== undefined && record.kind === 'entry' ? Math.max(1, size - record.body.length) : size;
+    if (this.queue.pendingBytes > 0 && this.queue.pendingBytes + queued > this.maxPendingBytes) {
       this.declines.fail({ key, pendingBytes: this.queue.pendingBytes });
       return this.decline(key);
     }
@@ -358,7 +360,7 @@ export class LmdbTier implements SyncCacheTier {
     const sourceBodyId = body instanceof LmdbBody && body.isIn(this.dbs.bodies) ? body.bodyId : -1;
     const args = { storage, key, record, prepared, size, sourceBodyId, maxBytes: this.maxBytes, chunkSize: this.chunkSize, space: this.space, ...(streamed && { streamed }) };
     const write = (): WriteResult => {
-      const inflightBytes = this.queue.inflightBytes - size;
+      const inflightBytes = this.queue.inflightBytes - queued;
       if (sameBodyAs !== undefined && record.kind === 'entry') {
         const meta = { storage, key, entry: record, size, bodyId: sameBodyAs, maxBytes: this.maxBytes, space: this.space, inflightBytes };
         const rewritten = rewriteMeta(this.dbs, meta);
@@ -366,7 +368,7 @@ export class LmdbTier implements SyncCacheTier {
       }
       return writeRecord(this.dbs, { ...args, now: this.now(), inflightBytes });
     };
-    void this.queue.run({ storage, key, record }, size, write).then((result) => {
+    void this.queue.run({ storage, key, record }, queued, write).then((result) => {
       settled?.(result?.stored === true);
       if (result === undefined) return;
       if (result.stored && record.kind === 'entry') this.versions.set(record.meta, result.bodyId);

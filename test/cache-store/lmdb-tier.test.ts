@@ -45,6 +45,19 @@ function bodyIdOf(raw: RawEnv, key: string): number {
 }
 
 describe('LmdbTier: persistence and layout', () => {
+  it('a streamed body larger than the write queue allows is stored even with other writes queued (only its record is queued)', async () => {
+    const h = await harness({ maxPendingBytes: MiB });
+    const bytes = bodyBytes(partsBody(3 * MiB));
+    const writer = h.tier.openStream();
+    if (writer === undefined) throw new Error('no stream');
+    writer.append(bytes);
+    await h.settle(); // (its chunks, while queued, count against the queue like any write)
+    h.tier.set('stream.test/small', fx.entry('stream.test/small', { body: 500_000 }));
+    expect(await h.tier.finishStream('stream.test/big', fx.entry('stream.test/big', { body: bytes }), writer)).toBe(true);
+    expect(digest(entryOf(h.tier, 'stream.test/big').body)).toBe(digest(bytes));
+    expect(h.tier.stats().writesDeclined).toBe(0);
+  });
+
   it('a body written as it streams: read back while written, visible only with its final record; unfinished ones removed at open', async () => {
     const h = await harness();
     const bytes = bodyBytes(partsBody(700_000));

@@ -11,6 +11,7 @@ import { purgeTiers, softened, tiersWithin, urlKeys, writeMeta, type PurgeOption
 import { selectedVariant, variantKeys, varyRecordWith } from './vary.js';
 import type { CacheTier, SyncCacheTier, TierStats } from './tier.js';
 import { postTag } from '../policies/http/post-key.js';
+import type { DiskBodyWriter } from './lmdb/body-writer.js';
 
 /**
  * What became of a write: stored as given; stored already stale (a soft purge addressed it while it was
@@ -31,6 +32,26 @@ export interface LeasingTier extends SyncCacheTier {
 
 function isLeasingTier(tier: SyncCacheTier): tier is LeasingTier {
   return typeof (tier as Partial<LeasingTier>).lease === 'function';
+}
+
+/**
+ * A synchronous lower tier that can store a body as it streams (LmdbTier, see lmdb/body-writer.ts): objects
+ * larger than the memory tier's per-object limit are written there chunk by chunk and served from there.
+ */
+export interface StreamingTier extends SyncCacheTier {
+  openStream(): DiskBodyWriter | undefined;
+  streamedBody(writer: DiskBodyWriter, key: string): Body;
+  finishStream(key: string, entry: CacheEntry, writer: DiskBodyWriter): Promise<boolean>;
+}
+
+function isStreamingTier(tier: CacheTier): tier is StreamingTier {
+  return tier.synchronous && typeof (tier as Partial<StreamingTier>).openStream === 'function';
+}
+
+/** A body being written to the streaming tier as it arrives (see CacheStore.openStream). */
+export interface BodyStream {
+  readonly writer: DiskBodyWriter;
+  readonly tier: StreamingTier;
 }
 
 /** The memory tier as the store uses it: a sync tier that can say whether it would admit a record. */
@@ -55,6 +76,11 @@ export interface CacheStoreOptions {
    * (postTag) rather than by scanning the tiers.
    */
   postEntries?: boolean;
+  /**
+   * Largest body the memory tier holds (default: any). A larger one lives in the streaming tier only: written
+   * there as it streams (openStream), never promoted to memory.
+   */
+  memoryObjectLimit?: number;
 }
 
 export class CacheStore {
@@ -93,6 +119,60 @@ export class CacheStore {
     this.writeTiers = options.writeMode === 'spill' ? [options.memory, ...(options.lower ?? []).filter((t) => !t.synchronous)] : this.tiers;
     this.maxVariants = options.maxVariants;
     this.postEntries = options.postEntries ?? false;
+    this.memoryObjectLimit = options.memoryObjectLimit ?? Infinity;
+    this.streaming = (options.lower ?? []).find(isStreamingTier);
+  }
+
+  /** Largest body the memory tier holds; larger ones are streamed to the disk tier (openStream). */
+  readonly memoryObjectLimit: number;
+  private readonly streaming: StreamingTier | undefined;
+
+  /** Starts storing a body as it streams, on disk; undefined without a disk tier (or while it cannot write). */
+  openStream(): BodyStream | undefined {
+    const writer = this.streaming?.openStream();
+    return writer === undefined ? undefined : { writer, tier: this.streaming as StreamingTier };
+  }
+
+  /** The body a stream has written, for the entry putStreamed stores under `key`. */
+  streamedBody(stream: BodyStream, key: string): Body {
+    return stream.tier.streamedBody(stream.writer, key);
+  }
+
+  /**
+   * put() for an entry whose body `stream` has written: the disk tier's final record makes it visible once every
+   * chunk has committed; it goes to no other tier (too large for memory; see memoryObjectLimit). A purge since
+   * `since`, or a write the disk tier declines, removes the chunks.
+   */
+  async putStreamed(entry: CacheEntry, stream: BodyStream, since = this.purges.current): Promise<PutResult> {
+    let admitted = this.admit(entry, since);
+    if (admitted !== undefined) {
+      const { primaryKey, vary } = admitted.meta;
+      const existing = this.findNear(primaryKey);
+      if (vary === null) {
+        if (existing?.kind === 'vary') await this.deleteKeys(variantKeys(existing));
+        // (A smaller copy of the URL in the tiers above must not outlive this one.)
+        for (const tier of this.tiers) if (tier !== stream.tier) await tier.delete(primaryKey);
+      } else {
+        const secondary = entry.meta.key.slice(primaryKey.length + 1);
+        const { record, dropped } = varyRecordWith(existing, primaryKey, vary, secondary, this.maxVariants);
+        if (dropped.length > 0) await this.deleteKeys(dropped);
+        if (this.admit(admitted, since) !== undefined) await this.setAll(primaryKey, record);
+        for (const tier of this.tiers) if (tier !== stream.tier) await tier.delete(admitted.meta.key);
+      }
+      admitted = this.admit(admitted, since);
+    }
+    if (admitted === undefined) {
+      stream.writer.abort();
+      return 'dropped';
+    }
+    const stored = await stream.tier.finishStream(admitted.meta.key, admitted, stream.writer);
+    if (!stored) return 'dropped';
+    return admitted === entry ? 'stored' : 'stale';
+  }
+
+  /** Whether a record may be kept in the memory tier (a body over memoryObjectLimit may not). */
+  private fitsMemory(record: CacheRecord): boolean {
+    return record.kind !== 'entry' || record.body.length <= this.memoryObjectLimit;
   }
 
   /**
@@ -123,7 +203,7 @@ export class CacheStore {
       let copy: CacheRecord | undefined;
       for (let j = 0; j <= i; j++) {
         const upper = j === 0 ? this.memory : (this.syncLower[j - 1] as SyncCacheTier);
-        if (j === 0 && this.memory.wouldAdmit && !this.memory.wouldAdmit(key, this.sizeOf(record))) continue;
+        if (j === 0 && (!this.fitsMemory(record) || (this.memory.wouldAdmit && !this.memory.wouldAdmit(key, this.sizeOf(record))))) continue;
         // A leased body goes back to its pool after this response: the tiers above get their own copy.
         if (record.kind === 'entry' && record.body === this.leasedBody) copy ??= { ...record, body: exactCopy(record.body) };
         upper.set(key, copy ?? (j === 0 ? ownBytes(record) : record));
@@ -255,7 +335,7 @@ export class CacheStore {
   private async promote(key: string, record: CacheRecord, found: number): Promise<void> {
     for (let j = 0; j < found; j++) {
       const tier = this.tiers[j] as CacheTier;
-      if (tier === this.memory && this.memory.wouldAdmit && !this.memory.wouldAdmit(key, recordSize(record))) continue;
+      if (tier === this.memory && (!this.fitsMemory(record) || (this.memory.wouldAdmit && !this.memory.wouldAdmit(key, recordSize(record))))) continue;
       // A disk body is read lazily from LMDB pages that eviction (in any process) can free: memory keeps a copy.
       await tier.set(key, tier === this.memory ? ownBytes(record) : record);
     }
@@ -389,7 +469,15 @@ export class CacheStore {
   }
 
   private async setAll(key: string, record: CacheRecord): Promise<void> {
-    for (const tier of this.writeTiers) await tier.set(key, record);
+    for (const tier of this.writeTiers) {
+      if (tier === this.memory && !this.fitsMemory(record)) {
+        // Too large for memory: on disk only (whatever --disk-write says), and no older copy left in memory.
+        await tier.delete(key);
+        if (this.streaming !== undefined && !this.writeTiers.includes(this.streaming)) this.streaming.set(key, record);
+        continue;
+      }
+      await tier.set(key, record);
+    }
   }
 
   private async deleteKeys(keys: string[]): Promise<void> {

@@ -262,17 +262,21 @@ export function loadConfig({ argv, env = process.env }: LoadInput): LoadResult {
   }
   const config = merged as unknown as EdgecacheConfig;
   checkTls(config, sources);
-  if (config.maxObjectSize > config.memoryMax) {
-    const objectSource = sources.get('maxObjectSize') as Source;
-    // The default largest object follows a smaller memory budget (--memory-max 16mb alone must work); only a
-    // --max-object-size the user chose can be in conflict with it.
-    if (objectSource.kind === 'default') {
-      config.maxObjectSize = config.memoryMax;
-    } else {
-      const memorySource = sources.get('memoryMax') as Source;
-      const memory = memorySource.kind === 'default' ? `--memory-max` : describe('memoryMax', memorySource);
-      throw new ConfigError(`invalid ${describe('maxObjectSize', objectSource)}: ${config.maxObjectSize} bytes is larger than ${memory} (${config.memoryMax} bytes)`);
-    }
+  const objectSource = sources.get('maxObjectSize') as Source;
+  if (objectSource.kind === 'default') {
+    // The default largest object: an eighth of the disk tier (one object cannot take all of it); without a disk
+    // tier, the old default, lowered to a smaller --memory-max (--memory-max 16mb alone must work).
+    config.maxObjectSize = config.diskMax > 0 ? Math.floor(config.diskMax / 8) : Math.min(config.maxObjectSize, config.memoryMax);
+  } else if (config.diskMax > 0 && config.maxObjectSize > config.diskMax) {
+    const diskSource = sources.get('diskMax') as Source;
+    const disk = diskSource.kind === 'default' ? `--disk-max` : describe('diskMax', diskSource);
+    throw new ConfigError(`invalid ${describe('maxObjectSize', objectSource)}: ${config.maxObjectSize} bytes is larger than ${disk} (${config.diskMax} bytes)`);
+  } else if (config.diskMax === 0 && config.maxObjectSize > config.memoryMax) {
+    const memorySource = sources.get('memoryMax') as Source;
+    const memory = memorySource.kind === 'default' ? `--memory-max` : describe('memoryMax', memorySource);
+    throw new ConfigError(
+      `invalid ${describe('maxObjectSize', objectSource)}: ${config.maxObjectSize} bytes is larger than ${memory} (${config.memoryMax} bytes) and there is no disk tier (--disk-max 0)`,
+    );
   }
   if (config.adminToken === undefined && !isLoopback(config.adminHost)) {
     throw new ConfigError(`${describe('adminHost', sources.get('adminHost') as Source)} is ${JSON.stringify(config.adminHost)}, not a loopback address: set --admin-token (or EDGECACHE_ADMIN_TOKEN) too`);

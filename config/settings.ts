@@ -214,7 +214,8 @@ export const SETTINGS = {
     kind: 'size',
     default: '32mib',
     min: 1,
-    description: 'Largest response body that is stored. Larger responses are streamed through and not held in memory. At most --memory-max; the default follows a smaller --memory-max.',
+    description:
+      'Largest response body that is stored. Larger responses are streamed through and not held in memory. Default: an eighth of --disk-max (32mib, or --memory-max if smaller, without a disk tier). At most --disk-max; without a disk tier at most --memory-max. Bodies larger than an eighth of --memory-max are written to the disk tier as they stream and served from there, never held whole in memory.',
   },
   maxVariants: {
     kind: 'int',

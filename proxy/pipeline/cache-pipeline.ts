@@ -21,11 +21,11 @@ import { KeyedLimiter } from './keyed-limiter.js';
 import { OriginFill } from './origin-fill.js';
 import { outcomeFields, type OutcomeRecorder, type XCache } from './outcome.js';
 import { clientValidatorsMatch } from '../../policies/http/conditionals.js';
-import { parseRange } from '../../policies/http/ranges.js';
+import { parseRanges } from '../../policies/http/ranges.js';
 import { allowsContentLength, hasNoContent } from '../../policies/http/message-body.js';
 import { writeError, writeOriginFailure } from '../http/error-answer.js';
 import { relayResponse } from '../http/relay.js';
-import { writeNotModified, writeRange, writeRangeNotSatisfiable, writeStored } from './stored-response.js';
+import { writeNotModified, writeRanges, writeRangeNotSatisfiable, writeStored } from './stored-response.js';
 import type { Coordinator } from '../cluster/coordinator.js';
 import type { ProxyStats } from '../admin/stats.js';
 
@@ -101,7 +101,10 @@ export class CachePipeline {
       return;
     }
     if (entry === undefined) {
-      if (req.headers.range !== undefined) return this.relay(req, res, target, 'partial');
+      // A Range on a miss fills the whole object like any miss (collapsed with others), and the client writer cuts
+      // the ranges out of the bytes as they arrive. Only a URL whose answers recently could not be stored
+      // (hit-for-miss) sends the Range on to the origin: the whole object would be fetched for nothing.
+      if (req.headers.range !== undefined && req.method === 'GET' && this.uncacheable.has(key)) return this.relay(req, res, target, 'partial');
       return this.fill(req, res, target, key, undefined, key === target.key ? 'uri-miss' : 'vary-miss', vary);
     }
     switch (freshness.evaluate(entry.meta, req.headers, now())) {
@@ -130,10 +133,11 @@ export class CachePipeline {
       writeNotModified(res, entry, options);
       return;
     }
-    if (entry.meta.status === 200 && req.headers.range !== undefined) {
-      const range = parseRange(req.headers, entry.meta.headers, entry.body.length);
-      if (range === 'unsatisfiable') return writeRangeNotSatisfiable(res, entry, options);
-      if (range !== null) return writeRange(res, method, entry, range, options);
+    // Range is defined for GET only (RFC 9110 §14.2): a HEAD gets the whole response's fields.
+    if (entry.meta.status === 200 && method === 'GET' && req.headers.range !== undefined) {
+      const ranges = parseRanges(req.headers, entry.meta.headers, entry.body.length);
+      if (ranges === 'unsatisfiable') return writeRangeNotSatisfiable(res, entry, options);
+      if (ranges !== null) return writeRanges(res, entry, ranges, options);
     }
     writeStored(res, method, entry, options);
   };

@@ -19,7 +19,8 @@ import type { Dispatcher } from 'undici';
 import type CachePolicy from 'http-cache-semantics';
 import { bodyFromChunks, type Body } from '../../cache-store/body.js';
 import { deletableAt, newEntryMeta, type CacheEntry, type StoredHeaders } from '../../cache-store/entry.js';
-import type { CacheStore, PutResult } from '../../cache-store/cache-store.js';
+import type { BodyStream, CacheStore, PutResult } from '../../cache-store/cache-store.js';
+import { WRITER_BACKLOG_LIMIT } from '../../cache-store/lmdb/body-writer.js';
 import { parseVary, variantKey, varyKey } from '../../policies/http/cache-key.js';
 import { parseSurrogateKeys, TAG_FIELDS } from '../../policies/http/surrogate-keys.js';
 import type { Freshness, PolicyRequest } from '../../policies/http/freshness.js';
@@ -83,6 +84,8 @@ export interface FillConsumer {
   detached(): void;
   /** An interim (1xx) response from the origin, before head(): relayed, never stored (http/interim.ts). */
   interim?(status: number, headers: Readonly<Record<string, string | string[] | undefined>>): void;
+  /** Joined a fill that writes to disk after bytes went by: read them back with readAt (after head()). */
+  behind?(): void;
 }
 
 export interface FillDependencies {
@@ -156,6 +159,11 @@ export class OriginFill {
   /** The purge generation the response predates (see CacheStore.put); set when the fill starts. */
   private since: number | undefined;
   private body: Dispatcher.ResponseData['body'] | undefined;
+  /**
+   * A body larger than the memory tier takes (store.memoryObjectLimit) is written to the disk tier as it streams
+   * instead of being kept here; consumers behind the origin read it back from there (readAt).
+   */
+  private stream: BodyStream | undefined;
   private readonly abort = new AbortController();
   private policy: CachePolicy | undefined;
   private readonly policyRequest: PolicyRequest;
@@ -221,6 +229,12 @@ export class OriginFill {
     this.consumers.set(consumer, { owner, headers });
     if (this.outcome) {
       consumer.head(this.outcome);
+      if (this.outcome.kind === 'stream' && this.stream !== undefined) {
+        // Written to disk as it streams: the consumer reads what it missed from there (readAt), at its pace.
+        consumer.behind?.();
+        if (this.state === 'complete') consumer.end();
+        return true;
+      }
       if (this.outcome.kind === 'stream') for (const chunk of this.chunks) consumer.data(chunk);
       if (this.state === 'complete' && this.outcome.kind === 'stream') consumer.end();
     }
@@ -233,8 +247,8 @@ export class OriginFill {
     const outcome = this.outcome;
     if (outcome === undefined) return false;
     if (outcome.kind === 'entry') return true;
-    // A late waiter needs every byte: the fill must still hold them all.
-    return outcome.shareable && this.keep && this.sameVariant(headers);
+    // A late waiter needs every byte: the fill must still hold them all (or be writing them to disk).
+    return outcome.shareable && (this.keep || (this.stream !== undefined && this.storing)) && this.sameVariant(headers);
   }
 
   /** The purge generation the fill's response predates, once it has started (see CacheStore.put). */
@@ -261,8 +275,24 @@ export class OriginFill {
     }
   }
 
-  /** Resumes an unstored stream paused for backpressure. */
+  /** Whether consumers can read bytes already received back (readAt): the body is being written to disk. */
+  get readable(): boolean {
+    return this.stream !== undefined && this.storing;
+  }
+
+  /** Bytes of the body received so far. */
+  get received(): number {
+    return this.stream?.writer.received ?? this.bytes;
+  }
+
+  /** Received bytes from `offset` (to the end of a disk chunk), or undefined (not received, or gone). */
+  readAt(offset: number): Buffer | undefined {
+    return this.stream?.writer.read(offset);
+  }
+
+  /** Resumes an unstored stream paused for backpressure (a body going to disk waits for the disk instead). */
   resume(): void {
+    if (this.stream !== undefined && this.storing) return;
     this.body?.resume();
   }
 
@@ -312,12 +342,16 @@ export class OriginFill {
     const framing = bodyFraming(status, originHeaders);
     const { noContent, length: contentLength } = framing;
     if (!allowsContentLength(status)) delete headers['content-length'];
-    const reason = this.notStoredReason(status, originHeaders, framing);
+    let reason = this.notStoredReason(status, originHeaders, framing);
+    if (reason === null && contentLength !== undefined && contentLength > this.deps.store.memoryObjectLimit) {
+      this.stream = this.deps.store.openStream();
+      if (this.stream === undefined) reason = 'too-large';
+    }
     const shareable = reason === null || shareableUnstored(reason, originHeaders);
     this.storing = reason === null;
     // Kept to be stored (up to --max-object-size), or so that waiters joining late still get every byte.
     this.keepLimit = this.storing ? this.deps.maxObjectSize : Math.min(this.deps.maxObjectSize, UNSTORED_KEEP_LIMIT);
-    this.keep = shareable && !(contentLength !== undefined && contentLength > this.keepLimit);
+    this.keep = this.stream === undefined && shareable && !(contentLength !== undefined && contentLength > this.keepLimit);
     this.state = 'streaming';
     const vary = parseVary(headers.vary);
     this.varyFields = vary === '*' ? null : vary;
@@ -379,7 +413,9 @@ export class OriginFill {
   }
 
   private onData(chunk: Buffer): void {
-    if (this.keep) {
+    if (this.stream !== undefined && this.storing) {
+      this.toDisk(chunk);
+    } else if (this.keep) {
       this.bytes += chunk.length;
       if (this.bytes > this.keepLimit) {
         this.keep = false;
@@ -392,6 +428,16 @@ export class OriginFill {
         }
       } else {
         this.chunks.push(chunk);
+        // A body of unknown length that outgrows the memory tier's limit goes on to disk from here.
+        if (this.storing && this.bytes > this.deps.store.memoryObjectLimit) {
+          this.stream = this.deps.store.openStream();
+          if (this.stream !== undefined) {
+            this.keep = false;
+            const kept = this.chunks.splice(0);
+            this.bytes = 0;
+            for (const part of kept) this.toDisk(part);
+          }
+        }
       }
     }
     let wantsMore = true;
@@ -400,9 +446,41 @@ export class OriginFill {
     if (!wantsMore && !this.storing) this.body?.pause();
   }
 
+  /** Appends to the disk tier's copy; past --max-object-size it is not stored after all. */
+  private toDisk(chunk: Buffer): void {
+    const stream = this.stream as BodyStream;
+    this.bytes += chunk.length;
+    if (this.bytes > this.deps.maxObjectSize) {
+      stream.writer.abort();
+      this.storing = false;
+      if (this.outcome?.kind === 'stream') {
+        this.outcome.stored = false;
+        this.outcome.storedKnown = true;
+        this.outcome.reason = 'too-large';
+      }
+      return;
+    }
+    stream.writer.append(chunk);
+    // The origin is read as fast as the disk takes it (never faster: the chunks not yet committed are held).
+    if (stream.writer.backlog > WRITER_BACKLOG_LIMIT && this.body && !this.body.isPaused()) {
+      const body = this.body;
+      body.pause();
+      stream.writer.drained(() => body.resume());
+    }
+  }
+
   private async onEnd(headers: StoredHeaders, status: number): Promise<void> {
     if (this.state !== 'streaming') return;
-    if (this.storing && this.policy) {
+    if (this.storing && this.policy && this.stream !== undefined) {
+      // The body is on disk: the entry's final record makes it visible (its body is set by the disk tier).
+      const entry = this.buildEntry(status, headers, Buffer.alloc(0), this.policy);
+      try {
+        this.putResult = await this.deps.store.putStreamed(entry, this.stream, this.since);
+      } catch {
+        this.putResult = 'dropped';
+      }
+      if (this.putResult === 'dropped' && this.outcome?.kind === 'stream') this.outcome.stored = false;
+    } else if (this.storing && this.policy) {
       const entry = this.buildEntry(status, headers, bodyFromChunks(this.chunks, this.bytes), this.policy);
       try {
         this.putResult = this.request.post ? await this.deps.store.putExact(entry, this.since) : await this.deps.store.put(entry, this.since);
@@ -503,6 +581,7 @@ export class OriginFill {
       return;
     }
     this.state = 'failed';
+    this.stream?.writer.abort();
     this.keep = false;
     this.chunks.length = 0;
     this.body?.destroy();

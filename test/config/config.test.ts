@@ -66,7 +66,8 @@ describe('loading', () => {
     [['--bogus', ...ORIGIN], /unknown flag --bogus/],
     [[], /missing required setting --origin/],
     [['--port', ...ORIGIN], /--port needs a value|expected a port/],
-    [['--max-object-size', '1gb', ...ORIGIN], /larger than --memory-max/],
+    [['--max-object-size', '2gb', ...ORIGIN], /larger than --disk-max/],
+    [['--max-object-size', '1gb', '--disk-max', '0', ...ORIGIN], /larger than --memory-max \(268435456 bytes\) and there is no disk tier/],
     [['--log-level', 'loud', ...ORIGIN], /one of fatal, error/],
     [['--targeted-cache-control', 'CDN Cache Control', ...ORIGIN], /--targeted-cache-control: expected a comma-separated list of header field names/],
     [['--targeted-cache-control', 'A,,B', ...ORIGIN], /--targeted-cache-control/],
@@ -87,13 +88,17 @@ describe('loading', () => {
     expect(() => loadConfig({ argv: ['--config', file, ...ORIGIN], env: {} })).toThrow(/not valid JSON/);
   });
 
-  it('a smaller --memory-max alone works: the default --max-object-size follows it', () => {
+  it('--max-object-size: an eighth of --disk-max by default, above --memory-max if need be; without disk, at most --memory-max', () => {
     const { config } = loadConfig({ argv: [...ORIGIN, '--memory-max', '16mb'], env: {} });
-    expect([config.memoryMax, config.maxObjectSize]).toEqual([16 * 1024 ** 2, 16 * 1024 ** 2]);
-    expect(loadConfig({ argv: [...ORIGIN, '--memory-max', '16mb', '--max-object-size', '1mb'], env: {} }).config.maxObjectSize).toBe(1024 ** 2);
+    expect([config.memoryMax, config.maxObjectSize]).toEqual([16 * 1024 ** 2, 128 * 1024 ** 2]);
+    expect(loadConfig({ argv: [...ORIGIN, '--disk-max', '8gib'], env: {} }).config.maxObjectSize).toBe(1024 ** 3);
+    expect(loadConfig({ argv: [...ORIGIN, '--memory-max', '16mb', '--max-object-size', '1gib'], env: {} }).config.maxObjectSize).toBe(1024 ** 3);
+    // Without a disk tier the default follows a smaller --memory-max (--memory-max 16mb alone must work).
+    const memoryOnly = loadConfig({ argv: [...ORIGIN, '--memory-max', '16mb', '--disk-max', '0'], env: {} }).config;
+    expect(memoryOnly.maxObjectSize).toBe(16 * 1024 ** 2);
     // A --max-object-size the user chose is named as written, wherever it came from.
-    expect(() => loadConfig({ argv: [...ORIGIN, '--memory-max', '16mb'], env: { EDGECACHE_MAX_OBJECT_SIZE: '32mb' } })).toThrow(
-      /^invalid EDGECACHE_MAX_OBJECT_SIZE: 33554432 bytes is larger than --memory-max \(16777216 bytes\)$/,
+    expect(() => loadConfig({ argv: [...ORIGIN, '--memory-max', '16mb', '--disk-max', '0'], env: { EDGECACHE_MAX_OBJECT_SIZE: '32mb' } })).toThrow(
+      /^invalid EDGECACHE_MAX_OBJECT_SIZE: 33554432 bytes is larger than --memory-max \(16777216 bytes\) and there is no disk tier \(--disk-max 0\)$/,
     );
   });
 

@@ -33,6 +33,8 @@ export class Drain {
   /** Tracks the server's connections (once per connection, nothing per request). */
   attach(server: Server): void {
     server.on('connection', (socket: Socket) => {
+      // upgrade.ts hands a socket back to the server again (a 'connection' each time): track it once.
+      if (this.sockets.has(socket)) return;
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
     });

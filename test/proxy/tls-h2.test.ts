@@ -99,8 +99,12 @@ describe('HTTP/2 over TLS', () => {
       // :authority stands for Host: the origin gets it as Host, and X-Forwarded-Proto https.
       expect(origin.requests.at(-1)?.headers.host).toBe(`localhost:${proxy.port}`);
       expect(origin.requests.at(-1)?.headers['x-forwarded-proto']).toBe('https');
+      const hitsBefore = proxy.edgecache.stats.hits;
       const second = await h2Request(session, { ':path': '/h2/a' });
       expect(second.headers['x-cache']).toBe('HIT');
+      // Counted (and timed) like an HTTP/1.1 hit, though answered on the stream without the router.
+      expect(proxy.edgecache.stats.hits).toBe(hitsBefore + 1);
+      expect(await proxy.edgecache.metrics.text()).toMatch(/^edgecache_requests_total\{cache="hit",tier="memory"\} [1-9]/m);
       expect(second.headers['cache-status']).toMatch(/^edgecache; hit/);
       expect(second.headers['content-length']).toBe(String('body of /h2/a'.length));
       expect(second.headers.age).toBeDefined();

@@ -31,17 +31,7 @@ export function createHitPath(store: CacheStore, outcomes: OutcomeRecorder, now:
     if (method !== 'GET' && method !== 'HEAD') return false;
     const url = req.url as string;
     const headers = req.headers;
-    if (
-      headers['cache-control'] !== undefined ||
-      headers.pragma !== undefined ||
-      headers['if-none-match'] !== undefined ||
-      headers['if-modified-since'] !== undefined ||
-      headers.range !== undefined ||
-      headers['content-length'] !== undefined ||
-      headers['transfer-encoding'] !== undefined
-    ) {
-      return false;
-    }
+    if (asksMoreThanAFreshHit(headers)) return false;
     // The router's hook answers a request that fails the checks; a fragment is stripped from the key there.
     const host = checkRequest(req, scheme);
     if (typeof host !== 'string' || url.includes('#')) return false;
@@ -74,6 +64,22 @@ export function createHitPath(store: CacheStore, outcomes: OutcomeRecorder, now:
 /** The h2 hit path: answers a fresh hit on an HTTP/2 stream (true), or leaves the stream untouched (false). */
 export type H2HitPath = (stream: ServerHttp2Stream, headers: H2Headers, rawHeaders: readonly string[]) => boolean;
 
+/**
+ * Whether a request carries something only the full pipeline decides: request directives, validators, a range,
+ * or a body. (The same test for HTTP/1.1 and h2 requests; h2 has no Transfer-Encoding, so it is never there.)
+ */
+function asksMoreThanAFreshHit(headers: H2Headers): boolean {
+  return (
+    headers['cache-control'] !== undefined ||
+    headers.pragma !== undefined ||
+    headers['if-none-match'] !== undefined ||
+    headers['if-modified-since'] !== undefined ||
+    headers.range !== undefined ||
+    headers['content-length'] !== undefined ||
+    headers['transfer-encoding'] !== undefined
+  );
+}
+
 /** Stands for the request when the access log is off (nothing reads it). */
 const NO_REQUEST = { method: '', url: '', headers: {} };
 
@@ -91,16 +97,7 @@ export function createH2HitPath(store: CacheStore, outcomes: OutcomeRecorder, no
   return function serveFreshH2Hit(stream, headers, rawHeaders) {
     const method = headers[':method'];
     if (method !== 'GET' && method !== 'HEAD') return false;
-    if (
-      headers['cache-control'] !== undefined ||
-      headers.pragma !== undefined ||
-      headers['if-none-match'] !== undefined ||
-      headers['if-modified-since'] !== undefined ||
-      headers.range !== undefined ||
-      headers['content-length'] !== undefined
-    ) {
-      return false;
-    }
+    if (asksMoreThanAFreshHit(headers)) return false;
     const host = checkH2Request(headers, rawHeaders, scheme);
     const url = headers[':path'] as string;
     if (typeof host !== 'string' || url.includes('#')) return false;

@@ -13,27 +13,27 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
-import type { Logger } from 'pino';
-import type { CacheStore } from '../../cache-store/cache-store.js';
 import type { CacheEntry } from '../../cache-store/entry.js';
 import type { RequestTarget } from '../../policies/http/cache-key.js';
 import type { CacheStatusFields, ForwardReason } from '../../policies/http/cache-status.js';
-import type { Freshness } from '../../policies/http/freshness.js';
 import { parseCacheControl } from '../../policies/http/cache-control.js';
 import { allowsContentLength, hasNoContent } from '../../policies/http/message-body.js';
 import { keyedFields } from '../../policies/http/post-freshness.js';
 import { bodyDigest, credentialDigest, isCachedPostPath, postKey, type PostKeyRules } from '../../policies/http/post-key.js';
-import type { ProxyStats } from '../admin/stats.js';
 import { writeError, writeOriginFailure } from '../http/error-answer.js';
 import { relayResponse } from '../http/relay.js';
-import type { Forwarding } from '../origin/forwarding.js';
-import type { OriginClient } from '../origin/origin-client.js';
+import type { PipelineOptions } from './cache-pipeline.js';
 import { ClientWriter } from './client-writer.js';
 import { OriginFill } from './origin-fill.js';
-import { outcomeFields, type OutcomeRecorder, type XCache } from './outcome.js';
+import { outcomeFields, type XCache } from './outcome.js';
 import { writeStored } from './stored-response.js';
 
-export interface PostPipelineOptions {
+/** The cache pipeline's own options that cached POSTs use too, and the POST settings. */
+export interface PostPipelineOptions
+  extends Pick<
+    PipelineOptions,
+    'store' | 'freshness' | 'origin' | 'stats' | 'outcomes' | 'log' | 'now' | 'maxObjectSize' | 'forwarding' | 'jitter' | 'coalesce' | 'coalesceWait' | 'exposeTagHeaders'
+  > {
   /** Path prefixes whose POSTs are cached (--cache-post). */
   prefixes: readonly string[];
   /** Largest body buffered for a key (--cache-post-max-body). */
@@ -41,19 +41,6 @@ export interface PostPipelineOptions {
   /** Freshness (ms) of an answer without Cache-Control (--cache-post-ttl). */
   ttl: number;
   rules: PostKeyRules;
-  store: CacheStore;
-  freshness: Freshness;
-  origin: OriginClient;
-  stats: ProxyStats;
-  outcomes: OutcomeRecorder;
-  log: Logger;
-  now: () => number;
-  maxObjectSize: number;
-  forwarding: Forwarding;
-  jitter: () => number;
-  coalesce: boolean;
-  coalesceWait: number;
-  exposeTagHeaders: boolean;
 }
 
 /** The request body: whole (at most maxBody bytes), or the part read before it grew past the limit. */

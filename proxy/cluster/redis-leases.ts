@@ -69,24 +69,34 @@ export class RedisLeases {
   private readonly subscriber: Redis;
   private readonly channel: string;
   private readonly waiters = new Map<string, Set<(outcome: Outcome) => void>>();
+  private subscribed = false;
   private closed = false;
 
   constructor(private readonly options: RedisLeasesOptions) {
     this.channel = fillChannel(options.prefix);
     const connect = { url: options.url, log: options.log };
     this.client = connectRedis({ ...connect, name: 'edgecache-lease', commandTimeoutMs: options.timeoutMs });
-    this.subscriber = connectRedis({ ...connect, name: 'edgecache-fills', commandTimeoutMs: 0, offlineQueue: true });
+    this.subscriber = connectRedis({ ...connect, name: 'edgecache-fills', commandTimeoutMs: 0, subscriber: true });
     this.subscriber.on('message', (channel: string, text: string) => {
       if (channel === this.channel) this.receive(text);
     });
+    // Subscribed again on every (re)connection; leases are asked for only once Redis confirmed it.
+    this.subscriber.on('ready', () => {
+      this.subscriber
+        .subscribe(this.channel)
+        .then(() => (this.subscribed = !this.closed))
+        .catch(() => undefined);
+    });
     // Messages sent while the subscriber was away are lost: whoever waits stops waiting and fetches.
-    this.subscriber.on('close', () => this.wakeAll('lost'));
-    this.subscriber.subscribe(this.channel).catch(() => undefined);
+    this.subscriber.on('close', () => {
+      this.subscribed = false;
+      this.wakeAll('lost');
+    });
   }
 
-  /** Whether leases can be asked for now (both connections up). */
+  /** Whether leases can be asked for now (both connections up, and the fills channel subscribed). */
   private usable(): boolean {
-    return !this.closed && this.client.status === 'ready' && this.subscriber.status === 'ready';
+    return !this.closed && this.subscribed && this.client.status === 'ready';
   }
 
   /**

@@ -115,4 +115,22 @@ describe('one origin fetch per cold key across nodes', () => {
       await redis.start();
     }
   });
+
+  it('Redis back: the nodes subscribe again and a cold key costs one origin fetch again', async () => {
+    await eventually('every node has Redis again', async () => {
+      const snapshots = (await Promise.all(nodes.map((n) => n.edgecache.snapshot()))) as Array<{ tiers: Record<string, Record<string, number>> }>;
+      return snapshots.every((s) => (s.tiers.redis?.connected ?? 0) > 0);
+    });
+    // Until each node's fills channel is subscribed again it fetches on its own: ask until one fetch serves all.
+    let round = 0;
+    await eventually('one origin fetch for a cold key on three nodes', async () => {
+      const p = `/hold/again-${round++}`;
+      const answers = nodes.map((node) => get(node, p));
+      await eventually('the origin has a request', () => (held.get(p)?.length ?? 0) >= 1);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      for (const release of held.get(p) ?? []) release();
+      const responses = await Promise.all(answers);
+      return origin.count(p) === 1 && responses.every((r) => r.status === 200 && r.text === `${p} #1`);
+    });
+  });
 });

@@ -114,7 +114,7 @@ export async function registerPassthrough(app: FastifyInstance, options: Passthr
           relayResponse(out, status, headers, res.stream, {
             noContent: hasNoContent(status),
             failed: (err) => {
-              stats.originErrors++;
+              stats.originError(err);
               writeOriginFailure(out, err, { cacheStatus: { fwd: 'method', detail: 'origin-error' } });
             },
           });
@@ -126,8 +126,8 @@ export async function registerPassthrough(app: FastifyInstance, options: Passthr
         relay();
       },
       onError: (reply, { error }) => {
-        stats.originErrors++;
         const cause = (error as { cause?: unknown }).cause ?? error;
+        stats.originError(cause);
         const failure = gatewayError(cause);
         const status = (error as { statusCode?: number }).statusCode === 504 ? 504 : failure.status;
         void sendError(reply, status, failure.message, { cacheStatus: { fwd: 'method', detail: 'origin-error' } });

@@ -290,7 +290,7 @@ export class CachePipeline {
       const summary = fill.summary;
       if (summary === 'stored') stats.stored++;
       else if (summary === 'not-stored') stats.notStored++;
-      else if (summary === 'failed') stats.originErrors++;
+      else if (summary === 'failed') stats.originError(fill.failure);
     });
     return fill;
   }
@@ -331,13 +331,13 @@ export class CachePipeline {
       relayResponse(res, status, headers, response.body, {
         noContent: req.method === 'HEAD' || hasNoContent(status),
         failed: (err) => {
-          stats.originErrors++;
+          stats.originError(err);
           writeOriginFailure(res, err, { cacheStatus: { fwd: forward, detail: 'origin-error' } });
         },
       });
     } catch (err) {
       if (abort.signal.aborted) return;
-      stats.originErrors++;
+      stats.originError(err);
       writeOriginFailure(res, err, { cacheStatus: { fwd: forward, detail: 'origin-error' } });
     }
   }

@@ -177,7 +177,7 @@ export class ProxyMetrics {
       ),
     );
     registry.registerMetric(
-      metric('edgecache_origin_request_duration_seconds', 'histogram', "Time from sending a cache fill's request to the origin to its response headers.", () =>
+      metric('edgecache_origin_request_duration_seconds', 'histogram', "Time from sending a request to the origin (a cache fill, or a request passed through) to its response headers.", () =>
         this.originDuration.values('edgecache_origin_request_duration_seconds'),
       ),
     );

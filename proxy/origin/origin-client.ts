@@ -57,6 +57,11 @@ export class OriginClient {
     return this.url.host;
   }
 
+  /** Reports the origin latency of a request sent through the pool by someone else (the pass-through). */
+  headersReceived(started: number): void {
+    this.onHeaders?.((performance.now() - started) / 1000);
+  }
+
   request(request: OriginRequest): Promise<Dispatcher.ResponseData> {
     const started = performance.now();
     const onHeaders = this.onHeaders;

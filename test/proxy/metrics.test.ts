@@ -80,6 +80,14 @@ describe('GET /metrics', () => {
     expect(metrics.families.has('nodejs_gc_duration_seconds')).toBe(true);
   });
 
+  it('times passed-through requests in the origin latency histogram too', async () => {
+    const count = async (): Promise<number> =>
+      parseExposition((await request(`${proxy.adminUrl}/metrics`)).text).value('edgecache_origin_request_duration_seconds_count') as number;
+    const before = await count();
+    for (let i = 0; i < 3; i++) expect((await request(`${proxy.url}/posted`, { method: 'POST', body: 'x' })).headers['x-cache']).toBe('BYPASS');
+    expect(await count()).toBe(before + 3);
+  });
+
   it('counts purges', async () => {
     const purged = await request(`${proxy.adminUrl}/purge`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ all: true }) });
     expect(purged.status).toBe(200);

@@ -196,7 +196,15 @@ export class CachePipeline {
     const lease = await coordinator.acquireFill(key, coalesceWait).catch(() => undefined);
     if (lease === undefined || lease.owner) {
       this.begin(fill);
-      if (lease?.owner) void fill.done.then(() => lease.release(fill.summary === 'stored' || fill.summary === 'entry'));
+      if (lease?.owner) {
+        void fill.done.then(async () => {
+          const stored = fill.summary === 'stored' || fill.summary === 'entry';
+          // The other processes read the entry from the shared disk tier: release once its write has committed
+          // there, or a request arriving in between (a waiter told "stored", or the next one) misses it and fetches.
+          if (stored) await store.flush('host').catch(() => undefined);
+          lease.release(stored);
+        });
+      }
       return;
     }
     if (lease.stored) {

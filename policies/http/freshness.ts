@@ -216,14 +216,17 @@ function storableWithExplicitFreshness(status: number): boolean {
  * The status http-cache-semantics is given. A final status the library does not store (400, 500, 502, 503,
  * 504, or an unrecognised 299, 499, 599) but which has explicit freshness (max-age, s-maxage, Expires, after the
  * targeted fields) is presented as a 200: only the freshness it was given then decides, never a heuristic, as
- * the explicit lifetime always takes precedence. Without explicit freshness the real status stays, and with it
- * the library's refusal or its heuristic (for heuristically cacheable statuses only).
+ * the explicit lifetime always takes precedence. So is one marked `public` (explicitly cacheable, RFC 9111 §4.2.2),
+ * which the library may then give a heuristic lifetime. Otherwise the real status stays, and with it the library's
+ * refusal or its heuristic (for heuristically cacheable statuses only).
  */
 function libraryStatus(status: number, view: CachePolicy.Headers): number {
   if (LIBRARY_STATUSES.has(status) || !storableWithExplicitFreshness(status)) return status;
   const directives = parseCacheControl(view['cache-control']);
   const explicit = directives.has('max-age') || directives.has('s-maxage') || view.expires !== undefined;
-  return explicit ? 200 : status;
+  // `public` marks a response explicitly cacheable: a heuristic lifetime is allowed whatever its status (RFC 9111
+  // §4.2.2), as for the heuristically cacheable ones.
+  return explicit || directives.has('public') ? 200 : status;
 }
 
 /**

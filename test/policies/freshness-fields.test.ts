@@ -132,6 +132,8 @@ describe('what the freshness policy reads from a response', () => {
     const lastModified = new Date(T - 1_000_000).toUTCString();
     expect(decide(404, { 'last-modified': lastModified }).lifetime).toBe(100);
     for (const status of [400, 500, 503, 599, 307]) expect(decide(status, { 'last-modified': lastModified }).reason, String(status)).toBe('not-cacheable');
+    // `public` makes any final status explicitly cacheable: then a heuristic lifetime applies (RFC 9111 §4.2.2).
+    for (const status of [599, 500, 299]) expect(decide(status, { 'cache-control': 'public', 'last-modified': lastModified }), String(status)).toEqual({ reason: null, lifetime: 100 });
     expect(decide(206, { 'cache-control': 'max-age=60' }).reason).toBe('not-cacheable');
   });
 

@@ -101,6 +101,15 @@ describe('conditionals (RFC 9110 §13) and the one 304 rule (§15.4.5)', () => {
     expect(clientValidatorsMatch({}, stored)).toBe(false);
   });
 
+  it('If-Modified-Since without a stored Last-Modified: the stored Date stands for it (RFC 9111 §4.3.2)', () => {
+    const dated = { date: 'Wed, 03 Jan 2024 00:00:00 GMT' };
+    expect(clientValidatorsMatch({ 'if-modified-since': 'Wed, 03 Jan 2024 00:00:00 GMT' }, dated)).toBe(true);
+    expect(clientValidatorsMatch({ 'if-modified-since': 'Tue, 02 Jan 2024 23:59:59 GMT' }, dated)).toBe(false);
+    expect(clientValidatorsMatch({ 'if-modified-since': 'Wed, 03 Jan 2024 00:00:00 GMT' }, {})).toBe(false);
+    // A Last-Modified, when there is one, is what counts.
+    expect(clientValidatorsMatch({ 'if-modified-since': 'Tue, 02 Jan 2024 00:00:00 GMT' }, { ...dated, 'last-modified': 'Tue, 02 Jan 2024 00:00:01 GMT' })).toBe(false);
+  });
+
   it('a 304 keeps what it must carry and the exchange fields, and drops the representation metadata', () => {
     const fields = [
       'cache-control', 'max-age=60',

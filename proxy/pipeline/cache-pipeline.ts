@@ -85,7 +85,7 @@ export class CachePipeline {
     const { store, freshness, now } = this.options;
     // A revalidation must not bring back what a purge removed after the stale entry was read (see CacheStore.put).
     const since = store.purgeGeneration;
-    const { entry, key, vary } = await store.lookup(target.key, req.headers);
+    const { entry, key, vary } = await this.lookup(target, req);
     if (req.headers['cache-control'] !== undefined && parseCacheControl(req.headers['cache-control']).has('only-if-cached')) {
       // RFC 9111 §5.2.1.7: answer from the cache or with 504, never from the origin.
       const verdict = entry && freshness.evaluate(entry.meta, req.headers, now());
@@ -121,6 +121,18 @@ export class CachePipeline {
       case 'revalidate':
         return this.fill(req, res, target, entry.meta.key, { entry, since }, requestForbidsReuse(req) ? 'request' : 'stale');
     }
+  }
+
+  /**
+   * The stored response for a request: the store's lookup, and when what it found is no longer fresh, a fresher
+   * copy another worker process left on the shared disk meanwhile (it revalidated or refetched it), if any.
+   */
+  private async lookup(target: RequestTarget, req: IncomingMessage): ReturnType<CacheStore['lookup']> {
+    const { store, freshness, now } = this.options;
+    const found = await store.lookup(target.key, req.headers);
+    const { entry } = found;
+    if (entry === undefined || freshness.evaluate(entry.meta, req.headers, now()) === 'fresh') return found;
+    return { ...found, entry: store.newerBelow(entry) ?? entry };
   }
 
   /** Sends a stored entry, honouring the client's validators and a single byte range, and records the outcome. */
@@ -208,7 +220,7 @@ export class CachePipeline {
       return;
     }
     if (lease.stored) {
-      const { entry } = await store.lookup(target.key, req.headers).catch(() => ({ entry: undefined }));
+      const { entry } = await this.lookup(target, req).catch(() => ({ entry: undefined }));
       const verdict = entry && freshness.evaluate(entry.meta, req.headers);
       if (entry && (verdict === 'fresh' || verdict === 'stale-allowed')) {
         this.options.stats.coalesced++;

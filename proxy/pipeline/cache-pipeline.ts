@@ -5,7 +5,7 @@
  * short-cuts the commonest case, and everything else is decided here.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { writeInterim } from '../http/interim.js';
+import { writeInterim, writeStoredEarlyHints } from '../http/interim.js';
 import type { Logger } from 'pino';
 import type { CacheStore } from '../../cache-store/cache-store.js';
 import type { CacheEntry } from '../../cache-store/entry.js';
@@ -119,6 +119,8 @@ export class CachePipeline {
         this.refreshInBackground(req, target, { entry, since });
         return;
       case 'revalidate':
+        // While the origin is asked, the stored response's preload links go out as a 103 (RFC 8297).
+        writeStoredEarlyHints(req, res, entry.meta.headers.link);
         return this.fill(req, res, target, entry.meta.key, { entry, since }, requestForbidsReuse(req) ? 'request' : 'stale');
     }
   }

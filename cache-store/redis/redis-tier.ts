@@ -4,14 +4,33 @@
  * never the hit path. `set` and `delete` queue the work and return at once; the queue is bounded in bytes.
  * Nothing here throws or rejects to the caller: a Redis that is down, slow or restarting turns into misses
  * and declined writes (counted, logged once per burst) while the connections retry in the background.
+ *
+ * With a Redis Cluster (--redis-cluster) every command touches one slot: an entry's keys share one through their
+ * hash tag (codec.ts); tag sets are updated each in a transaction of its own, before the entry's; deletes of many
+ * entries are grouped by slot; key walks SCAN every primary.
  */
+import calculateSlot from 'cluster-key-slot';
 import type { Redis } from 'ioredis';
 import { variantKey } from '../../policies/http/cache-key.js';
 import { ArrayBody, CONTIGUOUS_LIMIT, exactCopy, type Body } from '../body.js';
 import { recordSize, type CacheEntry, type CacheRecord, type EntryMeta, type VaryRecord } from '../entry.js';
 import { BurstLog, RateLog, type TierLogger } from '../log-throttle.js';
-import { bodyIdBytes, bodyKey, decodeBody, decodeMeta, encodeMeta, encodeRecord, globPrefix, META_BODY_ID_AT, META_ENVELOPE_AT, metaKey, tagKey } from './codec.js';
-import { closeRedis, connectRedis, errorText } from './connect.js';
+import {
+  bodyIdBytes,
+  bodyKey,
+  decodeBody,
+  decodeMeta,
+  encodeMeta,
+  encodeRecord,
+  globPrefix,
+  keyOfMetaKey,
+  META_BODY_ID_AT,
+  META_ENVELOPE_AT,
+  metaKey,
+  metaKeyPattern,
+  tagKey,
+} from './codec.js';
+import { closeRedis, connectRedis, errorText, primaries, type RedisClient } from './connect.js';
 import {
   BACKOFF_MS,
   DEFAULT_CONCURRENCY,
@@ -62,8 +81,10 @@ export class RedisTier implements CacheTier {
   readonly synchronous = false;
   /** Shared by every edgecache node that uses this Redis (CacheStore purges: see PurgeOptions.within). */
   readonly reach = 'network';
-  private readonly reader: Redis;
-  private readonly writer: Redis;
+  private readonly reader: RedisClient;
+  private readonly writer: RedisClient;
+  /** A Redis Cluster: no command may touch keys of two slots. */
+  private readonly cluster: boolean;
   private readonly queue: RedisWriteQueue;
   private readonly prefix: string;
   private readonly now: () => number;
@@ -102,7 +123,8 @@ export class RedisTier implements CacheTier {
     );
     this.declines = new BurstLog(this.log, 'warn', 'redis tier: write queue full; declining writes until it drains', 'redis tier: write queue drained');
     this.corruptLog = new RateLog(this.log, 'redis tier: unreadable value; deleted (counted in corruptRecords)');
-    const connect = { url: options.url, log: this.log };
+    this.cluster = options.cluster === true;
+    const connect = { url: options.url, cluster: this.cluster, log: this.log };
     // Two connections: a large write in flight never delays a lookup queued behind it on the same socket.
     this.reader = connectRedis({ ...connect, name: 'edgecache-read', commandTimeoutMs: options.timeoutMs });
     this.writer = connectRedis({ ...connect, name: 'edgecache-write', commandTimeoutMs: Math.max(1_000, options.timeoutMs * WRITE_TIMEOUT_FACTOR) });
@@ -113,7 +135,7 @@ export class RedisTier implements CacheTier {
   }
 
   /** Whether commands are sent now: the connection is up and no recent command failed. */
-  private usable(client: Redis): boolean {
+  private usable(client: RedisClient): boolean {
     return !this.closed && client.status === 'ready' && Date.now() >= this.backoffUntil;
   }
 
@@ -237,17 +259,13 @@ export class RedisTier implements CacheTier {
       this.counts.writesDeclined++;
       return;
     }
+    // A cluster's tag sets are in other slots: written first, so that the entry is never in Redis unnamed by them.
+    if (this.cluster && !(await this.writeTags(key, entry.meta.tags, ttl))) return;
     const multi = this.writer.multi();
     multi.set(metaKey(this.prefix, key), encoded.meta, 'PX', ttl);
     if (encoded.body) multi.set(bodyKey(this.prefix, key), encoded.body, 'PX', ttl);
     else multi.unlink(bodyKey(this.prefix, key));
-    for (const tag of entry.meta.tags) {
-      // A tag's set expires with its longest-lived member: NX gives a new set a TTL, GT only ever extends it.
-      const set = tagKey(this.prefix, tag);
-      multi.sadd(set, key);
-      multi.pexpire(set, ttl, 'NX');
-      multi.pexpire(set, ttl, 'GT');
-    }
+    if (!this.cluster) addTagCommands(multi, this.prefix, key, entry.meta.tags, ttl);
     if (await this.exec(multi, key)) {
       this.wrote(key);
       this.versions.set(entry.meta, encoded.bodyId);
@@ -282,16 +300,7 @@ export class RedisTier implements CacheTier {
       await this.writeEntry(key, entry);
       return;
     }
-    if (entry.meta.tags.length > 0) {
-      const multi = this.writer.multi();
-      for (const tag of entry.meta.tags) {
-        const set = tagKey(this.prefix, tag);
-        multi.sadd(set, key);
-        multi.pexpire(set, ttl, 'NX');
-        multi.pexpire(set, ttl, 'GT');
-      }
-      if (!(await this.exec(multi, key))) return;
-    }
+    if (!(await this.writeTags(key, entry.meta.tags, ttl))) return;
     this.faults.ok();
     this.wrote(key);
     this.versions.set(entry.meta, bodyId);
@@ -329,16 +338,41 @@ export class RedisTier implements CacheTier {
     // A Vary record is rewritten with every variant stored, so it outlives them all.
     multi.set(metaKey(this.prefix, key), encoded.meta, 'PX', this.maxTtlMs);
     multi.unlink(bodyKey(this.prefix, key));
-    for (const v of dropped) multi.unlink(...this.redisKeys(variantKey(record.primaryKey, v)));
-    if (await this.exec(multi, key)) this.wrote(key);
+    const droppedKeys = dropped.map((v) => variantKey(record.primaryKey, v));
+    // A cluster's variants are in other slots: deleted after the record that no longer names them.
+    if (!this.cluster) for (const variant of droppedKeys) multi.unlink(...this.redisKeys(variant));
+    if (!(await this.exec(multi, key))) return;
+    this.wrote(key);
+    if (this.cluster && droppedKeys.length > 0) await this.unlink(droppedKeys);
+  }
+
+  /**
+   * Adds `key` to the sets of its tags, in a transaction of its own (one per tag on a cluster: each set is in a slot
+   * of its own). True when done (or nothing to do); a failure leaves the key to be deleted later.
+   */
+  private async writeTags(key: string, tags: readonly string[], ttl: number): Promise<boolean> {
+    if (tags.length === 0) return true;
+    const groups = this.cluster ? tags.map((tag) => [tag]) : [tags];
+    try {
+      await Promise.all(
+        groups.map(async (group) => {
+          const multi = this.writer.multi();
+          addTagCommands(multi, this.prefix, key, group, ttl);
+          await execOrThrow(multi);
+        }),
+      );
+      this.faults.ok();
+      return true;
+    } catch (err) {
+      this.writeFailed(err, { op: 'set', key }, [key]);
+      return false;
+    }
   }
 
   /** Runs a MULTI; true when every command in it succeeded. A failure leaves the key to be deleted later. */
-  private async exec(multi: ReturnType<Redis['multi']>, key: string): Promise<boolean> {
+  private async exec(multi: Multi, key: string): Promise<boolean> {
     try {
-      const results = await multi.exec();
-      if (results === null) throw new Error('transaction aborted');
-      for (const [err] of results) if (err) throw err;
+      await execOrThrow(multi);
       this.faults.ok();
       return true;
     } catch (err) {
@@ -388,7 +422,7 @@ export class RedisTier implements CacheTier {
     for (let i = 0; i < keys.length; i += DELETE_BATCH) {
       const batch = keys.slice(i, i + DELETE_BATCH);
       try {
-        await this.writer.unlink(...batch.flatMap((key) => this.redisKeys(key)));
+        await this.unlinkNames(batch.flatMap((key) => this.redisKeys(key)));
         this.faults.ok();
       } catch (err) {
         this.writeFailed(err, { op: 'delete', keys: batch.length }, keys.slice(i));
@@ -436,13 +470,35 @@ export class RedisTier implements CacheTier {
     return at !== undefined && Date.now() - at < RECENT_WRITE_MS;
   }
 
-  /** Keys starting with `prefix`: SCAN MATCH over the meta keys (O(keys in the database), for purges). */
+  /**
+   * UNLINKs Redis keys: in one command on a server; on a cluster, one command per slot (sent together: ioredis
+   * pipelines those bound for one node), since a multi-key command must not span slots.
+   */
+  private async unlinkNames(names: readonly string[]): Promise<void> {
+    if (names.length === 0) return;
+    if (!this.cluster) {
+      await this.writer.unlink(...names);
+      return;
+    }
+    const bySlot = new Map<number, string[]>();
+    for (const name of names) {
+      const slot = calculateSlot(name);
+      const group = bySlot.get(slot);
+      if (group === undefined) bySlot.set(slot, [name]);
+      else group.push(name);
+    }
+    await Promise.all([...bySlot.values()].map((group) => this.writer.unlink(...group)));
+  }
+
+  /** Keys starting with `prefix`: SCAN MATCH over the meta keys, on every primary (O(keys in the database), for purges). */
   async keys(prefix: string): Promise<string[]> {
     if (this.closed) return [];
     const out = new Set<string>();
-    const strip = metaKey(this.prefix, '').length;
-    await this.scan(globPrefix(metaKey(this.prefix, prefix)), this.reader, (found) => {
-      for (const name of found) out.add(name.slice(strip));
+    await this.scan(metaKeyPattern(this.prefix, prefix), this.reader, (found) => {
+      for (const name of found) {
+        const key = keyOfMetaKey(this.prefix, name);
+        if (key !== undefined) out.add(key);
+      }
     });
     for (const key of this.tombstones) out.delete(key);
     for (const [key, record] of this.queue.pendingKeys()) {
@@ -481,24 +537,20 @@ export class RedisTier implements CacheTier {
     this.tombstones.clear();
     this.recent.clear();
     await this.queue.flushed();
-    await this.scan(globPrefix(this.prefix), this.writer, async (found) => {
-      if (found.length > 0) await this.writer.unlink(...found);
-    });
+    await this.scan(globPrefix(this.prefix), this.writer, (found) => this.unlinkNames(found));
   }
 
-  /** Walks SCAN MATCH `pattern` to the end (or the first failure, counted), handing each batch to `each`. */
-  private async scan(pattern: string, client: Redis, each: (found: string[]) => unknown): Promise<void> {
+  /**
+   * Walks SCAN MATCH `pattern` to the end on the server, or on every primary of a cluster (one after the other),
+   * or to the first failure (counted), handing each batch to `each`.
+   */
+  private async scan(pattern: string, client: RedisClient, each: (found: string[]) => unknown): Promise<void> {
     if (!this.usable(client)) {
       this.counts.skipped++;
       return;
     }
     try {
-      let cursor = '0';
-      do {
-        const [next, found] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT);
-        cursor = next;
-        await each(found);
-      } while (cursor !== '0');
+      for (const node of primaries(client)) await scanNode(node, pattern, each);
       this.faults.ok();
     } catch (err) {
       this.fail(err, { op: 'scan', pattern });
@@ -526,13 +578,21 @@ export class RedisTier implements CacheTier {
     };
   }
 
-  /** Reads the server figures shown by stats() (INFO and DBSIZE). Never rejects. */
+  /** Reads the server figures shown by stats() (INFO and DBSIZE; on a cluster, summed over the primaries). Never rejects. */
   async refreshServerFigures(): Promise<void> {
     if (!this.usable(this.reader)) return;
     try {
-      const [info, keys] = await Promise.all([this.reader.info(), this.reader.dbsize()]);
-      const field = (name: string): number => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(info)?.[1] ?? 0);
-      this.server = { keys, usedMemory: field('used_memory'), maxMemory: field('maxmemory'), evictedKeys: field('evicted_keys') };
+      const figures = await Promise.all(
+        primaries(this.reader).map(async (node) => {
+          const [info, keys] = await Promise.all([node.info(), node.dbsize()]);
+          const field = (name: string): number => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(info)?.[1] ?? 0);
+          return { keys, usedMemory: field('used_memory'), maxMemory: field('maxmemory'), evictedKeys: field('evicted_keys') };
+        }),
+      );
+      this.server = figures.reduce(
+        (sum, f) => ({ keys: sum.keys + f.keys, usedMemory: sum.usedMemory + f.usedMemory, maxMemory: sum.maxMemory + f.maxMemory, evictedKeys: sum.evictedKeys + f.evictedKeys }),
+        { keys: 0, usedMemory: 0, maxMemory: 0, evictedKeys: 0 },
+      );
     } catch {
       // Not worth a failure count: the next refresh tries again.
     }
@@ -571,4 +631,33 @@ export class RedisTier implements CacheTier {
     this.backoffUntil = Date.now() + BACKOFF_MS;
     this.faults.fail({ ...fields, err: errorText(err) });
   }
+}
+
+type Multi = ReturnType<RedisClient['multi']>;
+
+/** Adds `key` to its tags' sets: a set expires with its longest-lived member (NX gives a new set a TTL, GT only ever extends it). */
+function addTagCommands(multi: Multi, prefix: string, key: string, tags: readonly string[], ttl: number): void {
+  for (const tag of tags) {
+    const set = tagKey(prefix, tag);
+    multi.sadd(set, key);
+    multi.pexpire(set, ttl, 'NX');
+    multi.pexpire(set, ttl, 'GT');
+  }
+}
+
+/** Runs a MULTI; throws unless every command in it succeeded. */
+async function execOrThrow(multi: Multi): Promise<void> {
+  const results = await multi.exec();
+  if (results === null) throw new Error('transaction aborted');
+  for (const [err] of results) if (err) throw err;
+}
+
+/** SCAN MATCH `pattern` on one server, to the end. */
+async function scanNode(node: Redis, pattern: string, each: (found: string[]) => unknown): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, found] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT);
+    cursor = next;
+    await each(found);
+  } while (cursor !== '0');
 }

@@ -20,6 +20,8 @@ export interface TestRedisCluster {
   nodes: Redis[];
   /** The names of the keys matching `pattern` (a SCAN MATCH glob) on each node. */
   keysPerNode(pattern: string): Promise<string[][]>;
+  /** SIGKILLs node `index` (a primary lost, with no replica to take over: its slots are unavailable). */
+  kill(index: number): Promise<void>;
   /** SIGKILLs every node and removes their directory. */
   stop(): Promise<void>;
 }
@@ -89,17 +91,16 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
   const ports = all.slice(0, 3);
   const children: ChildProcess[] = [];
   const nodes: Redis[] = [];
+  const kill = (child: ChildProcess | undefined): Promise<void> => {
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill('SIGKILL');
+    });
+  };
   const stop = async (): Promise<void> => {
     for (const node of nodes) node.disconnect(false);
-    await Promise.all(
-      children.map((child) => {
-        if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-        return new Promise<void>((resolve) => {
-          child.once('exit', () => resolve());
-          child.kill('SIGKILL');
-        });
-      }),
-    );
+    await Promise.all(children.map(kill));
     rmSync(dir, { recursive: true, force: true });
   };
   try {
@@ -141,6 +142,7 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
         }),
       );
     },
+    kill: (index) => kill(children[index]),
     stop,
   };
 }

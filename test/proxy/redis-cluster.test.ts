@@ -175,4 +175,27 @@ describe('two nodes sharing a Redis Cluster', () => {
     const res = await get(b, '/stream/x');
     expect([res.headers['x-cache'], res.text]).toEqual(['MISS', '/stream/x #2']);
   });
+
+  // Last: it leaves the cluster without one of its primaries.
+  it('a primary lost (no replica): every request is still answered, from Redis where its slot lives, else from the origin; nothing wrong is served', async () => {
+    const paths = Array.from({ length: 12 }, (_, i) => `/down/${i}`);
+    for (const p of paths) await storeThroughA(p);
+    const lost = 2;
+    const onLost = new Set((await cluster.keysPerNode(`${PREFIX}*`))[lost]);
+    expect(paths.some((p) => onLost.has(metaKey(PREFIX, HOST + p)))).toBe(true);
+    await cluster.kill(lost);
+    for (const p of paths) {
+      const res = await get(b, p);
+      expect(res.status, p).toBe(200);
+      // Either A's copy from Redis (#1), or B's own fetch (#2) for a key whose slot was on the lost primary.
+      if (onLost.has(metaKey(PREFIX, HOST + p))) expect(res.text, p).toBe(`${p} #2`);
+      else expect(res.text, p).toMatch(new RegExp(`^${p} #[12]$`));
+    }
+    for (const node of [a, b]) {
+      const res = await get(node, '/down/new');
+      expect(res.status).toBe(200);
+      expect(res.text).toMatch(/^\/down\/new #[12]$/);
+    }
+    expect(origin.count('/down/new')).toBeLessThanOrEqual(2);
+  });
 });

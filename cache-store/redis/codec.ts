@@ -10,7 +10,8 @@
  *   value expects (written in the same MULTI, read in the same MGET);
  * - `<prefix>{<cache key>}l`: the fill lease (proxy/cluster/redis-leases.ts);
  * - `<prefix>t:<tag>`: a set of the cache keys carrying a surrogate key;
- * - `<prefix>purge-stream`, `<prefix>epoch`: the purge stream and the data set's epoch (proxy/purge/broadcast.ts).
+ * - `<prefix>purge-stream`, `<prefix>epoch` (on a cluster `<prefix>{purge}stream`, `<prefix>{purge}epoch`): the purge
+ *   stream and the data set's epoch (proxy/purge/broadcast.ts).
  *
  * The cache key sits between braces, a Redis Cluster hash tag: the three keys of one entry hash to one slot (the
  * part before the first `}` is the same in all three, whatever the prefix or the key contain), so the MULTI that
@@ -70,9 +71,14 @@ export function fillChannel(prefix: string): string {
   return `${prefix}fills`;
 }
 
-/** The Redis Stream that carries purges and invalidations to every node (see proxy/purge/broadcast.ts). */
-export function purgeStreamKey(prefix: string): string {
-  return `${prefix}purge-stream`;
+/**
+ * The Redis Stream that carries purges and invalidations to every node (see proxy/purge/broadcast.ts). On a Redis
+ * Cluster it shares a slot with the epoch key (hash tag `{purge}`): a primary that loses its data loses both, and
+ * the new epoch tells every node so, as on one server. (One server keeps the names it always had, so that nodes of
+ * both formats exchange purges during a rolling deploy.)
+ */
+export function purgeStreamKey(prefix: string, cluster = false): string {
+  return cluster ? `${prefix}{purge}stream` : `${prefix}purge-stream`;
 }
 
 /**
@@ -80,8 +86,8 @@ export function purgeStreamKey(prefix: string): string {
  * persistence, a failover to a replica that had not caught up) has none, and the first node to see that makes a
  * new one; a node whose remembered epoch differs drops its local tiers (see proxy/purge/broadcast.ts).
  */
-export function epochKey(prefix: string): string {
-  return `${prefix}epoch`;
+export function epochKey(prefix: string, cluster = false): string {
+  return cluster ? `${prefix}{purge}epoch` : `${prefix}epoch`;
 }
 
 /** A SCAN MATCH pattern for keys starting with `text`: glob characters in it are escaped. */

@@ -100,8 +100,8 @@ export class PurgeBroadcast {
   private readonly stats: PurgeBroadcastOptions['stats'];
 
   constructor(options: PurgeBroadcastOptions) {
-    this.streamKey = purgeStreamKey(options.prefix);
-    this.epochKey = epochKey(options.prefix);
+    this.streamKey = purgeStreamKey(options.prefix, options.cluster === true);
+    this.epochKey = epochKey(options.prefix, options.cluster === true);
     this.streamLength = options.streamLength;
     this.log = options.log;
     this.stats = options.stats;

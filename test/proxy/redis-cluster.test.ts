@@ -7,7 +7,7 @@
 import calculateSlot from 'cluster-key-slot';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CacheEntry } from '../../cache-store/entry.js';
-import { bodyKey, leaseKey, metaKey } from '../../cache-store/redis/codec.js';
+import { bodyKey, epochKey, leaseKey, metaKey, purgeStreamKey } from '../../cache-store/redis/codec.js';
 import { request, type TestResponse } from '../helpers/http.js';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
@@ -99,6 +99,7 @@ describe('key layout', () => {
     // The slot is the cache key's (the prefix plays no part); different entries are spread over the slots.
     expect(slots.size).toBeGreaterThan(1);
   });
+
 });
 
 describe('two nodes sharing a Redis Cluster', () => {
@@ -174,6 +175,15 @@ describe('two nodes sharing a Redis Cluster', () => {
     expect(local(b, '/stream/x')).toBeUndefined();
     const res = await get(b, '/stream/x');
     expect([res.headers['x-cache'], res.text]).toEqual(['MISS', '/stream/x #2']);
+  });
+
+  it('the purge stream and the epoch share a slot (a primary that loses one loses both)', async () => {
+    const node = cluster.nodes[0] as (typeof cluster.nodes)[number];
+    const [stream, epoch] = await Promise.all([purgeStreamKey(PREFIX, true), epochKey(PREFIX, true)].map(async (name) => Number(await node.cluster('KEYSLOT', name))));
+    expect(stream).toBe(epoch);
+    // And the nodes use them (the stream exists once a purge was published).
+    const onNodes = (await cluster.keysPerNode(`${PREFIX}{purge}*`)).find((names) => names.length > 0);
+    expect(onNodes?.sort()).toEqual([epochKey(PREFIX, true), purgeStreamKey(PREFIX, true)].sort());
   });
 
   // Last: it leaves the cluster without one of its primaries.

@@ -542,19 +542,24 @@ export class RedisTier implements CacheTier {
 
   /**
    * Walks SCAN MATCH `pattern` to the end on the server, or on every primary of a cluster (one after the other),
-   * or to the first failure (counted), handing each batch to `each`.
+   * handing each batch to `each`; a node's walk stops at its first failure (counted).
    */
   private async scan(pattern: string, client: RedisClient, each: (found: string[]) => unknown): Promise<void> {
     if (!this.usable(client)) {
       this.counts.skipped++;
       return;
     }
-    try {
-      for (const node of primaries(client)) await scanNode(node, pattern, each);
-      this.faults.ok();
-    } catch (err) {
-      this.fail(err, { op: 'scan', pattern });
+    // A primary that fails (a cluster's, lost) does not keep the walk from the others.
+    let failed = false;
+    for (const node of primaries(client)) {
+      try {
+        await scanNode(node, pattern, each);
+      } catch (err) {
+        failed = true;
+        this.fail(err, { op: 'scan', pattern });
+      }
     }
+    if (!failed) this.faults.ok();
   }
 
   /**

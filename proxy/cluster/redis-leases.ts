@@ -93,6 +93,9 @@ export class RedisLeases {
       this.subscribed = false;
       this.wakeAll('lost');
     });
+    // On a cluster, ioredis moves the subscription to another node by itself when the one it was on goes away:
+    // messages published meanwhile are lost too.
+    if (options.cluster === true) this.subscriber.on('-node', () => this.wakeAll('lost'));
   }
 
   /** Whether leases can be asked for now (both connections up, and the fills channel subscribed). */

@@ -4,10 +4,14 @@
  * reach every primary and the other node; a cold key costs one origin fetch (leases); a purge travels through the
  * stream. And the keys of one entry hash to one slot, whatever the cache key holds.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import calculateSlot from 'cluster-key-slot';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CacheEntry } from '../../cache-store/entry.js';
 import { bodyKey, epochKey, leaseKey, metaKey, purgeStreamKey } from '../../cache-store/redis/codec.js';
+import { freePort, startCli } from '../helpers/cli.js';
 import { request, type TestResponse } from '../helpers/http.js';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
@@ -184,6 +188,42 @@ describe('two nodes sharing a Redis Cluster', () => {
     // And the nodes use them (the stream exists once a purge was published).
     const onNodes = (await cluster.keysPerNode(`${PREFIX}{purge}*`)).find((names) => names.length > 0);
     expect(onNodes?.sort()).toEqual([epochKey(PREFIX, true), purgeStreamKey(PREFIX, true)].sort());
+  });
+
+  it('the edgecache command with --redis-cluster and --workers 1 (the primary reads the stream, the worker the tier) serves what A stored', async () => {
+    await storeThroughA('/cli/x');
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'edgecache-cluster-cli-'));
+    const cli = await startCli(['--origin', origin.url, '--workers', '1', '--data-dir', dataDir, '--redis', cluster.seedUrl, '--redis-cluster', '--redis-prefix', PREFIX]);
+    try {
+      await eventually('the command is connected to the cluster', async () => {
+        const stats = JSON.parse((await request(`${cli.adminUrl}/stats`)).text) as { tiers: Record<string, Record<string, number> | undefined> };
+        return (stats.tiers.redis?.connected ?? 0) > 0;
+      });
+      const res = await request(`${cli.url}/cli/x`, { headers: { host: HOST } });
+      expect([res.headers['x-cache'], res.text]).toEqual(['HIT', '/cli/x #1']);
+      await purge(a, { urls: [`http://${HOST}/cli/x`] });
+      await eventually('the purge reached the command', async () => {
+        const again = await request(`${cli.url}/cli/x`, { headers: { host: HOST } });
+        return again.headers['x-cache'] === 'MISS';
+      });
+      expect(origin.count('/cli/x')).toBe(2);
+    } finally {
+      await cli.stop('SIGKILL');
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('a node whose seed is not reachable starts without waiting and serves from the origin', async () => {
+    const port = await freePort(); // nothing listens there
+    const lonely = await startProxy(origin.url, { redis: `redis://127.0.0.1:${port}`, redisCluster: true, redisPrefix: PREFIX, redisTimeout: 200 });
+    try {
+      const first = await get(lonely, '/lonely/x');
+      expect([first.status, first.text]).toEqual([200, '/lonely/x #1']);
+      expect(await redisStats(lonely)).toMatchObject({ connected: 0, hits: 0, writes: 0 });
+      expect((await get(lonely, '/lonely/x')).status).toBe(200);
+    } finally {
+      await lonely.close();
+    }
   });
 
   // Last: it leaves the cluster without one of its primaries.

@@ -2,7 +2,8 @@
  * A real three-primary Redis Cluster for tests: three `redis-server --cluster-enabled yes` on free loopback ports
  * (their cluster bus ports free too), no persistence, one temporary directory, joined by
  * `redis-cli --cluster create ... --cluster-replicas 0`; ready once CLUSTER INFO says `cluster_state:ok` on every
- * node. stop() SIGKILLs them all and removes the directory.
+ * node. With `replicas: 1`, six nodes (three primaries, each with a replica, linked to it before this resolves).
+ * stop() SIGKILLs them all and removes the directory.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -20,8 +21,10 @@ export interface TestRedisCluster {
   nodes: Redis[];
   /** The names of the keys matching `pattern` (a SCAN MATCH glob) on each node. */
   keysPerNode(pattern: string): Promise<string[][]>;
-  /** SIGKILLs node `index` (a primary lost, with no replica to take over: its slots are unavailable). */
+  /** SIGKILLs node `index` (a primary lost: its replica takes over, or with none its slots are unavailable). */
   kill(index: number): Promise<void>;
+  /** Each node's role now (ROLE): 'master' or 'slave'; 'down' for a node that does not answer. */
+  roles(): Promise<string[]>;
   /** SIGKILLs every node and removes their directory. */
   stop(): Promise<void>;
 }
@@ -29,7 +32,7 @@ export interface TestRedisCluster {
 const INSTALL_HINT =
   'redis-server and redis-cli are needed for the Redis Cluster tests: install them (Debian/Ubuntu: apt-get install -y redis-server, which pulls in redis-tools). .ci/run installs them on CI.';
 
-function launch(port: number, busPort: number, dir: string, index: number): Promise<ChildProcess> {
+function launch(port: number, busPort: number, dir: string, index: number, nodeTimeoutMs: number): Promise<ChildProcess> {
   const args = [
     '--port',
     String(port),
@@ -42,7 +45,7 @@ function launch(port: number, busPort: number, dir: string, index: number): Prom
     '--cluster-config-file',
     path.join(dir, `nodes-${index}.conf`),
     '--cluster-node-timeout',
-    '2000',
+    String(nodeTimeoutMs),
     '--save',
     '',
     '--appendonly',
@@ -83,12 +86,20 @@ async function distinctFreePorts(count: number): Promise<number[]> {
   return [...ports];
 }
 
-export async function startRedisCluster(): Promise<TestRedisCluster> {
+export interface ClusterOptions {
+  /** Replicas per primary (default 0). */
+  replicas?: number;
+  /** cluster-node-timeout (ms): how long before a silent node is failed over (default 2000). */
+  nodeTimeoutMs?: number;
+}
+
+export async function startRedisCluster({ replicas = 0, nodeTimeoutMs = 2_000 }: ClusterOptions = {}): Promise<TestRedisCluster> {
   const cli = spawnSync('redis-cli', ['--version'], { encoding: 'utf8' });
   if (cli.error || cli.status !== 0) throw new Error(INSTALL_HINT);
   const dir = mkdtempSync(path.join(tmpdir(), 'edgecache-redis-cluster-'));
-  const all = await distinctFreePorts(6);
-  const ports = all.slice(0, 3);
+  const count = 3 * (1 + replicas);
+  const all = await distinctFreePorts(2 * count);
+  const ports = all.slice(0, count);
   const children: ChildProcess[] = [];
   const nodes: Redis[] = [];
   const kill = (child: ChildProcess | undefined): Promise<void> => {
@@ -104,8 +115,8 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    for (const [i, port] of ports.entries()) children.push(await launch(port, all[i + 3] as number, dir, i));
-    const create = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], {
+    for (const [i, port] of ports.entries()) children.push(await launch(port, all[i + count] as number, dir, i, nodeTimeoutMs));
+    const create = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', String(replicas), '--cluster-yes'], {
       encoding: 'utf8',
       timeout: 15_000,
     });
@@ -120,6 +131,14 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
       async () => (await Promise.all(nodes.map((node) => node.cluster('INFO')))).every((info) => /^cluster_state:ok/m.test(String(info))),
       15_000,
     );
+    if (replicas > 0) {
+      await eventually(
+        'every replica linked to its primary',
+        async () =>
+          (await Promise.all(nodes.map((node) => node.info('replication')))).every((info) => /^role:master/m.test(info) || /^master_link_status:up/m.test(info)),
+        15_000,
+      );
+    }
   } catch (err) {
     await stop();
     throw err;
@@ -143,6 +162,7 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
       );
     },
     kill: (index) => kill(children[index]),
+    roles: () => Promise.all(nodes.map(async (node) => String(((await node.role().catch(() => ['down'])) as unknown[])[0]))),
     stop,
   };
 }

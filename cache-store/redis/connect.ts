@@ -95,7 +95,7 @@ function credentials(url: string): { username?: string; password?: string; tls?:
 }
 
 /** Whether a client is a cluster's (its commands then go to several nodes; see primaries()). */
-function isCluster(client: RedisClient): client is Cluster {
+export function isCluster(client: RedisClient): client is Cluster {
   return 'nodes' in client && typeof client.nodes === 'function';
 }
 

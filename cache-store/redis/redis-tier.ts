@@ -30,7 +30,7 @@ import {
   metaKeyPattern,
   tagKey,
 } from './codec.js';
-import { closeRedis, connectRedis, errorText, primaries, type RedisClient } from './connect.js';
+import { closeRedis, connectRedis, errorText, isCluster, primaries, type RedisClient } from './connect.js';
 import {
   BACKOFF_MS,
   DEFAULT_CONCURRENCY,
@@ -99,6 +99,11 @@ export class RedisTier implements CacheTier {
   private readonly recent = new Map<string, number>();
   /** Until when (real time) lookups and writes skip Redis after a failure. */
   private backoffUntil = 0;
+  /**
+   * On a cluster, a failure of a command for one slot backs off its primary only (`host:port` → until when): the other
+   * primaries' slots are still used while one is down or failing over.
+   */
+  private readonly nodeBackoff = new Map<string, number>();
   private closed = false;
   private closing: Promise<void> | null = null;
   private readonly timer: NodeJS.Timeout;
@@ -134,9 +139,27 @@ export class RedisTier implements CacheTier {
     this.timer = setInterval(() => void this.refreshServerFigures(), INFO_INTERVAL_MS).unref();
   }
 
-  /** Whether commands are sent now: the connection is up and no recent command failed. */
-  private usable(client: RedisClient): boolean {
-    return !this.closed && client.status === 'ready' && Date.now() >= this.backoffUntil;
+  /**
+   * Whether commands are sent now: the connection is up and no recent command failed (on a cluster, with `key`:
+   * none for the primary of the key's slot).
+   */
+  private usable(client: RedisClient, key?: string): boolean {
+    if (this.closed || client.status !== 'ready') return false;
+    const now = Date.now();
+    if (now < this.backoffUntil) return false;
+    if (key === undefined || !this.cluster) return true;
+    const node = this.primaryOf(client, metaKey(this.prefix, key));
+    return node === undefined || now >= (this.nodeBackoff.get(node) ?? 0);
+  }
+
+  /** On a cluster, the primary (`host:port`) of the slot of Redis key `name` in `client`'s slot table, if known. */
+  private primaryOf(client: RedisClient, name: string): string | undefined {
+    return isCluster(client) ? client.slots[calculateSlot(name)]?.[0] : undefined;
+  }
+
+  /** Where a failure of a command on `key`'s keys is charged: its slot's primary on a cluster (else the whole tier). */
+  private nodeOf(client: RedisClient, key: string): string | undefined {
+    return this.primaryOf(client, metaKey(this.prefix, key));
   }
 
   async get(key: string): Promise<CacheRecord | undefined> {
@@ -144,7 +167,7 @@ export class RedisTier implements CacheTier {
     const queued = this.queue.pending(key);
     if (queued !== undefined) return queued ?? undefined;
     if (this.tombstones.has(key)) return undefined;
-    if (!this.usable(this.reader)) {
+    if (!this.usable(this.reader, key)) {
       this.counts.skipped++;
       return undefined;
     }
@@ -153,7 +176,7 @@ export class RedisTier implements CacheTier {
     try {
       values = await this.reader.mgetBuffer(metaKey(this.prefix, key), bodyKey(this.prefix, key));
     } catch (err) {
-      this.fail(err, { op: 'get', key });
+      this.fail(err, { op: 'get', key }, this.nodeOf(this.reader, key));
       return undefined;
     }
     this.faults.ok();
@@ -223,7 +246,7 @@ export class RedisTier implements CacheTier {
   private enqueue(key: string, record: CacheRecord, sameBodyAs: number | undefined): boolean {
     if (this.closed) return false;
     if (record.kind === 'entry' && (record.body.length > this.options.maxBodyBytes || record.meta.deletableAt <= this.now())) return this.decline(key);
-    if (!this.usable(this.writer)) return this.decline(key);
+    if (!this.usable(this.writer, key)) return this.decline(key);
     // Encoding waits for the queue: the response path only pays for this check.
     const bytes = recordSize(record) + OP_OVERHEAD;
     if (this.queue.pendingBytes > 0 && this.queue.pendingBytes + bytes > this.options.maxPendingBytes) {
@@ -293,7 +316,7 @@ export class RedisTier implements CacheTier {
       const keys = [metaKey(this.prefix, key), bodyKey(this.prefix, key)];
       rewritten = await this.writer.eval(REWRITE_META, 2, ...keys, encoded.meta, bodyIdBytes(bodyId), ttl, encoded.separateBody ? 1 : 0);
     } catch (err) {
-      this.writeFailed(err, { op: 'set', key }, [key]);
+      this.writeFailed(err, { op: 'set', key }, [key], this.nodeOf(this.writer, key));
       return;
     }
     if (rewritten !== 1) {
@@ -317,7 +340,7 @@ export class RedisTier implements CacheTier {
     try {
       existing = await this.writer.getBuffer(metaKey(this.prefix, key));
     } catch (err) {
-      this.writeFailed(err, { op: 'set', key }, [key]);
+      this.writeFailed(err, { op: 'set', key }, [key], this.nodeOf(this.writer, key));
       return;
     }
     let variants = record.variants;
@@ -364,7 +387,7 @@ export class RedisTier implements CacheTier {
       this.faults.ok();
       return true;
     } catch (err) {
-      this.writeFailed(err, { op: 'set', key }, [key]);
+      this.writeFailed(err, { op: 'set', key }, [key], this.nodeOf(this.writer, key));
       return false;
     }
   }
@@ -377,7 +400,7 @@ export class RedisTier implements CacheTier {
       return true;
     } catch (err) {
       // Whatever Redis held before may be older than the record that replaced it here.
-      this.writeFailed(err, { op: 'set', key }, [key]);
+      this.writeFailed(err, { op: 'set', key }, [key], this.nodeOf(this.writer, key));
       return false;
     }
   }
@@ -396,7 +419,7 @@ export class RedisTier implements CacheTier {
 
   delete(key: string): void {
     if (this.closed) return;
-    if (!this.usable(this.writer)) {
+    if (!this.usable(this.writer, key)) {
       this.bury([key]);
       return;
     }
@@ -419,10 +442,14 @@ export class RedisTier implements CacheTier {
   }
 
   private async unlink(keys: readonly string[]): Promise<void> {
+    if (this.cluster) {
+      await this.unlinkBySlot(keys);
+      return;
+    }
     for (let i = 0; i < keys.length; i += DELETE_BATCH) {
       const batch = keys.slice(i, i + DELETE_BATCH);
       try {
-        await this.unlinkNames(batch.flatMap((key) => this.redisKeys(key)));
+        await this.writer.unlink(...batch.flatMap((key) => this.redisKeys(key)));
         this.faults.ok();
       } catch (err) {
         this.writeFailed(err, { op: 'delete', keys: batch.length }, keys.slice(i));
@@ -430,6 +457,37 @@ export class RedisTier implements CacheTier {
       }
     }
     for (const key of keys) this.recent.delete(key);
+  }
+
+  /**
+   * On a cluster: one UNLINK per slot (an entry's two keys share its slot), the slots' commands sent together. A slot
+   * whose command fails leaves its keys to be deleted later and backs off its primary only.
+   */
+  private async unlinkBySlot(keys: readonly string[]): Promise<void> {
+    const bySlot = new Map<number, string[]>();
+    for (const key of keys) {
+      const slot = calculateSlot(metaKey(this.prefix, key));
+      const group = bySlot.get(slot);
+      if (group === undefined) bySlot.set(slot, [key]);
+      else group.push(key);
+    }
+    let failed = false;
+    await Promise.all(
+      [...bySlot.values()].map(async (group) => {
+        for (let i = 0; i < group.length; i += DELETE_BATCH) {
+          const batch = group.slice(i, i + DELETE_BATCH);
+          try {
+            await this.writer.unlink(...batch.flatMap((key) => this.redisKeys(key)));
+          } catch (err) {
+            failed = true;
+            this.writeFailed(err, { op: 'delete', keys: group.length - i }, group.slice(i), this.nodeOf(this.writer, group[0] as string));
+            return;
+          }
+        }
+        for (const key of group) this.recent.delete(key);
+      }),
+    );
+    if (!failed) this.faults.ok();
   }
 
   /**
@@ -471,8 +529,8 @@ export class RedisTier implements CacheTier {
   }
 
   /**
-   * UNLINKs Redis keys: in one command on a server; on a cluster, one command per slot (sent together: ioredis
-   * pipelines those bound for one node), since a multi-key command must not span slots.
+   * UNLINKs Redis keys (clear()): in one command on a server; on a cluster, one command per slot (sent together:
+   * ioredis pipelines those bound for one node), since a multi-key command must not span slots.
    */
   private async unlinkNames(names: readonly string[]): Promise<void> {
     if (names.length === 0) return;
@@ -517,7 +575,7 @@ export class RedisTier implements CacheTier {
       try {
         for (const key of await this.reader.smembers(tagKey(this.prefix, tag))) out.add(key);
       } catch (err) {
-        this.fail(err, { op: 'keysForTag', tag });
+        this.fail(err, { op: 'keysForTag', tag }, this.primaryOf(this.reader, tagKey(this.prefix, tag)));
       }
     } else {
       this.counts.skipped++;
@@ -556,7 +614,7 @@ export class RedisTier implements CacheTier {
         await scanNode(node, pattern, each);
       } catch (err) {
         failed = true;
-        this.fail(err, { op: 'scan', pattern });
+        this.fail(err, { op: 'scan', pattern }, this.cluster ? `${node.options.host}:${node.options.port}` : undefined);
       }
     }
     if (!failed) this.faults.ok();
@@ -624,16 +682,18 @@ export class RedisTier implements CacheTier {
    * A write or delete failed: the keys it concerned, and those of every operation still waiting (which would most
    * likely fail too, each after its timeout), are left to be deleted once Redis answers again.
    */
-  private writeFailed(err: unknown, fields: Record<string, unknown>, keys: readonly string[]): void {
-    this.fail(err, fields);
+  private writeFailed(err: unknown, fields: Record<string, unknown>, keys: readonly string[], node?: string): void {
+    this.fail(err, fields, node);
     const dropped = this.queue.dropWaiting();
     this.counts.writesDeclined += dropped.writes;
     this.bury([...keys, ...dropped.keys]);
   }
 
-  private fail(err: unknown, fields: Record<string, unknown>): void {
+  /** Counts and logs a failed command, and backs off: the primary `node` on a cluster when known, else the whole tier. */
+  private fail(err: unknown, fields: Record<string, unknown>, node?: string): void {
     this.counts.errors++;
-    this.backoffUntil = Date.now() + BACKOFF_MS;
+    if (this.cluster && node !== undefined) this.nodeBackoff.set(node, Date.now() + BACKOFF_MS);
+    else this.backoffUntil = Date.now() + BACKOFF_MS;
     this.faults.fail({ ...fields, err: errorText(err) });
   }
 }

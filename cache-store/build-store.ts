@@ -68,6 +68,7 @@ export function buildStore({ config, freshness, log, now, sweeper }: StoreDepend
     lower.push(
       new RedisTier({
         url: config.redis,
+        cluster: config.redisCluster,
         prefix: config.redisPrefix,
         restorePolicy: (object) => freshness.restorePolicy(object),
         now,

@@ -282,6 +282,7 @@ export function loadConfig({ argv, env = process.env }: LoadInput): LoadResult {
     throw new ConfigError(`${describe('adminHost', sources.get('adminHost') as Source)} is ${JSON.stringify(config.adminHost)}, not a loopback address: set --admin-token (or EDGECACHE_ADMIN_TOKEN) too`);
   }
   checkPostSettings(config, sources);
+  checkRedisCluster(config, sources);
   return { help: false, version: false, config };
 }
 
@@ -301,6 +302,20 @@ function checkTls(config: EdgecacheConfig, sources: Map<SettingName, Source>): v
   if (cert && config.h2c && h2c) throw new ConfigError(`${describe('h2c', h2c)} is for a plain port: with --tls-cert, HTTP/2 is negotiated by ALPN`);
 }
 
+/**
+ * --redis-cluster needs --redis; a cluster has database 0 only; the prefix has no braces (the keys of one entry
+ * share a slot through the hash tag `{<cache key>}`, which braces in the prefix would change).
+ */
+function checkRedisCluster(config: EdgecacheConfig, sources: Map<SettingName, Source>): void {
+  const cluster = sources.get('redisCluster');
+  if (!config.redisCluster || !cluster) return;
+  if (!config.redis) throw new ConfigError(`${describe('redisCluster', cluster)} needs --redis (or ${envName('redis')}): a seed node of the cluster`);
+  const db = new URL(config.redis).pathname.replace(/^\//, '');
+  if (db !== '' && db !== '0') throw new ConfigError(`invalid ${describe('redis', sources.get('redis') as Source)}: a Redis Cluster has database 0 only, got database ${JSON.stringify(db)}`);
+  if (/[{}]/.test(config.redisPrefix)) {
+    throw new ConfigError(`invalid ${describe('redisPrefix', sources.get('redisPrefix') as Source)}: with --redis-cluster the prefix cannot contain { or }, got ${JSON.stringify(config.redisPrefix)}`);
+  }
+}
 
 const FIELD_NAME = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/i;
 

@@ -24,6 +24,8 @@ export interface EdgecacheConfig {
   diskWrite: 'through' | 'spill';
   /** Empty or absent: no Redis tier. */
   redis: string;
+  /** --redis is a seed node of a Redis Cluster. */
+  redisCluster: boolean;
   redisPrefix: string;
   redisMaxObjectSize: number;
   redisTimeout: number;
@@ -149,6 +151,12 @@ export const SETTINGS = {
     placeholder: 'URL',
     description:
       'Redis shared by several edgecache machines (redis://[user:password@]host:port[/db], rediss:// for TLS; Redis 7 or newer): a tier below memory and disk that every node reads and fills, and the channel that carries each purge to the other nodes. Off when unset. See docs/redis-tier.md.',
+  },
+  redisCluster: {
+    kind: 'boolean',
+    default: false,
+    description:
+      'Treat --redis as a seed node of a Redis Cluster (database 0, Redis 7 or newer): every connection follows the slots, each entry\'s keys share one slot, prefix purges scan every primary. Needs --redis.',
   },
   redisPrefix: {
     kind: 'string',

@@ -303,6 +303,7 @@ function setUpPurging(
   const leases = config.redis
     ? new RedisLeases({
         url: config.redis,
+        cluster: config.redisCluster,
         prefix: config.redisPrefix,
         leaseMs: config.redisLease,
         timeoutMs: config.redisTimeout,

@@ -465,7 +465,9 @@ export class LmdbTier implements SyncCacheTier {
     if (this.closed || keys.length === 0) return;
     const items = keys.map((key) => [storageKey(key), key] as const);
     for (const [storage, key] of items) this.tombstones.set(storage, key);
-    const done = await this.queue.run(null, 0, () => items.every(([storage, key]) => this.remove(storage, key)));
+    // Registered as queued deletes: a write of one of these keys still queued before them is no longer read.
+    const ops = items.map(([storage, key]) => ({ storage, key, record: null }));
+    const done = await this.queue.run(ops, 0, () => items.every(([storage, key]) => this.remove(storage, key)));
     if (done === undefined) {
       // The commit failed (a full disk): keep them hidden and retry, as for a single delete.
       for (const [storage, key] of items) this.bury(storage, key);

@@ -74,9 +74,11 @@ export class WriteQueue {
    * threw or the commit failed; never rejects: lmdb-js's commit errors (and their `commitError` promises) are
    * all handled here, since an unhandled rejection would end the process.
    */
-  run<T>(op: PendingOp | null, size: number, work: () => T): Promise<T | undefined> {
+  run<T>(op: PendingOp | readonly PendingOp[] | null, size: number, work: () => T): Promise<T | undefined> {
     const seq = ++this.seq;
-    if (op) this.pending.set(op.storage, { ...op, seq });
+    // Several keys for one operation (deleteMany): each is read as this operation's until it finishes.
+    const ops: readonly PendingOp[] = op === null ? [] : 'storage' in op ? [op] : op;
+    for (const each of ops) this.pending.set(each.storage, { ...each, seq });
     this.pendingBytes += size;
     const result = new Promise<T | undefined>((resolve) => {
       const start = (): void => {
@@ -104,7 +106,7 @@ export class WriteQueue {
             (err: unknown) => {
               const commitError = (err as { commitError?: unknown } | null)?.commitError;
               if (commitError instanceof Promise) commitError.catch(() => undefined);
-              this.options.onFailure(err, op);
+              this.options.onFailure(err, ops[0] ?? null);
               return undefined;
             },
           )
@@ -119,7 +121,7 @@ export class WriteQueue {
     });
     const tracked = result.finally(() => {
       this.pendingBytes -= size;
-      if (op && this.pending.get(op.storage)?.seq === seq) this.pending.delete(op.storage);
+      for (const each of ops) if (this.pending.get(each.storage)?.seq === seq) this.pending.delete(each.storage);
       this.inflight.delete(tracked);
     });
     this.inflight.add(tracked);

@@ -5,11 +5,18 @@
  * format is a version mismatch, never a misreading.
  *
  * Keys, all under the configured prefix:
- * - `<prefix>m:<cache key>`: the meta value (Redis header + envelope), with the body inline up to INLINE_LIMIT;
- * - `<prefix>b:<cache key>`: a larger body, raw bytes behind a 12-byte header naming the body id the meta
+ * - `<prefix>{<cache key>}m`: the meta value (Redis header + envelope), with the body inline up to INLINE_LIMIT;
+ * - `<prefix>{<cache key>}b`: a larger body, raw bytes behind a 12-byte header naming the body id the meta
  *   value expects (written in the same MULTI, read in the same MGET);
+ * - `<prefix>{<cache key>}l`: the fill lease (proxy/cluster/redis-leases.ts);
  * - `<prefix>t:<tag>`: a set of the cache keys carrying a surrogate key;
- * - `<prefix>purge`: the pub/sub channel of purge broadcasts (proxy/purge/broadcast.ts).
+ * - `<prefix>purge-stream`, `<prefix>epoch` (on a cluster `<prefix>{purge}stream`, `<prefix>{purge}epoch`): the purge
+ *   stream and the data set's epoch (proxy/purge/broadcast.ts).
+ *
+ * The cache key sits between braces, a Redis Cluster hash tag: the three keys of one entry hash to one slot (the
+ * part before the first `}` is the same in all three, whatever the prefix or the key contain), so the MULTI that
+ * writes an entry, the MGET that reads it and the Lua scripts on its lease each touch one slot. A single server
+ * uses the same layout. Keys of several entries, tag sets, the stream and the epoch are in any slot.
  */
 import { randomInt } from 'node:crypto';
 import { BODY_ID_AT, CorruptRecordError, decodeRecord, finishRecord, prepareRecord, type DecodedRecord } from '../record-codec.js';
@@ -19,7 +26,7 @@ import type { CacheEntry, VaryRecord } from '../entry.js';
  * Version of the Redis layout. Bump it when the keys, the headers, or the disk envelope it embeds change
  * (record-codec's FORMAT_VERSION): a node that finds another version treats the value as corrupt and deletes it.
  */
-export const REDIS_FORMAT_VERSION = 1;
+export const REDIS_FORMAT_VERSION = 2;
 
 /** Largest value Redis accepts (proto-max-bulk-len's default): no body can need more than one body key. */
 const REDIS_MAX_VALUE = 512 * 1024 * 1024;
@@ -32,11 +39,22 @@ const META_HEADER = 4; // magic(2) version(1) reserved(1)
 const BODY_HEADER = 12; // magic(2) version(1) reserved(1) bodyId(8)
 
 export function metaKey(prefix: string, key: string): string {
-  return `${prefix}m:${key}`;
+  return `${prefix}{${key}}m`;
 }
 
 export function bodyKey(prefix: string, key: string): string {
-  return `${prefix}b:${key}`;
+  return `${prefix}{${key}}b`;
+}
+
+/** The SCAN MATCH pattern of the meta keys of cache keys starting with `keyPrefix`. */
+export function metaKeyPattern(prefix: string, keyPrefix: string): string {
+  return globPrefix(`${prefix}{${keyPrefix}`);
+}
+
+/** The cache key of a meta key's name (from a SCAN), or undefined for any other key under the prefix. */
+export function keyOfMetaKey(prefix: string, name: string): string | undefined {
+  if (!name.startsWith(`${prefix}{`) || !name.endsWith('}m')) return undefined;
+  return name.slice(prefix.length + 1, -2);
 }
 
 export function tagKey(prefix: string, tag: string): string {
@@ -45,7 +63,7 @@ export function tagKey(prefix: string, tag: string): string {
 
 /** A node's lease on fetching `key` (see proxy/cluster/redis-leases.ts). */
 export function leaseKey(prefix: string, key: string): string {
-  return `${prefix}l:${key}`;
+  return `${prefix}{${key}}l`;
 }
 
 /** The pub/sub channel on which a lease holder tells the waiters its fill is in Redis, or will not be. */
@@ -53,9 +71,14 @@ export function fillChannel(prefix: string): string {
   return `${prefix}fills`;
 }
 
-/** The Redis Stream that carries purges and invalidations to every node (see proxy/purge/broadcast.ts). */
-export function purgeStreamKey(prefix: string): string {
-  return `${prefix}purge-stream`;
+/**
+ * The Redis Stream that carries purges and invalidations to every node (see proxy/purge/broadcast.ts). On a Redis
+ * Cluster it shares a slot with the epoch key (hash tag `{purge}`): a primary that loses its data loses both, and
+ * the new epoch tells every node so, as on one server. (One server keeps the names it always had, so that nodes of
+ * both formats exchange purges during a rolling deploy.)
+ */
+export function purgeStreamKey(prefix: string, cluster = false): string {
+  return cluster ? `${prefix}{purge}stream` : `${prefix}purge-stream`;
 }
 
 /**
@@ -63,8 +86,8 @@ export function purgeStreamKey(prefix: string): string {
  * persistence, a failover to a replica that had not caught up) has none, and the first node to see that makes a
  * new one; a node whose remembered epoch differs drops its local tiers (see proxy/purge/broadcast.ts).
  */
-export function epochKey(prefix: string): string {
-  return `${prefix}epoch`;
+export function epochKey(prefix: string, cluster = false): string {
+  return cluster ? `${prefix}{purge}epoch` : `${prefix}epoch`;
 }
 
 /** A SCAN MATCH pattern for keys starting with `text`: glob characters in it are escaped. */

@@ -6,6 +6,8 @@ import type { TierStats } from '../tier.js';
 export interface RedisTierOptions {
   /** redis:// or rediss:// URL (user, password and database number included, as Redis URLs allow). */
   url: string;
+  /** `url` is a seed node of a Redis Cluster (--redis-cluster). */
+  cluster?: boolean;
   /** Prefix of every key and channel, so that several caches can share one Redis. */
   prefix: string;
   /** Rebuilds a CachePolicy from `policy.toObject()` (Freshness.restorePolicy). */

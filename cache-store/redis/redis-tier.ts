@@ -4,14 +4,33 @@
  * never the hit path. `set` and `delete` queue the work and return at once; the queue is bounded in bytes.
  * Nothing here throws or rejects to the caller: a Redis that is down, slow or restarting turns into misses
  * and declined writes (counted, logged once per burst) while the connections retry in the background.
+ *
+ * With a Redis Cluster (--redis-cluster) every command touches one slot: an entry's keys share one through their
+ * hash tag (codec.ts); tag sets are updated each in a transaction of its own, before the entry's; deletes of many
+ * entries are grouped by slot; key walks SCAN every primary.
  */
+import calculateSlot from 'cluster-key-slot';
 import type { Redis } from 'ioredis';
 import { variantKey } from '../../policies/http/cache-key.js';
 import { ArrayBody, CONTIGUOUS_LIMIT, exactCopy, type Body } from '../body.js';
 import { recordSize, type CacheEntry, type CacheRecord, type EntryMeta, type VaryRecord } from '../entry.js';
 import { BurstLog, RateLog, type TierLogger } from '../log-throttle.js';
-import { bodyIdBytes, bodyKey, decodeBody, decodeMeta, encodeMeta, encodeRecord, globPrefix, META_BODY_ID_AT, META_ENVELOPE_AT, metaKey, tagKey } from './codec.js';
-import { closeRedis, connectRedis, errorText } from './connect.js';
+import {
+  bodyIdBytes,
+  bodyKey,
+  decodeBody,
+  decodeMeta,
+  encodeMeta,
+  encodeRecord,
+  globPrefix,
+  keyOfMetaKey,
+  META_BODY_ID_AT,
+  META_ENVELOPE_AT,
+  metaKey,
+  metaKeyPattern,
+  tagKey,
+} from './codec.js';
+import { closeRedis, connectRedis, errorText, isCluster, primaries, type RedisClient } from './connect.js';
 import {
   BACKOFF_MS,
   DEFAULT_CONCURRENCY,
@@ -62,8 +81,10 @@ export class RedisTier implements CacheTier {
   readonly synchronous = false;
   /** Shared by every edgecache node that uses this Redis (CacheStore purges: see PurgeOptions.within). */
   readonly reach = 'network';
-  private readonly reader: Redis;
-  private readonly writer: Redis;
+  private readonly reader: RedisClient;
+  private readonly writer: RedisClient;
+  /** A Redis Cluster: no command may touch keys of two slots. */
+  private readonly cluster: boolean;
   private readonly queue: RedisWriteQueue;
   private readonly prefix: string;
   private readonly now: () => number;
@@ -78,6 +99,11 @@ export class RedisTier implements CacheTier {
   private readonly recent = new Map<string, number>();
   /** Until when (real time) lookups and writes skip Redis after a failure. */
   private backoffUntil = 0;
+  /**
+   * On a cluster, a failure of a command for one slot backs off its primary only (`host:port` → until when): the other
+   * primaries' slots are still used while one is down or failing over.
+   */
+  private readonly nodeBackoff = new Map<string, number>();
   private closed = false;
   private closing: Promise<void> | null = null;
   private readonly timer: NodeJS.Timeout;
@@ -102,7 +128,8 @@ export class RedisTier implements CacheTier {
     );
     this.declines = new BurstLog(this.log, 'warn', 'redis tier: write queue full; declining writes until it drains', 'redis tier: write queue drained');
     this.corruptLog = new RateLog(this.log, 'redis tier: unreadable value; deleted (counted in corruptRecords)');
-    const connect = { url: options.url, log: this.log };
+    this.cluster = options.cluster === true;
+    const connect = { url: options.url, cluster: this.cluster, log: this.log };
     // Two connections: a large write in flight never delays a lookup queued behind it on the same socket.
     this.reader = connectRedis({ ...connect, name: 'edgecache-read', commandTimeoutMs: options.timeoutMs });
     this.writer = connectRedis({ ...connect, name: 'edgecache-write', commandTimeoutMs: Math.max(1_000, options.timeoutMs * WRITE_TIMEOUT_FACTOR) });
@@ -112,9 +139,27 @@ export class RedisTier implements CacheTier {
     this.timer = setInterval(() => void this.refreshServerFigures(), INFO_INTERVAL_MS).unref();
   }
 
-  /** Whether commands are sent now: the connection is up and no recent command failed. */
-  private usable(client: Redis): boolean {
-    return !this.closed && client.status === 'ready' && Date.now() >= this.backoffUntil;
+  /**
+   * Whether commands are sent now: the connection is up and no recent command failed (on a cluster, with `key`:
+   * none for the primary of the key's slot).
+   */
+  private usable(client: RedisClient, key?: string): boolean {
+    if (this.closed || client.status !== 'ready') return false;
+    const now = Date.now();
+    if (now < this.backoffUntil) return false;
+    if (key === undefined || !this.cluster) return true;
+    const node = this.primaryOf(client, metaKey(this.prefix, key));
+    return node === undefined || now >= (this.nodeBackoff.get(node) ?? 0);
+  }
+
+  /** On a cluster, the primary (`host:port`) of the slot of Redis key `name` in `client`'s slot table, if known. */
+  private primaryOf(client: RedisClient, name: string): string | undefined {
+    return isCluster(client) ? client.slots[calculateSlot(name)]?.[0] : undefined;
+  }
+
+  /** Where a failure of a command on `key`'s keys is charged: its slot's primary on a cluster (else the whole tier). */
+  private nodeOf(client: RedisClient, key: string): string | undefined {
+    return this.primaryOf(client, metaKey(this.prefix, key));
   }
 
   async get(key: string): Promise<CacheRecord | undefined> {
@@ -122,7 +167,7 @@ export class RedisTier implements CacheTier {
     const queued = this.queue.pending(key);
     if (queued !== undefined) return queued ?? undefined;
     if (this.tombstones.has(key)) return undefined;
-    if (!this.usable(this.reader)) {
+    if (!this.usable(this.reader, key)) {
       this.counts.skipped++;
       return undefined;
     }
@@ -131,7 +176,7 @@ export class RedisTier implements CacheTier {
     try {
       values = await this.reader.mgetBuffer(metaKey(this.prefix, key), bodyKey(this.prefix, key));
     } catch (err) {
-      this.fail(err, { op: 'get', key });
+      this.fail(err, { op: 'get', key }, this.nodeOf(this.reader, key));
       return undefined;
     }
     this.faults.ok();
@@ -201,7 +246,7 @@ export class RedisTier implements CacheTier {
   private enqueue(key: string, record: CacheRecord, sameBodyAs: number | undefined): boolean {
     if (this.closed) return false;
     if (record.kind === 'entry' && (record.body.length > this.options.maxBodyBytes || record.meta.deletableAt <= this.now())) return this.decline(key);
-    if (!this.usable(this.writer)) return this.decline(key);
+    if (!this.usable(this.writer, key)) return this.decline(key);
     // Encoding waits for the queue: the response path only pays for this check.
     const bytes = recordSize(record) + OP_OVERHEAD;
     if (this.queue.pendingBytes > 0 && this.queue.pendingBytes + bytes > this.options.maxPendingBytes) {
@@ -237,17 +282,13 @@ export class RedisTier implements CacheTier {
       this.counts.writesDeclined++;
       return;
     }
+    // A cluster's tag sets are in other slots: written first, so that the entry is never in Redis unnamed by them.
+    if (this.cluster && !(await this.writeTags(key, entry.meta.tags, ttl))) return;
     const multi = this.writer.multi();
     multi.set(metaKey(this.prefix, key), encoded.meta, 'PX', ttl);
     if (encoded.body) multi.set(bodyKey(this.prefix, key), encoded.body, 'PX', ttl);
     else multi.unlink(bodyKey(this.prefix, key));
-    for (const tag of entry.meta.tags) {
-      // A tag's set expires with its longest-lived member: NX gives a new set a TTL, GT only ever extends it.
-      const set = tagKey(this.prefix, tag);
-      multi.sadd(set, key);
-      multi.pexpire(set, ttl, 'NX');
-      multi.pexpire(set, ttl, 'GT');
-    }
+    if (!this.cluster) addTagCommands(multi, this.prefix, key, entry.meta.tags, ttl);
     if (await this.exec(multi, key)) {
       this.wrote(key);
       this.versions.set(entry.meta, encoded.bodyId);
@@ -275,23 +316,14 @@ export class RedisTier implements CacheTier {
       const keys = [metaKey(this.prefix, key), bodyKey(this.prefix, key)];
       rewritten = await this.writer.eval(REWRITE_META, 2, ...keys, encoded.meta, bodyIdBytes(bodyId), ttl, encoded.separateBody ? 1 : 0);
     } catch (err) {
-      this.writeFailed(err, { op: 'set', key }, [key]);
+      this.writeFailed(err, { op: 'set', key }, [key], this.nodeOf(this.writer, key));
       return;
     }
     if (rewritten !== 1) {
       await this.writeEntry(key, entry);
       return;
     }
-    if (entry.meta.tags.length > 0) {
-      const multi = this.writer.multi();
-      for (const tag of entry.meta.tags) {
-        const set = tagKey(this.prefix, tag);
-        multi.sadd(set, key);
-        multi.pexpire(set, ttl, 'NX');
-        multi.pexpire(set, ttl, 'GT');
-      }
-      if (!(await this.exec(multi, key))) return;
-    }
+    if (!(await this.writeTags(key, entry.meta.tags, ttl))) return;
     this.faults.ok();
     this.wrote(key);
     this.versions.set(entry.meta, bodyId);
@@ -308,7 +340,7 @@ export class RedisTier implements CacheTier {
     try {
       existing = await this.writer.getBuffer(metaKey(this.prefix, key));
     } catch (err) {
-      this.writeFailed(err, { op: 'set', key }, [key]);
+      this.writeFailed(err, { op: 'set', key }, [key], this.nodeOf(this.writer, key));
       return;
     }
     let variants = record.variants;
@@ -329,21 +361,46 @@ export class RedisTier implements CacheTier {
     // A Vary record is rewritten with every variant stored, so it outlives them all.
     multi.set(metaKey(this.prefix, key), encoded.meta, 'PX', this.maxTtlMs);
     multi.unlink(bodyKey(this.prefix, key));
-    for (const v of dropped) multi.unlink(...this.redisKeys(variantKey(record.primaryKey, v)));
-    if (await this.exec(multi, key)) this.wrote(key);
+    const droppedKeys = dropped.map((v) => variantKey(record.primaryKey, v));
+    // A cluster's variants are in other slots: deleted after the record that no longer names them.
+    if (!this.cluster) for (const variant of droppedKeys) multi.unlink(...this.redisKeys(variant));
+    if (!(await this.exec(multi, key))) return;
+    this.wrote(key);
+    if (this.cluster && droppedKeys.length > 0) await this.unlink(droppedKeys);
+  }
+
+  /**
+   * Adds `key` to the sets of its tags, in a transaction of its own (one per tag on a cluster: each set is in a slot
+   * of its own). True when done (or nothing to do); a failure leaves the key to be deleted later.
+   */
+  private async writeTags(key: string, tags: readonly string[], ttl: number): Promise<boolean> {
+    if (tags.length === 0) return true;
+    const groups = this.cluster ? tags.map((tag) => [tag]) : [tags];
+    try {
+      await Promise.all(
+        groups.map(async (group) => {
+          const multi = this.writer.multi();
+          addTagCommands(multi, this.prefix, key, group, ttl);
+          await execOrThrow(multi);
+        }),
+      );
+      this.faults.ok();
+      return true;
+    } catch (err) {
+      this.writeFailed(err, { op: 'set', key }, [key], this.nodeOf(this.writer, key));
+      return false;
+    }
   }
 
   /** Runs a MULTI; true when every command in it succeeded. A failure leaves the key to be deleted later. */
-  private async exec(multi: ReturnType<Redis['multi']>, key: string): Promise<boolean> {
+  private async exec(multi: Multi, key: string): Promise<boolean> {
     try {
-      const results = await multi.exec();
-      if (results === null) throw new Error('transaction aborted');
-      for (const [err] of results) if (err) throw err;
+      await execOrThrow(multi);
       this.faults.ok();
       return true;
     } catch (err) {
       // Whatever Redis held before may be older than the record that replaced it here.
-      this.writeFailed(err, { op: 'set', key }, [key]);
+      this.writeFailed(err, { op: 'set', key }, [key], this.nodeOf(this.writer, key));
       return false;
     }
   }
@@ -362,7 +419,7 @@ export class RedisTier implements CacheTier {
 
   delete(key: string): void {
     if (this.closed) return;
-    if (!this.usable(this.writer)) {
+    if (!this.usable(this.writer, key)) {
       this.bury([key]);
       return;
     }
@@ -385,6 +442,10 @@ export class RedisTier implements CacheTier {
   }
 
   private async unlink(keys: readonly string[]): Promise<void> {
+    if (this.cluster) {
+      await this.unlinkBySlot(keys);
+      return;
+    }
     for (let i = 0; i < keys.length; i += DELETE_BATCH) {
       const batch = keys.slice(i, i + DELETE_BATCH);
       try {
@@ -396,6 +457,37 @@ export class RedisTier implements CacheTier {
       }
     }
     for (const key of keys) this.recent.delete(key);
+  }
+
+  /**
+   * On a cluster: one UNLINK per slot (an entry's two keys share its slot), the slots' commands sent together. A slot
+   * whose command fails leaves its keys to be deleted later and backs off its primary only.
+   */
+  private async unlinkBySlot(keys: readonly string[]): Promise<void> {
+    const bySlot = new Map<number, string[]>();
+    for (const key of keys) {
+      const slot = calculateSlot(metaKey(this.prefix, key));
+      const group = bySlot.get(slot);
+      if (group === undefined) bySlot.set(slot, [key]);
+      else group.push(key);
+    }
+    let failed = false;
+    await Promise.all(
+      [...bySlot.values()].map(async (group) => {
+        for (let i = 0; i < group.length; i += DELETE_BATCH) {
+          const batch = group.slice(i, i + DELETE_BATCH);
+          try {
+            await this.writer.unlink(...batch.flatMap((key) => this.redisKeys(key)));
+          } catch (err) {
+            failed = true;
+            this.writeFailed(err, { op: 'delete', keys: group.length - i }, group.slice(i), this.nodeOf(this.writer, group[0] as string));
+            return;
+          }
+        }
+        for (const key of group) this.recent.delete(key);
+      }),
+    );
+    if (!failed) this.faults.ok();
   }
 
   /**
@@ -436,13 +528,35 @@ export class RedisTier implements CacheTier {
     return at !== undefined && Date.now() - at < RECENT_WRITE_MS;
   }
 
-  /** Keys starting with `prefix`: SCAN MATCH over the meta keys (O(keys in the database), for purges). */
+  /**
+   * UNLINKs Redis keys (clear()): in one command on a server; on a cluster, one command per slot (sent together:
+   * ioredis pipelines those bound for one node), since a multi-key command must not span slots.
+   */
+  private async unlinkNames(names: readonly string[]): Promise<void> {
+    if (names.length === 0) return;
+    if (!this.cluster) {
+      await this.writer.unlink(...names);
+      return;
+    }
+    const bySlot = new Map<number, string[]>();
+    for (const name of names) {
+      const slot = calculateSlot(name);
+      const group = bySlot.get(slot);
+      if (group === undefined) bySlot.set(slot, [name]);
+      else group.push(name);
+    }
+    await Promise.all([...bySlot.values()].map((group) => this.writer.unlink(...group)));
+  }
+
+  /** Keys starting with `prefix`: SCAN MATCH over the meta keys, on every primary (O(keys in the database), for purges). */
   async keys(prefix: string): Promise<string[]> {
     if (this.closed) return [];
     const out = new Set<string>();
-    const strip = metaKey(this.prefix, '').length;
-    await this.scan(globPrefix(metaKey(this.prefix, prefix)), this.reader, (found) => {
-      for (const name of found) out.add(name.slice(strip));
+    await this.scan(metaKeyPattern(this.prefix, prefix), this.reader, (found) => {
+      for (const name of found) {
+        const key = keyOfMetaKey(this.prefix, name);
+        if (key !== undefined) out.add(key);
+      }
     });
     for (const key of this.tombstones) out.delete(key);
     for (const [key, record] of this.queue.pendingKeys()) {
@@ -461,7 +575,7 @@ export class RedisTier implements CacheTier {
       try {
         for (const key of await this.reader.smembers(tagKey(this.prefix, tag))) out.add(key);
       } catch (err) {
-        this.fail(err, { op: 'keysForTag', tag });
+        this.fail(err, { op: 'keysForTag', tag }, this.primaryOf(this.reader, tagKey(this.prefix, tag)));
       }
     } else {
       this.counts.skipped++;
@@ -481,28 +595,29 @@ export class RedisTier implements CacheTier {
     this.tombstones.clear();
     this.recent.clear();
     await this.queue.flushed();
-    await this.scan(globPrefix(this.prefix), this.writer, async (found) => {
-      if (found.length > 0) await this.writer.unlink(...found);
-    });
+    await this.scan(globPrefix(this.prefix), this.writer, (found) => this.unlinkNames(found));
   }
 
-  /** Walks SCAN MATCH `pattern` to the end (or the first failure, counted), handing each batch to `each`. */
-  private async scan(pattern: string, client: Redis, each: (found: string[]) => unknown): Promise<void> {
+  /**
+   * Walks SCAN MATCH `pattern` to the end on the server, or on every primary of a cluster (one after the other),
+   * handing each batch to `each`; a node's walk stops at its first failure (counted).
+   */
+  private async scan(pattern: string, client: RedisClient, each: (found: string[]) => unknown): Promise<void> {
     if (!this.usable(client)) {
       this.counts.skipped++;
       return;
     }
-    try {
-      let cursor = '0';
-      do {
-        const [next, found] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT);
-        cursor = next;
-        await each(found);
-      } while (cursor !== '0');
-      this.faults.ok();
-    } catch (err) {
-      this.fail(err, { op: 'scan', pattern });
+    // A primary that fails (a cluster's, lost) does not keep the walk from the others.
+    let failed = false;
+    for (const node of primaries(client)) {
+      try {
+        await scanNode(node, pattern, each);
+      } catch (err) {
+        failed = true;
+        this.fail(err, { op: 'scan', pattern }, this.cluster ? `${node.options.host}:${node.options.port}` : undefined);
+      }
     }
+    if (!failed) this.faults.ok();
   }
 
   /**
@@ -526,13 +641,21 @@ export class RedisTier implements CacheTier {
     };
   }
 
-  /** Reads the server figures shown by stats() (INFO and DBSIZE). Never rejects. */
+  /** Reads the server figures shown by stats() (INFO and DBSIZE; on a cluster, summed over the primaries). Never rejects. */
   async refreshServerFigures(): Promise<void> {
     if (!this.usable(this.reader)) return;
     try {
-      const [info, keys] = await Promise.all([this.reader.info(), this.reader.dbsize()]);
-      const field = (name: string): number => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(info)?.[1] ?? 0);
-      this.server = { keys, usedMemory: field('used_memory'), maxMemory: field('maxmemory'), evictedKeys: field('evicted_keys') };
+      const figures = await Promise.all(
+        primaries(this.reader).map(async (node) => {
+          const [info, keys] = await Promise.all([node.info(), node.dbsize()]);
+          const field = (name: string): number => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(info)?.[1] ?? 0);
+          return { keys, usedMemory: field('used_memory'), maxMemory: field('maxmemory'), evictedKeys: field('evicted_keys') };
+        }),
+      );
+      this.server = figures.reduce(
+        (sum, f) => ({ keys: sum.keys + f.keys, usedMemory: sum.usedMemory + f.usedMemory, maxMemory: sum.maxMemory + f.maxMemory, evictedKeys: sum.evictedKeys + f.evictedKeys }),
+        { keys: 0, usedMemory: 0, maxMemory: 0, evictedKeys: 0 },
+      );
     } catch {
       // Not worth a failure count: the next refresh tries again.
     }
@@ -559,16 +682,47 @@ export class RedisTier implements CacheTier {
    * A write or delete failed: the keys it concerned, and those of every operation still waiting (which would most
    * likely fail too, each after its timeout), are left to be deleted once Redis answers again.
    */
-  private writeFailed(err: unknown, fields: Record<string, unknown>, keys: readonly string[]): void {
-    this.fail(err, fields);
+  private writeFailed(err: unknown, fields: Record<string, unknown>, keys: readonly string[], node?: string): void {
+    this.fail(err, fields, node);
     const dropped = this.queue.dropWaiting();
     this.counts.writesDeclined += dropped.writes;
     this.bury([...keys, ...dropped.keys]);
   }
 
-  private fail(err: unknown, fields: Record<string, unknown>): void {
+  /** Counts and logs a failed command, and backs off: the primary `node` on a cluster when known, else the whole tier. */
+  private fail(err: unknown, fields: Record<string, unknown>, node?: string): void {
     this.counts.errors++;
-    this.backoffUntil = Date.now() + BACKOFF_MS;
+    if (this.cluster && node !== undefined) this.nodeBackoff.set(node, Date.now() + BACKOFF_MS);
+    else this.backoffUntil = Date.now() + BACKOFF_MS;
     this.faults.fail({ ...fields, err: errorText(err) });
   }
+}
+
+type Multi = ReturnType<RedisClient['multi']>;
+
+/** Adds `key` to its tags' sets: a set expires with its longest-lived member (NX gives a new set a TTL, GT only ever extends it). */
+function addTagCommands(multi: Multi, prefix: string, key: string, tags: readonly string[], ttl: number): void {
+  for (const tag of tags) {
+    const set = tagKey(prefix, tag);
+    multi.sadd(set, key);
+    multi.pexpire(set, ttl, 'NX');
+    multi.pexpire(set, ttl, 'GT');
+  }
+}
+
+/** Runs a MULTI; throws unless every command in it succeeded. */
+async function execOrThrow(multi: Multi): Promise<void> {
+  const results = await multi.exec();
+  if (results === null) throw new Error('transaction aborted');
+  for (const [err] of results) if (err) throw err;
+}
+
+/** SCAN MATCH `pattern` on one server, to the end. */
+async function scanNode(node: Redis, pattern: string, each: (found: string[]) => unknown): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, found] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT);
+    cursor = next;
+    await each(found);
+  } while (cursor !== '0');
 }

@@ -11,10 +11,9 @@
  * lease, coalescing only within itself. A waiter whose connection to Redis drops stops waiting and fetches.
  */
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import type { TierLogger } from '../../cache-store/log-throttle.js';
 import { fillChannel, leaseKey } from '../../cache-store/redis/codec.js';
-import { closeRedis, connectRedis } from '../../cache-store/redis/connect.js';
+import { closeRedis, connectRedis, type RedisClient } from '../../cache-store/redis/connect.js';
 import type { Coordinator, FillLease, PurgeRequest } from './coordinator.js';
 
 /**
@@ -54,6 +53,8 @@ type Outcome = 'filled' | 'release' | 'lost' | 'timeout';
 
 export interface RedisLeasesOptions {
   url: string;
+  /** `url` is a seed node of a Redis Cluster (--redis-cluster). */
+  cluster?: boolean;
   prefix: string;
   /** Lease time (ms): renewed every third of it while the fill lasts. */
   leaseMs: number;
@@ -65,8 +66,8 @@ export interface RedisLeasesOptions {
 }
 
 export class RedisLeases {
-  private readonly client: Redis;
-  private readonly subscriber: Redis;
+  private readonly client: RedisClient;
+  private readonly subscriber: RedisClient;
   private readonly channel: string;
   private readonly waiters = new Map<string, Set<(outcome: Outcome) => void>>();
   private subscribed = false;
@@ -74,7 +75,7 @@ export class RedisLeases {
 
   constructor(private readonly options: RedisLeasesOptions) {
     this.channel = fillChannel(options.prefix);
-    const connect = { url: options.url, log: options.log };
+    const connect = { url: options.url, cluster: options.cluster === true, log: options.log };
     this.client = connectRedis({ ...connect, name: 'edgecache-lease', commandTimeoutMs: options.timeoutMs });
     this.subscriber = connectRedis({ ...connect, name: 'edgecache-fills', commandTimeoutMs: 0, subscriber: true });
     this.subscriber.on('message', (channel: string, text: string) => {
@@ -92,6 +93,9 @@ export class RedisLeases {
       this.subscribed = false;
       this.wakeAll('lost');
     });
+    // On a cluster, ioredis moves the subscription to another node by itself when the one it was on goes away:
+    // messages published meanwhile are lost too.
+    if (options.cluster === true) this.subscriber.on('-node', () => this.wakeAll('lost'));
   }
 
   /** Whether leases can be asked for now (both connections up, and the fills channel subscribed). */

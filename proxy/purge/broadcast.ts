@@ -15,11 +15,10 @@
  * While a node is cut off from Redis it keeps serving what it holds (it cannot know what it misses); publishing
  * that fails is retried when Redis is back (at most MAX_BACKLOG purges are kept).
  */
-import type { Redis } from 'ioredis';
 import type { PurgeSelector } from '../../cache-store/purge.js';
 import { BurstLog, RateLog, type TierLogger } from '../../cache-store/log-throttle.js';
 import { epochKey, purgeStreamKey } from '../../cache-store/redis/codec.js';
-import { closeRedis, connectRedis, errorText } from '../../cache-store/redis/connect.js';
+import { closeRedis, connectRedis, errorText, type RedisClient } from '../../cache-store/redis/connect.js';
 import type { PurgeRequest } from '../cluster/coordinator.js';
 import type { ProxyStats } from '../admin/stats.js';
 import type { EdgecacheConfig } from '../../config/settings.js';
@@ -32,6 +31,8 @@ export type NodePurge = (request: PurgeRequest, within?: 'host') => Promise<numb
 
 export interface PurgeBroadcastOptions {
   url: string;
+  /** `url` is a seed node of a Redis Cluster (--redis-cluster). */
+  cluster?: boolean;
   prefix: string;
   log: TierLogger;
   /** Longest a publish may take (ms). */
@@ -80,8 +81,8 @@ export class PurgeBroadcast {
   private readonly streamKey: string;
   private readonly epochKey: string;
   private readonly streamLength: number;
-  private readonly publisher: Redis;
-  private readonly reader: Redis;
+  private readonly publisher: RedisClient;
+  private readonly reader: RedisClient;
   private readonly log: TierLogger;
   private readonly backlog: string[] = [];
   private readonly publishFaults: BurstLog;
@@ -99,8 +100,8 @@ export class PurgeBroadcast {
   private readonly stats: PurgeBroadcastOptions['stats'];
 
   constructor(options: PurgeBroadcastOptions) {
-    this.streamKey = purgeStreamKey(options.prefix);
-    this.epochKey = epochKey(options.prefix);
+    this.streamKey = purgeStreamKey(options.prefix, options.cluster === true);
+    this.epochKey = epochKey(options.prefix, options.cluster === true);
     this.streamLength = options.streamLength;
     this.log = options.log;
     this.stats = options.stats;
@@ -115,7 +116,7 @@ export class PurgeBroadcast {
     );
     this.readFaults = new BurstLog(this.log, 'warn', 'purge broadcast: cannot read the purge stream; retrying', 'purge broadcast: reading the purge stream again');
     this.badMessages = new RateLog(this.log, 'purge broadcast: ignored a malformed message');
-    const connect = { url: options.url, log: this.log };
+    const connect = { url: options.url, cluster: options.cluster === true, log: this.log };
     const commandTimeoutMs = Math.max(1_000, options.timeoutMs * 10);
     this.publisher = connectRedis({ ...connect, name: 'edgecache-publish', commandTimeoutMs });
     // The reader's blocking XREAD holds its connection: it has one of its own.
@@ -358,6 +359,7 @@ export function broadcasting(purgeNode: NodePurge, broadcast: PurgeBroadcast, tr
 export function createBroadcast(config: EdgecacheConfig, stats: PurgeBroadcastOptions['stats'], log: Logger): PurgeBroadcast {
   return new PurgeBroadcast({
     url: config.redis,
+    cluster: config.redisCluster,
     prefix: config.redisPrefix,
     timeoutMs: config.redisTimeout,
     dataDir: config.dataDir,

@@ -143,6 +143,29 @@ describe('LmdbTier: persistence and layout', () => {
     expect(tier.get('queue.test/2')?.kind).toBe('entry');
   });
 
+  it('deleteMany hides a key at once even while a write of it is still queued (a purge right after a promotion)', async () => {
+    const h = await harness();
+    const old = fx.entry('many.test/a', { body: 1_000 });
+    h.tier.set('many.test/a', old);
+    h.tier.set('many.test/b', fx.entry('many.test/b', { body: 10 }));
+    // Both writes are still queued: the purge's deletes must win over them for this process's reads.
+    const deleted = h.tier.deleteMany(['many.test/a', 'many.test/b']);
+    expect(h.tier.get('many.test/a')).toBeUndefined();
+    expect(h.tier.lease('many.test/a')).toBeUndefined();
+    expect(h.tier.hasEntry('many.test/a')).toBe(false);
+    expect(h.tier.keys('many.test/')).toEqual([]);
+    await deleted;
+    await h.tier.flushed();
+    expect(h.tier.get('many.test/a')).toBeUndefined();
+    expect(h.tier.get('many.test/b')).toBeUndefined();
+    // A write queued after the delete wins again.
+    const next = fx.entry('many.test/a', { body: 20 });
+    h.tier.set('many.test/a', next);
+    expect(h.tier.get('many.test/a')).toBe(next);
+    await h.tier.flushed();
+    expect(h.tier.get('many.test/a')?.kind).toBe('entry');
+  });
+
   it('keeps queued operations in order around a clear', async () => {
     const h = await harness();
     h.tier.set('clear.test/old', fx.entry('clear.test/old'));

@@ -181,6 +181,9 @@ describe('the edgecache command', () => {
     [['--nope']],
     [[]],
     [['--origin', 'http://x', '--config', '/does/not/exist.json']],
+    [['--origin', 'http://x', '--redis-cluster']],
+    [['--origin', 'http://x', '--redis', 'redis://127.0.0.1:7000/2', '--redis-cluster']],
+    [['--origin', 'http://x', '--redis', 'redis://127.0.0.1:7000', '--redis-cluster', '--redis-prefix', 'a{b}:']],
   ])('bad input %j: one line on stderr, exit code 2, no stack trace', (args) => {
     const out = run(args);
     expect(out.status).toBe(2);
@@ -188,6 +191,12 @@ describe('the edgecache command', () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/^edgecache: /);
     expect(out.stderr).not.toMatch(/\bat .*\.js:\d+/);
+  });
+
+  it('--redis-cluster without --redis says what is missing', () => {
+    const out = run(['--origin', 'http://x'], { EDGECACHE_REDIS_CLUSTER: 'true' });
+    expect(out.status).toBe(2);
+    expect(out.stderr.trim()).toBe('edgecache: EDGECACHE_REDIS_CLUSTER needs --redis (or EDGECACHE_REDIS): a seed node of the cluster');
   });
 
   it('reads EDGECACHE_* from the environment', () => {

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { leaseKey } from '../../cache-store/redis/codec.js';
 import type { EdgecacheConfig } from '../../config/settings.js';
 import { startCli } from '../helpers/cli.js';
 import { request, type TestResponse } from '../helpers/http.js';
@@ -84,7 +85,7 @@ describe('one origin fetch per cold key across nodes', () => {
       const p = '/hang/x';
       void get(holder, p).catch(() => undefined);
       await eventually('the holder is fetching', () => origin.count(p) === 1);
-      expect(await redis.client.exists(`${PREFIX}l:${HOST}${p}`)).toBe(1);
+      expect(await redis.client.exists(leaseKey(PREFIX, `${HOST}${p}`))).toBe(1);
       const waiting = [get(nodes[0] as TestProxy, p), get(nodes[1] as TestProxy, p)];
       await holder.stop('SIGKILL');
       const responses = await Promise.all(waiting);

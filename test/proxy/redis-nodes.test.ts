@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CacheEntry } from '../../cache-store/entry.js';
-import { metaKey } from '../../cache-store/redis/codec.js';
+import { keyOfMetaKey, metaKey } from '../../cache-store/redis/codec.js';
 import { freePort } from '../helpers/cli.js';
 import { request, type TestResponse } from '../helpers/http.js';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';
@@ -114,9 +114,9 @@ describe('two nodes sharing a Redis', () => {
     expect((await lang(b, 'fr')).headers['x-cache']).toBe('MISS');
     await b.edgecache.store.flush();
     expect((await lang(b, 'en')).headers['x-cache']).toBe('HIT');
-    expect(await redis.client.keys(`${PREFIX}m:${HOST}/vary/p*`)).toHaveLength(3);
+    expect(await redis.client.keys(`${PREFIX}{${HOST}/vary/p*}m`)).toHaveLength(3);
     await purge(a, { urls: [`http://${HOST}/vary/p`] });
-    expect(await redis.client.keys(`${PREFIX}m:${HOST}/vary/p*`)).toEqual([]);
+    expect(await redis.client.keys(`${PREFIX}{${HOST}/vary/p*}m`)).toEqual([]);
     await eventually('B dropped its variants', () => local(b, '/vary/p') === undefined && b.edgecache.store.memory.keys(`${HOST}/vary/p`).length === 0);
     expect((await lang(a, 'fr')).headers['x-cache']).toBe('MISS');
   });
@@ -210,8 +210,8 @@ describe('two nodes sharing a Redis', () => {
       await a.edgecache.store.flush();
       return (await redis.client.dbsize()) > 0;
     });
-    const written = (await redis.client.keys(`${PREFIX}m:*`))[0] as string;
-    const path = written.slice(`${PREFIX}m:${HOST}`.length);
+    const written = (await redis.client.keys(metaKey(PREFIX, '*')))[0] as string;
+    const path = (keyOfMetaKey(PREFIX, written) as string).slice(HOST.length);
     const res = await get(b, path);
     expect(res.headers['x-cache']).toBe('HIT');
     expect(origin.count(path)).toBe(1);

@@ -68,8 +68,11 @@ describe('Age (RFC 9111 §5.1)', () => {
     expect(await reused({ date: 'NOW', 'cache-control': 'max-age=3600', age: '7200,0' })).toBe(false);
   });
 
-  it('a value that is not a non-negative integer leaves the response stale, never fresher', async () => {
-    for (const age of ['abc', '-7200', '7200.0', '7200;foo=bar', ['0', '7200']]) {
+  it('a value that is not a non-negative integer is ignored (RFC 9111 §5.1); a list or several lines use the first value', async () => {
+    for (const age of ['abc', '-7200', '7200.0', '0, 7200', ['0', '7200'], ['3600', '3600']]) {
+      expect(await reused({ date: 'NOW', 'cache-control': 'max-age=10000', age }), JSON.stringify(age)).toBe(true);
+    }
+    for (const age of ['7200, 0', ['7200', '0'], '7200;foo=bar']) {
       expect(await reused({ date: 'NOW', 'cache-control': 'max-age=3600', age }), JSON.stringify(age)).toBe(false);
     }
   });

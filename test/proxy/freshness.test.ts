@@ -91,10 +91,13 @@ describe('freshness lifetime (RFC 9111 §4.2.1)', () => {
     expect(await xcache(path)).toBe('MISS');
   });
 
-  it('a repeated or malformed Age makes the response stale', async () => {
-    const path = url({ 'cache-control': 'max-age=3600', age: '-10' });
-    await xcache(path);
-    expect(await xcache(path)).toBe('MISS');
+  it('a malformed Age is ignored, and the first of several values counts (RFC 9111 §5.1)', async () => {
+    const ignored = url({ 'cache-control': 'max-age=3600', age: '-10' });
+    await xcache(ignored);
+    expect(await xcache(ignored)).toBe('HIT');
+    const old = url({ 'cache-control': 'max-age=3600', age: '7200, 0' });
+    await xcache(old);
+    expect(await xcache(old)).toBe('MISS');
   });
 
   it('directive names are case-insensitive', async () => {

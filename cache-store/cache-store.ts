@@ -5,7 +5,8 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { bodyChunks, bodyFromChunks, exactCopy, isChunked, ownedBuffer, type Body } from './body.js';
-import { recordSize, type CacheEntry, type CacheRecord, type EntryMeta } from './entry.js';
+import { recordSize, type CacheEntry, type CacheRecord, type EncodedForms, type EntryMeta } from './entry.js';
+import { formsLayout, packed, unpacked, withForms } from './forms.js';
 import { PurgeLog, type PurgeSubject, type PurgeVerdict } from './purge-log.js';
 import { purgeTiers, softened, tiersWithin, urlKeys, writeMeta, type PurgeOptions, type PurgeSelector } from './purge.js';
 import { selectedVariant, variantKeys, varyRecordWith } from './vary.js';
@@ -101,9 +102,20 @@ export class CacheStore {
     for (let i = 0; i < this.syncLower.length; i++) {
       const tier = this.syncLower[i] as SyncCacheTier;
       const leasing = isLeasingTier(tier);
-      const record = leasing ? tier.lease(key) : tier.get(key);
+      let record = leasing ? tier.lease(key) : tier.get(key);
       if (record === undefined) continue;
-      if (leasing && record.kind === 'entry' && Buffer.isBuffer(record.body) && tier.isLeased(record.body)) this.leasedBody = record.body;
+      if (record.kind === 'entry' && record.meta.encodings != null) {
+        // Compressed forms packed after the body (forms.ts): their views must outlive a lease, so no lease.
+        if (leasing && Buffer.isBuffer(record.body) && tier.isLeased(record.body)) {
+          const own = exactCopy(record.body);
+          tier.release(record.body);
+          record = { kind: 'entry', meta: record.meta, body: own, policy: record.policy };
+        }
+        record = unpacked(record);
+        if (record === undefined) return undefined;
+      } else if (leasing && record.kind === 'entry' && Buffer.isBuffer(record.body) && tier.isLeased(record.body)) {
+        this.leasedBody = record.body;
+      }
       // Every tier above a synchronous one is synchronous too: promote without a promise on the hit path.
       let copy: CacheRecord | undefined;
       for (let j = 0; j <= i; j++) {
@@ -111,7 +123,8 @@ export class CacheStore {
         if (j === 0 && this.memory.wouldAdmit && !this.memory.wouldAdmit(key, this.sizeOf(record))) continue;
         // A leased body goes back to its pool after this response: the tiers above get their own copy.
         if (record.kind === 'entry' && record.body === this.leasedBody) copy ??= { ...record, body: exactCopy(record.body) };
-        upper.set(key, copy ?? (j === 0 ? ownBytes(record) : record));
+        const own = copy ?? record;
+        upper.set(key, j === 0 ? ownBytes(own) : packed(own));
       }
       return record;
     }
@@ -174,9 +187,11 @@ export class CacheStore {
     const since = this.purges.current;
     for (let i = 0; i < this.tiers.length; i++) {
       const tier = this.tiers[i] as CacheTier;
-      const record = tier.synchronous ? (tier.get(key) as CacheRecord | undefined) : await tier.get(key);
-      if (record === undefined) continue;
-      if (i === 0) return { record, tier: i };
+      const stored = tier.synchronous ? (tier.get(key) as CacheRecord | undefined) : await tier.get(key);
+      if (stored === undefined) continue;
+      if (i === 0) return { record: stored, tier: i };
+      const record = unpacked(stored);
+      if (record === undefined) return undefined;
       // A record read from a networked tier before a purge answered must not be copied back up after it.
       const admitted = this.admit(record, since);
       if (admitted === undefined) return undefined;
@@ -192,7 +207,7 @@ export class CacheStore {
       const tier = this.tiers[j] as CacheTier;
       if (tier === this.memory && this.memory.wouldAdmit && !this.memory.wouldAdmit(key, recordSize(record))) continue;
       // A disk body is read lazily from LMDB pages that eviction (in any process) can free: memory keeps a copy.
-      await tier.set(key, tier === this.memory ? ownBytes(record) : record);
+      await tier.set(key, tier === this.memory ? ownBytes(record) : packed(record));
     }
   }
 
@@ -268,7 +283,7 @@ export class CacheStore {
   async replace(entry: CacheEntry, stored: EntryMeta, since = this.purges.current): Promise<PutResult> {
     const admitted = this.admit(entry, since);
     if (admitted === undefined) return 'dropped';
-    for (const tier of this.writeTiers) await writeMeta(tier, admitted.meta.key, admitted, stored);
+    for (const tier of this.writeTiers) await writeMeta(tier, admitted.meta.key, tier === this.memory ? admitted : (packed(admitted) as CacheEntry), stored);
     return admitted === entry ? 'stored' : 'stale';
   }
 
@@ -301,7 +316,24 @@ export class CacheStore {
   }
 
   private async setAll(key: string, record: CacheRecord): Promise<void> {
-    for (const tier of this.writeTiers) await tier.set(key, record);
+    const lower = packed(record);
+    for (const tier of this.writeTiers) await tier.set(key, tier === this.memory ? record : lower);
+  }
+
+  /**
+   * Adds the compressed forms of a response to its stored entry (proxy/pipeline/compressor.ts), when the entry
+   * stored under its key is still that response (not replaced, revalidated or evicted meanwhile). `since` as for
+   * put(): a purge since the response was fetched drops the forms too. Returns whether they were stored.
+   */
+  async addForms(entry: CacheEntry, forms: EncodedForms, since: number): Promise<boolean> {
+    const key = entry.meta.key;
+    const current = this.findNear(key);
+    if (current?.kind !== 'entry' || current.meta.storedAt !== entry.meta.storedAt || current.meta.encodings != null) return false;
+    if (current.meta !== entry.meta && current.body.length !== entry.body.length) return false;
+    const admitted = this.admit(withForms(current.meta === entry.meta ? entry : { ...entry, meta: current.meta }, forms, formsLayout(entry.body, forms)), since);
+    if (admitted === undefined) return false;
+    await this.setAll(key, admitted);
+    return true;
   }
 
   private async deleteKeys(keys: string[]): Promise<void> {
@@ -315,10 +347,15 @@ export class CacheStore {
  */
 function ownBytes(record: CacheRecord): CacheRecord {
   if (record.kind !== 'entry') return record;
-  const { body } = record;
-  if (!isChunked(body)) {
-    const owned = ownedBuffer(body);
-    return owned === body ? record : { ...record, body: owned };
-  }
-  return { ...record, body: bodyFromChunks([...bodyChunks(body)], body.length) };
+  const { body, forms } = record;
+  const owned = ownBody(body);
+  if (forms === undefined) return owned === body ? record : { ...record, body: owned };
+  const ownForms: EncodedForms = {};
+  if (forms.br !== undefined) ownForms.br = ownBody(forms.br);
+  if (forms.gzip !== undefined) ownForms.gzip = ownBody(forms.gzip);
+  return { kind: 'entry', meta: record.meta, body: owned, policy: record.policy, forms: ownForms };
+}
+
+function ownBody(body: Body): Body {
+  return isChunked(body) ? bodyFromChunks([...bodyChunks(body)], body.length) : ownedBuffer(body);
 }

@@ -41,6 +41,8 @@ export interface EdgecacheConfig {
   ttlJitter: number;
   adminToken: string;
   exposeTagHeaders: boolean;
+  compress: 'br,gzip' | 'br' | 'gzip' | 'off';
+  compressMinSize: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   config: string;
 }
@@ -239,6 +241,19 @@ export const SETTINGS = {
     kind: 'boolean',
     default: false,
     description: 'Relay Surrogate-Key and Cache-Tag response headers to clients (they are always stored as the entry\'s purge tags).',
+  },
+  compress: {
+    kind: 'enum',
+    default: 'br,gzip',
+    values: ['br,gzip', 'br', 'gzip', 'off'],
+    description:
+      'Content codings edgecache stores compressed responses in. A compressible response (text/*, JSON, JavaScript, CSS, SVG, XML, WASM...: the list is in the README) of at least --compress-min-size, stored without Content-Encoding and without Cache-Control: no-transform, is compressed once after it is stored and kept in each coding beside the identity form; each client gets the form its Accept-Encoding prefers. off: bodies are stored and served as the origin sent them.',
+  },
+  compressMinSize: {
+    kind: 'size',
+    default: '1kib',
+    min: 1,
+    description: 'Smallest body --compress compresses (smaller ones gain too little to pay for the Content-Encoding and the second form).',
   },
   logLevel: {
     kind: 'enum',

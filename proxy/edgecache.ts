@@ -21,6 +21,8 @@ import { LocalCoordinator, type Coordinator, type PurgeRequest } from './cluster
 import { createHitPath } from './http/hit-path.js';
 import { probeRawHead } from './http/raw-head.js';
 import { createLogger } from './logger.js';
+import { Compressor } from './pipeline/compressor.js';
+import type { Coding } from '../policies/http/content-coding.js';
 import { Forwarding } from './origin/forwarding.js';
 import { OriginClient } from './origin/origin-client.js';
 import { createProxyApp } from './http/listener.js';
@@ -64,6 +66,8 @@ export interface Edgecache {
   store: CacheStore;
   stats: ProxyStats;
   pipeline: CachePipeline;
+  /** Makes the compressed forms of stored responses in the background (--compress); `idle()` awaits them. */
+  compressor: Compressor;
   /** This process's /stats document. */
   snapshot(): Promise<Record<string, unknown>>;
   /** Starts both listeners; resolves with the bound ports. */
@@ -89,10 +93,12 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     preserveHost: config.preserveHost,
     trustForwarded: config.trustForwarded,
     exposeTagHeaders: config.exposeTagHeaders,
+    compress: config.compress !== 'off',
   });
+  const compressor = new Compressor({ codings: compressCodings(config.compress), minSize: config.compressMinSize, store });
   const purging = setUpPurging(config, overrides, { store, stats, log, now });
   const outcomes = new OutcomeRecorder(stats);
-  const pipeline = createPipeline(config, { store, freshness, origin, stats, outcomes, log, now, forwarding, coordinator: purging.coordinator });
+  const pipeline = createPipeline(config, { store, freshness, origin, stats, outcomes, log, now, forwarding, coordinator: purging.coordinator, compressor });
   // Prepared hit heads, if this Node writes them as expected (checked once per process).
   await probeRawHead();
   const app = createProxyApp({ log, stats, scheme: LISTENER_SCHEME, hitPath: createHitPath(store, outcomes, now, LISTENER_SCHEME) });
@@ -113,6 +119,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     store,
     stats,
     pipeline,
+    compressor,
     snapshot,
     async listen() {
       // A deep accept queue: a burst of new connections (a thousand clients at once) must not overflow it.
@@ -133,6 +140,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
       await app.close();
       await admin?.close();
       await pipeline.idle();
+      await compressor.idle();
       await purging.broadcast?.close();
       await origin.close();
       await store.close();
@@ -202,6 +210,11 @@ function setUpPurging(
   const coordinator =
     overrides.coordinator?.({ store, stats, purgeLocally }) ?? new LocalCoordinator(broadcast ? broadcasting(purgeNode, broadcast) : purgeNode);
   return { coordinator, purge: (selector, soft) => coordinator.purge({ selector, soft }), broadcast };
+}
+
+/** The codings --compress names, in edgecache's order of preference. */
+function compressCodings(setting: EdgecacheConfig['compress']): Coding[] {
+  return setting === 'off' ? [] : (setting.split(',') as Coding[]);
 }
 
 /** The GET/HEAD pipeline, with the settings it reads. */

@@ -201,3 +201,21 @@ export function originEtags(value: string): string {
 export function isFormEtag(value: string): boolean {
   return FORM_SUFFIX.test(value.trim());
 }
+
+/**
+ * A stored response's fields once edgecache serves it in more than one form: Vary names Accept-Encoding (RFC 9110
+ * §12.5.5), so that caches downstream keep the forms apart. Unchanged when Vary already names it, or is `*`.
+ */
+export function varyingOnEncoding(headers: Record<string, string | string[]>): Record<string, string | string[]> {
+  const vary = headers.vary;
+  const text = vary === undefined ? '' : Array.isArray(vary) ? vary.join(', ') : vary;
+  const names = text.split(',').map((n) => n.trim().toLowerCase());
+  if (names.includes('accept-encoding') || names.includes('*')) return headers;
+  headers.vary = text.trim() === '' ? 'Accept-Encoding' : `${text}, Accept-Encoding`;
+  return headers;
+}
+
+/** Codings edgecache can undo for a client that does not accept them (node:zlib). */
+export function decodable(coding: string | undefined): coding is 'br' | 'gzip' | 'deflate' {
+  return coding === 'br' || coding === 'gzip' || coding === 'deflate';
+}

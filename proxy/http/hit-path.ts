@@ -8,7 +8,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CacheStore } from '../../cache-store/cache-store.js';
 import type { Scheme } from '../../policies/http/cache-key.js';
-import { writeHitHead } from './hit-head.js';
+import { formBody, servedForm, writeHitHead } from './hit-head.js';
 import { checkRequest } from './request-target.js';
 import type { OutcomeRecorder } from '../pipeline/outcome.js';
 
@@ -38,11 +38,15 @@ export function createHitPath(store: CacheStore, outcomes: OutcomeRecorder, now:
     const entry = store.peek(host + url, headers);
     if (entry === undefined) return false;
     const time = now();
-    const body = entry.body;
+    // The stored form the client's Accept-Encoding prefers (memoised: no parsing per hit); none acceptable as
+    // stored (a coding to undo, identity refused): the pipeline decides.
+    const form = servedForm(entry, headers['accept-encoding']);
+    if (form === undefined) return false;
+    const body = formBody(entry, form);
     // (A leased body not used here is dropped: the pool's lease on it is garbage collected.)
     if (time >= entry.meta.freshUntil || !Buffer.isBuffer(body)) return false;
     outcomes.record('HIT');
-    writeHitHead(res, entry, time);
+    writeHitHead(res, entry, time, form);
     if (!store.isLeased(body)) {
       if (method === 'HEAD') res.end();
       else res.end(body);

@@ -28,6 +28,8 @@ import { freshenedHeaders, isOriginError, withoutClientValidators } from '../../
 import { shareableUnstored, type NotStoredReason } from '../../policies/http/sharing.js';
 import { endToEndResponseHeaders } from '../../policies/http/intermediary.js';
 import type { OriginClient } from '../origin/origin-client.js';
+import { decodable, storedCoding, varyingOnEncoding } from '../../policies/http/content-coding.js';
+import type { Compressor } from './compressor.js';
 
 
 /** The response to relay to consumers, as it streams. */
@@ -90,6 +92,8 @@ export interface FillDependencies {
   now: () => number;
   /** Relay Surrogate-Key / Cache-Tag to clients (they are always stored as the entry's tags). */
   exposeTagHeaders: boolean;
+  /** Makes the compressed forms of stored responses (--compress); absent or disabled: none. */
+  compressor?: Compressor;
 }
 
 export interface FillRequest {
@@ -281,6 +285,8 @@ export class OriginFill {
     const framing = bodyFraming(status, originHeaders);
     const { noContent, length: contentLength } = framing;
     if (!allowsContentLength(status)) delete headers['content-length'];
+    const compressing = this.servedInForms(status, headers, contentLength);
+    if (compressing) varyingOnEncoding(headers);
     const reason = this.notStoredReason(status, originHeaders, framing);
     const shareable = reason === null || shareableUnstored(reason, originHeaders);
     this.storing = reason === null;
@@ -288,8 +294,7 @@ export class OriginFill {
     this.keepLimit = this.storing ? this.deps.maxObjectSize : Math.min(this.deps.maxObjectSize, UNSTORED_KEEP_LIMIT);
     this.keep = shareable && !(contentLength !== undefined && contentLength > this.keepLimit);
     this.state = 'streaming';
-    const vary = parseVary(headers.vary);
-    this.varyFields = vary === '*' ? null : vary;
+    this.varyFields = this.keyFields(parseVary(headers.vary));
     const outcome: StreamedHead = {
       kind: 'stream',
       status,
@@ -329,6 +334,28 @@ export class OriginFill {
     response.body.on('data', (chunk: Buffer) => this.onData(chunk));
     response.body.on('end', () => void this.onEnd(headers, status));
     response.body.on('error', (err: Error) => this.fail(err));
+  }
+
+  /**
+   * Whether edgecache will serve this response in more than one form: compressible (it will be compressed once
+   * stored), or compressed by the origin in a coding edgecache can undo for clients that do not accept it.
+   */
+  private servedInForms(status: number, headers: StoredHeaders, length: number | undefined): boolean {
+    const compressor = this.deps.compressor;
+    if (compressor === undefined || !compressor.enabled) return false;
+    return compressor.candidate(status, headers, length) || decodable(storedCoding(headers['content-encoding']));
+  }
+
+  /**
+   * The Vary fields that select a stored variant. With --compress on, Accept-Encoding is not one of them:
+   * edgecache negotiates the content coding itself among the forms of one entry (and undoes the origin's
+   * coding for a client that does not accept it), so one origin fetch serves every Accept-Encoding.
+   */
+  private keyFields(vary: string[] | '*' | null): string[] | null {
+    if (vary === '*' || vary === null) return null;
+    if (!this.deps.compressor?.enabled) return vary;
+    const fields = vary.filter((f) => f !== 'accept-encoding');
+    return fields.length === 0 ? null : fields;
   }
 
   private notStoredReason(status: number, originHeaders: Record<string, string | string[] | undefined>, framing: BodyFraming): NotStoredReason | null {
@@ -375,6 +402,8 @@ export class OriginFill {
       }
       // A purge since the fill started dropped it (see CacheStore.put): it is not stored after all.
       if (this.putResult === 'dropped' && this.outcome?.kind === 'stream') this.outcome.stored = false;
+      // Compressed once, off the response path: hits get the forms once they are added to the entry.
+      else this.deps.compressor?.schedule(entry, this.since ?? this.deps.store.purgeGeneration);
     }
     if (this.outcome?.kind === 'stream') this.outcome.storedKnown = true;
     this.state = 'complete';
@@ -414,10 +443,17 @@ export class OriginFill {
     const cookie = this.deps.freshness.cacheSetCookie ? undefined : update['set-cookie'];
     if (cookie !== undefined) delete update['set-cookie'];
     const headers = freshenedHeaders(stale.meta.headers, update);
+    // Vary keeps Accept-Encoding while the entry is served in several forms, whatever the 304 said.
+    if (this.servedInForms(stale.meta.status, headers, stale.body.length)) varyingOnEncoding(headers);
     const policy = this.deps.freshness.revalidatedPolicy(stale.policy, this.policyRequest, originHeaders, { status: stale.meta.status, headers });
     this.varyFields = stale.meta.vary;
     const entry = this.buildEntry(stale.meta.status, headers, stale.body, policy);
     entry.meta.key = stale.meta.key;
+    // The body is unchanged, and so are its compressed forms.
+    if (stale.forms !== undefined && stale.meta.encodings != null) {
+      entry.forms = stale.forms;
+      entry.meta.encodings = stale.meta.encodings;
+    }
     const outcome: EntryOutcome = { kind: 'entry', entry, how: 'revalidated', originStatus: 304 };
     const own = cookie === undefined ? undefined : { ...outcome, entry: { ...entry, meta: { ...entry.meta, headers: { ...headers, 'set-cookie': cookie } } } };
     // The 304 can also say that the response may no longer be shared (no-store, private, Vary: *): then, as for a
@@ -428,7 +464,13 @@ export class OriginFill {
       this.deliverToOwner(own ?? outcome);
       return;
     }
-    void this.deps.store.replace(entry, stale.meta, this.since).catch(() => undefined);
+    const since = this.since ?? this.deps.store.purgeGeneration;
+    void this.deps.store
+      .replace(entry, stale.meta, since)
+      .then((result) => {
+        if (result !== 'dropped' && entry.forms === undefined) this.deps.compressor?.schedule(entry, since);
+      })
+      .catch(() => undefined);
     this.deliverEntry(outcome, own);
   }
 

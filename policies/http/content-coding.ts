@@ -7,7 +7,6 @@ import { LRUCache } from 'lru-cache';
 
 /** The content codings edgecache produces and decodes itself, in its order of preference (smaller first). */
 export type Coding = 'br' | 'gzip';
-export const CODINGS: readonly Coding[] = ['br', 'gzip'];
 
 /** A form a stored response can be served in: a content coding, or the identity (no coding). */
 export type Form = Coding | 'identity';

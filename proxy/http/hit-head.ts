@@ -44,7 +44,7 @@ interface Prepared {
 const SKIPPED_FROM_STORE = new Set(['age', 'content-length', 'cache-status', 'via', 'x-cache']);
 
 /** The stored fields of a compressed form: its Content-Encoding, and an entity tag of its own (RFC 9110 §8.8.3). */
-export function formHeaders(headers: StoredHeaders, form: string): StoredHeaders {
+function formHeaders(headers: StoredHeaders, form: string): StoredHeaders {
   const out: StoredHeaders = {};
   for (const name in headers) if (name !== 'content-encoding') out[name] = headers[name] as WireValue;
   if (form !== 'identity') out['content-encoding'] = form;

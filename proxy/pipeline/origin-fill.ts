@@ -160,6 +160,8 @@ export class OriginFill {
   }
 
   private started = false;
+  /** The origin's Vary, when Accept-Encoding was added to it (see servedInForms). */
+  private varyBefore: { value: string | string[] | undefined } | undefined;
 
   start(): this {
     if (this.started || this.state !== 'connecting') return this;
@@ -285,8 +287,10 @@ export class OriginFill {
     const framing = bodyFraming(status, originHeaders);
     const { noContent, length: contentLength } = framing;
     if (!allowsContentLength(status)) delete headers['content-length'];
-    const compressing = this.servedInForms(status, headers, contentLength);
-    if (compressing) varyingOnEncoding(headers);
+    if (this.servedInForms(status, headers, contentLength)) {
+      this.varyBefore = { value: headers.vary };
+      varyingOnEncoding(headers);
+    }
     const reason = this.notStoredReason(status, originHeaders, framing);
     const shareable = reason === null || shareableUnstored(reason, originHeaders);
     this.storing = reason === null;
@@ -392,6 +396,13 @@ export class OriginFill {
 
   private async onEnd(headers: StoredHeaders, status: number): Promise<void> {
     if (this.state !== 'streaming') return;
+    // A body of unknown length that turned out too small to compress is served in one form only: its stored
+    // Vary goes back to the origin's (the client streamed it already had the wider one, which is harmless).
+    const before = this.varyBefore;
+    if (before !== undefined && this.deps.compressor && !decodable(storedCoding(headers['content-encoding'])) && !this.deps.compressor.candidate(status, headers, this.bytes)) {
+      if (before.value === undefined) delete headers.vary;
+      else headers.vary = before.value;
+    }
     if (this.storing && this.policy) {
       const entry = this.buildEntry(status, headers, bodyFromChunks(this.chunks, this.bytes), this.policy);
       try {

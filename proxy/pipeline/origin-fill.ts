@@ -28,7 +28,7 @@ import { freshenedHeaders, isOriginError, withoutClientValidators } from '../../
 import { shareableUnstored, type NotStoredReason } from '../../policies/http/sharing.js';
 import { endToEndResponseHeaders } from '../../policies/http/intermediary.js';
 import type { OriginClient } from '../origin/origin-client.js';
-import { decodable, storedCoding, varyingOnEncoding } from '../../policies/http/content-coding.js';
+import { accepts, decodable, encodingPreference, storedCoding, varyingOnEncoding } from '../../policies/http/content-coding.js';
 import type { Compressor } from './compressor.js';
 
 
@@ -224,8 +224,21 @@ export class OriginFill {
   }
 
   private sameVariant(headers: IncomingHttpHeaders): boolean {
+    if (!this.codingAccepted(headers)) return false;
     if (this.varyFields === null) return true;
     return varyKey(this.varyFields, headers) === varyKey(this.varyFields, this.request.clientHeaders);
+  }
+
+  /**
+   * Whether a waiter accepts the streamed response's content coding. With --compress on, Accept-Encoding selects
+   * no variant (keyFields), so a waiter that does not accept what the origin sent is detached: it is served from
+   * the stored entry (decoded, or in a form it accepts) or fetches on its own, never handed a coding it refused.
+   */
+  private codingAccepted(headers: IncomingHttpHeaders): boolean {
+    const outcome = this.outcome;
+    if (outcome?.kind !== 'stream' || !this.deps.compressor?.enabled) return true;
+    const coding = storedCoding(outcome.headers['content-encoding']);
+    return coding === undefined || accepts(encodingPreference(headers['accept-encoding']), coding);
   }
 
   /** A consumer went away (client disconnected). An unstored fill nobody reads is aborted. */

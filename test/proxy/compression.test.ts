@@ -51,8 +51,16 @@ function answer(path: string): { headers: Record<string, string>; body: Buffer }
 }
 
 beforeAll(async () => {
-  origin = await startOrigin((req, res) => {
+  origin = await startOrigin(async (req, res) => {
     const url = req.url ?? '/';
+    if (url === '/slow-gzipped.js') {
+      // Slow enough for a second request to join the fill as a waiter; gzip only for a request that accepts it.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const gzip = /gzip/.test(req.headers['accept-encoding'] ?? '');
+      res.writeHead(200, { 'content-type': 'application/javascript', ...(gzip && { 'content-encoding': 'gzip' }), vary: 'Accept-Encoding', 'cache-control': 'public, max-age=600' });
+      res.end(gzip ? gzipSync(GZ_BODY) : GZ_BODY);
+      return;
+    }
     if (url === '/pre-gzipped.js') {
       // An origin that compresses itself (whatever it is asked: the test checks what it was asked too).
       res.writeHead(200, { 'content-type': 'application/javascript', 'content-encoding': 'gzip', vary: 'Accept-Encoding', 'cache-control': 'public, max-age=600', etag: '"g1"' });
@@ -192,6 +200,15 @@ describe('compression stored once', () => {
     expect(plain.body.equals(GZ_BODY)).toBe(true);
     expect((await get('/pre-gzipped.js', { 'if-none-match': '"g1-identity"' })).status).toBe(304);
     expect(origin.count('/pre-gzipped.js')).toBe(1);
+  });
+
+  it('never hands a collapsed waiter a coding it did not accept', async () => {
+    const owner = get('/slow-gzipped.js', { 'accept-encoding': 'gzip' });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const waiter = await get('/slow-gzipped.js');
+    expect(waiter.headers['content-encoding']).toBeUndefined();
+    expect(waiter.body.equals(GZ_BODY)).toBe(true);
+    expect(gunzipSync((await owner).body).equals(GZ_BODY)).toBe(true);
   });
 });
 

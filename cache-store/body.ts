@@ -89,7 +89,15 @@ export function writeBody(res: ServerResponse, body: Body, start = 0, end = body
     res.end(start === 0 && end === body.length ? body : body.subarray(start, end));
     return;
   }
-  const iterator = body.chunks(start, end)[Symbol.iterator]();
+  writeSequence(res, body.chunks(start, end));
+}
+
+/**
+ * Writes a sequence of Buffers, read lazily, and ends the response: the next one is read only once the socket has
+ * drained. A Buffer that cannot be read (the disk tier lost a chunk) aborts the response.
+ */
+export function writeSequence(res: ServerResponse, sequence: Iterable<Buffer>): void {
+  const iterator = sequence[Symbol.iterator]();
   const pump = (): void => {
     try {
       for (;;) {

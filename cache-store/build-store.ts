@@ -36,6 +36,9 @@ export interface StoreDependencies {
   sweeper: boolean;
 }
 
+/** The smallest memory-tier object limit: bodies up to it are always eligible for memory. */
+const MEMORY_OBJECT_FLOOR = 1024 * 1024;
+
 export function buildStore({ config, freshness, log, now, sweeper }: StoreDependencies): CacheStore {
   let disk: LmdbTier | undefined;
   const spill = (key: string, record: CacheRecord): void => {
@@ -78,5 +81,15 @@ export function buildStore({ config, freshness, log, now, sweeper }: StoreDepend
       }),
     );
   }
-  return new CacheStore({ memory, lower, maxVariants: config.maxVariants, writeMode: config.diskWrite });
+  return new CacheStore({ memory, lower, maxVariants: config.maxVariants, writeMode: config.diskWrite, postEntries: (config.cachePost?.length ?? 0) > 0, memoryObjectLimit: memoryObjectLimit(config) });
+}
+
+/**
+ * Largest body the memory tier holds. With a disk tier: an eighth of --memory-max (at least 1 MiB), so that one
+ * object cannot take the whole tier; larger ones (up to --max-object-size) are written to disk as they stream.
+ * Without one, --max-object-size (which may then not exceed --memory-max).
+ */
+function memoryObjectLimit(config: Pick<EdgecacheConfig, 'diskMax' | 'memoryMax' | 'maxObjectSize'>): number {
+  if (config.diskMax === 0) return config.maxObjectSize;
+  return Math.min(config.maxObjectSize, Math.max(MEMORY_OBJECT_FLOOR, Math.floor(config.memoryMax / 8)));
 }

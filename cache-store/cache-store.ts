@@ -11,6 +11,8 @@ import { PurgeLog, type PurgeSubject, type PurgeVerdict } from './purge-log.js';
 import { purgeTiers, softened, tiersWithin, urlKeys, writeMeta, type PurgeOptions, type PurgeSelector } from './purge.js';
 import { selectedVariant, variantKeys, varyRecordWith } from './vary.js';
 import type { CacheTier, SyncCacheTier, TierStats } from './tier.js';
+import { postTag } from '../policies/http/post-key.js';
+import type { DiskBodyWriter } from './lmdb/body-writer.js';
 
 /**
  * What became of a write: stored as given; stored already stale (a soft purge addressed it while it was
@@ -33,6 +35,26 @@ function isLeasingTier(tier: SyncCacheTier): tier is LeasingTier {
   return typeof (tier as Partial<LeasingTier>).lease === 'function';
 }
 
+/**
+ * A synchronous lower tier that can store a body as it streams (LmdbTier, see lmdb/body-writer.ts): objects
+ * larger than the memory tier's per-object limit are written there chunk by chunk and served from there.
+ */
+export interface StreamingTier extends SyncCacheTier {
+  openStream(): DiskBodyWriter | undefined;
+  streamedBody(writer: DiskBodyWriter, key: string): Body;
+  finishStream(key: string, entry: CacheEntry, writer: DiskBodyWriter): Promise<boolean>;
+}
+
+function isStreamingTier(tier: CacheTier): tier is StreamingTier {
+  return tier.synchronous && typeof (tier as Partial<StreamingTier>).openStream === 'function';
+}
+
+/** A body being written to the streaming tier as it arrives (see CacheStore.openStream). */
+export interface BodyStream {
+  readonly writer: DiskBodyWriter;
+  readonly tier: StreamingTier;
+}
+
 /** The memory tier as the store uses it: a sync tier that can say whether it would admit a record. */
 export interface HotTier extends SyncCacheTier {
   wouldAdmit?(key: string, size: number): boolean;
@@ -50,6 +72,16 @@ export interface CacheStoreOptions {
    * path). spill: new responses go to memory only, and reach the lower tiers when memory lets them go.
    */
   writeMode?: 'through' | 'spill';
+  /**
+   * POST answers are cached (--cache-post): a purge of a URL also removes its POST entries, found by their tag
+   * (postTag) rather than by scanning the tiers.
+   */
+  postEntries?: boolean;
+  /**
+   * Largest body the memory tier holds (default: any). A larger one lives in the streaming tier only: written
+   * there as it streams (openStream), never promoted to memory.
+   */
+  memoryObjectLimit?: number;
 }
 
 export class CacheStore {
@@ -67,6 +99,13 @@ export class CacheStore {
   private readonly sizes = new WeakMap<EntryMeta, number>();
   /** Recent purges, so that a write that started before one of them does not land after it. */
   private readonly purges = new PurgeLog();
+  /**
+   * False while this node may have missed purges published by other nodes (start-up, a reconnection to the purge
+   * stream, until it has caught up): peek answers nothing and lookup reads only the networked tiers, so no copy
+   * that another node purged meanwhile is served from memory or disk. See proxy/purge/broadcast.ts.
+   */
+  private localTrusted = true;
+  private readonly postEntries: boolean;
 
   constructor(options: CacheStoreOptions) {
     this.memory = options.memory;
@@ -80,6 +119,61 @@ export class CacheStore {
     // Spill is about the disk tier: a shared (asynchronous) tier is still written every response.
     this.writeTiers = options.writeMode === 'spill' ? [options.memory, ...(options.lower ?? []).filter((t) => !t.synchronous)] : this.tiers;
     this.maxVariants = options.maxVariants;
+    this.postEntries = options.postEntries ?? false;
+    this.memoryObjectLimit = options.memoryObjectLimit ?? Infinity;
+    this.streaming = (options.lower ?? []).find(isStreamingTier);
+  }
+
+  /** Largest body the memory tier holds; larger ones are streamed to the disk tier (openStream). */
+  readonly memoryObjectLimit: number;
+  private readonly streaming: StreamingTier | undefined;
+
+  /** Starts storing a body as it streams, on disk; undefined without a disk tier (or while it cannot write). */
+  openStream(): BodyStream | undefined {
+    const writer = this.streaming?.openStream();
+    return writer === undefined ? undefined : { writer, tier: this.streaming as StreamingTier };
+  }
+
+  /** The body a stream has written, for the entry putStreamed stores under `key`. */
+  streamedBody(stream: BodyStream, key: string): Body {
+    return stream.tier.streamedBody(stream.writer, key);
+  }
+
+  /**
+   * put() for an entry whose body `stream` has written: the disk tier's final record makes it visible once every
+   * chunk has committed; it goes to no other tier (too large for memory; see memoryObjectLimit). A purge since
+   * `since`, or a write the disk tier declines, removes the chunks.
+   */
+  async putStreamed(entry: CacheEntry, stream: BodyStream, since = this.purges.current): Promise<PutResult> {
+    let admitted = this.admit(entry, since);
+    if (admitted !== undefined) {
+      const { primaryKey, vary } = admitted.meta;
+      const existing = this.findNear(primaryKey);
+      if (vary === null) {
+        if (existing?.kind === 'vary') await this.deleteKeys(variantKeys(existing));
+        // (A smaller copy of the URL in the tiers above must not outlive this one.)
+        for (const tier of this.tiers) if (tier !== stream.tier) await tier.delete(primaryKey);
+      } else {
+        const secondary = entry.meta.key.slice(primaryKey.length + 1);
+        const { record, dropped } = varyRecordWith(existing, primaryKey, vary, secondary, this.maxVariants);
+        if (dropped.length > 0) await this.deleteKeys(dropped);
+        if (this.admit(admitted, since) !== undefined) await this.setAll(primaryKey, record);
+        for (const tier of this.tiers) if (tier !== stream.tier) await tier.delete(admitted.meta.key);
+      }
+      admitted = this.admit(admitted, since);
+    }
+    if (admitted === undefined) {
+      stream.writer.abort();
+      return 'dropped';
+    }
+    const stored = await stream.tier.finishStream(admitted.meta.key, admitted, stream.writer);
+    if (!stored) return 'dropped';
+    return admitted === entry ? 'stored' : 'stale';
+  }
+
+  /** Whether a record may be kept in the memory tier (a body over memoryObjectLimit may not). */
+  private fitsMemory(record: CacheRecord): boolean {
+    return record.kind !== 'entry' || record.body.length <= this.memoryObjectLimit;
   }
 
   /**
@@ -91,6 +185,7 @@ export class CacheStore {
    */
   peek(primaryKey: string, headers: IncomingHttpHeaders): CacheEntry | undefined {
     this.leasedBody = undefined;
+    if (!this.localTrusted) return undefined;
     const record = this.memory.get(primaryKey) ?? this.peekLower(primaryKey);
     if (record === undefined || record.kind === 'entry') return record;
     const key = selectedVariant(primaryKey, record, headers);
@@ -120,7 +215,7 @@ export class CacheStore {
       let copy: CacheRecord | undefined;
       for (let j = 0; j <= i; j++) {
         const upper = j === 0 ? this.memory : (this.syncLower[j - 1] as SyncCacheTier);
-        if (j === 0 && this.memory.wouldAdmit && !this.memory.wouldAdmit(key, this.sizeOf(record))) continue;
+        if (j === 0 && (!this.fitsMemory(record) || (this.memory.wouldAdmit && !this.memory.wouldAdmit(key, this.sizeOf(record))))) continue;
         // A leased body goes back to its pool after this response: the tiers above get their own copy.
         if (record.kind === 'entry' && record.body === this.leasedBody) copy ??= { ...record, body: exactCopy(record.body) };
         const own = copy ?? record;
@@ -163,13 +258,50 @@ export class CacheStore {
    * Looks the request up through every tier; a hit below memory is copied into the tiers above it. `key` is
    * the full key the request maps to: the variant key when the URL is known to vary, else the primary key.
    */
-  async lookup(primaryKey: string, headers: IncomingHttpHeaders): Promise<{ entry: CacheEntry | undefined; key: string }> {
+  async lookup(primaryKey: string, headers: IncomingHttpHeaders): Promise<{ entry: CacheEntry | undefined; key: string; vary?: readonly string[] }> {
     const primary = await this.find(primaryKey);
     if (primary === undefined) return { entry: undefined, key: primaryKey };
     if (primary.record.kind === 'entry') return { entry: primary.record, key: primaryKey };
     const key = selectedVariant(primaryKey, primary.record, headers);
     const found = await this.find(key);
-    return { entry: found?.record.kind === 'entry' ? found.record : undefined, key };
+    // The fields the URL's responses vary on: the fill forwards them normalised as they are compared.
+    return { entry: found?.record.kind === 'entry' ? found.record : undefined, key, vary: primary.record.fields };
+  }
+
+  /**
+   * Whether this node's own tiers (memory, disk) may answer requests: false while it may have missed purges from
+   * other nodes (see localTrusted). Writes still go to every tier.
+   */
+  trustLocalTiers(trusted: boolean): void {
+    this.localTrusted = trusted;
+  }
+
+  get localTiersTrusted(): boolean {
+    return this.localTrusted;
+  }
+
+  /**
+   * The entry stored under exactly this key (a cached POST's, see putExact), through every tier, a lower hit
+   * copied into the tiers above as in lookup.
+   */
+  async lookupExact(key: string): Promise<CacheEntry | undefined> {
+    const found = await this.find(key);
+    return found?.record.kind === 'entry' ? found.record : undefined;
+  }
+
+  /**
+   * Stores an entry under its own full key, leaving its URL's primary key alone: a cached POST's answer, which
+   * must neither replace nor be selected by the URL's GET entry or Vary record. `since` as for put().
+   */
+  async putExact(entry: CacheEntry, since = this.purges.current): Promise<PutResult> {
+    const admitted = this.admit(entry, since);
+    if (admitted === undefined) return 'dropped';
+    await this.setAll(admitted.meta.key, admitted);
+    if (this.admit(admitted, since) === undefined) {
+      await this.deleteKeys([admitted.meta.key]);
+      return 'dropped';
+    }
+    return admitted === entry ? 'stored' : 'stale';
   }
 
   /** The record under `key` in memory or a synchronous tier below it, without promotion. */
@@ -183,10 +315,22 @@ export class CacheStore {
     return undefined;
   }
 
+  /**
+   * The tier a lookup found this entry in (for the metrics' `tier` label), 'memory' for an entry this process did
+   * not look up (a new one, after a refresh).
+   */
+  tierOf(entry: CacheEntry): 'memory' | 'disk' | 'redis' {
+    const tier = this.foundIn.get(entry);
+    return tier === 'disk' || tier === 'redis' ? tier : 'memory';
+  }
+
+  private readonly foundIn = new WeakMap<CacheRecord, string>();
+
   private async find(key: string): Promise<{ record: CacheRecord; tier: number } | undefined> {
     const since = this.purges.current;
     for (let i = 0; i < this.tiers.length; i++) {
       const tier = this.tiers[i] as CacheTier;
+      if (!this.localTrusted && tier.reach !== 'network') continue;
       const stored = tier.synchronous ? (tier.get(key) as CacheRecord | undefined) : await tier.get(key);
       if (stored === undefined) continue;
       if (i === 0) return { record: stored, tier: i };
@@ -196,6 +340,7 @@ export class CacheStore {
       const admitted = this.admit(record, since);
       if (admitted === undefined) return undefined;
       if (admitted === record) await this.promote(key, record, i);
+      this.foundIn.set(admitted, tier.name);
       return { record: admitted, tier: i };
     }
     return undefined;
@@ -205,7 +350,7 @@ export class CacheStore {
   private async promote(key: string, record: CacheRecord, found: number): Promise<void> {
     for (let j = 0; j < found; j++) {
       const tier = this.tiers[j] as CacheTier;
-      if (tier === this.memory && this.memory.wouldAdmit && !this.memory.wouldAdmit(key, recordSize(record))) continue;
+      if (tier === this.memory && (!this.fitsMemory(record) || (this.memory.wouldAdmit && !this.memory.wouldAdmit(key, recordSize(record))))) continue;
       // A disk body is read lazily from LMDB pages that eviction (in any process) can free: memory keeps a copy.
       await tier.set(key, tier === this.memory ? ownBytes(record) : packed(record));
     }
@@ -297,6 +442,9 @@ export class CacheStore {
 
   /** Purges what the selector addresses from every tier (or those `within` a reach); returns how many entries were affected. */
   async purge(selector: PurgeSelector, options: PurgeOptions): Promise<number> {
+    if (this.postEntries && selector.urls !== undefined && selector.urls.length > 0) {
+      selector = { ...selector, tags: [...(selector.tags ?? []), ...selector.urls.map(postTag)] };
+    }
     // First of all: from now on, writes that started before this purge are checked against it (see put).
     this.purges.record(selector, options.soft);
     return purgeTiers({ memory: this.memory, all: this.tiers }, selector, options);
@@ -305,6 +453,26 @@ export class CacheStore {
   /** Resolves once every tier (or those `within` a reach) has committed the writes accepted so far. */
   async flush(within?: PurgeOptions['within']): Promise<void> {
     for (const tier of tiersWithin({ memory: this.memory, all: this.tiers }, within)) await tier.flushed?.();
+  }
+
+  /** Why a tier cannot do its job now (see CacheTier.unready); empty when every tier can. */
+  unready(): string[] {
+    const problems: string[] = [];
+    for (const tier of this.tiers) {
+      const problem = tier.unready?.();
+      if (problem !== undefined) problems.push(problem);
+    }
+    return problems;
+  }
+
+  /**
+   * Waits until the networked tiers (Redis) have answered the writes queued so far, then says whether `key`'s write
+   * landed there (recently written by this process: not declined, not failed).
+   */
+  async landedInShared(key: string): Promise<boolean> {
+    const shared = this.tiers.filter((tier) => tier.reach === 'network');
+    for (const tier of shared) await tier.flushed?.();
+    return shared.length > 0 && shared.every((tier) => tier.hasPendingWrite?.(key) === true);
   }
 
   stats(): TierStats[] {
@@ -317,9 +485,16 @@ export class CacheStore {
 
   private async setAll(key: string, record: CacheRecord): Promise<void> {
     const lower = packed(record);
-    for (const tier of this.writeTiers) await tier.set(key, tier === this.memory ? record : lower);
+    for (const tier of this.writeTiers) {
+      if (tier === this.memory && !this.fitsMemory(record)) {
+        // Too large for memory: on disk only (whatever --disk-write says), and no older copy left in memory.
+        await tier.delete(key);
+        if (this.streaming !== undefined && !this.writeTiers.includes(this.streaming)) this.streaming.set(key, lower);
+        continue;
+      }
+      await tier.set(key, tier === this.memory ? record : lower);
+    }
   }
-
   /**
    * Adds the compressed forms of a response to its stored entry (proxy/pipeline/compressor.ts), when the entry
    * stored under its key is still that response (not replaced, revalidated or evicted meanwhile). `since` as for

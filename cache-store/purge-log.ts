@@ -10,6 +10,7 @@
  * all); a write older than the oldest purge kept cannot be checked and is treated as purged hard. A write whose
  * generation is current (the usual case: no purge happened while it was fetched) costs one comparison.
  */
+import { hostStart } from '../policies/http/cache-key.js';
 import type { PurgeSelector } from './purge.js';
 
 /** What a write is about: its full key, its URL's primary key, and its surrogate keys when known. */
@@ -44,9 +45,9 @@ function setOf(list: string[] | undefined): ReadonlySet<string> {
   return list === undefined || list.length === 0 ? EMPTY : new Set(list);
 }
 
-/** The path (and query) of a key: host + path, perhaps + newline + Vary secondary key. */
+/** The path (and query) of a key: [https://] host + path, perhaps + newline + Vary secondary key. */
 export function pathOf(key: string): string {
-  const slash = key.indexOf('/');
+  const slash = key.indexOf('/', hostStart(key));
   if (slash === -1) return '';
   const newline = key.indexOf('\n', slash);
   return newline === -1 ? key.slice(slash) : key.slice(slash, newline);

@@ -46,6 +46,8 @@ export interface CacheTier {
   keysForTag(tag: string): MaybePromise<string[]>;
   clear(): MaybePromise<void>;
   stats(): TierStats;
+  /** Why the tier cannot do its job now (closed, its disk full...), for /readyz; undefined when it can. */
+  unready?(): string | undefined;
   close(): MaybePromise<void>;
   /** Resolves once every write accepted so far has committed: visible to every reader, other processes included. */
   flushed?(): Promise<void>;

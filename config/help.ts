@@ -13,6 +13,8 @@ const PLACEHOLDER: Record<SettingSpec['kind'], string> = {
   boolean: '',
   enum: 'NAME',
   percent: 'PCT',
+  fields: 'NAME,...',
+  list: 'LIST',
 };
 
 function usageOf(spec: SettingSpec, flag: string): string {

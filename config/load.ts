@@ -50,6 +50,8 @@ const EXPECTED: Record<SettingSpec['kind'], string> = {
   boolean: 'true or false',
   enum: 'one of',
   percent: 'a percentage from 0 to 100',
+  fields: 'a comma-separated list of header field names',
+  list: 'a comma-separated list (in the config file: a list of strings)',
 };
 
 function expected(spec: SettingSpec): string {
@@ -78,6 +80,8 @@ function fileTypeOk(spec: SettingSpec, raw: unknown): boolean {
     case 'size':
     case 'duration':
       return typeof raw === 'number' || typeof raw === 'string';
+    case 'list':
+      return Array.isArray(raw) && raw.every((item) => typeof item === 'string');
     default:
       return typeof raw === 'string';
   }
@@ -85,6 +89,7 @@ function fileTypeOk(spec: SettingSpec, raw: unknown): boolean {
 
 /** Text (flag, env) or JSON value (file) to the setting's type; undefined when it cannot be read. */
 function coerce(spec: SettingSpec, raw: unknown): unknown {
+  if (spec.kind === 'list') return listOf(raw);
   if (typeof raw !== 'string' && typeof raw !== 'number' && typeof raw !== 'boolean') return undefined;
   switch (spec.kind) {
     case 'string':
@@ -126,7 +131,23 @@ function coerce(spec: SettingSpec, raw: unknown): unknown {
       return undefined;
     case 'enum':
       return typeof raw === 'string' && spec.values?.includes(raw) ? raw : undefined;
+    case 'fields': {
+      if (typeof raw !== 'string') return undefined;
+      const names = raw.split(',').map((name) => name.trim());
+      return names.every((name) => /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) ? names.join(',') : undefined;
+    }
   }
+}
+
+/**
+ * A list from text (comma-separated) or a config file's array of strings: items trimmed, empty ones dropped.
+ * An item with a comma in a file's list, or a list with nothing in it, cannot be read.
+ */
+function listOf(raw: unknown): readonly string[] | undefined {
+  const items = typeof raw === 'string' ? raw.split(',') : Array.isArray(raw) && raw.every((i) => typeof i === 'string' && !i.includes(',')) ? (raw as string[]) : undefined;
+  if (items === undefined) return undefined;
+  const list = items.map((item) => item.trim()).filter((item) => item.length > 0);
+  return list.length > 0 ? list : undefined;
 }
 
 function schemaFor(spec: SettingSpec): TSchema {
@@ -145,6 +166,8 @@ function schemaFor(spec: SettingSpec): TSchema {
       return Type.Boolean();
     case 'enum':
       return Type.Union((spec.values ?? []).map((v) => Type.Literal(v)));
+    case 'list':
+      return Type.Array(Type.String({ minLength: 1 }), { minItems: 1 });
     default:
       return Type.String({ minLength: 1 });
   }
@@ -238,17 +261,58 @@ export function loadConfig({ argv, env = process.env }: LoadInput): LoadResult {
     throw new ConfigError(`invalid configuration: ${error.message} at ${error.path || '/'}`);
   }
   const config = merged as unknown as EdgecacheConfig;
-  if (config.maxObjectSize > config.memoryMax) {
-    const objectSource = sources.get('maxObjectSize') as Source;
-    // The default largest object follows a smaller memory budget (--memory-max 16mb alone must work); only a
-    // --max-object-size the user chose can be in conflict with it.
-    if (objectSource.kind === 'default') {
-      config.maxObjectSize = config.memoryMax;
-    } else {
-      const memorySource = sources.get('memoryMax') as Source;
-      const memory = memorySource.kind === 'default' ? `--memory-max` : describe('memoryMax', memorySource);
-      throw new ConfigError(`invalid ${describe('maxObjectSize', objectSource)}: ${config.maxObjectSize} bytes is larger than ${memory} (${config.memoryMax} bytes)`);
-    }
+  checkTls(config, sources);
+  const objectSource = sources.get('maxObjectSize') as Source;
+  if (objectSource.kind === 'default') {
+    // The default largest object: an eighth of the disk tier (one object cannot take all of it); without a disk
+    // tier, the old default, lowered to a smaller --memory-max (--memory-max 16mb alone must work).
+    config.maxObjectSize = config.diskMax > 0 ? Math.floor(config.diskMax / 8) : Math.min(config.maxObjectSize, config.memoryMax);
+  } else if (config.diskMax > 0 && config.maxObjectSize > config.diskMax) {
+    const diskSource = sources.get('diskMax') as Source;
+    const disk = diskSource.kind === 'default' ? `--disk-max` : describe('diskMax', diskSource);
+    throw new ConfigError(`invalid ${describe('maxObjectSize', objectSource)}: ${config.maxObjectSize} bytes is larger than ${disk} (${config.diskMax} bytes)`);
+  } else if (config.diskMax === 0 && config.maxObjectSize > config.memoryMax) {
+    const memorySource = sources.get('memoryMax') as Source;
+    const memory = memorySource.kind === 'default' ? `--memory-max` : describe('memoryMax', memorySource);
+    throw new ConfigError(
+      `invalid ${describe('maxObjectSize', objectSource)}: ${config.maxObjectSize} bytes is larger than ${memory} (${config.memoryMax} bytes) and there is no disk tier (--disk-max 0)`,
+    );
   }
+  if (config.adminToken === undefined && !isLoopback(config.adminHost)) {
+    throw new ConfigError(`${describe('adminHost', sources.get('adminHost') as Source)} is ${JSON.stringify(config.adminHost)}, not a loopback address: set --admin-token (or EDGECACHE_ADMIN_TOKEN) too`);
+  }
+  checkPostSettings(config, sources);
   return { help: false, version: false, config };
+}
+
+/** Whether an address is the loopback interface (the only place an admin API without a token may listen). */
+function isLoopback(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h) || /^::ffff:127(\.\d{1,3}){3}$/.test(h);
+}
+
+/** --tls-cert and --tls-key come together; --h2c is for a plain port (TLS offers h2 through ALPN). */
+function checkTls(config: EdgecacheConfig, sources: Map<SettingName, Source>): void {
+  const cert = sources.get('tlsCert');
+  const key = sources.get('tlsKey');
+  if (cert && !key) throw new ConfigError(`${describe('tlsCert', cert)} needs --tls-key (or ${envName('tlsKey')}) too`);
+  if (key && !cert) throw new ConfigError(`${describe('tlsKey', key)} needs --tls-cert (or ${envName('tlsCert')}) too`);
+  const h2c = sources.get('h2c');
+  if (cert && config.h2c && h2c) throw new ConfigError(`${describe('h2c', h2c)} is for a plain port: with --tls-cert, HTTP/2 is negotiated by ALPN`);
+}
+
+
+const FIELD_NAME = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/i;
+
+/** --cache-post prefixes are paths; --cache-post-key-headers are field names (stored lower-cased). */
+function checkPostSettings(config: EdgecacheConfig, sources: Map<SettingName, Source>): void {
+  const bad = config.cachePost?.find((prefix) => !prefix.startsWith('/'));
+  if (bad !== undefined) {
+    throw new ConfigError(`invalid ${describe('cachePost', sources.get('cachePost') as Source)}: each prefix must be a path starting with /, got ${JSON.stringify(bad)}`);
+  }
+  const badName = config.cachePostKeyHeaders?.find((name) => !FIELD_NAME.test(name));
+  if (badName !== undefined) {
+    throw new ConfigError(`invalid ${describe('cachePostKeyHeaders', sources.get('cachePostKeyHeaders') as Source)}: not a header field name: ${JSON.stringify(badName)}`);
+  }
+  if (config.cachePostKeyHeaders) config.cachePostKeyHeaders = config.cachePostKeyHeaders.map((name) => name.toLowerCase());
 }

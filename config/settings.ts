@@ -5,7 +5,7 @@
  */
 import { EVICTION_POLICY_NAMES, type EvictionPolicyName } from '../policies/eviction/policy.js';
 
-export type SettingKind = 'string' | 'url' | 'redisUrl' | 'port' | 'int' | 'processes' | 'size' | 'duration' | 'boolean' | 'enum' | 'percent';
+export type SettingKind = 'string' | 'url' | 'redisUrl' | 'port' | 'int' | 'processes' | 'size' | 'duration' | 'boolean' | 'enum' | 'percent' | 'fields' | 'list';
 
 export interface EdgecacheConfig {
   origin: string;
@@ -13,6 +13,11 @@ export interface EdgecacheConfig {
   host: string;
   adminPort: number;
   adminHost: string;
+  /** PEM files; both or neither (TLS on the proxy port). */
+  tlsCert: string;
+  tlsKey: string;
+  h2MaxStreams: number;
+  h2c: boolean;
   dataDir: string;
   workers: number;
   diskMax: number;
@@ -23,6 +28,8 @@ export interface EdgecacheConfig {
   redisMaxObjectSize: number;
   redisTimeout: number;
   redisMaxPending: number;
+  redisPurgeStreamLength: number;
+  redisLease: number;
   memoryMax: number;
   eviction: EvictionPolicyName;
   maxObjectSize: number;
@@ -30,6 +37,8 @@ export interface EdgecacheConfig {
   preserveHost: boolean;
   trustForwarded: boolean;
   cacheSetCookie: boolean;
+  /** Comma-separated field names, most specific first (see targetedFieldList). */
+  targetedCacheControl: string;
   originConnectTimeout: number;
   originHeadersTimeout: number;
   originBodyTimeout: number;
@@ -40,9 +49,20 @@ export interface EdgecacheConfig {
   staleIfErrorGrace: number;
   ttlJitter: number;
   adminToken: string;
+  shutdownGrace: number;
+  accessLog: 'on' | 'off';
+  /** Comma-separated query parameter names; empty or absent: none. */
+  logRedactQuery: string;
   exposeTagHeaders: boolean;
   compress: 'br,gzip' | 'br' | 'gzip' | 'off';
   compressMinSize: number;
+  /** Path prefixes whose POST requests are cached (absent or empty: no POST is cached). */
+  cachePost?: readonly string[];
+  cachePostMaxBody: number;
+  cachePostTtl: number;
+  cachePostIgnoreFields?: readonly string[];
+  cachePostKeyHeaders?: readonly string[];
+  cachePostShared: boolean;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   config: string;
 }
@@ -74,13 +94,38 @@ export const SETTINGS = {
   adminPort: {
     kind: 'port',
     default: 8081,
-    description: 'Port of the admin API (/healthz, /stats). 0 picks a free port.',
+    description: 'Port of the admin API (/livez, /readyz, /metrics, /stats, the dashboard at /, POST /purge). 0 picks a free port.',
   },
   adminHost: {
     kind: 'string',
     default: '127.0.0.1',
     placeholder: 'ADDR',
-    description: 'Address the admin API listens on (loopback by default).',
+    description:
+      'Address the admin API listens on (loopback by default). Any other address (0.0.0.0 in a container, so that probes and Prometheus reach it) requires --admin-token: then purges, from the API and the dashboard, need the token, while /livez, /readyz, /healthz and /metrics stay open to probes and scrapers.',
+  },
+  tlsCert: {
+    kind: 'string',
+    placeholder: 'FILE',
+    description:
+      'PEM certificate (chain) for the proxy port: with --tls-key it speaks TLS 1.2+ with ALPN h2 and http/1.1 (HTTP/2 and HTTP/1.1 on one port). SIGHUP reloads both files without dropping connections. Off when unset.',
+  },
+  tlsKey: {
+    kind: 'string',
+    placeholder: 'FILE',
+    description: 'PEM private key of --tls-cert (both or neither).',
+  },
+  h2MaxStreams: {
+    kind: 'int',
+    default: 100,
+    min: 1,
+    max: 10_000,
+    description: 'Most concurrent HTTP/2 streams a client may open on one connection (SETTINGS_MAX_CONCURRENT_STREAMS), with TLS or --h2c.',
+  },
+  h2c: {
+    kind: 'boolean',
+    default: false,
+    description:
+      'Also accept HTTP/2 with prior knowledge (h2c, RFC 9113 §3.3) on a plain proxy port, beside HTTP/1.1: for an edge behind a TLS-terminating load balancer. Not with --tls-cert (TLS negotiates h2 by ALPN).',
   },
   dataDir: {
     kind: 'string',
@@ -131,6 +176,21 @@ export const SETTINGS = {
     min: 1024,
     description: 'Most bytes of Redis writes queued and not yet answered; past it further writes are declined and counted (writesDeclined), so a slow Redis never grows memory or slows responses.',
   },
+  redisPurgeStreamLength: {
+    kind: 'int',
+    default: 10_000,
+    min: 100,
+    max: 10_000_000,
+    description:
+      'Purges the Redis purge stream keeps (XADD MAXLEN ~). A node that was away (cut off, restarted) reads the ones it missed before serving from its memory and disk again; one that missed more drops its memory and disk tiers.',
+  },
+  redisLease: {
+    kind: 'duration',
+    default: '5s',
+    min: 100,
+    description:
+      'Lease a node takes in Redis before fetching a cold key (or revalidating a stale one), so that the other nodes wait for its answer in Redis instead of fetching too; renewed while the fill lasts. A holder that dies costs its waiters at most this long.',
+  },
   workers: {
     kind: 'processes',
     default: 'auto',
@@ -156,7 +216,8 @@ export const SETTINGS = {
     kind: 'size',
     default: '32mib',
     min: 1,
-    description: 'Largest response body that is stored. Larger responses are streamed through and not held in memory. At most --memory-max; the default follows a smaller --memory-max.',
+    description:
+      'Largest response body that is stored. Larger responses are streamed through and not held in memory. Default: an eighth of --disk-max (32mib, or --memory-max if smaller, without a disk tier). At most --disk-max; without a disk tier at most --memory-max. Bodies larger than an eighth of --memory-max are written to the disk tier as they stream and served from there, never held whole in memory.',
   },
   maxVariants: {
     kind: 'int',
@@ -181,6 +242,12 @@ export const SETTINGS = {
     kind: 'boolean',
     default: false,
     description: 'Store responses that carry Set-Cookie (the cookie is then stored too). Off: such responses pass through uncached.',
+  },
+  targetedCacheControl: {
+    kind: 'fields',
+    default: 'Edgecache-Cache-Control,CDN-Cache-Control',
+    description:
+      'Targeted cache-control fields (RFC 9213) edgecache obeys instead of Cache-Control and Expires, most specific first: the first one a response carries validly decides. Edgecache-Cache-Control is never sent on to clients; CDN-Cache-Control and the others are, for caches further down.',
   },
   originConnectTimeout: {
     kind: 'duration',
@@ -237,10 +304,61 @@ export const SETTINGS = {
     description:
       'Bearer token for purging (admin API POST /purge, and PURGE on the proxy port). Without one, PURGE on the proxy port is refused (403) and the admin API accepts purges from loopback only. Prefer the environment variable.',
   },
+  shutdownGrace: {
+    kind: 'duration',
+    default: '10s',
+    description:
+      'On SIGTERM or SIGINT: how long in-flight responses and fills may take to finish. The listener stops accepting at once, /readyz answers 503, requests still arriving on open connections are served with Connection: close; then the disk tier and Redis are flushed and the process exits 0. A second signal exits at once.',
+  },
+  accessLog: {
+    kind: 'enum',
+    default: 'off',
+    values: ['on', 'off'],
+    description:
+      'One JSON line per request on stdout (pino), fresh hits included: method, url, status, cache result, tier, bytes, origin time and total time (ms). Authorization, Cookie and Set-Cookie are never written.',
+  },
+  logRedactQuery: {
+    kind: 'string',
+    placeholder: 'NAMES',
+    description: 'Comma-separated query parameters whose values the access log replaces with [redacted] (e.g. token,sig).',
+  },
   exposeTagHeaders: {
     kind: 'boolean',
     default: false,
     description: 'Relay Surrogate-Key and Cache-Tag response headers to clients (they are always stored as the entry\'s purge tags).',
+  },
+  cachePost: {
+    kind: 'list',
+    placeholder: 'PREFIX[,PREFIX...]',
+    description:
+      'Cache POST requests whose path starts with one of these prefixes (inference and embedding APIs): the key is the method, the URL and a SHA-256 of the body (a JSON body canonicalised: keys sorted, whitespace removed, numbers kept as written) plus a digest of the credentials. Such a POST is a lookup: it does not invalidate its URL. Every other POST is forwarded and invalidates as before. In the config file: a list of strings. Off when unset.',
+  },
+  cachePostMaxBody: {
+    kind: 'size',
+    default: '1mib',
+    min: 1,
+    description: 'Largest POST body (--cache-post) buffered to compute its key; a larger body is forwarded as it comes and its answer not cached.',
+  },
+  cachePostTtl: {
+    kind: 'duration',
+    default: '1h',
+    description: "Freshness of a cached POST answer (--cache-post) whose origin sent no Cache-Control or Expires; 200 answers only (never 429, other 4xx or 5xx). The origin's Cache-Control, when present, decides instead (no-store and private honoured).",
+  },
+  cachePostIgnoreFields: {
+    kind: 'list',
+    placeholder: 'FIELD[,FIELD...]',
+    description: 'Top-level JSON fields left out of the POST cache key (--cache-post), e.g. user,request_id. They are still sent to the origin.',
+  },
+  cachePostKeyHeaders: {
+    kind: 'list',
+    placeholder: 'NAME[,NAME...]',
+    description: 'Request header fields that carry credentials (e.g. x-api-key): their digest joins Authorization in the POST cache key (--cache-post), so one key is never served an answer fetched with another.',
+  },
+  cachePostShared: {
+    kind: 'boolean',
+    default: false,
+    description:
+      'Share cached POST answers (--cache-post) across credentials: Authorization and --cache-post-key-headers are left out of the key. Only for origins whose answers do not depend on who asks: otherwise one client gets an answer meant for another.',
   },
   compress: {
     kind: 'enum',

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `edgecache` command: read flags, environment and config file, start the proxy and the admin API, stop
- * cleanly on SIGINT/SIGTERM. A configuration problem prints one line and exits with code 2.
+ * gracefully on SIGINT/SIGTERM (shutdown.ts). A configuration problem prints one line and exits with code 2.
  */
 import { readFileSync } from 'node:fs';
 import { helpText } from '../config/help.js';
@@ -13,6 +13,7 @@ import { runWorker } from './cluster/worker.js';
 import { createLogger } from './logger.js';
 import { createEdgecache } from './edgecache.js';
 import { StartupError } from './startup.js';
+import { drainOnSignal } from './shutdown.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -57,28 +58,16 @@ async function main(): Promise<void> {
   const log = edgecache.app.log;
   try {
     const { port, adminPort } = await edgecache.listen();
-    log.info({ port, adminPort, origin: config.origin }, `edgecache listening on http://${config.host}:${port}, forwarding to ${config.origin}`);
+    log.info({ port, adminPort, origin: config.origin }, `edgecache listening on ${edgecache.scheme}://${config.host}:${port}, forwarding to ${config.origin}`);
   } catch (err) {
     await edgecache.close().catch(() => undefined);
     failToStart(err);
   }
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'shutting down');
-    edgecache.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        log.error({ err }, 'error during shutdown');
-        process.exit(1);
-      },
-    );
-  };
   // One request's bug must not take every other request down with it: log it and keep serving.
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  drainOnSignal(config.shutdownGrace, log, () => edgecache.drain(config.shutdownGrace));
+  // A renewed certificate: read --tls-cert and --tls-key again, open connections kept (edgecache.reloadTls logs it).
+  if (edgecache.scheme === 'https') process.on('SIGHUP', () => edgecache.reloadTls());
 }
 
 main().catch((err: unknown) => {

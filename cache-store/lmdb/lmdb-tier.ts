@@ -11,6 +11,7 @@ import { LRUCache } from 'lru-cache';
 import type { Body } from '../body.js';
 import { recordSize, type CacheEntry, type CacheRecord, type EntryMeta, type VaryRecord } from '../entry.js';
 import { LmdbBody } from './body.js';
+import { abandonedFills, DiskBodyWriter, processAlive, removeFill } from './body-writer.js';
 import { BodyPool, MAX_LEASED_BYTES } from './pool.js';
 import { applyAccessTimes, expiredRows, readCount, readHousekeeping, removeEntry, storedKeys, storedKeysForTag, sweepRows } from './budget.js';
 import { checkIntegrity, type IntegrityReport } from './check.js';
@@ -86,6 +87,8 @@ export class LmdbTier implements SyncCacheTier {
   private readonly space: DiskSpace;
   /** While the disk or the map is full, writes are declined until this time (Date.now), then tried again. */
   private pausedUntil = 0;
+  /** What the current pause is for (a full filesystem is a readiness problem; a full map is the budget at work). */
+  private pausedFor: SpaceShortage | undefined;
   private pauseMs = MIN_PAUSE_MS;
   private pauseTimer: NodeJS.Timeout | undefined;
   private readonly chunkSize: number;
@@ -196,6 +199,8 @@ export class LmdbTier implements SyncCacheTier {
         if (shortage !== null) throw new NoSpaceError(shortage);
       },
     });
+    // Bodies whose fill never finished (this pid's from an earlier life, or a dead process's) are removed.
+    void this.removeAbandonedFills((pid) => pid !== process.pid && processAlive(pid));
     const sweepMs = options.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS;
     if ((options.sweeper ?? true) && sweepMs > 0) this.timers.push(setInterval(() => void this.sweep(), sweepMs).unref());
     const atimeMs = options.atimeFlushMs ?? DEFAULT_ATIME_FLUSH_MS;
@@ -294,13 +299,52 @@ export class LmdbTier implements SyncCacheTier {
     return this.write(key, entry, this.versions.get(stored));
   }
 
+  /**
+   * Starts writing a body to this tier as it streams (an object too large for the memory tier): see
+   * body-writer.ts. Undefined while the tier is closed or its writes are paused (a full disk).
+   */
+  openStream(): DiskBodyWriter | undefined {
+    if (this.closed || this.pausedUntil > 0) return undefined;
+    return new DiskBodyWriter(this.dbs, this.queue, this.chunkSize);
+  }
+
+  /** The body `writer` has written, `length` bytes, to build the entry finishStream stores. */
+  streamedBody(writer: DiskBodyWriter, storageFor: string): LmdbBody {
+    return new LmdbBody(this.dbs.bodies, writer.bodyId, writer.received, writer.chunkSize, (id) => this.chunkMissing(storageKey(storageFor), id));
+  }
+
+  /**
+   * Stores `entry`, whose body `writer` has written (streamedBody), once every chunk has committed: the final
+   * record makes it visible. Resolves to whether it was stored; when not, its chunks are removed.
+   */
+  async finishStream(key: string, entry: CacheEntry, writer: DiskBodyWriter): Promise<boolean> {
+    const chunkCount = await writer.complete();
+    if (chunkCount === undefined) return false;
+    // The body id is known now (the first write allocated it): the entry reads its body from the chunks.
+    entry.body = this.streamedBody(writer, key);
+    const done = new Promise<boolean>((resolve) => {
+      if (!this.write(key, entry, undefined, { bodyId: writer.bodyId, chunkCount }, resolve)) resolve(false);
+    });
+    const stored = await done;
+    if (!stored) writer.abort();
+    return stored;
+  }
+
   /** Queues a write of `record`; with `sameBodyAs`, a rewrite of the metadata only if that version is stored. */
-  private write(key: string, record: CacheRecord, sameBodyAs: number | undefined): boolean {
+  private write(
+    key: string,
+    record: CacheRecord,
+    sameBodyAs: number | undefined,
+    streamed?: { bodyId: number; chunkCount: number },
+    settled?: (stored: boolean) => void,
+  ): boolean {
     if (this.closed) return false;
     const size = recordSize(record);
     if (size > this.maxBytes || (record.kind === 'entry' && record.meta.deletableAt < this.now())) return this.decline(key);
     if (this.pausedUntil > 0) return this.decline(key); // the disk or the map is full: backing off
-    if (this.queue.pendingBytes > 0 && this.queue.pendingBytes + size > this.maxPendingBytes) {
+    // What the write holds in the queue: a streamed body's chunks are already written (only its record is left).
+    const queued = streamed !== undefined && record.kind === 'entry' ? Math.max(1, size - record.body.length) : size;
+    if (this.queue.pendingBytes > 0 && this.queue.pendingBytes + queued > this.maxPendingBytes) {
       this.declines.fail({ key, pendingBytes: this.queue.pendingBytes });
       return this.decline(key);
     }
@@ -316,9 +360,9 @@ export class LmdbTier implements SyncCacheTier {
     }
     const body = record.kind === 'entry' ? record.body : undefined;
     const sourceBodyId = body instanceof LmdbBody && body.isIn(this.dbs.bodies) ? body.bodyId : -1;
-    const args = { storage, key, record, prepared, size, sourceBodyId, maxBytes: this.maxBytes, chunkSize: this.chunkSize, space: this.space };
+    const args = { storage, key, record, prepared, size, sourceBodyId, maxBytes: this.maxBytes, chunkSize: this.chunkSize, space: this.space, ...(streamed && { streamed }) };
     const write = (): WriteResult => {
-      const inflightBytes = this.queue.inflightBytes - size;
+      const inflightBytes = this.queue.inflightBytes - queued;
       if (sameBodyAs !== undefined && record.kind === 'entry') {
         const meta = { storage, key, entry: record, size, bodyId: sameBodyAs, maxBytes: this.maxBytes, space: this.space, inflightBytes };
         const rewritten = rewriteMeta(this.dbs, meta);
@@ -326,7 +370,8 @@ export class LmdbTier implements SyncCacheTier {
       }
       return writeRecord(this.dbs, { ...args, now: this.now(), inflightBytes });
     };
-    void this.queue.run({ storage, key, record }, size, write).then((result) => {
+    void this.queue.run({ storage, key, record }, queued, write).then((result) => {
+      settled?.(result?.stored === true);
       if (result === undefined) return;
       if (result.stored && record.kind === 'entry') this.versions.set(record.meta, result.bodyId);
       this.counts.evictions += result.evicted;
@@ -357,6 +402,7 @@ export class LmdbTier implements SyncCacheTier {
     const ms = this.pauseMs;
     this.pauseMs = Math.min(MAX_PAUSE_MS, this.pauseMs * 2);
     this.pausedUntil = now + ms;
+    this.pausedFor = shortage;
     this.spaceLog.fail({ shortage, pauseMs: ms, fileBytes: this.space.fileSize(), maxBytes: this.maxBytes });
     try {
       this.dbs.env.readerCheck();
@@ -367,6 +413,7 @@ export class LmdbTier implements SyncCacheTier {
     this.pauseTimer = setTimeout(() => {
       this.pauseTimer = undefined;
       this.pausedUntil = 0;
+      this.pausedFor = undefined;
       this.space.probe(); // lifts the disk-full cap when the filesystem has room again
     }, ms).unref();
   }
@@ -572,6 +619,12 @@ export class LmdbTier implements SyncCacheTier {
   }
 
   /** Flushes access times and queued writes, stops the timers and closes the environment. */
+  unready(): string | undefined {
+    if (this.closed) return 'disk tier closed';
+    if (this.pausedFor === 'disk') return 'disk tier cannot write: the filesystem is full';
+    return undefined;
+  }
+
   close(): Promise<void> {
     this.closing ??= this.shutdown();
     return this.closing;
@@ -603,7 +656,22 @@ export class LmdbTier implements SyncCacheTier {
     }
   }
 
+  /** Removes the chunks of fills that never finished, their writers being gone (see body-writer.ts). */
+  removeAbandonedFills(isAlive: (pid: number) => boolean = processAlive): Promise<number> {
+    let ids: number[];
+    try {
+      ids = abandonedFills(this.dbs, isAlive);
+    } catch (err) {
+      this.readFaults.fail({ err });
+      return Promise.resolve(0);
+    }
+    if (ids.length === 0) return Promise.resolve(0);
+    this.log.warn({ bodies: ids.length }, 'disk tier: removing the chunks of fills that never finished');
+    return this.queue.run(null, 0, () => ids.reduce((n, id) => n + removeFill(this.dbs, id), 0)).then((n) => n ?? 0);
+  }
+
   private async runSweep(): Promise<number> {
+    await this.removeAbandonedFills();
     let total = 0;
     try {
       this.dbs.env.readerCheck(); // frees reader slots of dead processes, which would pin old pages

@@ -10,6 +10,7 @@ import { addCount, EMPTY, evict, readCount, readHousekeeping, removeEntry } from
 import { chunkCountFor, decodeRecord, finishRecord, HEADER_BYTES, prepareRecord, type PreparedRecord } from '../record-codec.js';
 import { INFO, isHashedKey, storageKey, type Housekeeping } from './layout.js';
 import type { LmdbDbs } from './env.js';
+import { fillMarker } from './body-writer.js';
 import type { DiskSpace, SpaceShortage } from './space.js';
 
 /** After an eviction the budget is filled to this fraction, so that not every write evicts. */
@@ -35,6 +36,11 @@ export interface WriteArgs {
   space: DiskSpace;
   /** Bytes of this transaction's earlier operations (not yet committed): pages they may have taken too. */
   inflightBytes: number;
+  /**
+   * The body is already in `bodies`, written while it streamed (body-writer.ts), under this id in this many
+   * chunks: the record points at it, its fill marker goes, and when the record is not stored the chunks go too.
+   */
+  streamed?: { bodyId: number; chunkCount: number };
 }
 
 export interface WriteResult {
@@ -47,11 +53,21 @@ export interface WriteResult {
 }
 
 export function writeRecord(dbs: LmdbDbs, args: WriteArgs): WriteResult {
-  const { storage, key, record, size, now, maxBytes, space } = args;
+  const streamed = args.streamed;
+  if (streamed === undefined) return writeRecordOnce(dbs, args);
+  dbs.info.removeSync(fillMarker(streamed.bodyId));
+  const result = writeRecordOnce(dbs, args);
+  if (!result.stored) for (let i = 0; i < streamed.chunkCount; i++) dbs.bodies.removeSync([streamed.bodyId, i]);
+  return result;
+}
+
+function writeRecordOnce(dbs: LmdbDbs, args: WriteArgs): WriteResult {
+  const { storage, key, record, size, now, maxBytes, space, streamed } = args;
   const old = readHousekeeping(dbs, storage);
   const oldSize = old ? old.s : 0;
   let evicted = 0;
-  const needPages = pagesFor(args.prepared, record.kind === 'entry' ? record.body.length : 0, args.chunkSize, space);
+  // (A streamed body's chunks are in the file already: only the record's own pages are still needed.)
+  const needPages = pagesFor(args.prepared, record.kind === 'entry' && streamed === undefined ? record.body.length : 0, args.chunkSize, space);
   const targetPages = space.targetPages();
   if (needPages > targetPages) {
     // It cannot fit even in an empty file (the file is capped by a full disk, or the record is most of the
@@ -89,11 +105,18 @@ export function writeRecord(dbs: LmdbDbs, args: WriteArgs): WriteResult {
     // A new body id for every write, so an overwrite never mixes chunks, a reader of the old body never sees
     // new bytes, and the id identifies this version of the record (see LmdbTier.decode). The counter lives in
     // `info`, so it is unique across processes.
-    bodyId = Math.max(1, readCount(dbs, INFO.nextBodyId));
-    dbs.info.putSync(INFO.nextBodyId, bodyId + 1);
-    // A small body goes inside the meta value (one read per hit); a larger one into `bodies`, in chunks.
-    if (args.prepared.chunkCount > 0) chunkCount = writeChunks(dbs, bodyId, record.body, args.chunkSize);
-    value = finishRecord(args.prepared, bodyId, args.prepared.inlineBytes > 0 ? bodyChunks(record.body) : undefined);
+    if (streamed !== undefined) {
+      if (args.prepared.chunkCount !== streamed.chunkCount) throw new Error(`streamed body has ${streamed.chunkCount} chunks, expected ${args.prepared.chunkCount}`);
+      bodyId = streamed.bodyId;
+      chunkCount = streamed.chunkCount;
+      value = finishRecord(args.prepared, bodyId);
+    } else {
+      bodyId = Math.max(1, readCount(dbs, INFO.nextBodyId));
+      dbs.info.putSync(INFO.nextBodyId, bodyId + 1);
+      // A small body goes inside the meta value (one read per hit); a larger one into `bodies`, in chunks.
+      if (args.prepared.chunkCount > 0) chunkCount = writeChunks(dbs, bodyId, record.body, args.chunkSize);
+      value = finishRecord(args.prepared, bodyId, args.prepared.inlineBytes > 0 ? bodyChunks(record.body) : undefined);
+    }
   } else {
     value = finishRecord(args.prepared, bodyId);
   }

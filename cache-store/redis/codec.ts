@@ -43,8 +43,28 @@ export function tagKey(prefix: string, tag: string): string {
   return `${prefix}t:${tag}`;
 }
 
-export function purgeChannel(prefix: string): string {
-  return `${prefix}purge`;
+/** A node's lease on fetching `key` (see proxy/cluster/redis-leases.ts). */
+export function leaseKey(prefix: string, key: string): string {
+  return `${prefix}l:${key}`;
+}
+
+/** The pub/sub channel on which a lease holder tells the waiters its fill is in Redis, or will not be. */
+export function fillChannel(prefix: string): string {
+  return `${prefix}fills`;
+}
+
+/** The Redis Stream that carries purges and invalidations to every node (see proxy/purge/broadcast.ts). */
+export function purgeStreamKey(prefix: string): string {
+  return `${prefix}purge-stream`;
+}
+
+/**
+ * A random value that names the current life of the Redis data set: a Redis that lost its data (a restart without
+ * persistence, a failover to a replica that had not caught up) has none, and the first node to see that makes a
+ * new one; a node whose remembered epoch differs drops its local tiers (see proxy/purge/broadcast.ts).
+ */
+export function epochKey(prefix: string): string {
+  return `${prefix}epoch`;
 }
 
 /** A SCAN MATCH pattern for keys starting with `text`: glob characters in it are escaped. */

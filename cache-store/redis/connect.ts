@@ -13,8 +13,11 @@ export interface ConnectOptions {
   /** Longest a command may take (ms) before it rejects; 0 for none (a subscriber's SUBSCRIBE waits for the connection). */
   commandTimeoutMs: number;
   log: TierLogger;
-  /** Queue commands while disconnected (only for the subscriber, whose SUBSCRIBE must survive a restart). */
-  offlineQueue?: boolean;
+  /**
+   * A connection for SUBSCRIBE: ioredis's own re-subscription after a reconnect is off (it leaves a promise nobody
+   * handles, which rejects when the connection closes before Redis answers); the caller subscribes on each 'ready'.
+   */
+  subscriber?: boolean;
 }
 
 /** Milliseconds before reconnection attempt `times`: 50 ms doubling up to 2 s, for ever. */
@@ -30,13 +33,14 @@ export async function loadRedisClient(): Promise<void> {
   RedisClient ??= (await import('ioredis')).Redis;
 }
 
-export function connectRedis({ url, name, commandTimeoutMs, log, offlineQueue = false }: ConnectOptions): Redis {
+export function connectRedis({ url, name, commandTimeoutMs, log, subscriber = false }: ConnectOptions): Redis {
   if (RedisClient === undefined) throw new Error('connectRedis() before loadRedisClient()');
   const client = new RedisClient(url, {
     connectionName: name,
     ...(commandTimeoutMs > 0 && { commandTimeout: commandTimeoutMs }),
     connectTimeout: Math.max(1_000, commandTimeoutMs * 10),
-    enableOfflineQueue: offlineQueue,
+    enableOfflineQueue: false,
+    autoResubscribe: !subscriber,
     // A command sent on a connection that then drops fails instead of being replayed after a reconnect.
     maxRetriesPerRequest: 0,
     retryStrategy: reconnectDelay,

@@ -14,7 +14,7 @@ export interface RequestTarget {
   host: string;
   /** Path and query as forwarded to the origin. */
   path: string;
-  /** Primary cache key: host + path. */
+  /** Primary cache key: host + path, after `https://` when the request came in over TLS (see {@link keyPrefix}). */
   key: string;
 }
 
@@ -92,6 +92,7 @@ export const TARGET_PROBLEMS = {
   noHost: problem('missing or empty Host header'),
   severalHosts: problem('more than one Host header'),
   badHost: problem('malformed Host header'),
+  authorityMismatch: problem('Host header differs from :authority'),
 } as const;
 
 /**
@@ -107,11 +108,47 @@ export function checkTarget(url: string, hostHeader: string | undefined, rawHead
   return normalizeHost(hostHeader, scheme) ?? TARGET_PROBLEMS.badHost;
 }
 
+/**
+ * What a primary key starts with: nothing for plain HTTP (the keys edgecache always had), `https://` for a request
+ * that came in over TLS. The scheme is part of the key (RFC 9111 §2: the key is the target URI), so an answer given
+ * to http clients (a redirect to https, say) is never served to https clients, and a cache that moves from a
+ * plain to a TLS port, or a Redis tier shared with plain-HTTP nodes, keeps the two apart.
+ */
+export function keyPrefix(scheme: Scheme): string {
+  return scheme === 'https' ? HTTPS_KEY_PREFIX : '';
+}
+
+const HTTPS_KEY_PREFIX = 'https://';
+
+/** The primary key of `path` on `host` for each scheme: a purge by URL removes both (purging more is safe). */
+export function keysForSchemes(host: string, path: string): string[] {
+  return [host + path, HTTPS_KEY_PREFIX + host + path];
+}
+
+/** Where a primary key's host starts (after the scheme prefix of an https key). */
+export function hostStart(key: string): number {
+  return key.startsWith(HTTPS_KEY_PREFIX) ? HTTPS_KEY_PREFIX.length : 0;
+}
+
+/**
+ * checkTarget for an HTTP/2 request (RFC 9113 §8.3.1): `:authority` stands for Host; a Host field may come
+ * instead (a request translated from HTTP/1.1) or beside it, and then must say the same. Returns the normalised
+ * authority or the problem; allocates nothing.
+ */
+export function checkH2Target(path: string, authority: string | undefined, host: string | string[] | undefined, scheme: Scheme): string | TargetProblem {
+  if (path.charCodeAt(0) !== 47 /* / */) return path === '*' ? TARGET_PROBLEMS.asteriskForm : TARGET_PROBLEMS.notOriginForm;
+  if (Array.isArray(host)) return TARGET_PROBLEMS.severalHosts;
+  if (authority !== undefined && host !== undefined && host !== authority) return TARGET_PROBLEMS.authorityMismatch;
+  const value = authority ?? host;
+  if (value === undefined || value === '') return TARGET_PROBLEMS.noHost;
+  return normalizeHost(value, scheme) ?? TARGET_PROBLEMS.badHost;
+}
+
 /** The target of a request whose Host checkTarget returned: path and query as forwarded (fragment removed), key. */
 export function requestTarget(url: string, host: string, scheme: Scheme): RequestTarget {
   const hash = url.indexOf('#');
   const path = hash === -1 ? url : url.slice(0, hash);
-  return { scheme, host, path, key: host + path };
+  return { scheme, host, path, key: keyPrefix(scheme) + host + path };
 }
 
 /** checkTarget, then requestTarget. */
@@ -135,11 +172,41 @@ export function parseVary(vary: string | string[] | undefined): string[] | '*' |
 
 const ABSENT = '\u0000';
 
-function normalizeFieldValue(value: string | string[] | undefined): string {
-  if (value === undefined) return ABSENT;
-  const text = Array.isArray(value) ? value.join(', ') : value;
-  // Whitespace around list separators is not significant (RFC 9110 §5.6.1).
-  return text.trim().replace(/\s*,\s*/g, ',').replace(/\s+/g, ' ');
+/** Fields whose values are compared case-insensitively: language tags (RFC 9110 §12.5.4, RFC 4647 §2). */
+const CASE_INSENSITIVE_VALUES = new Set(['accept-language']);
+
+/**
+ * A request field's value in the one form that means the same to any origin (RFC 9111 §4.1 allows normalising
+ * "in a manner that is known to be semantically equivalent"): several field lines combined into one list (RFC 9110
+ * §5.3), optional whitespace around list and parameter separators dropped and leading/trailing whitespace trimmed
+ * (§5.6.1, §5.6.6), Accept-Language lower-cased. Quoted strings are left exactly as they are; nothing is reordered,
+ * dropped or otherwise guessed at, so two requests share a variant only when no origin could tell them apart.
+ */
+export function normalizeFieldValue(name: string, value: string | string[]): string {
+  const text = Array.isArray(value) ? value.join(',') : value;
+  let out = '';
+  let i = 0;
+  while (i < text.length) {
+    const c = text[i] as string;
+    if (c === '"') {
+      // A quoted string, escapes included, is copied as it is.
+      let j = i + 1;
+      while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      out += text.slice(i, j + 1);
+      i = j + 1;
+      continue;
+    }
+    if (c === ',' || c === ';') {
+      out = out.replace(/[ \t]+$/, '') + c;
+      i++;
+      while (text[i] === ' ' || text[i] === '\t') i++;
+      continue;
+    }
+    out += c;
+    i++;
+  }
+  out = out.trim();
+  return CASE_INSENSITIVE_VALUES.has(name) ? out.toLowerCase() : out;
 }
 
 /**
@@ -151,9 +218,20 @@ export function varyKey(fields: readonly string[], headers: IncomingHttpHeaders)
   let key = '';
   for (const field of fields) {
     const value = field === 'accept-encoding' ? normalizeAcceptEncoding(headers[field]) : headers[field];
-    key += `${field}=${normalizeFieldValue(value)}\n`;
+    key += `${field}=${value === undefined ? ABSENT : normalizeFieldValue(field, value)}\n`;
   }
   return key;
+}
+
+/**
+ * The fields nominated by a Vary as forwarded to the origin: normalised as for the cache key, so that the origin
+ * chooses from exactly what edgecache compares.
+ */
+export function normalizeNominated(headers: Record<string, string | string[]>, fields: readonly string[]): void {
+  for (const field of fields) {
+    const value = headers[field];
+    if (value !== undefined) headers[field] = normalizeFieldValue(field, value);
+  }
 }
 
 /** Full key of one variant. */

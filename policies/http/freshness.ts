@@ -8,7 +8,9 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import CachePolicy from 'http-cache-semantics';
 import { deltaSeconds, parseCacheControl, pragmaNoCache, type Directives } from './cache-control.js';
-import { surrogateDirectives } from './surrogate-control.js';
+import { formatHttpDate, parseHttpDate } from './http-date.js';
+import { surrogateDirectives, type SurrogateDirectives } from './surrogate-control.js';
+import { DEFAULT_TARGETED_FIELDS, targetedCacheControl } from './targeted-cache-control.js';
 
 export type Clock = () => number;
 
@@ -64,6 +66,11 @@ export interface FreshnessOptions {
   cacheSetCookie: boolean;
   /** Operator grace (ms): how long past freshness a stale entry may stand in for a failing origin. */
   staleIfErrorGrace?: number;
+  /**
+   * Targeted cache-control fields edgecache obeys (RFC 9213 §2.1), lower-case, most specific first
+   * (--targeted-cache-control; DEFAULT_TARGETED_FIELDS when not given).
+   */
+  targetedFields?: readonly string[];
   now: Clock;
 }
 
@@ -105,15 +112,23 @@ function policyHeaders(headers: Record<string, string | string[] | undefined>): 
 const MAX_AGE_VALUE = '2147483648';
 
 /**
- * Age (RFC 9111 §5.1) as one non-negative integer. A value that is not digits (negative, fractional, with
- * parameters, or repeated on several lines) cannot be trusted, so the response is treated as already stale.
+ * Age (RFC 9111 §5.1) as one non-negative integer, at most 2^31 (as old as it gets). A list whose first member is
+ * an integer uses that member. Any other value (negative, fractional, with parameters, or repeated on several
+ * field lines) cannot be trusted, so the response is treated as already stale rather than as new: RFC 9111 says
+ * a cache SHOULD ignore such an Age, but ignoring it would serve as fresh what an upstream cache may have held
+ * for longer than its lifetime (and the public suite's release that CI runs requires the stale reading).
  */
 function normalizeAge(age: string | string[] | undefined): string | undefined {
   if (age === undefined) return undefined;
   if (Array.isArray(age)) return MAX_AGE_VALUE;
   const match = /^\s*(\d+)(?:,\d+)*\s*$/.exec(age);
-  return match ? (match[1] as string) : MAX_AGE_VALUE;
+  if (!match) return MAX_AGE_VALUE;
+  const digits = match[1] as string;
+  return digits.length > 10 || Number(digits) > 2_147_483_648 ? MAX_AGE_VALUE : String(Number(digits));
 }
+
+/** An Expires that is not an HTTP-date means "already expired" (RFC 9111 §5.3): a date long past. */
+const ALREADY_EXPIRED = formatHttpDate(0);
 
 /** Directive names are case-insensitive (RFC 9111 §5.2); http-cache-semantics matches them exactly. */
 function lowerCaseDirectives(value: string): string {
@@ -122,35 +137,89 @@ function lowerCaseDirectives(value: string): string {
 
 const CARRIED_FROM_CACHE_CONTROL = ['must-revalidate', 'proxy-revalidate', 'private', 'stale-while-revalidate', 'stale-if-error'];
 
+/** Surrogate-Control (when it addresses edgecache) as the Cache-Control a shared cache obeys. */
+function applySurrogateControl(out: CachePolicy.Headers, surrogate: SurrogateDirectives): void {
+  const original = parseCacheControl(out['cache-control']);
+  if (surrogate.noStore) {
+    out['cache-control'] = 'no-store';
+  } else if (surrogate.maxAge !== undefined) {
+    const parts = [`max-age=${surrogate.maxAge}`];
+    for (const name of CARRIED_FROM_CACHE_CONTROL) {
+      const arg = original.get(name);
+      if (arg === undefined || (name === 'stale-if-error' && surrogate.staleIfError !== undefined)) continue;
+      parts.push(arg === true ? name : `${name}=${arg}`);
+    }
+    if (surrogate.staleIfError !== undefined) parts.push(`stale-if-error=${surrogate.staleIfError}`);
+    out['cache-control'] = parts.join(', ');
+    delete out.expires;
+    delete out.pragma;
+  }
+}
+
 /**
- * Response fields as the cache policy should read them: repeated fields combined, Age normalised, directive
- * names lower-cased, and Surrogate-Control (when it addresses edgecache) turned into the Cache-Control a
- * shared cache obeys, so http-cache-semantics makes the decision with the surrogate's lifetime.
+ * Response fields as the cache policy should read them: repeated fields combined, Age normalised, Date and
+ * Expires checked as HTTP-dates (an invalid Date is absent, an invalid Expires is in the past), directive names
+ * lower-cased; then the first valid targeted field (RFC 9213: Edgecache-Cache-Control, CDN-Cache-Control)
+ * replaces Cache-Control and Expires, or else Surrogate-Control (when it addresses edgecache) is turned into the
+ * Cache-Control a shared cache obeys, so http-cache-semantics decides with edgecache's own lifetime. Last, a
+ * must-understand response of a status edgecache understands drops its no-store (RFC 9111 §5.2.2.3).
  */
-function responsePolicyHeaders(headers: Record<string, string | string[] | undefined>): CachePolicy.Headers {
+function responsePolicyHeaders(headers: Record<string, string | string[] | undefined>, status: number, targeted: readonly string[]): CachePolicy.Headers {
   const out = policyHeaders(headers);
   if (out.age !== undefined) out.age = normalizeAge(headers.age);
+  if (headers.date !== undefined && parseHttpDate(headers.date) === undefined) delete out.date;
+  if (headers.expires !== undefined) {
+    const expires = parseHttpDate(headers.expires);
+    out.expires = expires === undefined ? ALREADY_EXPIRED : formatHttpDate(expires);
+  }
   const cc = out['cache-control'];
   if (typeof cc === 'string') out['cache-control'] = lowerCaseDirectives(cc);
-  const surrogate = surrogateDirectives(headers['surrogate-control']);
-  if (surrogate) {
-    const original = parseCacheControl(out['cache-control']);
-    if (surrogate.noStore) {
-      out['cache-control'] = 'no-store';
-    } else if (surrogate.maxAge !== undefined) {
-      const parts = [`max-age=${surrogate.maxAge}`];
-      for (const name of CARRIED_FROM_CACHE_CONTROL) {
-        const arg = original.get(name);
-        if (arg === undefined || (name === 'stale-if-error' && surrogate.staleIfError !== undefined)) continue;
-        parts.push(arg === true ? name : `${name}=${arg}`);
-      }
-      if (surrogate.staleIfError !== undefined) parts.push(`stale-if-error=${surrogate.staleIfError}`);
-      out['cache-control'] = parts.join(', ');
-      delete out.expires;
-      delete out.pragma;
-    }
+  const own = targetedCacheControl(headers, targeted);
+  if (own !== null) {
+    out['cache-control'] = own;
+    delete out.expires;
+    delete out.pragma;
+  } else {
+    const surrogate = surrogateDirectives(headers['surrogate-control']);
+    if (surrogate) applySurrogateControl(out, surrogate);
+  }
+  const directives = parseCacheControl(out['cache-control']);
+  if (directives.has('must-understand') && directives.has('no-store') && UNDERSTOOD_STATUSES.has(status)) {
+    directives.delete('no-store');
+    out['cache-control'] = [...directives].map(([name, arg]) => (arg === true ? name : `${name}=${arg}`)).join(', ');
   }
   return out;
+}
+
+/**
+ * Final statuses edgecache understands (RFC 9110 §15): it may store any of them that has explicit freshness, and
+ * only these when the response says must-understand (RFC 9111 §5.2.2.3). 206 is not among them: a partial
+ * response is never stored.
+ */
+const UNDERSTOOD_STATUSES: ReadonlySet<number> = new Set([
+  200, 203, 204, 300, 301, 302, 303, 307, 308, 400, 403, 404, 405, 410, 414, 421, 451, 500, 501, 502, 503, 504,
+]);
+
+/** Statuses http-cache-semantics stores at all (its own list); it refuses every other one. */
+const LIBRARY_STATUSES: ReadonlySet<number> = new Set([200, 203, 204, 300, 301, 302, 303, 307, 308, 404, 405, 410, 414, 501]);
+
+/** Whether a status is final and of a class edgecache knows, so that explicit freshness lets it be stored (RFC 9111 §3). */
+function storableWithExplicitFreshness(status: number): boolean {
+  return status >= 200 && status <= 599 && status !== 206 && status !== 304;
+}
+
+/**
+ * The status http-cache-semantics is given. A final status the library does not store (400, 500, 502, 503,
+ * 504, or an unrecognised 299, 499, 599) but which has explicit freshness (max-age, s-maxage, Expires, after the
+ * targeted fields) is presented as a 200: only the freshness it was given then decides, never a heuristic, as
+ * the explicit lifetime always takes precedence. Without explicit freshness the real status stays, and with it
+ * the library's refusal or its heuristic (for heuristically cacheable statuses only).
+ */
+function libraryStatus(status: number, view: CachePolicy.Headers): number {
+  if (LIBRARY_STATUSES.has(status) || !storableWithExplicitFreshness(status)) return status;
+  const directives = parseCacheControl(view['cache-control']);
+  const explicit = directives.has('max-age') || directives.has('s-maxage') || view.expires !== undefined;
+  return explicit ? 200 : status;
 }
 
 /**
@@ -158,8 +227,8 @@ function responsePolicyHeaders(headers: Record<string, string | string[] | undef
  * (refused unless --cache-set-cookie), while http-cache-semantics would give any shared response with a cookie
  * a lifetime of 0 unless it also says public, which would make --cache-set-cookie store nothing.
  */
-function policyView(headers: Record<string, string | string[] | undefined>): CachePolicy.Headers {
-  const out = responsePolicyHeaders(headers);
+function policyView(headers: Record<string, string | string[] | undefined>, status: number, targeted: readonly string[]): CachePolicy.Headers {
+  const out = responsePolicyHeaders(headers, status, targeted);
   delete out['set-cookie'];
   return out;
 }
@@ -175,16 +244,20 @@ export class Freshness {
   readonly cacheSetCookie: boolean;
   /** Operator grace (ms) for serving stale entries when the origin fails. */
   readonly grace: number;
+  /** Targeted cache-control fields, most specific first. */
+  readonly targetedFields: readonly string[];
 
   constructor(options: FreshnessOptions) {
     this.now = options.now;
     this.cacheSetCookie = options.cacheSetCookie;
     this.grace = options.staleIfErrorGrace ?? 0;
+    this.targetedFields = options.targetedFields ?? DEFAULT_TARGETED_FIELDS;
     this.Policy = policyClassWithClock(options.now);
   }
 
   createPolicy(request: PolicyRequest, response: PolicyResponse): CachePolicy {
-    return new this.Policy(request, { status: response.status, headers: policyView(response.headers) }, { shared: true });
+    const headers = policyView(response.headers, response.status, this.targetedFields);
+    return new this.Policy(request, { status: libraryStatus(response.status, headers), headers }, { shared: true });
   }
 
   /**
@@ -193,8 +266,13 @@ export class Freshness {
    * merged in by the caller, gets a fresh policy.
    */
   revalidatedPolicy(stale: CachePolicy, request: PolicyRequest, notModifiedHeaders: Record<string, string | string[] | undefined>, merged: PolicyResponse): CachePolicy {
-    const { policy, matches } = stale.revalidatedPolicy(request, { status: 304, headers: policyView(notModifiedHeaders) });
+    const { policy, matches } = stale.revalidatedPolicy(request, { status: 304, headers: policyView(notModifiedHeaders, merged.status, this.targetedFields) });
     return matches ? policy : this.createPolicy(request, merged);
+  }
+
+  /** The response's fields as the cache reads them (targeted fields applied, dates checked). */
+  private view(response: PolicyResponse): CachePolicy.Headers {
+    return responsePolicyHeaders(response.headers, response.status, this.targetedFields);
   }
 
   restorePolicy(object: CachePolicy.CachePolicyObject): CachePolicy {
@@ -206,7 +284,8 @@ export class Freshness {
     if (request.method !== 'GET') return 'method';
     const reqcc = parseCacheControl(request.headers['cache-control']);
     if (reqcc.has('no-store')) return 'request-no-store';
-    const rescc = parseCacheControl(responsePolicyHeaders(response.headers)['cache-control']);
+    const rescc = parseCacheControl(this.view(response)['cache-control']);
+    if (rescc.has('must-understand') && !UNDERSTOOD_STATUSES.has(response.status)) return 'not-cacheable';
     if (rescc.has('no-store')) return 'no-store';
     if (rescc.has('private')) return 'private';
     if (response.headers['set-cookie'] !== undefined && !this.cacheSetCookie) return 'set-cookie';
@@ -226,7 +305,7 @@ export class Freshness {
    */
   lifetimes(policy: CachePolicy, response: PolicyResponse, jitter: number): Lifetimes {
     const now = this.now();
-    const rescc = parseCacheControl(responsePolicyHeaders(response.headers)['cache-control']);
+    const rescc = parseCacheControl(this.view(response)['cache-control']);
     const ageBase = now - policy.age() * 1000;
     const maxAge = policy.maxAge();
     const lifetime = Math.max(0, Math.floor(maxAge * 1000 * (1 - jitter)));

@@ -1,36 +1,179 @@
-/** Range requests (RFC 9110 §14): the single byte range a cache serves from a stored full response. */
+/**
+ * Range requests (RFC 9110 §14): which byte ranges of a representation of known length a request asks for, and
+ * how a 206 carries them (one range: Content-Range; several: multipart/byteranges, §14.6). Pure functions: the
+ * stored-response writer (hits) and the client writer (misses, as the bytes arrive) both frame with them.
+ */
+import { randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 
+/** Bytes [start, end], inclusive as in Content-Range. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
 /**
- * A single satisfiable byte range from a Range header, 'unsatisfiable', or null when the whole representation
- * should be sent instead (no Range, several ranges, a failed If-Range, or a unit other than bytes).
+ * Most range-specs one request may list. More is ignored as a whole (the representation is sent in full):
+ * many small ranges cost far more to frame than they save (RFC 9110 §14.2 lets a server ignore such requests).
  */
-export function parseRange(request: IncomingHttpHeaders, stored: Record<string, string | string[] | undefined>, length: number): { start: number; end: number } | 'unsatisfiable' | null {
+export const MAX_RANGES = 64;
+
+type Fields = Readonly<Record<string, string | string[] | undefined>>;
+
+/**
+ * Whether the representation described by `fields` is the one a client's If-Range names (RFC 9110 §13.1.5): an
+ * entity tag compared strongly, or an HTTP-date equal to a Last-Modified that is itself a strong validator
+ * (at least a second before Date, §8.8.2.2). No If-Range: true.
+ */
+export function ifRangeMatches(request: IncomingHttpHeaders, fields: Fields): boolean {
+  const ifRange = request['if-range'];
+  if (ifRange === undefined) return true;
+  if (typeof ifRange !== 'string') return false; // several field lines: not one validator
+  const value = ifRange.trim();
+  if (value.startsWith('"') || value.startsWith('W/')) {
+    const etag = fields.etag;
+    return typeof etag === 'string' && !etag.startsWith('W/') && !value.startsWith('W/') && value === etag.trim();
+  }
+  const lastModified = fields['last-modified'];
+  if (typeof lastModified !== 'string' || value !== lastModified.trim()) return false;
+  const modified = Date.parse(lastModified);
+  const date = typeof fields.date === 'string' ? Date.parse(fields.date) : Number.NaN;
+  return Number.isFinite(modified) && Number.isFinite(date) && date - modified >= 1000;
+}
+
+/**
+ * The satisfiable byte ranges a GET's Range header asks of a representation of `length` bytes, sorted and with
+ * overlapping or adjacent ranges merged (§14.6 allows coalescing whatever the order); 'unsatisfiable' when it
+ * is valid but none of them is (a 416); null when the whole representation is to be sent (no Range, a failed
+ * If-Range, another unit, a malformed or too long header: §14.2 says to ignore those).
+ */
+export function parseRanges(request: IncomingHttpHeaders, fields: Fields, length: number): ByteRange[] | 'unsatisfiable' | null {
   const header = request.range;
   if (header === undefined) return null;
-  const ifRange = request['if-range'];
-  if (ifRange !== undefined) {
-    const etag = stored.etag;
-    const strongMatch = typeof etag === 'string' && !etag.startsWith('W/') && ifRange === etag;
-    const dateMatch = typeof stored['last-modified'] === 'string' && ifRange === stored['last-modified'];
-    if (!strongMatch && !dateMatch) return null;
-  }
-  const match = /^bytes=\s*(\d*)\s*-\s*(\d*)\s*$/.exec(header);
+  if (!ifRangeMatches(request, fields)) return null;
+  const match = /^bytes=(.*)$/i.exec(header);
   if (!match) return null;
-  const [, first, last] = match as unknown as [string, string, string];
-  if (first === '' && last === '') return null;
-  let start: number;
-  let end: number;
-  if (first === '') {
-    const suffix = Number(last);
-    if (suffix === 0) return 'unsatisfiable';
-    start = Math.max(0, length - suffix);
-    end = length - 1;
-  } else {
-    start = Number(first);
-    end = last === '' ? length - 1 : Math.min(Number(last), length - 1);
+  const specs = (match[1] as string).split(',');
+  if (specs.length > MAX_RANGES) return null;
+  const ranges: ByteRange[] = [];
+  let valid = 0;
+  for (const raw of specs) {
+    const spec = raw.trim();
+    if (spec === '') continue; // an empty list element (RFC 9110 §5.6.1)
+    const parts = /^(\d*)\s*-\s*(\d*)$/.exec(spec);
+    if (!parts) return null;
+    const [, first, last] = parts as unknown as [string, string, string];
+    if (first === '' && last === '') return null;
+    valid++;
+    if (first === '') {
+      const suffix = Number(last);
+      if (suffix === 0 || length === 0) continue;
+      ranges.push({ start: Math.max(0, length - suffix), end: length - 1 });
+      continue;
+    }
+    const start = Number(first);
     if (last !== '' && Number(last) < start) return null;
+    if (start >= length) continue;
+    ranges.push({ start, end: last === '' ? length - 1 : Math.min(Number(last), length - 1) });
   }
-  if (start >= length || length === 0) return 'unsatisfiable';
-  return { start, end };
+  if (valid === 0) return null;
+  if (ranges.length === 0) return 'unsatisfiable';
+  ranges.sort((a, b) => a.start - b.start);
+  const merged: ByteRange[] = [ranges[0] as ByteRange];
+  for (let i = 1; i < ranges.length; i++) {
+    const next = ranges[i] as ByteRange;
+    const prev = merged[merged.length - 1] as ByteRange;
+    if (next.start <= prev.end + 1) prev.end = Math.max(prev.end, next.end);
+    else merged.push(next);
+  }
+  return merged;
+}
+
+/** The single range of a Range header (the first of parseRanges'), for callers that serve one range only. */
+export function parseRange(request: IncomingHttpHeaders, fields: Fields, length: number): ByteRange | 'unsatisfiable' | null {
+  const ranges = parseRanges(request, fields, length);
+  return ranges === null || ranges === 'unsatisfiable' ? ranges : (ranges[0] as ByteRange);
+}
+
+/** One part of a 206: the bytes [start, end] of the representation, preceded by `head` (multipart only). */
+export interface RangePart extends ByteRange {
+  head: Buffer;
+}
+
+/** How a 206 carries a set of ranges: its Content-Type (multipart only), Content-Length, and the parts. */
+export interface RangeFraming {
+  /** multipart/byteranges with its boundary, or undefined for a single range (the representation's own type). */
+  contentType: string | undefined;
+  /** Content-Range of a single-range 206, or undefined for multipart. */
+  contentRange: string | undefined;
+  contentLength: number;
+  parts: RangePart[];
+  /** Bytes after the last part (the closing boundary, multipart only). */
+  tail: Buffer;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** The framing of a 206 for `ranges` of a representation of `length` bytes of type `contentType`. */
+export function rangeFraming(ranges: readonly ByteRange[], length: number, contentType: string | string[] | undefined): RangeFraming {
+  if (ranges.length === 1) {
+    const { start, end } = ranges[0] as ByteRange;
+    return { contentType: undefined, contentRange: `bytes ${start}-${end}/${length}`, contentLength: end - start + 1, parts: [{ start, end, head: EMPTY }], tail: EMPTY };
+  }
+  const boundary = randomBytes(12).toString('hex');
+  const type = typeof contentType === 'string' ? `Content-Type: ${contentType}\r\n` : '';
+  let contentLength = 0;
+  const parts = ranges.map(({ start, end }) => {
+    const head = Buffer.from(`\r\n--${boundary}\r\n${type}Content-Range: bytes ${start}-${end}/${length}\r\n\r\n`, 'latin1');
+    contentLength += head.length + end - start + 1;
+    return { start, end, head };
+  });
+  const tail = Buffer.from(`\r\n--${boundary}--\r\n`, 'latin1');
+  contentLength += tail.length;
+  return { contentType: `multipart/byteranges; boundary=${boundary}`, contentRange: undefined, contentLength, parts, tail };
+}
+
+/**
+ * Cuts a 206's body out of the representation's bytes as they arrive in order (a fill streaming from the
+ * origin): push each chunk, write what it returns. Holds nothing: each output is a view of the input or a part head.
+ */
+export class RangeSlicer {
+  private offset = 0;
+  private part = 0;
+  private headSent = false;
+
+  constructor(private readonly framing: RangeFraming) {}
+
+  /** Whether every byte of the 206 has been returned. */
+  get done(): boolean {
+    return this.part > this.framing.parts.length;
+  }
+
+  /** The bytes of the 206 that `chunk` (the next bytes of the representation) yields. */
+  push(chunk: Buffer): Buffer[] {
+    const out: Buffer[] = [];
+    const chunkStart = this.offset;
+    const chunkEnd = chunkStart + chunk.length;
+    this.offset = chunkEnd;
+    const { parts } = this.framing;
+    while (this.part < parts.length) {
+      const part = parts[this.part] as RangePart;
+      if (part.start >= chunkEnd) break;
+      if (!this.headSent) {
+        if (part.head.length > 0) out.push(part.head);
+        this.headSent = true;
+      }
+      const from = Math.max(part.start, chunkStart);
+      const to = Math.min(part.end + 1, chunkEnd);
+      if (to > from) out.push(chunk.subarray(from - chunkStart, to - chunkStart));
+      if (part.end + 1 > chunkEnd) break;
+      this.part++;
+      this.headSent = false;
+    }
+    if (this.part === parts.length) {
+      if (this.framing.tail.length > 0) out.push(this.framing.tail);
+      this.part++;
+    }
+    return out;
+  }
 }

@@ -7,7 +7,8 @@ import { parseCacheControl } from './cache-control.js';
 import type { NotStorableReason } from './freshness.js';
 
 /** Why a fetched response was not stored: the cache-policy reasons, its size, or its framing. */
-export type NotStoredReason = NotStorableReason | 'too-large' | 'close-delimited';
+/** 'vary': a cached POST's answer varies on a field its key does not hold (post-freshness.ts). */
+export type NotStoredReason = NotStorableReason | 'too-large' | 'close-delimited' | 'vary';
 
 /** Reasons that are not about who may see the response: its size or framing. */
 const SHAREABLE_UNSTORED = new Set<NotStoredReason>(['too-large', 'close-delimited']);

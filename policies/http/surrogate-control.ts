@@ -5,11 +5,16 @@
  * `Surrogate-Capability` on every origin request.
  */
 
+import { OWN_TARGETED_FIELD } from './targeted-cache-control.js';
+
 const SURROGATE_TOKEN = 'edgecache';
 export const SURROGATE_CAPABILITY = `${SURROGATE_TOKEN}="Surrogate/1.0"`;
 
-/** Response fields addressed to the surrogate itself: stored with the entry, never relayed to clients. */
-export const SURROGATE_ONLY_FIELDS: ReadonlySet<string> = new Set(['surrogate-control']);
+/**
+ * Response fields addressed to edgecache itself: Surrogate-Control and edgecache's own targeted cache-control
+ * field (targeted-cache-control.ts). Stored with the entry, never relayed to clients.
+ */
+export const SURROGATE_ONLY_FIELDS: ReadonlySet<string> = new Set(['surrogate-control', OWN_TARGETED_FIELD]);
 
 export interface SurrogateDirectives {
   noStore: boolean;

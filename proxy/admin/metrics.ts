@@ -1,22 +1,79 @@
 /**
- * GET /metrics on the admin port: the /stats document rewritten in the Prometheus text exposition format
- * (version 0.0.4). It is derived from the same snapshot when /metrics is scraped (under --workers: the cluster
- * primary's sum), so the two never disagree and nothing is added to the request path.
+ * GET /metrics on the admin port: a prom-client 15 registry per process (prom-client's default process and
+ * Node metrics included), and under --workers the cluster primary's sum of every worker's (AggregatorRegistry).
+ *
+ * The request path never touches prom-client: its children hash their labels on every call. Requests are counted
+ * in a preallocated table (cache result × tier) and their durations in preallocated bucket arrays
+ * ({@link FastHistogram}); a hit costs two array increments and a short bucket search, no allocation. prom-client
+ * reads the tables when scraped, through metric objects whose get() builds the exposition values. The other
+ * figures (ProxyStats counters, each tier's stats) are read at scrape time too, as before.
  */
-import { OUTCOME_COUNTERS } from '../pipeline/outcome.js';
+import { AggregatorRegistry, collectDefaultMetrics, Registry, type Metric, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import type { CacheStore } from '../../cache-store/cache-store.js';
 import type { ProxyStats } from './stats.js';
 
-export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+export const METRICS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
 
-type MetricType = 'counter' | 'gauge' | 'untyped';
+/** The `cache` label: a response's X-Cache outcome, lower-cased. */
+export const CACHE_RESULTS = ['hit', 'miss', 'stale', 'revalidated', 'bypass'] as const;
+/** The `tier` label: where the body came from (origin: fetched, or relayed without the cache). */
+export const RESULT_TIERS = ['memory', 'disk', 'redis', 'origin'] as const;
+export type ResultTier = (typeof RESULT_TIERS)[number];
 
-/** One HELP per ProxyStats counter; typed so that a counter added there without a line here does not compile. */
-const COUNTERS: Record<Exclude<keyof ProxyStats, 'toJSON'>, string> = {
-  hits: 'Responses served fresh from the cache (X-Cache: HIT).',
-  misses: 'Responses fetched from the origin for a cacheable request (X-Cache: MISS).',
-  stale: 'Stale responses served (max-stale, stale-while-revalidate, stale-if-error; X-Cache: STALE).',
-  revalidated: 'Stored responses served after the origin confirmed them (304; X-Cache: REVALIDATED).',
-  bypass: 'Requests passed through to the origin without the cache (other methods, ranges on a miss; X-Cache: BYPASS).',
+/** Seconds; from half a millisecond (a hit) to half a minute (a slow origin). */
+const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+type Values = Array<MetricValue<string>>;
+
+/** A histogram over a fixed set of label values, in preallocated arrays: observe() allocates nothing. */
+class FastHistogram {
+  private readonly counts: Float64Array;
+  private readonly sums: Float64Array;
+  private readonly width = DURATION_BUCKETS.length + 1;
+
+  constructor(
+    private readonly label: string | undefined,
+    private readonly labelValues: readonly string[],
+  ) {
+    this.counts = new Float64Array(labelValues.length * this.width);
+    this.sums = new Float64Array(labelValues.length);
+  }
+
+  observe(index: number, seconds: number): void {
+    let bucket = 0;
+    while (bucket < DURATION_BUCKETS.length && seconds > (DURATION_BUCKETS[bucket] as number)) bucket++;
+    const at = index * this.width + bucket;
+    this.counts[at] = (this.counts[at] as number) + 1;
+    this.sums[index] = (this.sums[index] as number) + seconds;
+  }
+
+  values(name: string): Values {
+    const values: Values = [];
+    this.labelValues.forEach((labelValue, index) => {
+      const labels = this.label === undefined ? {} : { [this.label]: labelValue };
+      let cumulative = 0;
+      for (let bucket = 0; bucket < this.width; bucket++) {
+        cumulative += this.counts[index * this.width + bucket] as number;
+        const le = bucket < DURATION_BUCKETS.length ? (DURATION_BUCKETS[bucket] as number) : '+Inf';
+        values.push({ metricName: `${name}_bucket`, labels: { ...labels, le }, value: cumulative } as MetricValue<string>);
+      }
+      values.push({ metricName: `${name}_sum`, labels, value: this.sums[index] as number } as MetricValue<string>);
+      values.push({ metricName: `${name}_count`, labels, value: cumulative } as MetricValue<string>);
+    });
+    return values;
+  }
+}
+
+type MetricType = 'counter' | 'gauge' | 'histogram';
+
+/** A metric prom-client reads through get() (the shape of its own metrics' get(); summed across workers). */
+function metric(name: string, type: MetricType, help: string, values: () => Values): Metric {
+  const get = async (): Promise<MetricObjectWithValues<MetricValue<string>>> => ({ name, help, type, values: values(), aggregator: 'sum' }) as never;
+  return { name, help, type, aggregator: 'sum', get, reset: () => undefined } as unknown as Metric;
+}
+
+/** One HELP per ProxyStats counter that is not in edgecache_requests_total; typed so that none is forgotten. */
+const COUNTERS: Record<Exclude<keyof ProxyStats, 'toJSON' | 'hits' | 'misses' | 'stale' | 'revalidated' | 'bypass'>, string> = {
   badRequests: 'Requests answered 4xx by edgecache itself (malformed request target or Host).',
   originFetches: 'Requests sent to the origin, for any reason.',
   originErrors: 'Origin fetches that failed (refused, timed out, reset).',
@@ -34,17 +91,15 @@ const COUNTERS: Record<Exclude<keyof ProxyStats, 'toJSON'>, string> = {
   purgesBroadcast: 'Purges and invalidations published to the other nodes sharing the Redis (--redis).',
   purgesReceived: 'Purges and invalidations received from other nodes and applied here (--redis).',
   purgeBroadcastFailures: 'Purges that could not be published at once (Redis unavailable; retried when it is back).',
+  localTierDrops: 'Times this node dropped its memory and disk tiers: the purge stream was trimmed past its position, or Redis lost its data (a new epoch).',
 };
 
-/** The X-Cache outcomes, each one of the counters above. */
-const RESPONSES = Object.entries(OUTCOME_COUNTERS);
-
 interface TierField {
-  type: MetricType;
+  type: 'counter' | 'gauge';
   help: string;
 }
 
-/** Per-tier figures (TierStats and the tiers' extras); a numeric field missing here is exposed untyped. */
+/** Per-tier figures (TierStats and the tiers' extras); a numeric field missing here is not exposed. */
 const TIER_FIELDS: Record<string, TierField> = {
   entries: { type: 'gauge', help: 'Entries in the tier.' },
   bytes: { type: 'gauge', help: 'Bytes held by the tier.' },
@@ -52,120 +107,148 @@ const TIER_FIELDS: Record<string, TierField> = {
   evictions: { type: 'counter', help: 'Entries evicted from the tier to stay within its budget.' },
   rejections: { type: 'counter', help: "Entries the memory tier's eviction policy declined to admit." },
   writeFailures: { type: 'counter', help: 'Disk writes that failed to commit (I/O error) or found no room in the data file.' },
-  writesDeclined: {
-    type: 'counter',
-    help: 'Writes declined: over the budget or the size limit, already expired, queue full, no room after bounded eviction, writes paused by a full disk or map (disk), Redis unavailable (redis).',
-  },
+  writesDeclined: { type: 'counter', help: 'Writes declined (over budget or size limit, expired, queue full, disk or map full, Redis unavailable).' },
   diskFull: { type: 'counter', help: 'Times disk writes paused because the filesystem was full.' },
   mapFull: { type: 'counter', help: 'Times a disk write found the data file at its budget (--disk-max) with no free page for it.' },
   writesPaused: { type: 'gauge', help: 'Whether disk writes are paused by a full disk or map (under --workers: how many workers).' },
   usedBytes: { type: 'gauge', help: 'Pages the disk tier uses in its data file, in bytes: what --disk-max holds.' },
   corruptRecords: { type: 'counter', help: 'Unreadable records found in the tier (deleted).' },
-  connected: { type: 'gauge', help: 'Whether the tier is connected to its server (redis: 1 or 0; under --workers, the workers connected).' },
+  connected: { type: 'gauge', help: 'Whether the tier is connected to its server (redis; under --workers, the workers connected).' },
   reads: { type: 'counter', help: 'Lookups sent to the tier (redis).' },
   hits: { type: 'counter', help: 'Lookups that found an entry or a Vary record in the tier (redis).' },
   writes: { type: 'counter', help: 'Records written to the tier and acknowledged (redis).' },
   errors: { type: 'counter', help: 'Commands that failed or timed out (redis).' },
-  skipped: { type: 'counter', help: 'Lookups answered as misses without asking the tier, because it was unavailable or backing off (redis).' },
+  skipped: { type: 'counter', help: 'Lookups answered as misses without asking the tier, unavailable or backing off (redis).' },
   deletesDropped: { type: 'counter', help: 'Deletes that could not be sent while Redis was unavailable and did not fit the retry list (redis).' },
   expired: { type: 'counter', help: 'Disk entries removed because they were past their deletion time (sweeps and reads).' },
   readFailures: { type: 'counter', help: 'Disk reads that failed inside LMDB (answered as misses).' },
   pendingWrites: { type: 'gauge', help: 'Writes queued and not yet committed (disk) or answered (redis).' },
   pendingBytes: { type: 'gauge', help: 'Bytes of the writes queued and not yet committed (disk) or answered (redis).' },
-  fileBytes: { type: 'gauge', help: 'Size of the disk data file (free pages and reserved space included; LMDB files never shrink).' },
+  fileBytes: { type: 'gauge', help: 'Size of the disk data file (free pages and reserved space included).' },
 };
 
-const LOOP_DELAY: ReadonlyArray<[string, string]> = [
-  ['p50', 'Median event-loop delay since the process started, in seconds.'],
-  ['p99', '99th percentile of the event-loop delay since the process started, in seconds.'],
-  ['max', 'Longest event-loop delay since the process started, in seconds.'],
-];
-
-interface Family {
-  type: MetricType;
-  help: string;
-  samples: string[];
-}
-
-/** Formats a /stats document (single process or the cluster primary's sum) as exposition text. */
-export function formatMetrics(doc: Record<string, unknown>): string {
-  const families = new Map<string, Family>();
-  const add = (name: string, type: MetricType, help: string, value: unknown, labels?: Record<string, string>): void => {
-    if (typeof value !== 'number') return;
-    let family = families.get(name);
-    if (family === undefined) {
-      family = { type, help, samples: [] };
-      families.set(name, family);
-    }
-    family.samples.push(`${name}${formatLabels(labels)} ${formatValue(value)}`);
-  };
-
-  for (const [field, help] of Object.entries(COUNTERS)) add(`edgecache_${snakeCase(field)}_total`, 'counter', help, doc[field]);
-  for (const [cache, field] of RESPONSES) {
-    add('edgecache_responses_total', 'counter', 'Responses by X-Cache outcome (the hits, misses, stale, revalidated and bypass counters).', doc[field], { cache });
-  }
-
-  const tiers = isRecord(doc.tiers) ? doc.tiers : {};
-  for (const [key, stats] of Object.entries(tiers)) {
-    if (!isRecord(stats)) continue;
-    const tier = typeof stats.name === 'string' ? stats.name : key;
-    const info: Record<string, string> = { tier };
-    for (const [field, value] of Object.entries(stats)) {
-      if (field === 'name') continue;
-      if (typeof value === 'string') {
-        info[snakeCase(field)] = value;
-        continue;
-      }
-      const known = TIER_FIELDS[field];
-      const type = known?.type ?? 'untyped';
-      const name = `edgecache_tier_${snakeCase(field)}${type === 'counter' ? '_total' : ''}`;
-      add(name, type, known?.help ?? `Tier figure "${field}" as reported in /stats.`, value, { tier });
-    }
-    if (Object.keys(info).length > 1) add('edgecache_tier_info', 'gauge', "A tier's settings as labels (e.g. the memory tier's eviction policy); always 1.", 1, info);
-  }
-
-  add('edgecache_uptime_seconds', 'gauge', 'Seconds since edgecache started (under --workers: the longest-running worker).', doc.uptimeSeconds);
-  add('edgecache_workers', 'gauge', 'Worker processes running (under --workers).', doc.workers);
-  // Event-loop delay is per process: one series per worker (or for the single process), labelled with its pid.
-  const processes = Array.isArray(doc.processes) ? (doc.processes as unknown[]) : [doc];
-  for (const part of processes) {
-    if (!isRecord(part) || !isRecord(part.eventLoopDelayMs)) continue;
-    const labels = typeof part.pid === 'number' ? { pid: String(part.pid) } : undefined;
-    for (const [stat, help] of LOOP_DELAY) {
-      const ms = part.eventLoopDelayMs[stat];
-      add(`edgecache_event_loop_delay_${stat}_seconds`, 'gauge', help, typeof ms === 'number' ? Math.round(ms * 1000) / 1e6 : undefined, labels);
-    }
-  }
-
-  let out = '';
-  for (const [name, family] of families) {
-    out += `# HELP ${name} ${escapeHelp(family.help)}\n# TYPE ${name} ${family.type}\n`;
-    for (const sample of family.samples) out += `${sample}\n`;
-  }
-  return out;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
+/**
+ * Figures every worker reads from the same place (the shared LMDB environment, the Redis server): under
+ * --workers only one worker reports them, so that the primary's sum counts them once.
+ */
+const SHARED_FIGURES: Record<string, ReadonlySet<string>> = {
+  disk: new Set(['entries', 'bytes', 'maxBytes', 'usedBytes', 'fileBytes']),
+  redis: new Set(['entries', 'bytes', 'maxBytes', 'evictions']),
+};
 
 function snakeCase(field: string): string {
-  return field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`).replace(/[^a-zA-Z0-9_]/g, '_');
+  return field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 }
 
-function formatValue(value: number): string {
-  if (Number.isNaN(value)) return 'NaN';
-  if (value === Infinity) return '+Inf';
-  if (value === -Infinity) return '-Inf';
-  return String(value);
+function tierMetricName(field: string, type: 'counter' | 'gauge'): string {
+  return `edgecache_tier_${snakeCase(field)}${type === 'counter' ? '_total' : ''}`;
 }
 
-function formatLabels(labels: Record<string, string> | undefined): string {
-  if (labels === undefined) return '';
-  const parts = Object.entries(labels).map(([name, value]) => `${name}="${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`);
-  return parts.length === 0 ? '' : `{${parts.join(',')}}`;
+/** This process's metrics: the hot tables the request path writes, and the registry that exposes them. */
+export class ProxyMetrics {
+  /** edgecache_requests_total, indexed cache result × RESULT_TIERS.length + tier. */
+  readonly requests = new Float64Array(CACHE_RESULTS.length * RESULT_TIERS.length);
+  /** edgecache_request_duration_seconds by cache result. */
+  readonly requestDuration = new FastHistogram('cache', CACHE_RESULTS);
+  /** edgecache_origin_request_duration_seconds: from sending the request to the origin's response headers. */
+  readonly originDuration = new FastHistogram(undefined, ['']);
+  readonly registry = new Registry();
+  /** Whether the shared tiers' figures are reported by this process (see SHARED_FIGURES). */
+  private reportShared = true;
+
+  constructor(stats: ProxyStats, store: CacheStore | undefined) {
+    const { registry } = this;
+    collectDefaultMetrics({ register: registry });
+    registry.registerMetric(
+      metric('edgecache_requests_total', 'counter', 'Responses by cache result (X-Cache, lower-cased) and the tier the body came from (origin: fetched or relayed).', () => {
+        const values: Values = [];
+        CACHE_RESULTS.forEach((cache, c) =>
+          RESULT_TIERS.forEach((tier, t) => values.push({ labels: { cache, tier }, value: this.requests[c * RESULT_TIERS.length + t] as number })),
+        );
+        return values;
+      }),
+    );
+    registry.registerMetric(
+      metric(
+        'edgecache_request_duration_seconds',
+        'histogram',
+        'Time from the request reaching edgecache to its last byte handed to the socket (fresh hits: to the stored Buffer written), by cache result.',
+        () => this.requestDuration.values('edgecache_request_duration_seconds'),
+      ),
+    );
+    registry.registerMetric(
+      metric('edgecache_origin_request_duration_seconds', 'histogram', "Time from sending a cache fill's request to the origin to its response headers.", () =>
+        this.originDuration.values('edgecache_origin_request_duration_seconds'),
+      ),
+    );
+    for (const [field, help] of Object.entries(COUNTERS)) {
+      registry.registerMetric(metric(`edgecache_${snakeCase(field)}_total`, 'counter', help, () => [{ labels: {}, value: stats[field as keyof typeof COUNTERS] }]));
+    }
+    if (store === undefined) return;
+    for (const [field, { type, help }] of Object.entries(TIER_FIELDS)) {
+      registry.registerMetric(
+        metric(tierMetricName(field, type), type, help, () => {
+          const values: Values = [];
+          for (const figures of store.stats() as unknown as Array<Record<string, unknown>>) {
+            const tier = String(figures.name);
+            const value = figures[field];
+            if (typeof value !== 'number') continue;
+            if (!this.reportShared && SHARED_FIGURES[tier]?.has(field)) continue;
+            values.push({ labels: { tier }, value });
+          }
+          return values;
+        }),
+      );
+    }
+  }
+
+  /** One response: its cache result and tier (indexes into CACHE_RESULTS and RESULT_TIERS). */
+  countRequest(cache: number, tier: number): void {
+    const at = cache * RESULT_TIERS.length + tier;
+    this.requests[at] = (this.requests[at] as number) + 1;
+  }
+
+  /** A gauge read when scraped (the primary's edgecache_workers). */
+  addGauge(name: string, help: string, value: () => number): void {
+    this.registry.registerMetric(metric(name, 'gauge', help, () => [{ labels: {}, value: value() }]));
+  }
+
+  /** The exposition text. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** The metrics as JSON for the cluster primary; `shared`: whether this worker reports the shared tiers' figures. */
+  json(shared: boolean): Promise<MetricObjectWithValues<MetricValue<string>>[]> {
+    this.reportShared = shared;
+    // Every metric's get() runs synchronously inside this call (none awaits), so the flag holds for exactly it.
+    const result = this.registry.getMetricsAsJSON();
+    this.reportShared = true;
+    return result as Promise<MetricObjectWithValues<MetricValue<string>>[]>;
+  }
 }
 
-function escapeHelp(help: string): string {
-  return help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+export type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
+
+/**
+ * The node's exposition under --workers: the live workers' metrics, the last counters and histograms of the
+ * workers that died (so that no counter goes backwards when one is replaced), and the primary's own.
+ */
+export function aggregateWorkers(parts: MetricsJson[]): Promise<string> {
+  return AggregatorRegistry.aggregate(parts as never).metrics();
+}
+
+/** What of a dead worker's last metrics stays in the sum: counters and histograms, not its gauges nor shared figures. */
+export function monotonicPart(json: MetricsJson): MetricsJson {
+  return json
+    .filter((family) => family.type === ('counter' as never) || family.type === ('histogram' as never))
+    .map((family) => ({ ...family, values: family.values.filter((value) => !isSharedSeries(family.name, value.labels.tier)) }));
+}
+
+function isSharedSeries(name: string, tier: unknown): boolean {
+  if (typeof tier !== 'string') return false;
+  for (const field of SHARED_FIGURES[tier] ?? []) {
+    if (name === tierMetricName(field, 'counter')) return true;
+  }
+  return false;
 }

@@ -34,6 +34,8 @@ export class ProxyStats {
   purgesBroadcast = 0;
   purgesReceived = 0;
   purgeBroadcastFailures = 0;
+  /** With --redis: times this node dropped its memory and disk tiers because it could not know which purges it missed. */
+  localTierDrops = 0;
 
   toJSON(): Record<string, number> {
     return { ...this } as unknown as Record<string, number>;

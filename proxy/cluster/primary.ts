@@ -11,12 +11,21 @@ import { loadRedisClient } from '../../cache-store/redis/connect.js';
 import type { EdgecacheConfig } from '../../config/settings.js';
 import { buildAdmin } from '../admin/admin-app.js';
 import { countPurge, ProxyStats } from '../admin/stats.js';
-import { broadcasting, PurgeBroadcast, type NodePurge } from '../purge/broadcast.js';
-import { startupError } from '../startup.js';
+import { mergeHotKeys } from '../admin/hot-keys.js';
+import { aggregateWorkers, monotonicPart, ProxyMetrics, type MetricsJson } from '../admin/metrics.js';
+import { broadcasting, createBroadcast, type PurgeBroadcast, type NodePurge } from '../purge/broadcast.js';
+import { startupError, startupMessage } from '../startup.js';
+import { drainOnSignal } from '../shutdown.js';
+import { newTicketKeys, TICKET_KEYS_ENV, TlsCredentials } from '../http/tls.js';
 import type { PurgeRequest } from './coordinator.js';
 import { FillLocks } from './fill-locks.js';
 import { RpcPeer, workerChannel } from './ipc.js';
 import { sumWorkerStats } from './stats-sum.js';
+
+type HotKeyList = Array<{ key: string; hits: number }>;
+
+/** Time a draining worker has beyond --shutdown-grace to flush its tiers and exit before it is killed. */
+const WORKER_FLUSH_MS = 10_000;
 
 /** Longest a purge may take in one worker (a purge of many disk entries is applied in batches). */
 const PURGE_TIMEOUT_MS = 120_000;
@@ -24,11 +33,21 @@ const PURGE_TIMEOUT_MS = 120_000;
 export async function runPrimary(config: EdgecacheConfig, log: Logger): Promise<void> {
   // Each worker accepts its own connections: no per-connection hop through the primary.
   cluster.schedulingPolicy = cluster.SCHED_NONE;
+  // Unusable TLS files are told once, before any worker is forked (each worker reads them again for itself).
+  if (config.tlsCert && config.tlsKey) {
+    try {
+      TlsCredentials.load(config.tlsCert, config.tlsKey);
+    } catch (err) {
+      process.stderr.write(`edgecache: ${startupMessage(err)}\n`);
+      process.exit(1);
+    }
+  }
   // With --redis the primary speaks for the whole node: it tells the other nodes, and applies what they tell.
   if (config.redis) await loadRedisClient();
   const primary = new Primary(config, log);
-  process.on('SIGINT', () => primary.stop('SIGINT'));
-  process.on('SIGTERM', () => primary.stop('SIGTERM'));
+  drainOnSignal(config.shutdownGrace, log, () => primary.stop());
+  // A renewed certificate: every worker reads --tls-cert and --tls-key again (and logs the outcome).
+  if (config.tlsCert) process.on('SIGHUP', () => primary.relaySignal('SIGHUP'));
   const listening = primary.forkWorkers();
   const adminPort = await primary.serveAdmin();
   if (adminPort === undefined) return;
@@ -36,7 +55,7 @@ export async function runPrimary(config: EdgecacheConfig, log: Logger): Promise<
   primary.started = true;
   log.info(
     { port: config.port, adminPort, workers: config.workers, origin: config.origin },
-    `edgecache listening on http://${config.host}:${config.port} with ${config.workers} workers, forwarding to ${config.origin}`,
+    `edgecache listening on ${config.tlsCert ? 'https' : 'http'}://${config.host}:${config.port} with ${config.workers} workers, forwarding to ${config.origin}`,
   );
 }
 
@@ -44,10 +63,18 @@ class Primary {
   /** Every worker has listened once: from then on a worker that dies is replaced. */
   started = false;
   private stopping = false;
+  /** Every worker has been told to drain (and said it started): /readyz says 503. */
+  private draining = false;
   private readonly peers = new Map<number, RpcPeer>();
   private readonly locks = new FillLocks();
   /** The primary's own counters: purges are counted here, once for the node. */
   private readonly stats = new ProxyStats();
+  /** The primary's own metrics (its counters, its process), summed with the workers' when scraped. */
+  private readonly metrics = new ProxyMetrics(this.stats, undefined);
+  /** Each live worker's metrics as last scraped. */
+  private readonly lastMetrics = new Map<number, MetricsJson>();
+  /** The counters and histograms of workers that died, as last scraped: no sum goes backwards when one does. */
+  private readonly retiredMetrics: MetricsJson[] = [];
   /** Workers whose proxy listener is open (cluster 'listening'), until they exit. */
   private readonly listeningWorkers = new Set<number>();
   /** The worker that sweeps expired entries from the shared disk tier (exactly one does). */
@@ -56,25 +83,38 @@ class Primary {
   /** A purge applied to every worker, and with --redis told to the other nodes. */
   private readonly purge: (request: PurgeRequest) => Promise<number>;
   private admin: ReturnType<typeof buildAdmin> | undefined;
+  /** Every worker has listened once (forkWorkers). */
+  private listened: () => void = () => undefined;
+  private readonly allListening = new Promise<void>((resolve) => (this.listened = resolve));
+  /** Whether the workers' memory and disk may answer (see trustLocalTiers). */
+  private localTrusted = false;
+  /** TLS session-ticket keys given to every worker (also the ones restarted later), so any worker resumes any session. */
+  private readonly ticketKeys = newTicketKeys().toString('base64');
 
   constructor(
     private readonly config: EdgecacheConfig,
     private readonly log: Logger,
   ) {
-    this.broadcast = config.redis
-      ? new PurgeBroadcast({ url: config.redis, prefix: config.redisPrefix, timeoutMs: config.redisTimeout, stats: this.stats, log: log.child({ component: 'purge-broadcast' }) })
-      : undefined;
-    this.purge = this.broadcast ? broadcasting(this.purgeNode, this.broadcast) : this.purgeNode;
+    this.broadcast = config.redis ? createBroadcast(config, this.stats, log) : undefined;
+    // Purges read from the stream at start-up (or the local tiers dropped) wait for the workers to be up.
+    const whenStarted: NodePurge = async (request, within) => {
+      await this.allListening;
+      return this.purgeNode(request, within);
+    };
+    this.purge = this.broadcast ? broadcasting(whenStarted, this.broadcast, (trusted) => this.trustLocalTiers(trusted)) : this.purgeNode;
     cluster.on('exit', (worker, code, signal) => this.exited(worker, code, signal));
+    this.metrics.addGauge('edgecache_workers', 'Worker processes running (under --workers).', () => this.peers.size);
   }
 
   /** Forks the workers; resolves once each has listened. */
   forkWorkers(): Promise<void> {
     const all = new Promise<void>((resolve) => {
       let count = 0;
+      void this.allListening.then(resolve);
       cluster.on('listening', (worker) => {
         this.listeningWorkers.add(worker.id);
-        if (++count === this.config.workers) resolve();
+        if (this.broadcast && this.localTrusted) void this.peers.get(worker.id)?.call('trust-local', { trusted: true }, 5_000).catch(() => undefined);
+        if (++count === this.config.workers) this.listened();
       });
     });
     for (let i = 0; i < this.config.workers; i++) this.fork();
@@ -90,7 +130,12 @@ class Primary {
       // connection is accepted and served (by the workers listening), while one dead worker is replaced too.
       // Requiring all of them would take a serving node out of a load balancer for each worker restart. Before
       // the first listen (and when every worker has died, or while stopping) the port serves nothing: 503.
-      healthy: async () => !this.stopping && this.listeningWorkers.size > 0,
+      unready: async () => this.unready(),
+      metrics: () => this.metricsText(),
+      hotKeys: async (limit) => {
+        const lists = await Promise.all([...this.peers.values()].map((peer) => peer.call<HotKeyList>('hot-keys', { limit }, 2_000).catch(() => [])));
+        return mergeHotKeys(lists, limit);
+      },
       stats: this.stats,
       log: this.log,
       purge: (selector, soft) => this.purge({ selector, soft }),
@@ -106,10 +151,20 @@ class Primary {
     return (admin.server.address() as AddressInfo).port;
   }
 
-  stop(signal: string): void {
+  /** Sends a signal on to every worker. */
+  relaySignal(signal: NodeJS.Signals): void {
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal);
+  }
+
+  /**
+   * The graceful shutdown of the node: /readyz says 503 at once, every worker drains (stops accepting, serves what
+   * arrives on open connections with Connection: close, lets responses and fills in flight finish within
+   * --shutdown-grace, flushes its tiers) and exits; a worker still there well after that is killed.
+   */
+  async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    this.log.info({ signal }, 'shutting down');
+    const grace = this.config.shutdownGrace;
     const exited = new Promise<void>((resolve) => {
       const check = (): void => {
         if (Object.keys(cluster.workers ?? {}).length === 0) resolve();
@@ -117,14 +172,16 @@ class Primary {
       cluster.on('exit', check);
       check();
     });
-    for (const peer of this.peers.values()) void peer.call('shutdown', {}, 2_000).catch(() => undefined);
+    // Each worker answers once it has stopped accepting; /readyz turns 503 then (or after 2 s without answers).
+    const calls = [...this.peers.values()].map((peer) => peer.call('shutdown', { graceMs: grace }, 2_000).catch(() => undefined));
+    await Promise.all(calls);
+    this.draining = true;
     const force = setTimeout(() => {
       for (const worker of Object.values(cluster.workers ?? {})) worker?.kill('SIGKILL');
-    }, 10_000);
-    void Promise.all([this.admin?.close(), this.broadcast?.close(), exited]).then(() => {
-      clearTimeout(force);
-      process.exit(0);
-    });
+    }, grace + WORKER_FLUSH_MS);
+    await exited;
+    clearTimeout(force);
+    await Promise.all([this.admin?.close(), this.broadcast?.close()]);
   }
 
   /**
@@ -141,7 +198,9 @@ class Primary {
 
   private fork(): Worker {
     const sweeper = this.sweeperId === undefined;
-    const worker = cluster.fork({ EDGECACHE_SWEEPER: sweeper ? '1' : '0' });
+    const worker = cluster.fork({ EDGECACHE_SWEEPER: sweeper ? '1' : '0', ...(this.config.tlsCert && { [TICKET_KEYS_ENV]: this.ticketKeys }) });
+    // A message sent as the worker exits (a purge during shutdown) fails with an 'error' event: not a crash.
+    worker.on('error', (err: Error) => this.log.debug({ err: err.message, workerPid: worker.process.pid }, 'worker channel error'));
     if (sweeper) this.sweeperId = worker.id;
     this.peers.set(worker.id, new RpcPeer(workerChannel(worker), (op, payload) => this.answer(worker, op, payload)));
     return worker;
@@ -172,6 +231,9 @@ class Primary {
 
   private exited(worker: Worker, code: number | null, signal: string | null): void {
     this.listeningWorkers.delete(worker.id);
+    const last = this.lastMetrics.get(worker.id);
+    if (last !== undefined) this.retiredMetrics.push(monotonicPart(last));
+    this.lastMetrics.delete(worker.id);
     this.peers.get(worker.id)?.close('worker exited');
     this.peers.delete(worker.id);
     if (this.sweeperId === worker.id) this.sweeperId = undefined;
@@ -185,6 +247,15 @@ class Primary {
     setTimeout(() => {
       if (!this.stopping) this.fork();
     }, 1000).unref();
+  }
+
+  /**
+   * Tells every worker whether its memory and disk may answer (false until this node has caught up with the purge
+   * stream); a worker forked later is told when it starts listening.
+   */
+  private trustLocalTiers(trusted: boolean): void {
+    this.localTrusted = trusted;
+    for (const peer of this.peers.values()) void peer.call('trust-local', { trusted }, 5_000).catch(() => undefined);
   }
 
   /** Applies a purge in every worker; `within: 'host'` when another node has purged the shared Redis tier already. */
@@ -204,6 +275,36 @@ class Primary {
     countPurge(this.stats, request.invalidation === true, affected);
     return affected;
   };
+
+  /**
+   * Ready while at least one worker listens and the workers' tiers can do their job (asked of each worker; one
+   * that does not answer in time is left out). Not while stopping.
+   */
+  private async unready(): Promise<string[]> {
+    if (this.draining) return ['draining: shutting down'];
+    if (this.listeningWorkers.size === 0) return ['no worker is listening'];
+    const answers = await Promise.all([...this.peers.values()].map((peer) => peer.call<string[]>('unready', {}, 300).catch(() => [])));
+    return [...new Set(answers.flat())];
+  }
+
+  /**
+   * /metrics: every live worker's (one of them reporting the shared tiers' figures), the dead workers' last
+   * counters, and the primary's own, summed.
+   */
+  private async metricsText(): Promise<string> {
+    await Promise.all(
+      [...this.peers].map(([id, peer], index) =>
+        peer.call<MetricsJson>('metrics', { shared: index === 0 }, 5_000).then(
+          (json) => {
+            if (this.peers.has(id)) this.lastMetrics.set(id, json);
+          },
+          () => undefined,
+        ),
+      ),
+    );
+    // A worker that did not answer counts with its last figures, stale rather than missing.
+    return aggregateWorkers([...this.lastMetrics.values(), ...this.retiredMetrics, await this.metrics.json(true)]);
+  }
 
   private async snapshot(): Promise<Record<string, unknown>> {
     const peers = [...this.peers.values()];

@@ -10,6 +10,8 @@ import type { Coordinator, FillLease, PurgeRequest } from './coordinator.js';
 import { RpcPeer, type Channel } from './ipc.js';
 import { createEdgecache, type CoordinatorContext, type Edgecache } from '../edgecache.js';
 import { startupMessage } from '../startup.js';
+import { drainOnSignal } from '../shutdown.js';
+import { inheritedTicketKeys } from '../http/tls.js';
 
 interface LockAnswer {
   owner: boolean;
@@ -68,14 +70,23 @@ export async function runWorker(config: EdgecacheConfig, log: Logger): Promise<v
       const { request, within } = payload as { request: PurgeRequest; within?: PurgeOptions['within'] };
       return context ? context.purgeLocally(request, within) : 0;
     }
+    if (op === 'metrics') return edgecache?.metrics.json((payload as { shared: boolean }).shared) ?? [];
+    if (op === 'hot-keys') return edgecache?.hotKeys.top((payload as { limit: number }).limit) ?? [];
+    if (op === 'unready') return edgecache?.unready() ?? ['starting'];
+    if (op === 'trust-local') {
+      // The primary has (or has not) caught up with the purge stream: see PurgeBroadcast.
+      context?.store.trustLocalTiers((payload as { trusted: boolean }).trusted);
+      return true;
+    }
     if (op === 'shutdown') {
-      setImmediate(() => {
-        void (edgecache?.close() ?? Promise.resolve()).finally(() => process.exit(0));
-      });
+      const { graceMs } = payload as { graceMs: number };
+      void (edgecache?.drain(graceMs) ?? Promise.resolve()).finally(() => process.exit(0));
       return true;
     }
     throw new Error(`unknown operation ${op}`);
   });
+  // The primary relays SIGHUP (a renewed certificate) to every worker; one still starting has read the files.
+  if (config.tlsCert) process.on('SIGHUP', () => edgecache?.reloadTls());
   try {
     edgecache = await createEdgecache(config, {
       logger: log,
@@ -83,12 +94,17 @@ export async function runWorker(config: EdgecacheConfig, log: Logger): Promise<v
       sweeper: process.env.EDGECACHE_SWEEPER === '1',
       // The primary exchanges purges with the other nodes for every worker of this one.
       broadcastPurges: false,
+      // Every worker encrypts TLS session tickets with the primary's keys: any worker resumes any session.
+      ticketKeys: inheritedTicketKeys(process.env),
       coordinator: (ctx) => {
         context = ctx;
         return new ClusterCoordinator(peer, ctx);
       },
     });
     await edgecache.listen();
+    // A signal to the worker itself (Ctrl-C reaches the whole process group) drains it the same way.
+    const running = edgecache;
+    drainOnSignal(config.shutdownGrace, log, () => running.drain(config.shutdownGrace));
   } catch (err) {
     // Every worker fails alike (a port in use, an unusable --data-dir): the primary tells the operator once.
     await peer.call('failed', { message: startupMessage(err) }, 5_000).catch(() => undefined);

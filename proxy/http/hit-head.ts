@@ -39,7 +39,19 @@ interface Prepared {
    * ('gzip', 'br', 'deflate'); undefined for an identity body (or one in a coding it leaves alone).
    */
   encoded: 'br' | 'gzip' | 'deflate' | undefined;
+  /** The HTTP/2 hit's header object (h2HitHeaders), made on the first h2 hit, and the Age it carries. */
+  h2: H2Fields | undefined;
+  h2Age: number;
 }
+
+/** An HTTP/2 response header object: `:status` and the fields. */
+export type H2Fields = Record<string, WireValue | number>;
+
+/**
+ * Fields HTTP/2 does not carry (RFC 9113 §8.2.2: connection-specific; node:http2 refuses to send them). Stored
+ * responses never have them (hop-by-hop fields are not stored), so this only guards the h2 header object.
+ */
+const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 
 const SKIPPED_FROM_STORE = new Set(['age', 'content-length', 'cache-status', 'via', 'x-cache']);
 
@@ -84,7 +96,18 @@ function prepare(entry: CacheEntry, form: Coding | undefined, length: number): P
   const fields = rawHeadSupported() ? serializeFields(hit.slice(0, -6)) : undefined;
   const headStart = fields === undefined ? undefined : flat([statusLine(entry.meta.status), fields]);
   const coding = form === undefined ? storedCoding(headers['content-encoding']) : undefined;
-  return { hit, base, headers, originCacheStatus: headers['cache-status'], age: NaN, headStart, head: undefined, encoded: decodable(coding) ? coding : undefined };
+  return {
+    hit,
+    base,
+    headers,
+    originCacheStatus: headers['cache-status'],
+    age: NaN,
+    headStart,
+    head: undefined,
+    encoded: decodable(coding) ? coding : undefined,
+    h2: undefined,
+    h2Age: NaN,
+  };
 }
 
 /** Wire-ready headers per stored response; a meta object always describes one body, so its length is fixed. */
@@ -189,8 +212,50 @@ function hitPrepared(entry: CacheEntry, now: number, form: Form): Prepared {
     h[h.length - 5] = ageText;
     h[h.length - 1] = outcome[3];
     p.age = age;
-    const tail = p.headStart === undefined ? undefined : serializeFields(['age', ageText, ...outcome]);
-    p.head = tail === undefined ? undefined : preparedHead(flat([p.headStart as string, tail]));
+    // Without a Cache-Status from upstream every value here is edgecache's own (digits and tokens): no check needed.
+    const tail =
+      p.headStart === undefined
+        ? undefined
+        : p.originCacheStatus === undefined
+          ? `age: ${ageText}\r\n${outcome[0]}: ${outcome[1]}\r\n${outcome[2]}: ${outcome[3]}\r\n`
+          : serializeFields(['age', ageText, ...outcome]);
+    if (tail === undefined) p.head = undefined;
+    else {
+      // Not flattened here: setRawHead joins it with the connection fields into the one flat string sent, so a
+      // new second of Age costs one join (and one head string per entry), whatever the number of hot keys.
+      const fields = p.headStart + tail;
+      if (p.head === undefined) p.head = preparedHead(fields);
+      else {
+        p.head.fields = fields;
+        p.head.connectionFields = '';
+      }
+    }
   }
   return p;
+}
+
+/**
+ * The h2 hit path's header object (h2-streams.ts): `:status` and the same fields as the HTTP/1.1 hit head, built
+ * once per entry and form, with Age and Cache-Status refreshed when the whole seconds of Age change. node:http2 copies it in
+ * `stream.respond()`, so one object serves every hit.
+ */
+export function h2HitHeaders(entry: CacheEntry, now: number, form: Form = 'identity'): H2Fields {
+  const p = hitPrepared(entry, now, form);
+  let fields = p.h2;
+  if (fields === undefined) {
+    fields = { ':status': entry.meta.status };
+    const h = p.hit;
+    for (let i = 0; i < h.length; i += 2) {
+      const name = h[i] as string;
+      if (!CONNECTION_SPECIFIC.has(name)) fields[name] = h[i + 1] as WireValue;
+    }
+    p.h2 = fields;
+    p.h2Age = p.age;
+  } else if (p.h2Age !== p.age) {
+    const h = p.hit;
+    fields.age = h[h.length - 5] as string;
+    fields['cache-status'] = h[h.length - 1] as string;
+    p.h2Age = p.age;
+  }
+  return fields;
 }

@@ -5,16 +5,23 @@
  * routed by passthrough.ts and upgrade.ts. The routes themselves are registered by createEdgecache.
  */
 import http from 'node:http';
+import https from 'node:https';
 import type { Socket } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Scheme } from '../../policies/http/cache-key.js';
 import type { ProxyStats } from '../admin/stats.js';
 import { ALLOWED_METHODS, closingErrorResponse, sendError } from './error-answer.js';
-import type { HitPath } from './hit-path.js';
+import type { H2HitPath, HitPath } from './hit-path.js';
+import { serveHttp2 } from './h2-streams.js';
+import { closeAfter, type Drain } from './drain.js';
+import { performance } from 'node:perf_hooks';
+import { ProxyResponse } from './proxy-response.js';
+import type { OutcomeRecorder } from '../pipeline/outcome.js';
 import { upgradeConstraint } from './passthrough.js';
 import { PARSER_MAX_FIELDS } from './request-limits.js';
 import { registerRequestChecks } from './request-target.js';
+import type { TlsCredentials } from './tls.js';
 
 export interface ListenerOptions {
   log: Logger;
@@ -22,8 +29,16 @@ export interface ListenerOptions {
   stats: ProxyStats;
   /** Answers a fresh hit before the router, or returns false. */
   hitPath: HitPath;
+  /** Observes the end of each request the hit path declines (duration histogram, access log). */
+  outcomes: OutcomeRecorder;
   /** The listener's scheme (see request-target.ts). */
   scheme: Scheme;
+  /** Set when the process drains before a shutdown: every response then closes its connection. */
+  drain: Drain;
+  /** TLS on the port (--tls-cert, --tls-key): HTTP/1.1 and HTTP/2 by ALPN. */
+  tls?: TlsCredentials | undefined;
+  /** HTTP/2: always with TLS; on a plain port with --h2c (prior knowledge). */
+  http2?: { h2c: boolean; maxStreams: number; hitPath: H2HitPath } | undefined;
 }
 
 /**
@@ -47,16 +62,28 @@ function answerConnect(socket: Socket): void {
 }
 
 /** The Fastify app of the proxy port, with its server, connection-level answers, request checks and error handlers. */
-export function createProxyApp({ log, stats, hitPath, scheme }: ListenerOptions): FastifyInstance {
+export function createProxyApp({ log, stats, hitPath, scheme, drain, outcomes, tls, http2 }: ListenerOptions): FastifyInstance {
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     // Fresh hits are answered before Fastify's router; the rest is handed to Fastify.
     serverFactory: (handler) => {
       // A missing Host is refused by the onRequest hook (one line, counted in badRequests), not by Node's bare 400.
-      const server = http.createServer({ requireHostHeader: false }, (req, res) => {
-        if (!hitPath(req, res)) handler(req, res);
-      });
+      const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+        const startedAt = performance.now();
+        if (drain.draining) closeAfter(res);
+        if (hitPath(req, res, startedAt)) return;
+        outcomes.track(req, res, startedAt);
+        handler(req, res);
+      };
+      const server = tls
+        ? https.createServer({ ...tls.serverOptions(), requireHostHeader: false, ServerResponse: ProxyResponse }, onRequest)
+        : http.createServer({ requireHostHeader: false, ServerResponse: ProxyResponse }, onRequest);
+      drain.attach(server);
+      // HTTP/2 beside HTTP/1.1: by ALPN with TLS, by the connection preface with --h2c (h2-streams.ts).
+      if (http2 && (tls || http2.h2c)) {
+        serveHttp2(server, tls !== undefined, { maxStreams: http2.maxStreams, hitPath: http2.hitPath, handler, onRefused: () => stats.badRequests++ });
+      }
       // Fields beyond this are dropped by node:http; one more than accepted shows a request over the limit.
       server.maxHeadersCount = PARSER_MAX_FIELDS;
       // CONNECT is not proxied; without a listener Node would drop the connection without an answer.

@@ -97,7 +97,7 @@ export async function registerPassthrough(app: FastifyInstance, options: Passthr
         // reply-from hands over { statusCode, headers, stream } and has set the relayed fields on the reply.
         const res = rawResponse as unknown as { statusCode: number; headers: Record<string, string | string[] | undefined>; stream: Readable };
         const status = res.statusCode;
-        options.outcomes.record('BYPASS');
+        options.outcomes.record('BYPASS', reply.raw as http.ServerResponse);
         stats.originFetches++;
         reply.hijack();
         // This listener is HTTP/1.1 (node:http), whatever reply-from's types allow for.

@@ -12,8 +12,9 @@
  * costs less than carrying a result across would; and both paths decide by the one function.
  */
 import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders as H2Headers } from 'node:http2';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { checkTarget, requestTarget, TARGET_PROBLEMS, type RequestTarget, type Scheme, type TargetProblem } from '../../policies/http/cache-key.js';
+import { checkH2Target, checkTarget, requestTarget, TARGET_PROBLEMS, type RequestTarget, type Scheme, type TargetProblem } from '../../policies/http/cache-key.js';
 import { writeError } from './error-answer.js';
 import { hasTooManyFields, TOO_MANY_FIELDS_MESSAGE } from './request-limits.js';
 
@@ -37,6 +38,16 @@ export function checkRequest(req: IncomingMessage, scheme: Scheme): string | Req
   // Too many fields: some may have been dropped by node:http (see request-limits.ts).
   if (hasTooManyFields(rawHeaders)) return TOO_MANY_FIELDS;
   const host = checkTarget(req.url ?? '', req.headers.host, rawHeaders, scheme);
+  return typeof host === 'string' ? host : (REFUSALS.get(host) as RequestRefusal);
+}
+
+/**
+ * checkRequest for an HTTP/2 stream, from its header object and raw fields (the hit path for h2 and the routing of a
+ * stream to Fastify, see h2-streams.ts): `:authority` stands for Host. Allocates nothing.
+ */
+export function checkH2Request(headers: H2Headers, rawHeaders: readonly string[], scheme: Scheme): string | RequestRefusal {
+  if (hasTooManyFields(rawHeaders)) return TOO_MANY_FIELDS;
+  const host = checkH2Target(headers[':path'] ?? '', headers[':authority'], headers.host, scheme);
   return typeof host === 'string' ? host : (REFUSALS.get(host) as RequestRefusal);
 }
 

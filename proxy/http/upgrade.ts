@@ -27,6 +27,7 @@
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { Server as TlsServer } from 'node:tls';
 import { closingErrorResponse } from './error-answer.js';
 import { hasTooManyFields, TOO_MANY_FIELDS_MESSAGE } from './request-limits.js';
 
@@ -73,8 +74,8 @@ export function routeUpgrades(server: Server, onRefused: () => void): void {
       if (head.length > 0) socket.unshift(head);
       socket.unshift(plainRequestHead(req));
       // node:http's documented way to hand it a connection ('connection' event): it attaches a new parser.
-      // (An https.Server attaches its parser on 'secureConnection': a TLS listener must emit that instead.)
-      server.emit('connection', socket);
+      // (An https.Server attaches its parser on 'secureConnection': a TLS listener emits that instead.)
+      server.emit(server instanceof TlsServer ? 'secureConnection' : 'connection', socket);
     });
   });
 }

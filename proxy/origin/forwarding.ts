@@ -62,6 +62,8 @@ export class Forwarding {
     for (const name in incoming) {
       const value = incoming[name];
       if (value === undefined || name === 'host' || name === 'expect' || name === 'via') continue;
+      // HTTP/2 pseudo-header fields (:method, :path, :authority, :scheme) are the request line, not fields.
+      if (name.charCodeAt(0) === 58 /* : */) continue;
       if (isHopByHop(name, nominated)) continue;
       if (!trustForwarded && UNTRUSTED_FORWARDING.has(name)) continue;
       if (fill && (FILL_STRIPPED.has(name) || name === 'content-length')) continue;
@@ -76,7 +78,8 @@ export class Forwarding {
     out.host = this.options.preserveHost ? target.host : this.options.originHost;
     const address = clientAddress ?? 'unknown';
     out['x-forwarded-for'] = trustForwarded ? appendList(incoming['x-forwarded-for'], address) : address;
-    if (!trustForwarded || out['x-forwarded-proto'] === undefined) out['x-forwarded-proto'] = 'http';
+    // The scheme the client used: https on a TLS listener (with TLS terminated here, the origin still gets HTTP/1.1).
+    if (!trustForwarded || out['x-forwarded-proto'] === undefined) out['x-forwarded-proto'] = target.scheme;
     if (!trustForwarded || out['x-forwarded-host'] === undefined) out['x-forwarded-host'] = target.host;
     out.via = withVia(incoming.via);
     out['surrogate-capability'] = appendList(incoming['surrogate-capability'], SURROGATE_CAPABILITY);

@@ -2,6 +2,8 @@
  * The connection pool to the origin (undici Pool) and the mapping of its failures to gateway errors:
  * nothing listening → 502, no headers in time → 504 (RFC 9110 §15.6.3, §15.6.5).
  */
+import { performance } from 'node:perf_hooks';
+import type { Readable } from 'node:stream';
 import { Pool, errors, type Dispatcher } from 'undici';
 
 export interface OriginClientOptions {
@@ -10,24 +12,32 @@ export interface OriginClientOptions {
   connectTimeout: number;
   headersTimeout: number;
   bodyTimeout: number;
+  /** Called with the seconds from sending each request to its response headers (the origin latency metric). */
+  onHeaders?: (seconds: number) => void;
 }
 
 export interface OriginRequest {
-  method: 'GET' | 'HEAD';
+  method: 'GET' | 'HEAD' | 'POST';
+  /** A cached POST's body, buffered (see pipeline/post-pipeline.ts), or a stream of it when it is not cached. */
+  body?: Buffer | Readable;
   /** Path and query as received; the origin's base path is prepended. */
   path: string;
   headers: Record<string, string | string[]>;
   signal?: AbortSignal;
+  /** Each interim (1xx) response the origin sends before the final one (undici's `onInfo`). */
+  onInfo?: (status: number, headers: Record<string, string | string[] | undefined>) => void;
 }
 
 export class OriginClient {
   readonly url: URL;
   private readonly pool: Pool;
   private readonly basePath: string;
+  private readonly onHeaders: ((seconds: number) => void) | undefined;
 
   constructor(options: OriginClientOptions) {
     this.url = new URL(options.origin);
     this.basePath = this.url.pathname === '/' ? '' : this.url.pathname;
+    this.onHeaders = options.onHeaders;
     this.pool = new Pool(this.url.origin, {
       connections: options.connections,
       connectTimeout: options.connectTimeout,
@@ -48,11 +58,20 @@ export class OriginClient {
   }
 
   request(request: OriginRequest): Promise<Dispatcher.ResponseData> {
-    return this.pool.request({
+    const started = performance.now();
+    const onHeaders = this.onHeaders;
+    const response = this.pool.request({
       method: request.method,
       path: this.basePath + request.path,
       headers: request.headers,
+      ...(request.body !== undefined && { body: request.body }),
       ...(request.signal && { signal: request.signal }),
+      ...(request.onInfo && { onInfo: ({ statusCode, headers }: { statusCode: number; headers: Record<string, string | string[] | undefined> }) => request.onInfo?.(statusCode, headers) }),
+    });
+    if (onHeaders === undefined) return response;
+    return response.then((data) => {
+      onHeaders((performance.now() - started) / 1000);
+      return data;
     });
   }
 

@@ -5,10 +5,11 @@
  * short-cuts the commonest case, and everything else is decided here.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { writeInterim } from '../http/interim.js';
 import type { Logger } from 'pino';
 import type { CacheStore } from '../../cache-store/cache-store.js';
 import type { CacheEntry } from '../../cache-store/entry.js';
-import type { RequestTarget } from '../../policies/http/cache-key.js';
+import { normalizeNominated, type RequestTarget } from '../../policies/http/cache-key.js';
 import { parseCacheControl, pragmaNoCache } from '../../policies/http/cache-control.js';
 import type { Freshness } from '../../policies/http/freshness.js';
 import type { CacheStatusFields, ForwardReason } from '../../policies/http/cache-status.js';
@@ -20,11 +21,11 @@ import { KeyedLimiter } from './keyed-limiter.js';
 import { OriginFill } from './origin-fill.js';
 import { outcomeFields, type OutcomeRecorder, type XCache } from './outcome.js';
 import { clientValidatorsMatch } from '../../policies/http/conditionals.js';
-import { parseRange } from '../../policies/http/ranges.js';
+import { parseRanges } from '../../policies/http/ranges.js';
 import { allowsContentLength, hasNoContent } from '../../policies/http/message-body.js';
 import { writeError, writeOriginFailure } from '../http/error-answer.js';
 import { relayResponse } from '../http/relay.js';
-import { writeNotModified, writeRange, writeRangeNotSatisfiable, writeStored, writeTransformed } from './stored-response.js';
+import { writeNotModified, writeRanges, writeRangeNotSatisfiable, writeStored, writeTransformed } from './stored-response.js';
 import type { Transform } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import { encodingPreference, type Coding } from '../../policies/http/content-coding.js';
@@ -100,7 +101,7 @@ export class CachePipeline {
     const { store, freshness, now } = this.options;
     // A revalidation must not bring back what a purge removed after the stale entry was read (see CacheStore.put).
     const since = store.purgeGeneration;
-    const { entry, key } = await store.lookup(target.key, req.headers);
+    const { entry, key, vary } = await store.lookup(target.key, req.headers);
     if (req.headers['cache-control'] !== undefined && parseCacheControl(req.headers['cache-control']).has('only-if-cached')) {
       // RFC 9111 §5.2.1.7: answer from the cache or with 504, never from the origin.
       const verdict = entry && freshness.evaluate(entry.meta, req.headers, now());
@@ -116,8 +117,11 @@ export class CachePipeline {
       return;
     }
     if (entry === undefined) {
-      if (req.headers.range !== undefined) return this.relay(req, res, target, 'partial');
-      return this.fill(req, res, target, key, undefined, key === target.key ? 'uri-miss' : 'vary-miss');
+      // A Range on a miss fills the whole object like any miss (collapsed with others), and the client writer cuts
+      // the ranges out of the bytes as they arrive. Only a URL whose answers recently could not be stored
+      // (hit-for-miss) sends the Range on to the origin: the whole object would be fetched for nothing.
+      if (req.headers.range !== undefined && req.method === 'GET' && this.uncacheable.has(key)) return this.relay(req, res, target, 'partial');
+      return this.fill(req, res, target, key, undefined, key === target.key ? 'uri-miss' : 'vary-miss', vary);
     }
     switch (freshness.evaluate(entry.meta, req.headers, now())) {
       case 'fresh':
@@ -137,23 +141,27 @@ export class CachePipeline {
 
   /** Sends a stored entry, honouring the client's validators and a single byte range, and records the outcome. */
   serveEntry = (req: IncomingMessage, res: ServerResponse, entry: CacheEntry, xcache: XCache, cacheStatus: CacheStatusFields): void => {
+    // A revalidated entry's body is the stored one, its headers the origin's answer's.
+    this.options.outcomes.record(xcache, res, this.options.store.tierOf(entry), xcache === 'REVALIDATED');
     const method = req.method ?? 'GET';
     const form = servedForm(entry, req.headers['accept-encoding']);
     if (form === undefined) {
       this.serveOnTheFly(req, res, entry, xcache, cacheStatus);
       return;
     }
-    this.options.outcomes.record(xcache);
     const options = { xcache, cacheStatus, now: this.options.now(), form };
     const fields = storedFields(entry, form).headers;
     if (entry.meta.status === 200 && clientValidatorsMatch(req.headers, fields)) {
       writeNotModified(res, entry, options);
       return;
     }
-    if (entry.meta.status === 200 && req.headers.range !== undefined) {
-      const range = parseRange(req.headers, fields, formBody(entry, form).length);
-      if (range === 'unsatisfiable') return writeRangeNotSatisfiable(res, entry, options);
-      if (range !== null) return writeRange(res, method, entry, range, options);
+    // Range is defined for GET only (RFC 9110 §14.2): a HEAD gets the whole response's fields. Ranges are cut from
+    // the form served, held to its validator; several ranges of a compressed form get the whole form (§14.2 lets a
+    // server ignore Range): a Content-Encoding would otherwise apply to the multipart body.
+    if (entry.meta.status === 200 && method === 'GET' && req.headers.range !== undefined) {
+      const ranges = parseRanges(req.headers, fields, formBody(entry, form).length);
+      if (ranges === 'unsatisfiable') return writeRangeNotSatisfiable(res, entry, options);
+      if (ranges !== null && (form === 'identity' || ranges.length === 1)) return writeRanges(res, entry, ranges, options);
     }
     writeStored(res, method, entry, options);
   };
@@ -183,7 +191,6 @@ export class CachePipeline {
       writeError(res, 406, 'no acceptable content coding', { xcache, cacheStatus, fields: { vary: 'Accept-Encoding' } });
       return;
     }
-    this.options.outcomes.record(xcache);
     const options = { xcache, cacheStatus, now: this.options.now() };
     if (entry.meta.status === 200 && clientValidatorsMatch(req.headers, fields.headers)) {
       writeNotModified(res, entry, options, fields);
@@ -196,7 +203,7 @@ export class CachePipeline {
    * Answers from the origin: joins a fill already in flight for this key when allowed, else starts one
    * (a miss, or a revalidation of `stale`) that later requests for the key can join.
    */
-  private fill(req: IncomingMessage, res: ServerResponse, target: RequestTarget, key: string, stale: StaleRead | undefined, forward: ForwardReason): void {
+  private fill(req: IncomingMessage, res: ServerResponse, target: RequestTarget, key: string, stale: StaleRead | undefined, forward: ForwardReason, vary?: readonly string[]): void {
     const { stats, coalesce } = this.options;
     let inflight = coalesce ? this.inflight.get(key) : undefined;
     if (inflight && !this.predatesNoPurge(inflight, target)) {
@@ -213,7 +220,7 @@ export class CachePipeline {
       }
     }
     const shareable = coalesce && this.coalescable(req) && !this.recentlyUncacheable(key) && !this.inflight.has(key);
-    const fill = this.createFill(req, target, stale);
+    const fill = this.createFill(req, target, stale, vary);
     if (shareable) {
       this.inflight.set(key, fill);
       void fill.done.then(() => {
@@ -280,13 +287,13 @@ export class CachePipeline {
     if (res.destroyed || res.writableEnded) return;
     const { store, freshness, now } = this.options;
     // What the fetches before it stored (another Vary variant's waiters, say) may answer it now.
-    const { entry } = await store.lookup(target.key, req.headers).catch(() => ({ entry: undefined }));
+    const { entry, vary } = await store.lookup(target.key, req.headers).catch(() => ({ entry: undefined, vary: undefined }));
     if (res.destroyed || res.writableEnded) return;
     if (entry && freshness.evaluate(entry.meta, req.headers, now()) === 'fresh') {
       this.serveEntry(req, res, entry, 'HIT', { hit: true, collapsed: true });
       return;
     }
-    const fill = this.createFill(req, target, undefined);
+    const fill = this.createFill(req, target, undefined, vary);
     fill.join(this.writer(req, res, target, key, fill, forward, false), true, req.headers);
     this.begin(fill);
     await fill.done;
@@ -317,14 +324,21 @@ export class CachePipeline {
     return true;
   }
 
-  private createFill(req: IncomingMessage, target: RequestTarget, stale: StaleRead | undefined): OriginFill {
+  /**
+   * A fill for this request. `vary` (or the stale entry's Vary) names the fields the URL's responses vary on:
+   * they go to the origin normalised as the cache compares them (cache-key.ts normalizeFieldValue).
+   */
+  private createFill(req: IncomingMessage, target: RequestTarget, stale: StaleRead | undefined, vary?: readonly string[]): OriginFill {
     const { origin, store, freshness, stats, maxObjectSize, jitter, now, exposeTagHeaders, compressor } = this.options;
+    const headers = this.options.forwarding.requestHeaders(req.headers, target, req.socket.remoteAddress, true);
+    const nominated = stale?.entry.meta.vary ?? vary;
+    if (nominated) normalizeNominated(headers, nominated);
     const fill = new OriginFill(
       { origin, store, freshness, maxObjectSize, jitter, now, exposeTagHeaders, ...(compressor && { compressor }) },
       {
         primaryKey: target.key,
         path: target.path,
-        headers: this.options.forwarding.requestHeaders(req.headers, target, req.socket.remoteAddress, true),
+        headers,
         clientHeaders: req.headers,
         ...(stale && { stale: stale.entry, since: stale.since }),
       },
@@ -352,7 +366,7 @@ export class CachePipeline {
   /** Streams a request the cache does not answer (e.g. a Range on a miss) straight from the origin. */
   private async relay(req: IncomingMessage, res: ServerResponse, target: RequestTarget, forward: ForwardReason): Promise<void> {
     const { origin, stats } = this.options;
-    this.options.outcomes.record('BYPASS');
+    this.options.outcomes.record('BYPASS', res);
     stats.originFetches++;
     const abort = new AbortController();
     res.on('close', () => abort.abort());
@@ -362,6 +376,7 @@ export class CachePipeline {
         path: target.path,
         headers: this.options.forwarding.requestHeaders(req.headers, target, req.socket.remoteAddress, false),
         signal: abort.signal,
+        onInfo: (interimStatus, fields) => writeInterim(req, res, interimStatus, fields),
       });
       const status = response.statusCode;
       const headers = this.options.forwarding.responseHeaders(response.headers as Record<string, string | string[] | undefined>);

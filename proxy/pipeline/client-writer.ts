@@ -1,6 +1,7 @@
 /**
  * Delivers an origin fill to one client: relays the streamed response (or serves the entry a revalidation
- * produced), answers the client's own conditional request with 304 when the new response matches it, and
+ * produced), answers the client's own conditional request with 304 when the new response matches it, cuts the
+ * client's byte ranges out of the response as it arrives (a 206 or 416 on a miss, RFC 9110 §14), and
  * aborts the client's response, rather than ending it cleanly, when the origin body breaks off.
  *
  * The relayed headers are written with the first body byte (or at the end of an empty body), which is when
@@ -19,7 +20,10 @@ import { SURROGATE_ONLY_FIELDS } from '../../policies/http/surrogate-control.js'
 import type { EntryOutcome, FillConsumer, FillOutcome, OriginFill, StreamedHead } from './origin-fill.js';
 import { clientValidatorsMatch, notModifiedFields } from '../../policies/http/conditionals.js';
 import { hasNoContent } from '../../policies/http/message-body.js';
+import { ifRangeMatches, parseRanges, rangeFraming, RangeSlicer } from '../../policies/http/ranges.js';
+import { notSatisfiableFields, withRangeFields } from './stored-response.js';
 import { writeOriginFailure } from '../http/error-answer.js';
+import { writeInterim } from '../http/interim.js';
 import type { ProxyStats } from '../admin/stats.js';
 import { outcomeFields, type OutcomeRecorder, type XCache } from './outcome.js';
 
@@ -41,6 +45,12 @@ export interface ClientWriterContext {
 }
 
 type WireValue = string | string[];
+
+/** Bytes waiting in a client's socket past which it reads a disk-backed fill back from disk (see data()). */
+const LAG_BYTES = 1024 * 1024;
+
+/** Most bytes of a response of unknown length held to answer a Range on a miss (see ClientWriter.head). */
+const HELD_RANGE_LIMIT = 1024 * 1024;
 
 /**
  * The relayed response's headers for one (forward reason, collapsed) pair, built once per response: a
@@ -80,6 +90,22 @@ export class ClientWriter implements FillConsumer {
   private held: Buffer[] = [];
   private holdTimer: NodeJS.Immediate | undefined;
   private waitTimer: NodeJS.Timeout | undefined;
+  /** A Range on a miss: cuts the 206's body out of the response as it streams, with the 206's fields. */
+  private slicer: RangeSlicer | undefined;
+  private rangeFields: WireValue[] | undefined;
+  /** A Range on a miss of unknown length: the body so far, held until its end (see head()). */
+  private rangeHeld: { chunks: Buffer[]; bytes: number } | undefined;
+  /** Bytes of the response body handed to deliver() so far. */
+  private offset = 0;
+  /** Reading back from the fill's disk copy (see data()); the end waits until it has caught up. */
+  private lagging = false;
+  private endPending = false;
+
+  /** An interim response from the origin, while this client waits for the final one. */
+  interim(status: number, headers: Readonly<Record<string, string | string[] | undefined>>): void {
+    if (this.finished || this.pending !== undefined) return;
+    writeInterim(this.req, this.res, status, headers);
+  }
 
   constructor(
     private readonly req: IncomingMessage,
@@ -92,7 +118,10 @@ export class ClientWriter implements FillConsumer {
       clearImmediate(this.holdTimer);
       if (!this.finished) this.fill.leave(this);
     });
-    res.on('drain', () => this.fill.resume());
+    res.on('drain', () => {
+      this.fill.resume();
+      if (this.lagging) this.pull();
+    });
     if (ctx.collapsed) {
       // A waiter's patience is bounded: past it, it stops waiting for the shared fetch and goes on its own.
       this.waitTimer = setTimeout(() => {
@@ -117,8 +146,9 @@ export class ClientWriter implements FillConsumer {
       this.serveEntry(outcome);
       return;
     }
-    if (outcome.status === 200 && clientValidatorsMatch(req.headers, outcome.headers)) {
-      ctx.outcomes.record('MISS');
+    // (Validators answer a GET or HEAD with 304; a cached POST is answered in full.)
+    if (outcome.status === 200 && req.method !== 'POST' && clientValidatorsMatch(req.headers, outcome.headers)) {
+      ctx.outcomes.record('MISS', res);
       res.writeHead(304, notModifiedFields(missHeaders(outcome, ctx.forward, ctx.collapsed)));
       res.end();
       this.bodyless = true;
@@ -126,12 +156,34 @@ export class ClientWriter implements FillConsumer {
       return;
     }
     if (req.method === 'HEAD' || hasNoContent(outcome.status)) {
-      ctx.outcomes.record('MISS');
+      ctx.outcomes.record('MISS', res);
       res.writeHead(outcome.status, missHeaders(outcome, ctx.forward, ctx.collapsed));
       res.end();
       this.bodyless = true;
       this.finished = true;
       return;
+    }
+    if (outcome.status === 200 && req.method === 'GET' && req.headers.range !== undefined && outcome.contentLength === undefined) {
+      // A Range on a miss of unknown length (chunked): Content-Range needs the length, so the body is held to its
+      // end (up to HELD_RANGE_LIMIT; a longer one goes out whole, as RFC 9110 §14.2 allows).
+      if (ifRangeMatches(req.headers, outcome.headers)) this.rangeHeld = { chunks: [], bytes: 0 };
+    }
+    if (outcome.status === 200 && req.method === 'GET' && req.headers.range !== undefined && outcome.contentLength !== undefined) {
+      // A Range on a miss: the ranges are cut out of the whole response as it arrives (RFC 9110 §14).
+      const ranges = parseRanges(req.headers, outcome.headers, outcome.contentLength);
+      if (ranges === 'unsatisfiable') {
+        ctx.outcomes.record('MISS', res);
+        res.writeHead(416, notSatisfiableFields(missHeaders(outcome, ctx.forward, ctx.collapsed), outcome.contentLength));
+        res.end();
+        this.bodyless = true;
+        this.finished = true;
+        return;
+      }
+      if (ranges !== null) {
+        const framing = rangeFraming(ranges, outcome.contentLength, outcome.headers['content-type']);
+        this.slicer = new RangeSlicer(framing);
+        this.rangeFields = withRangeFields(missHeaders(outcome, ctx.forward, ctx.collapsed), framing);
+      }
     }
     this.pending = outcome;
   }
@@ -140,12 +192,64 @@ export class ClientWriter implements FillConsumer {
     const outcome = this.pending;
     if (outcome === undefined) return;
     this.pending = undefined;
-    this.ctx.outcomes.record('MISS');
-    this.res.writeHead(outcome.status, missHeaders(outcome, this.ctx.forward, this.ctx.collapsed));
+    this.ctx.outcomes.record('MISS', this.res);
+    if (this.rangeFields !== undefined) this.res.writeHead(206, this.rangeFields);
+    else this.res.writeHead(outcome.status, missHeaders(outcome, this.ctx.forward, this.ctx.collapsed));
   }
 
   data(chunk: Buffer): boolean {
+    if (this.bodyless || this.lagging) return true;
+    if (this.fill.readable && this.res.writableLength > LAG_BYTES) {
+      // The client is slower than the origin, and the body is going to disk: it reads from there from now on,
+      // at its own pace (pull), rather than buffering here or holding the fill back.
+      this.lagging = true;
+      return true;
+    }
+    this.offset += chunk.length;
+    return this.deliver(chunk);
+  }
+
+  /** Joined a disk-backed fill late: everything so far is read back from the disk tier. */
+  behind(): void {
+    this.lagging = true;
+    this.pull();
+  }
+
+  /** Writes bytes read back from the fill's disk copy until the socket pushes back or it has caught up. */
+  private pull(): void {
+    while (this.lagging && !this.bodyless && !this.res.destroyed) {
+      const bytes = this.fill.readAt(this.offset);
+      if (bytes === undefined || bytes.length === 0) {
+        if (this.offset < this.fill.received) {
+          // A chunk that is gone (the fill failed, the entry was removed): the response cannot be completed.
+          this.finished = true;
+          this.res.destroy();
+          return;
+        }
+        this.lagging = false;
+        if (this.endPending) this.end();
+        return;
+      }
+      this.offset += bytes.length;
+      if (!this.deliver(bytes)) return; // the next 'drain' pulls again
+    }
+  }
+
+  private deliver(chunk: Buffer): boolean {
     if (this.bodyless) return true;
+    if (this.slicer !== undefined) return this.rangeData(this.slicer, chunk);
+    if (this.rangeHeld !== undefined) {
+      const held = this.rangeHeld;
+      held.chunks.push(chunk);
+      held.bytes += chunk.length;
+      if (held.bytes <= HELD_RANGE_LIMIT) return true;
+      // Too long to hold: the whole response goes out.
+      this.rangeHeld = undefined;
+      this.writeHead();
+      let more = true;
+      for (const bytes of held.chunks) more = this.res.write(bytes) && more;
+      return more;
+    }
     // (Once holding, every chunk is held until the release, to keep them in order.)
     if (this.holdTimer !== undefined || (this.pending !== undefined && !this.pending.storedKnown)) {
       this.held.push(chunk);
@@ -156,10 +260,71 @@ export class ClientWriter implements FillConsumer {
     return this.res.write(chunk);
   }
 
+  /** The 206's bytes that `chunk` holds; once all are out, the response ends and the writer leaves the fill. */
+  private rangeData(slicer: RangeSlicer, chunk: Buffer): boolean {
+    const out = slicer.push(chunk);
+    let more = true;
+    if (out.length > 0) {
+      this.writeHead();
+      for (const bytes of out) more = this.res.write(bytes) && more;
+    }
+    if (slicer.done) {
+      this.bodyless = true;
+      this.finished = true;
+      this.res.end();
+      // Nobody else reading an unstored response: the fill may stop fetching it.
+      this.fill.leave(this);
+      return true;
+    }
+    return more;
+  }
+
   end(): void {
     if (this.bodyless) return;
+    if (this.lagging) {
+      this.endPending = true;
+      return;
+    }
+    if (this.rangeHeld !== undefined) return this.endHeldRange(this.rangeHeld);
+    if (this.slicer !== undefined) {
+      // The body ended before the ranges' last byte (it cannot, with a Content-Length, but never end cleanly short).
+      this.finished = true;
+      if (this.res.headersSent) this.res.destroy();
+      else writeOriginFailure(this.res, new Error('origin body ended before the requested range'), { xcache: 'MISS', cacheStatus: { fwd: this.ctx.forward, detail: 'origin-error' } });
+      return;
+    }
     this.release();
     this.finished = true;
+    this.res.end();
+  }
+
+  /** A held body of unknown length has ended: its ranges (206), a 416, or the whole of it. */
+  private endHeldRange(held: { chunks: Buffer[]; bytes: number }): void {
+    this.rangeHeld = undefined;
+    this.finished = true;
+    const outcome = this.pending;
+    const body = Buffer.concat(held.chunks, held.bytes);
+    if (outcome === undefined) {
+      this.res.end(body);
+      return;
+    }
+    const ranges = parseRanges(this.req.headers, outcome.headers, held.bytes);
+    if (ranges === 'unsatisfiable') {
+      this.pending = undefined;
+      this.ctx.outcomes.record('MISS', this.res);
+      this.res.writeHead(416, notSatisfiableFields(missHeaders(outcome, this.ctx.forward, this.ctx.collapsed), held.bytes));
+      this.res.end();
+      return;
+    }
+    if (ranges === null) {
+      this.writeHead();
+      this.res.end(body);
+      return;
+    }
+    const framing = rangeFraming(ranges, held.bytes, outcome.headers['content-type']);
+    this.rangeFields = withRangeFields(missHeaders(outcome, this.ctx.forward, this.ctx.collapsed), framing);
+    this.writeHead();
+    for (const bytes of new RangeSlicer(framing).push(body)) this.res.write(bytes);
     this.res.end();
   }
 

@@ -66,13 +66,15 @@ export class Compressor {
   /**
    * Whether a response with these stored fields is one edgecache compresses (RFC 9110 §8.4, RFC 9111 §5.2.2.6):
    * a 200 without Content-Encoding and without no-transform, of a compressible type, at least --compress-min-size
-   * long when its length is known (`length` undefined: not known yet).
+   * long and at most the memory tier's per-object limit when its length is known (`length` undefined: not known yet).
    */
   candidate(status: number, headers: StoredHeaders, length: number | undefined): boolean {
     if (!this.enabled || status !== 200) return false;
     if (storedCoding(headers['content-encoding']) !== 'identity') return false;
     if (hasNoTransform(headers['cache-control'])) return false;
     if (length !== undefined && length < this.options.minSize) return false;
+    // Larger than the memory tier holds: streamed to disk as sent, never compressed (memory stays bounded).
+    if (length !== undefined && length > this.options.store.memoryObjectLimit) return false;
     return isCompressibleType(headers['content-type']);
   }
 

@@ -19,17 +19,21 @@ import type { Dispatcher } from 'undici';
 import type CachePolicy from 'http-cache-semantics';
 import { bodyFromChunks, type Body } from '../../cache-store/body.js';
 import { deletableAt, newEntryMeta, type CacheEntry, type StoredHeaders } from '../../cache-store/entry.js';
-import type { CacheStore, PutResult } from '../../cache-store/cache-store.js';
+import type { BodyStream, CacheStore, PutResult } from '../../cache-store/cache-store.js';
+import { WRITER_BACKLOG_LIMIT } from '../../cache-store/lmdb/body-writer.js';
 import { parseVary, variantKey, varyKey } from '../../policies/http/cache-key.js';
 import { parseSurrogateKeys, TAG_FIELDS } from '../../policies/http/surrogate-keys.js';
 import type { Freshness, PolicyRequest } from '../../policies/http/freshness.js';
 import { allowsContentLength, bodyFraming, type BodyFraming } from '../../policies/http/message-body.js';
+import { parseHttpDate } from '../../policies/http/http-date.js';
 import { freshenedHeaders, isOriginError, withoutClientValidators } from '../../policies/http/revalidation.js';
 import { shareableUnstored, type NotStoredReason } from '../../policies/http/sharing.js';
 import { endToEndResponseHeaders } from '../../policies/http/intermediary.js';
 import type { OriginClient } from '../origin/origin-client.js';
 import { accepts, decodable, encodingPreference, storedCoding, varyingOnEncoding } from '../../policies/http/content-coding.js';
 import type { Compressor } from './compressor.js';
+import { postTag } from '../../policies/http/post-key.js';
+import { postNotStoredReason, postPolicyHeaders } from '../../policies/http/post-freshness.js';
 
 
 /** The response to relay to consumers, as it streams. */
@@ -80,6 +84,10 @@ export interface FillConsumer {
   error(err: unknown, fallback?: EntryOutcome): void;
   /** A waiter that may not receive this response (not shareable, or another Vary variant): fetch alone. */
   detached(): void;
+  /** An interim (1xx) response from the origin, before head(): relayed, never stored (http/interim.ts). */
+  interim?(status: number, headers: Readonly<Record<string, string | string[] | undefined>>): void;
+  /** Joined a fill that writes to disk after bytes went by: read them back with readAt (after head()). */
+  behind?(): void;
 }
 
 export interface FillDependencies {
@@ -110,6 +118,19 @@ export interface FillRequest {
    * by the refresh. For a miss the generation is read when the fill starts.
    */
   since?: number;
+  /** A cached POST (--cache-post): sent with its body, stored under its own key (see PostFill). */
+  post?: PostFill;
+}
+
+/**
+ * What makes a fill a cached POST's: the body sent to the origin, the full key the answer is stored under (not
+ * the URL's: a POST entry never takes a GET's place), the default freshness and the request fields the key holds.
+ */
+export interface PostFill {
+  key: string;
+  body: Buffer;
+  ttl: number;
+  keyed: ReadonlySet<string>;
 }
 
 /**
@@ -142,6 +163,11 @@ export class OriginFill {
   /** The purge generation the response predates (see CacheStore.put); set when the fill starts. */
   private since: number | undefined;
   private body: Dispatcher.ResponseData['body'] | undefined;
+  /**
+   * A body larger than the memory tier takes (store.memoryObjectLimit) is written to the disk tier as it streams
+   * instead of being kept here; consumers behind the origin read it back from there (readAt).
+   */
+  private stream: BodyStream | undefined;
   private readonly abort = new AbortController();
   private policy: CachePolicy | undefined;
   private readonly policyRequest: PolicyRequest;
@@ -153,7 +179,10 @@ export class OriginFill {
     private readonly deps: FillDependencies,
     readonly request: FillRequest,
   ) {
-    this.policyRequest = { method: 'GET', url: request.path, headers: request.clientHeaders };
+    // A cached POST is a lookup keyed by its body (and credentials): the policy judges its answer as a GET's, the
+    // Authorization it carried already in the key.
+    const policyHeaders = request.post ? { ...request.clientHeaders, authorization: undefined } : request.clientHeaders;
+    this.policyRequest = { method: 'GET', url: request.path, headers: policyHeaders };
     this.done = new Promise((resolve) => {
       this.resolveDone = resolve;
     });
@@ -174,7 +203,16 @@ export class OriginFill {
       if (validators['if-none-match']) headers['if-none-match'] = validators['if-none-match'];
       if (validators['if-modified-since']) headers['if-modified-since'] = validators['if-modified-since'];
     }
-    this.deps.origin.request({ method: 'GET', path: this.request.path, headers, signal: this.abort.signal }).then(
+    // Interim responses (103 Early Hints...) go to the clients waiting now and nowhere else: never into the entry.
+    const onInfo = (status: number, fields: Record<string, string | string[] | undefined>): void => {
+      if (this.state !== 'connecting') return;
+      for (const consumer of this.consumers.keys()) consumer.interim?.(status, fields);
+    };
+    const post = this.request.post;
+    const request = post
+      ? { method: 'POST' as const, path: this.request.path, headers, body: post.body, signal: this.abort.signal, onInfo }
+      : { method: 'GET' as const, path: this.request.path, headers, signal: this.abort.signal, onInfo };
+    this.deps.origin.request(request).then(
       (response) => {
         try {
           this.onResponse(response);
@@ -197,6 +235,12 @@ export class OriginFill {
     this.consumers.set(consumer, { owner, headers });
     if (this.outcome) {
       consumer.head(this.outcome);
+      if (this.outcome.kind === 'stream' && this.stream !== undefined) {
+        // Written to disk as it streams: the consumer reads what it missed from there (readAt), at its pace.
+        consumer.behind?.();
+        if (this.state === 'complete') consumer.end();
+        return true;
+      }
       if (this.outcome.kind === 'stream') for (const chunk of this.chunks) consumer.data(chunk);
       if (this.state === 'complete' && this.outcome.kind === 'stream') consumer.end();
     }
@@ -209,8 +253,8 @@ export class OriginFill {
     const outcome = this.outcome;
     if (outcome === undefined) return false;
     if (outcome.kind === 'entry') return true;
-    // A late waiter needs every byte: the fill must still hold them all.
-    return outcome.shareable && this.keep && this.sameVariant(headers);
+    // A late waiter needs every byte: the fill must still hold them all (or be writing them to disk).
+    return outcome.shareable && (this.keep || (this.stream !== undefined && this.storing)) && this.sameVariant(headers);
   }
 
   /** The purge generation the fill's response predates, once it has started (see CacheStore.put). */
@@ -250,8 +294,24 @@ export class OriginFill {
     }
   }
 
-  /** Resumes an unstored stream paused for backpressure. */
+  /** Whether consumers can read bytes already received back (readAt): the body is being written to disk. */
+  get readable(): boolean {
+    return this.stream !== undefined && this.storing;
+  }
+
+  /** Bytes of the body received so far. */
+  get received(): number {
+    return this.stream?.writer.received ?? this.bytes;
+  }
+
+  /** Received bytes from `offset` (to the end of a disk chunk), or undefined (not received, or gone). */
+  readAt(offset: number): Buffer | undefined {
+    return this.stream?.writer.read(offset);
+  }
+
+  /** Resumes an unstored stream paused for backpressure (a body going to disk waits for the disk instead). */
   resume(): void {
+    if (this.stream !== undefined && this.storing) return;
     this.body?.resume();
   }
 
@@ -291,7 +351,8 @@ export class OriginFill {
     }
     this.body = response.body;
     const headers = endToEndResponseHeaders(originHeaders);
-    if (headers.date === undefined) headers.date = new Date(this.deps.now()).toUTCString();
+    // No Date, or one that is not an HTTP-date (RFC 9110 §6.6.1): the time the response was received.
+    if (parseHttpDate(headers.date) === undefined) headers.date = new Date(this.deps.now()).toUTCString();
     this.tags = parseSurrogateKeys(headers);
     if (!this.deps.exposeTagHeaders) for (const name of TAG_FIELDS) delete headers[name];
     // A 204 or 304 has no content whatever its fields say: undici reads no body (and reports a Content-Length it
@@ -300,16 +361,22 @@ export class OriginFill {
     const framing = bodyFraming(status, originHeaders);
     const { noContent, length: contentLength } = framing;
     if (!allowsContentLength(status)) delete headers['content-length'];
+    let reason = this.notStoredReason(status, originHeaders, framing);
+    if (reason === null && contentLength !== undefined && contentLength > this.deps.store.memoryObjectLimit) {
+      this.stream = this.deps.store.openStream();
+      if (this.stream === undefined) reason = 'too-large';
+    }
+    // Served in several forms: Vary: Accept-Encoding on what is stored and streamed. (A body streamed to disk is
+    // stored as sent, never compressed: only an origin's coding makes it so.)
     if (this.servedInForms(status, headers, contentLength)) {
       this.varyBefore = { value: headers.vary };
       varyingOnEncoding(headers);
     }
-    const reason = this.notStoredReason(status, originHeaders, framing);
     const shareable = reason === null || shareableUnstored(reason, originHeaders);
     this.storing = reason === null;
     // Kept to be stored (up to --max-object-size), or so that waiters joining late still get every byte.
     this.keepLimit = this.storing ? this.deps.maxObjectSize : Math.min(this.deps.maxObjectSize, UNSTORED_KEEP_LIMIT);
-    this.keep = shareable && !(contentLength !== undefined && contentLength > this.keepLimit);
+    this.keep = this.stream === undefined && shareable && !(contentLength !== undefined && contentLength > this.keepLimit);
     this.state = 'streaming';
     this.varyFields = this.keyFields(parseVary(headers.vary));
     const outcome: StreamedHead = {
@@ -360,7 +427,7 @@ export class OriginFill {
   private servedInForms(status: number, headers: StoredHeaders, length: number | undefined): boolean {
     const compressor = this.deps.compressor;
     if (compressor === undefined || !compressor.enabled) return false;
-    return compressor.candidate(status, headers, length) || decodable(storedCoding(headers['content-encoding']));
+    return (this.stream === undefined && compressor.candidate(status, headers, length)) || decodable(storedCoding(headers['content-encoding']));
   }
 
   /**
@@ -376,7 +443,13 @@ export class OriginFill {
   }
 
   private notStoredReason(status: number, originHeaders: Record<string, string | string[] | undefined>, framing: BodyFraming): NotStoredReason | null {
-    const response = { status, headers: originHeaders };
+    const post = this.request.post;
+    const response = { status, headers: post ? postPolicyHeaders(originHeaders, post.ttl) : originHeaders };
+    if (post) {
+      this.policy = this.deps.freshness.createPolicy(this.policyRequest, response);
+      const postReason = postNotStoredReason(status, originHeaders, post.keyed);
+      if (postReason !== null) return postReason;
+    }
     this.policy = this.deps.freshness.createPolicy(this.policyRequest, response);
     const reason = this.deps.freshness.notStorableReason(this.policy, this.policyRequest, response);
     if (reason !== null) return reason;
@@ -386,7 +459,9 @@ export class OriginFill {
   }
 
   private onData(chunk: Buffer): void {
-    if (this.keep) {
+    if (this.stream !== undefined && this.storing) {
+      this.toDisk(chunk);
+    } else if (this.keep) {
       this.bytes += chunk.length;
       if (this.bytes > this.keepLimit) {
         this.keep = false;
@@ -399,12 +474,45 @@ export class OriginFill {
         }
       } else {
         this.chunks.push(chunk);
+        // A body of unknown length that outgrows the memory tier's limit goes on to disk from here.
+        if (this.storing && this.bytes > this.deps.store.memoryObjectLimit) {
+          this.stream = this.deps.store.openStream();
+          if (this.stream !== undefined) {
+            this.keep = false;
+            const kept = this.chunks.splice(0);
+            this.bytes = 0;
+            for (const part of kept) this.toDisk(part);
+          }
+        }
       }
     }
     let wantsMore = true;
     for (const consumer of this.consumers.keys()) if (!consumer.data(chunk)) wantsMore = false;
     // A response being stored is read at the origin's pace whatever the clients' (it is kept in full anyway).
     if (!wantsMore && !this.storing) this.body?.pause();
+  }
+
+  /** Appends to the disk tier's copy; past --max-object-size it is not stored after all. */
+  private toDisk(chunk: Buffer): void {
+    const stream = this.stream as BodyStream;
+    this.bytes += chunk.length;
+    if (this.bytes > this.deps.maxObjectSize) {
+      stream.writer.abort();
+      this.storing = false;
+      if (this.outcome?.kind === 'stream') {
+        this.outcome.stored = false;
+        this.outcome.storedKnown = true;
+        this.outcome.reason = 'too-large';
+      }
+      return;
+    }
+    stream.writer.append(chunk);
+    // The origin is read as fast as the disk takes it (never faster: the chunks not yet committed are held).
+    if (stream.writer.backlog > WRITER_BACKLOG_LIMIT && this.body && !this.body.isPaused()) {
+      const body = this.body;
+      body.pause();
+      stream.writer.drained(() => body.resume());
+    }
   }
 
   private async onEnd(headers: StoredHeaders, status: number): Promise<void> {
@@ -416,10 +524,19 @@ export class OriginFill {
       if (before.value === undefined) delete headers.vary;
       else headers.vary = before.value;
     }
-    if (this.storing && this.policy) {
+    if (this.storing && this.policy && this.stream !== undefined) {
+      // The body is on disk: the entry's final record makes it visible (its body is set by the disk tier).
+      const entry = this.buildEntry(status, headers, Buffer.alloc(0), this.policy);
+      try {
+        this.putResult = await this.deps.store.putStreamed(entry, this.stream, this.since);
+      } catch {
+        this.putResult = 'dropped';
+      }
+      if (this.putResult === 'dropped' && this.outcome?.kind === 'stream') this.outcome.stored = false;
+    } else if (this.storing && this.policy) {
       const entry = this.buildEntry(status, headers, bodyFromChunks(this.chunks, this.bytes), this.policy);
       try {
-        this.putResult = await this.deps.store.put(entry, this.since);
+        this.putResult = this.request.post ? await this.deps.store.putExact(entry, this.since) : await this.deps.store.put(entry, this.since);
       } catch {
         // A failing tier must not fail the response; the tier counts and logs its own errors.
         this.putResult = 'stored';
@@ -437,8 +554,10 @@ export class OriginFill {
 
   private buildEntry(status: number, headers: StoredHeaders, body: Body, policy: CachePolicy): CacheEntry {
     const lifetimes = this.deps.freshness.lifetimes(policy, { status, headers }, this.deps.jitter());
-    const fields = this.varyFields;
-    const key = fields ? variantKey(this.request.primaryKey, varyKey(fields, this.request.clientHeaders)) : this.request.primaryKey;
+    const post = this.request.post;
+    // A POST entry is keyed by body and credentials; the Vary fields its key holds select nothing more.
+    const fields = post ? null : this.varyFields;
+    const key = post ? post.key : fields ? variantKey(this.request.primaryKey, varyKey(fields, this.request.clientHeaders)) : this.request.primaryKey;
     return {
       kind: 'entry',
       meta: newEntryMeta(lifetimes, {
@@ -448,7 +567,7 @@ export class OriginFill {
         headers,
         storedAt: this.deps.now(),
         vary: fields,
-        tags: this.tags,
+        tags: post ? [...this.tags, postTag(this.request.primaryKey)] : this.tags,
         deletableAt: deletableAt(lifetimes, this.deps.freshness.grace),
       }),
       body,
@@ -530,6 +649,7 @@ export class OriginFill {
       return;
     }
     this.state = 'failed';
+    this.stream?.writer.abort();
     this.keep = false;
     this.chunks.length = 0;
     this.body?.destroy();

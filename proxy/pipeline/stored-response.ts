@@ -1,16 +1,17 @@
 /**
  * Writing stored entries to a client outside the hit path: in full, as a 304 to the client's own validators, as
- * a single byte range or a 416. The fields come from the entry's wire-ready array (hit-head.ts), built once per
+ * byte ranges (one, or several as multipart/byteranges) or a 416. The fields come from the entry's wire-ready array (hit-head.ts), built once per
  * stored response; Age, X-Cache and Cache-Status are added per response.
  */
 import type { ServerResponse } from 'node:http';
 import { Readable, pipeline, type Transform } from 'node:stream';
-import { bodyChunks, writeBody } from '../../cache-store/body.js';
+import { bodyChunks, isChunked, writeBody, writeSequence, type Body } from '../../cache-store/body.js';
 import type { CacheEntry } from '../../cache-store/entry.js';
 import type { CacheStatusFields } from '../../policies/http/cache-status.js';
 import type { Form } from '../../policies/http/content-coding.js';
 import { notModifiedFields } from '../../policies/http/conditionals.js';
 import { allowsContentLength } from '../../policies/http/message-body.js';
+import { rangeFraming, type ByteRange, type RangeFraming, type RangePart } from '../../policies/http/ranges.js';
 import { ageSeconds, formBody, storedFields, ttlSeconds, type WireValue } from '../http/hit-head.js';
 import { outcomeFields, type XCache } from './outcome.js';
 
@@ -67,25 +68,63 @@ export function writeNotModified(res: ServerResponse, entry: CacheEntry, options
   res.end();
 }
 
-/** A single byte range of a stored 200 (RFC 9110 §14), in the form served. */
-export function writeRange(res: ServerResponse, method: string, entry: CacheEntry, range: { start: number; end: number }, options: StoredResponseOptions): void {
+/**
+ * Byte ranges of a stored 200 (RFC 9110 §14), in the form served: one range with Content-Range, several as multipart/byteranges. A
+ * chunked body (the disk tier's) is read only in the chunks the ranges cover, with backpressure.
+ */
+export function writeRanges(res: ServerResponse, entry: CacheEntry, ranges: readonly ByteRange[], options: StoredResponseOptions): void {
+  // The form served: ranges of a compressed form are cut from that form's bytes (RFC 9110 §14.1.2).
   const body = formBody(entry, options.form ?? 'identity');
-  const length = body.length;
-  const extra: WireValue[] = ['content-range', `bytes ${range.start}-${range.end}/${length}`, 'content-length', String(range.end - range.start + 1)];
-  res.writeHead(206, headersFor(entry, options, extra));
-  if (method === 'HEAD') res.end();
-  else writeBody(res, body, range.start, range.end + 1);
+  const framing = rangeFraming(ranges, body.length, entry.meta.headers['content-type']);
+  res.writeHead(206, withRangeFields(headersFor(entry, options, []), framing));
+  if (!isChunked(body) && framing.parts.length === 1) {
+    const { start, end } = framing.parts[0] as RangePart;
+    res.end(body.subarray(start, end + 1));
+    return;
+  }
+  writeSequence(res, rangeBytes(body, framing));
 }
 
-export function writeRangeNotSatisfiable(res: ServerResponse, entry: CacheEntry, options: StoredResponseOptions): void {
-  const length = formBody(entry, options.form ?? 'identity').length;
-  const all = headersFor(entry, options, ['content-range', `bytes */${length}`, 'content-length', '0']);
-  const out: WireValue[] = [];
-  for (let i = 0; i < all.length; i += 2) {
-    const name = all[i] as string;
-    if (name === 'content-type' || name === 'content-encoding') continue;
-    out.push(name, all[i + 1] as WireValue);
+function* rangeBytes(body: Body, framing: RangeFraming): Iterable<Buffer> {
+  for (const part of framing.parts) {
+    if (part.head.length > 0) yield part.head;
+    if (isChunked(body)) yield* body.chunks(part.start, part.end + 1);
+    else yield body.subarray(part.start, part.end + 1);
   }
-  res.writeHead(416, out);
+  if (framing.tail.length > 0) yield framing.tail;
+}
+
+/**
+ * A response's fields made those of a 206 with `framing`: its own Content-Length and (multipart) Content-Type
+ * replaced, Content-Range added for a single range.
+ */
+export function withRangeFields(fields: readonly WireValue[], framing: RangeFraming): WireValue[] {
+  const out: WireValue[] = [];
+  for (let i = 0; i < fields.length; i += 2) {
+    const name = fields[i] as string;
+    if (name === 'content-length' || name === 'content-range' || (framing.contentType !== undefined && name === 'content-type')) continue;
+    out.push(name, fields[i + 1] as WireValue);
+  }
+  if (framing.contentType !== undefined) out.push('content-type', framing.contentType);
+  if (framing.contentRange !== undefined) out.push('content-range', framing.contentRange);
+  out.push('content-length', String(framing.contentLength));
+  return out;
+}
+
+/** No requested range overlaps the stored 200: 416 with the length it has (RFC 9110 §15.5.17). */
+export function writeRangeNotSatisfiable(res: ServerResponse, entry: CacheEntry, options: StoredResponseOptions): void {
+  res.writeHead(416, notSatisfiableFields(headersFor(entry, options, []), formBody(entry, options.form ?? 'identity').length));
   res.end();
+}
+
+/** A response's fields made those of a 416 for a representation of `length` bytes: no content, Content-Range. */
+export function notSatisfiableFields(fields: readonly WireValue[], length: number): WireValue[] {
+  const out: WireValue[] = [];
+  for (let i = 0; i < fields.length; i += 2) {
+    const name = fields[i] as string;
+    if (name === 'content-type' || name === 'content-encoding' || name === 'content-length' || name === 'content-range') continue;
+    out.push(name, fields[i + 1] as WireValue);
+  }
+  out.push('content-range', `bytes */${length}`, 'content-length', '0');
+  return out;
 }

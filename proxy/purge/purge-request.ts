@@ -4,7 +4,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { PurgeSelector } from '../../cache-store/purge.js';
-import { normalizeHost, schemeOf } from '../../policies/http/cache-key.js';
+import { keysForSchemes, normalizeHost, schemeOf } from '../../policies/http/cache-key.js';
 
 export type AuthResult = 'ok' | 'disabled' | 'missing' | 'wrong';
 
@@ -47,10 +47,11 @@ export interface PurgeBody {
 }
 
 /**
- * An absolute http(s) URL as a cache key: the host normalised as a request's Host is (normalizeHost: the URL's
- * scheme decides the default port), then the path and query, fragment removed.
+ * An absolute http(s) URL as cache keys: the host normalised as a request's Host is (normalizeHost: the URL's
+ * scheme decides the default port), then the path and query, fragment removed; once as a plain-HTTP key and once
+ * as a TLS one (policies/http/cache-key.ts keyPrefix), so that a purge reaches what either kind of client got.
  */
-function keyOfUrl(text: string): string | null {
+function keysOfUrl(text: string): string[] | null {
   let url: URL;
   try {
     url = new URL(text);
@@ -62,7 +63,7 @@ function keyOfUrl(text: string): string | null {
   const host = normalizeHost(url.host, scheme);
   if (host === null) return null;
   // URL keeps the path and query as given (percent-encoding included), which is what a client sends.
-  return host + url.pathname + url.search;
+  return keysForSchemes(host, url.pathname + url.search);
 }
 
 /**
@@ -77,18 +78,18 @@ export function selectorFromBody(body: PurgeBody): { selector: PurgeSelector; so
       paths.push(url.split('#')[0] as string);
       continue;
     }
-    const key = keyOfUrl(url);
-    if (key === null) return { error: `urls: "${url}" is neither an http(s) URL nor a path starting with /` };
-    selector.urls?.push(key);
+    const keys = keysOfUrl(url);
+    if (keys === null) return { error: `urls: "${url}" is neither an http(s) URL nor a path starting with /` };
+    selector.urls?.push(...keys);
   }
   for (const prefix of body.prefixes ?? []) {
     if (prefix.startsWith('/')) {
       selector.pathPrefixes?.push(prefix);
       continue;
     }
-    const key = keyOfUrl(prefix);
-    if (key === null) return { error: `prefixes: "${prefix}" is neither an http(s) URL nor a path starting with /` };
-    selector.keyPrefixes?.push(key);
+    const keys = keysOfUrl(prefix);
+    if (keys === null) return { error: `prefixes: "${prefix}" is neither an http(s) URL nor a path starting with /` };
+    selector.keyPrefixes?.push(...keys);
   }
   if (paths.length > 0) selector.paths = paths;
   const empty = !selector.all && !selector.urls?.length && !selector.keyPrefixes?.length && !selector.pathPrefixes?.length && !selector.tags?.length && paths.length === 0;

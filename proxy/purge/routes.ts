@@ -4,6 +4,7 @@
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { PurgeSelector } from '../../cache-store/purge.js';
+import { keysForSchemes } from '../../policies/http/cache-key.js';
 import { authorizePurge, PURGE_BODY_SCHEMA, selectorFromBody, type AuthResult, type PurgeBody } from './purge-request.js';
 import type { ProxyStats } from '../admin/stats.js';
 import { sendError } from '../http/error-answer.js';
@@ -47,7 +48,8 @@ export function registerPurgeMethod(app: FastifyInstance, options: PurgeMethodOp
       }
       const target = targetOf(request);
       const soft = /^(1|true|yes)$/i.test(String(request.headers['soft-purge'] ?? ''));
-      const purged = await options.purge({ urls: [target.key] }, soft);
+      // Both schemes' keys (cache-key.ts keysForSchemes): a PURGE over either reaches what either kind of client got.
+      const purged = await options.purge({ urls: keysForSchemes(target.host, target.path) }, soft);
       return reply.code(200).header('cache-control', 'no-store').send({ status: 'ok', purged, soft });
     },
   });

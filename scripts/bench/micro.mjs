@@ -11,7 +11,8 @@ import { normalizeHost, parseRequestTarget, varyKey } from '../../dist/policies/
 import { Freshness } from '../../dist/policies/http/freshness.js';
 import { endToEndResponseHeaders } from '../../dist/policies/http/intermediary.js';
 import { Forwarding } from '../../dist/proxy/origin/forwarding.js';
-import { hitHeaders } from '../../dist/proxy/http/hit-head.js';
+import { hitHeaders, writeHitHead } from '../../dist/proxy/http/hit-head.js';
+import { probeRawHead } from '../../dist/proxy/http/raw-head.js';
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => { const i = args.indexOf(`--${name}`); return i === -1 ? dflt : args[i + 1]; };
@@ -64,17 +65,25 @@ const policyResponse = { status: 200, headers: endToEndResponseHeaders(ORIGIN_RE
 const policy = freshness.createPolicy(policyRequest, policyResponse);
 const lifetimes = freshness.lifetimes(policy, policyResponse, 0);
 
-/** A stored entry as the memory tier holds it: 16 KiB body, stored headers, lifetimes. */
-function makeEntry() {
+/** A stored entry as the memory tier holds it: 16 KiB body (or `size`), stored headers, lifetimes. */
+function makeEntry(size = 16384) {
   const headers = endToEndResponseHeaders(ORIGIN_RESPONSE);
   return {
     kind: 'entry',
     meta: { ...lifetimes, key: `www.example.com${URLS[0]}`, primaryKey: `www.example.com${URLS[0]}`, status: 200, headers, storedAt: NOW, vary: ['accept-encoding'], tags: [], deletableAt: Infinity },
-    body: Buffer.alloc(16384, 'x'),
+    body: Buffer.alloc(size, 'x'),
     policy,
   };
 }
 const entry = makeEntry();
+// The many-keys hit head: 10,000 entries hit in turn, so with a new second of Age each entry is seen again in a
+// new second (the case of 10,000 hot URLs at 10,000 req/s), written into a keep-alive response's internals.
+await probeRawHead();
+const MANY = Array.from({ length: 10_000 }, () => makeEntry(64));
+const RES = { shouldKeepAlive: true, _defaultKeepAlive: true, _keepAliveTimeout: 5000, _maxRequestsPerSocket: 0, maxRequestsOnConnectionReached: false, _header: null, _hasBody: true, statusCode: 200, writeHead() { throw new Error('prepared heads not in use'); } };
+const hitHead = (e, now) => { writeHitHead(RES, e, now); return RES._header.length; };
+let tick = 0; // across batches, so each entry's next hit is always in a later second
+const hitHeadNewSecond = () => { const k = tick++; return hitHead(MANY[k % 10_000], NOW + Math.floor(k / 10_000) * 1000); };
 const CC_SIMPLE = 'public, max-age=3600';
 const CC_COMPLEX = 'private, no-cache="set-cookie, x-foo", max-age=0, s-maxage=600, stale-while-revalidate=30, stale-if-error=86400, MUST-REVALIDATE';
 const RELOAD = { ...BROWSER, 'cache-control': 'max-age=0' };
@@ -92,6 +101,8 @@ const CASES = [
   ['headers', 'endToEndResponseHeaders', () => endToEndResponseHeaders(ORIGIN_RESPONSE)],
   ['headers', 'hitHeaders (same second)', () => hitHeaders(entry, NOW + 1500)],
   ['headers', 'hitHeaders (Age changes)', (i) => hitHeaders(entry, NOW + (i & 1023) * 1000)],
+  ['headers', 'writeHitHead, 10,000 entries (same second)', (i) => hitHead(MANY[i % 10_000], NOW + 1500)],
+  ['headers', 'writeHitHead, 10,000 entries (new Age second per hit)', hitHeadNewSecond],
   ['policy', 'Freshness.evaluate (no request directives)', () => freshness.evaluate(entry.meta, PLAIN, NOW + 5000)],
   ['policy', 'Freshness.evaluate (max-age=0 reload)', () => freshness.evaluate(entry.meta, RELOAD, NOW + 5000)],
   ['policy', 'createPolicy + notStorableReason', () => {

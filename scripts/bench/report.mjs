@@ -40,14 +40,17 @@ function cells(results) {
     });
   }
   for (const c of out) {
-    const base = out.find((b) => b.mode === c.mode && b.size === c.size && b.target === 'node-http');
+    // The many-keys mode's ceiling is node-map (node:http answering the same URLs from a Map).
+    const baseName = c.mode === 'keys' ? 'node-map' : 'node-http';
+    const base = out.find((b) => b.mode === c.mode && b.size === c.size && b.target === baseName);
     c.vs_node_http = base ? c.rps / base.rps : NaN;
+    c.cpu_vs_base = base ? c.srv_us_per_req / base.srv_us_per_req : NaN;
   }
   return out;
 }
 
 function renderHits(results) {
-  const cs = cells(results);
+  const cs = cells(results).filter((c) => c.mode !== 'keys');
   if (cs.length === 0) return '';
   const s = results.settings ?? {};
   const lines = [
@@ -64,6 +67,28 @@ function renderHits(results) {
     const mem = cs.find((c) => c.mode === 'disk' && c.size === size && c.target === 'edgecache');
     if (d && mem) lines.push('', `Disk hits vs memory hits at ${size} (same working set, same run): **${fmt(d.rps / mem.rps, 2)}×** req/s, ${fmt(d.srv_us_per_req / mem.srv_us_per_req, 2)}× server CPU per request (goal ≥ 0.70× req/s).`);
     else lines.push('', `Disk hits vs memory hits at ${size}: not measured (edgecache-disk did not pass its checks; see below).`);
+  }
+  return lines.join('\n');
+}
+
+function renderKeys(results) {
+  const cs = cells(results).filter((c) => c.mode === 'keys');
+  if (cs.length === 0) return '';
+  const s = results.settings ?? {};
+  const lines = [
+    `### Many keys (wrk -t1 -c${s.connections ?? 64} -d${s.duration ?? '?'}s, Lua replay of a precomputed request sequence, ${s.reps ?? '?'} interleaved reps, medians)`,
+    '',
+    '| URLs × size, distribution | target | req/s median (min–max, n) | × node-map | p50 ms | p99 ms | server CPU µs/req | × node-map CPU | peak RSS MB | other CPU % (runs redone) | origin fetches | non-2xx + sock err |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const c of cs) {
+    lines.push(`| ${c.size} | ${c.target} | ${kfmt(c.rps)} (${kfmt(c.rps_min)}–${kfmt(c.rps_max)}, ${c.n}) | ${fmt(c.vs_node_http, 2)} | ${fmt(c.p50_ms, 2)} | ${fmt(c.p99_ms, 2)} | ${fmt(c.srv_us_per_req, 1)} | ${fmt(c.cpu_vs_base, 2)} | ${fmt(c.rss_peak_mb, 1)} | ${fmt(c.other_cpu_pct)} (${c.redone}) | ${c.origin_fetches} | ${c.errors} |`);
+  }
+  const mem = results.keysMemory ?? [];
+  if (mem.length) {
+    lines.push('', 'Memory taken by the fill of each URL set: RSS growth per entry, bodies included, measured without a forced GC (so garbage of the fill is in it; nginx keeps bodies in files); for edgecache, what the memory tier charges --memory-max per entry beyond the body (header text, key, fixed per-entry overhead). The V8 heap per entry is measured apart: see docs/benchmarks.md, Many keys.', '',
+      '| URL set | target | entries | mean body B | RSS growth B/entry | memory-tier charge beyond body, B/entry |', '|---|---|---:|---:|---:|---:|');
+    for (const m of mem) lines.push(`| ${m.set} | ${m.target} | ${fmt(m.entries)} | ${fmt(m.body_bytes / m.entries)} | ${fmt(m.rss_growth_per_entry)} | ${fmt(m.tier_charge_per_entry)} |`);
   }
   return lines.join('\n');
 }
@@ -127,7 +152,7 @@ function renderChecks(results) {
 export function renderReport(results) {
   const m = results.meta ?? {};
   const head = [`## edgecache benchmark, ${m.date ?? ''}`, '', `\`${m.command ?? ''}\``, '', `${m.host ?? ''}; node ${m.node ?? ''}; ${[m.wrk, m.nginx, m.varnish].filter(Boolean).join('; ')}; edgecache ${m.commit ?? ''} (dist built ${m.dist_built ?? '?'})`];
-  return [head.join('\n'), renderHits(results), renderCoalesce(results), renderChecks(results)].filter(Boolean).join('\n\n');
+  return [head.join('\n'), renderHits(results), renderKeys(results), renderCoalesce(results), renderChecks(results)].filter(Boolean).join('\n\n');
 }
 
 /** Ratio new/old for each cell present in both runs (req/s and server CPU per request). */

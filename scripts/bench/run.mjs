@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { coalesceBurst, getJson } from './coalesce.mjs';
+import { parseDist, requestSequence, urlSet, writeWrkScript } from './many-keys.mjs';
 import { renderCompare, renderReport } from './report.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -23,6 +24,11 @@ Modes (--modes, comma-separated; default memory,disk,coalesce):
   disk      hits served by the disk tier: a second edgecache with --memory-max 1mb, a working set of
             --disk-urls distinct URLs (default 2048) rotated by a wrk Lua script, at --disk-sizes (default 16k);
             edgecache with its normal memory tier and node-http run the same script for comparison
+  keys      many keys (not in the default): --keys N URLs (default 10000; comma list, e.g. 10000,100000),
+            bodies --keys-sizes (default 1k-64k: uniform in that range; or fixed, e.g. 4k, 100), requested
+            --keys-dists (default uniform,zipf0.8,zipf1.0) from a precomputed sequence by a wrk Lua script, every
+            URL cached before measuring; against node-map (node:http answering the same URLs from a Map, the
+            ceiling), edgecache and the peers. Also reports edgecache's memory per entry beyond the bodies
   coalesce  --coalesce-n (1000) concurrent requests, one connection each, for a new URL whose origin response
             takes --coalesce-delay ms (200); --coalesce-trials (3), --coalesce-sizes (1k)
 
@@ -46,6 +52,7 @@ Needs: npm run build first, taskset, wrk (Debian: apt-get install -y wrk); nginx
 const DEFAULTS = {
   modes: 'memory,disk,coalesce', peers: '', sizes: '1k,64k,1m', diskSizes: '16k', diskUrls: 2048, reps: 5, duration: 10,
   warm: 3, connections: 64, coalesceN: 1000, coalesceDelay: 200, coalesceTrials: 3, coalesceSizes: '1k',
+  keys: '10000', keysSizes: '1k-64k', keysDists: 'uniform,zipf0.8,zipf1.0',
   maxOtherCpu: 25, retries: 2, edgecacheFlags: '', diskFlags: '', edgecacheCpus: '0', out: '', compare: '', quick: false, freeze: true, keepTmp: false,
 };
 const QUICK = { reps: 1, duration: 3, warm: 1, sizes: '1k', coalesceTrials: 1 };
@@ -230,6 +237,9 @@ async function startEdgecache(name, originPort, extra) {
   targets.set(name, { name, port, adminPort, group: g, cpus: opts.edgecacheCpus, argv: argv.slice(1) });
 }
 
+/** Cache sizes of the peers, raised for the many-keys mode (nginx: about 4,000 keys per MiB of keys zone). */
+const peerSizing = { keysZoneMb: 32, diskMb: 2048, mallocMb: 512 };
+
 async function startPeer(name, originPort, cpus) {
   const port = await freePort();
   const dir = path.join(TMP, name);
@@ -237,7 +247,8 @@ async function startPeer(name, originPort, cpus) {
   let argv;
   if (name === 'nginx') {
     const conf = fs.readFileSync(path.join(HERE, 'configs/nginx.conf.tmpl'), 'utf8')
-      .replaceAll('@PORT@', String(port)).replaceAll('@RUN@', dir).replaceAll('@ORIGIN_PORT@', String(originPort));
+      .replaceAll('@PORT@', String(port)).replaceAll('@RUN@', dir).replaceAll('@ORIGIN_PORT@', String(originPort))
+      .replace('keys_zone=c:32m', `keys_zone=c:${peerSizing.keysZoneMb}m`).replace('max_size=2g', `max_size=${peerSizing.diskMb}m`);
     fs.writeFileSync(path.join(dir, 'nginx.conf'), conf);
     argv = [which('nginx'), '-e', path.join(dir, 'error.log'), '-c', path.join(dir, 'nginx.conf'), '-p', dir];
   } else {
@@ -247,7 +258,7 @@ async function startPeer(name, originPort, cpus) {
     // (about 50 MB/s here), so it goes on tmpfs, as Varnish recommends.
     let work = path.join(dir, 'instance');
     try { work = fs.mkdtempSync('/dev/shm/edgecache-bench-varnish-'); fs.chmodSync(work, 0o755); extraDirs.push(work); } catch { /* no /dev/shm */ }
-    argv = [which('varnishd'), '-F', '-n', work, '-a', `${HOST}:${port}`, '-f', path.join(dir, 'default.vcl'), '-s', 'malloc,512m', '-T', 'none'];
+    argv = [which('varnishd'), '-F', '-n', work, '-a', `${HOST}:${port}`, '-f', path.join(dir, 'default.vcl'), '-s', `malloc,${peerSizing.mallocMb}m`, '-T', 'none'];
   }
   const g = launch(name, cpus, argv);
   try {
@@ -316,7 +327,7 @@ function parseWrk(text) {
 // ------------------------------------------------------------------ hit path
 let ORIGIN_PORT = 0;
 const originTotal = async () => (await getJson(ORIGIN_PORT, '/__count?path=/none')).total;
-const results = { version: 1, meta: {}, settings: {}, runs: [], checks: [], coalesce: [], notes: [] };
+const results = { version: 1, meta: {}, settings: {}, runs: [], checks: [], coalesce: [], keysMemory: [], notes: [] };
 
 function check(cell, target, what, ok, detail) {
   results.checks.push({ mode: cell.mode, size: cell.size, target, what, ok, detail });
@@ -376,6 +387,59 @@ async function warmDisk(cell, t) {
   }
   await runWrk(`http://${HOST}:${t.port}/`, opts.warm, cell.script);
   return true;
+}
+
+const pathBytes = (p) => Number(p.split('/')[2]);
+
+/**
+ * Many-keys warm-up: every URL of the cell's set fetched once (per target and set), then re-read (all of it, or
+ * 20,000 URLs spread over it) with the origin silent; then the memory it took, and a discarded wrk run.
+ */
+async function warmKeys(cell, t) {
+  const set = cell.set;
+  t.warmedSets ??= new Map();
+  let ok = t.warmedSets.get(set.id);
+  if (ok === undefined) {
+    const n = set.paths.length;
+    const s0 = await edgecacheStats(t);
+    const rss0 = groupRssKb(t.group.pgid);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+    let bad = 0;
+    let first = '';
+    const t0 = Date.now();
+    await forAll(n, 16, async (i) => {
+      const p = set.paths[i - 1];
+      const r = await get(t.port, p, agent);
+      if (r.status !== 200 || r.len !== pathBytes(p)) { bad++; first ||= `${p}: ${r.status} ${r.len} B`; }
+    });
+    const fillS = (Date.now() - t0) / 1000;
+    ok = bad === 0;
+    if (!ok) check(cell, t.name, `fill ${n} URLs`, false, `${bad} responses were not 200 with the exact length, e.g. ${first}`);
+    const step = Math.max(1, Math.ceil(n / 20000));
+    let d = -1;
+    for (let pass = 0; ok && pass < 2 && d !== 0; pass++) {
+      await sleep(1000 * (pass + 1));
+      const o0 = await originTotal();
+      await forAll(Math.ceil(n / step), 16, async (j) => { await get(t.port, set.paths[(j - 1) * step], agent); });
+      d = (await originTotal()) - o0;
+    }
+    agent.destroy();
+    if (ok) {
+      ok = d === 0;
+      check(cell, t.name, `${n} URLs fetched (${fillS.toFixed(0)} s), ${Math.ceil(n / step)} re-read from cache`, ok, `origin +${d} on the re-read`);
+      if (!ok) results.notes.push(`${set.id}: ${t.name} dropped: the origin saw ${d} requests while the URL set was re-read, so it was not all kept in cache.`);
+    }
+    const s1 = await edgecacheStats(t);
+    const rss1 = groupRssKb(t.group.pgid);
+    const mem = { set: set.id, target: t.name, entries: n, body_bytes: set.bytes, rss_growth_per_entry: ((rss1 - rss0) * 1024) / n };
+    const m = s1?.tiers?.memory;
+    if (m) mem.tier_charge_per_entry = (m.bytes - (s0?.tiers?.memory?.bytes ?? 0) - set.bytes) / n;
+    results.keysMemory.push(mem);
+    log(`keys ${set.id} ${t.name}: RSS +${((rss1 - rss0) / 1024).toFixed(0)} MB for ${n} entries (${(set.bytes / n).toFixed(0)} B body each)${m ? `; memory tier charged ${mem.tier_charge_per_entry.toFixed(0)} B/entry beyond the body` : ''}`);
+    t.warmedSets.set(set.id, ok);
+  }
+  if (ok) await runWrk(`http://${HOST}:${t.port}/`, opts.warm, cell.script);
+  return ok;
 }
 
 async function measure(cell, t, rep) {
@@ -472,7 +536,15 @@ async function main() {
   if (parsed.help) { process.stdout.write(HELP); return; }
   opts = parsed;
   const modes = list(opts.modes);
-  for (const m of modes) if (!['memory', 'disk', 'coalesce'].includes(m)) throw new Error(`unknown mode ${m} (memory, disk, coalesce)`);
+  for (const m of modes) if (!['memory', 'disk', 'keys', 'coalesce'].includes(m)) throw new Error(`unknown mode ${m} (memory, disk, keys, coalesce)`);
+  const keySets = [];
+  if (modes.includes('keys')) {
+    for (const d of list(opts.keysDists)) parseDist(d);
+    for (const n of list(opts.keys).map(Number)) {
+      if (!(Number.isInteger(n) && n > 0 && n <= 10_000_000)) throw new Error(`bad --keys ${n} (1..10000000)`);
+      for (const spec of list(opts.keysSizes)) keySets.push({ id: `${n}×${spec}`, n, spec, ...urlSet(n, spec) });
+    }
+  }
   for (const s of [...list(opts.sizes), ...list(opts.diskSizes), ...list(opts.coalesceSizes)]) sizeBytes(s);
   if (opts.compare && !fs.existsSync(opts.compare)) throw new Error(`--compare ${opts.compare}: no such file`);
   if (!fs.existsSync(path.join(ROOT, 'dist/proxy/cli.js'))) throw new Error('dist/proxy/cli.js not found: run `npm run build` first');
@@ -520,15 +592,30 @@ async function main() {
   ORIGIN_PORT = await freePort();
   const og = launch('origin', CLIENT_CPU, ['node', path.join(HERE, 'origin.mjs'), String(ORIGIN_PORT)]);
   await waitReady(og, ORIGIN_PORT);
-  const needTargets = hitModes.length > 0;
-  if (needTargets) {
+  if (hitModes.includes('memory') || hitModes.includes('disk')) {
     const port = await freePort();
     const g = launch('node-http', '0', ['node', path.join(HERE, 'targets/node-http.mjs'), String(port)]);
     await waitReady(g, port, '/obj/1k/x');
     targets.set('node-http', { name: 'node-http', port, group: g, cpus: '0' });
   }
+  if (hitModes.includes('keys')) {
+    const port = await freePort();
+    const g = launch('node-map', '0', ['node', path.join(HERE, 'targets/node-map.mjs'), String(port)]);
+    await waitReady(g, port);
+    targets.set('node-map', { name: 'node-map', port, group: g, cpus: '0' });
+  }
   const extra = words(opts.edgecacheFlags);
-  await startEdgecache('edgecache', ORIGIN_PORT, extra);
+  let keysFlags = [];
+  if (keySets.length) {
+    // Room for every set (bodies, header text, the per-entry charge) with a margin; --edgecache-flags still win.
+    const bytes = keySets.reduce((a, k) => a + k.bytes, 0);
+    const entries = keySets.reduce((a, k) => a + k.n, 0);
+    keysFlags = ['--memory-max', `${Math.ceil(((bytes + entries * 2048) * 1.25) / 1048576) + 64}mib`];
+    peerSizing.keysZoneMb = Math.max(32, Math.ceil(entries / 4000) + 8);
+    peerSizing.diskMb = Math.max(2048, Math.ceil((2 * bytes) / 1048576));
+    peerSizing.mallocMb = Math.max(512, Math.ceil((bytes * 1.5 + entries * 1024) / 1048576));
+  }
+  await startEdgecache('edgecache', ORIGIN_PORT, [...keysFlags, ...extra]);
   if (hitModes.includes('disk')) await startEdgecache('edgecache-disk', ORIGIN_PORT, ['--memory-max', '1mb', '--max-object-size', '1mb', ...extra, ...words(opts.diskFlags)]);
   for (const p of peers) {
     try { await startPeer(p, ORIGIN_PORT, '0'); } catch (e) { log(`SKIP ${p}: ${e.message}`); results.notes.push(`${p} skipped: failed to start`); }
@@ -548,12 +635,19 @@ async function main() {
       cells.push({ mode: 'disk', size, script, targets: ['node-http', 'edgecache', 'edgecache-disk', ...peerNames] });
     }
   }
+  for (const set of keySets) {
+    for (const dist of list(opts.keysDists)) {
+      const name = `keys-${set.n}-${set.spec}-${dist}`.replace(/[^0-9a-z.-]/gi, '');
+      const script = writeWrkScript(TMP, name, set.paths, requestSequence(set.n, parseDist(dist)));
+      cells.push({ mode: 'keys', size: `${set.id} ${dist}`, set, script, targets: ['node-map', 'edgecache', ...peerNames] });
+    }
+  }
   for (const cell of cells) {
     const ok = [];
     for (const name of cell.targets) {
       const t = targets.get(name);
       freezeOthers(name);
-      const good = cell.mode === 'memory' ? await warmMemory(cell, t) : await warmDisk(cell, t);
+      const good = cell.mode === 'memory' ? await warmMemory(cell, t) : cell.mode === 'keys' ? await warmKeys(cell, t) : await warmDisk(cell, t);
       thawAll();
       if (good) ok.push(name);
     }

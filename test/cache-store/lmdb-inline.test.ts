@@ -3,6 +3,8 @@
  * private copies, bodies leased to the hit path (reusable buffers handed back on 'finish'), and access times
  * written in bounded transactions.
  */
+import { performance } from 'node:perf_hooks';
+import { ProxyMetrics } from '../../proxy/admin/metrics.js';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
@@ -295,9 +297,9 @@ describe('LmdbTier: leased bodies', () => {
     }
     await h.settle();
     const stats = new ProxyStats();
-    const hit = createHitPath(store, new OutcomeRecorder(stats), clock.now);
+    const hit = createHitPath(store, new OutcomeRecorder(stats, new ProxyMetrics(stats, store), undefined), clock.now);
     const server = http.createServer((req, res) => {
-      if (!hit(req, res)) {
+      if (!hit(req, res, performance.now())) {
         res.statusCode = 404;
         res.end();
       }

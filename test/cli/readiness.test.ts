@@ -120,5 +120,5 @@ describe('/healthz and the proxy port', () => {
     } finally {
       cli.process.kill('SIGKILL');
     }
-  });
+  }, 45_000);
 });

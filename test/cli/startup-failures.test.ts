@@ -68,4 +68,18 @@ describe('start-up failures', () => {
     expect(out.code).toBe(1);
     expectOneLine(out.stderr, /^edgecache: cannot use --data-dir .*not-a-directory.*: ENOTDIR/);
   });
+
+  it.each(['1', '2'])('a missing or invalid --tls-cert / --tls-key (--workers %s)', async (workers) => {
+    const key = path.join(dir, `key-${workers}.pem`);
+    writeFileSync(key, 'not a key');
+    const common = ['--workers', workers, '--port', String(await freePort()), '--admin-port', String(await freePort()), '--data-dir', path.join(dir, `t${workers}`)];
+    const missing = await run([...common, '--tls-cert', path.join(dir, 'no-such.crt'), '--tls-key', key]);
+    expect(missing.code).toBe(1);
+    expectOneLine(missing.stderr, /^edgecache: cannot start TLS: cannot read --tls-cert .*no-such\.crt: ENOENT$/);
+    const cert = path.join(dir, `cert-${workers}.pem`);
+    writeFileSync(cert, '-----BEGIN CERTIFICATE-----\nnonsense\n-----END CERTIFICATE-----\n');
+    const invalid = await run([...common, '--tls-cert', cert, '--tls-key', key]);
+    expect(invalid.code).toBe(1);
+    expectOneLine(invalid.stderr, /^edgecache: cannot start TLS: invalid --tls-cert .*cert-\d\.pem/);
+  }, 60_000);
 });

@@ -55,6 +55,8 @@ describe('loading', () => {
     expect(loadConfig({ argv: [...ORIGIN, '--no-preserve-host'], env: {} }).config.preserveHost).toBe(false);
     expect(loadConfig({ argv: [...ORIGIN, '--trust-forwarded'], env: {} }).config.trustForwarded).toBe(true);
     expect(loadConfig({ argv: [...ORIGIN, '--cache-set-cookie=false'], env: {} }).config.cacheSetCookie).toBe(false);
+    expect(loadConfig({ argv: ORIGIN, env: {} }).config.targetedCacheControl).toBe('Edgecache-Cache-Control,CDN-Cache-Control');
+    expect(loadConfig({ argv: [...ORIGIN, '--targeted-cache-control', 'Acme-CC , CDN-Cache-Control'], env: {} }).config.targetedCacheControl).toBe('Acme-CC,CDN-Cache-Control');
   });
 
   it.each([
@@ -64,8 +66,11 @@ describe('loading', () => {
     [['--bogus', ...ORIGIN], /unknown flag --bogus/],
     [[], /missing required setting --origin/],
     [['--port', ...ORIGIN], /--port needs a value|expected a port/],
-    [['--max-object-size', '1gb', ...ORIGIN], /larger than --memory-max/],
+    [['--max-object-size', '2gb', ...ORIGIN], /larger than --disk-max/],
+    [['--max-object-size', '1gb', '--disk-max', '0', ...ORIGIN], /larger than --memory-max \(268435456 bytes\) and there is no disk tier/],
     [['--log-level', 'loud', ...ORIGIN], /one of fatal, error/],
+    [['--targeted-cache-control', 'CDN Cache Control', ...ORIGIN], /--targeted-cache-control: expected a comma-separated list of header field names/],
+    [['--targeted-cache-control', 'A,,B', ...ORIGIN], /--targeted-cache-control/],
   ])('rejects %j', (argv, message) => {
     expect(() => loadConfig({ argv, env: {} })).toThrow(ConfigError);
     expect(() => loadConfig({ argv, env: {} })).toThrow(message);
@@ -83,13 +88,17 @@ describe('loading', () => {
     expect(() => loadConfig({ argv: ['--config', file, ...ORIGIN], env: {} })).toThrow(/not valid JSON/);
   });
 
-  it('a smaller --memory-max alone works: the default --max-object-size follows it', () => {
+  it('--max-object-size: an eighth of --disk-max by default, above --memory-max if need be; without disk, at most --memory-max', () => {
     const { config } = loadConfig({ argv: [...ORIGIN, '--memory-max', '16mb'], env: {} });
-    expect([config.memoryMax, config.maxObjectSize]).toEqual([16 * 1024 ** 2, 16 * 1024 ** 2]);
-    expect(loadConfig({ argv: [...ORIGIN, '--memory-max', '16mb', '--max-object-size', '1mb'], env: {} }).config.maxObjectSize).toBe(1024 ** 2);
+    expect([config.memoryMax, config.maxObjectSize]).toEqual([16 * 1024 ** 2, 128 * 1024 ** 2]);
+    expect(loadConfig({ argv: [...ORIGIN, '--disk-max', '8gib'], env: {} }).config.maxObjectSize).toBe(1024 ** 3);
+    expect(loadConfig({ argv: [...ORIGIN, '--memory-max', '16mb', '--max-object-size', '1gib'], env: {} }).config.maxObjectSize).toBe(1024 ** 3);
+    // Without a disk tier the default follows a smaller --memory-max (--memory-max 16mb alone must work).
+    const memoryOnly = loadConfig({ argv: [...ORIGIN, '--memory-max', '16mb', '--disk-max', '0'], env: {} }).config;
+    expect(memoryOnly.maxObjectSize).toBe(16 * 1024 ** 2);
     // A --max-object-size the user chose is named as written, wherever it came from.
-    expect(() => loadConfig({ argv: [...ORIGIN, '--memory-max', '16mb'], env: { EDGECACHE_MAX_OBJECT_SIZE: '32mb' } })).toThrow(
-      /^invalid EDGECACHE_MAX_OBJECT_SIZE: 33554432 bytes is larger than --memory-max \(16777216 bytes\)$/,
+    expect(() => loadConfig({ argv: [...ORIGIN, '--memory-max', '16mb', '--disk-max', '0'], env: { EDGECACHE_MAX_OBJECT_SIZE: '32mb' } })).toThrow(
+      /^invalid EDGECACHE_MAX_OBJECT_SIZE: 33554432 bytes is larger than --memory-max \(16777216 bytes\) and there is no disk tier \(--disk-max 0\)$/,
     );
   });
 
@@ -109,6 +118,35 @@ describe('loading', () => {
     expect(load({ coalesce: false, port: 8081, workers: 'auto', memoryMax: '64mb', originHeadersTimeout: 10 })()).toMatchObject({
       config: { coalesce: false, port: 8081, memoryMax: 64 * 1024 ** 2, originHeadersTimeout: 10_000 },
     });
+  });
+
+  it('--tls-cert and --tls-key come together (flags, environment, file); --h2c is for a plain port', () => {
+    expect(() => loadConfig({ argv: [...ORIGIN, '--tls-cert', 'a.crt'], env: {} })).toThrow(/^--tls-cert needs --tls-key \(or EDGECACHE_TLS_KEY\) too$/);
+    expect(() => loadConfig({ argv: ORIGIN, env: { EDGECACHE_TLS_KEY: 'a.key' } })).toThrow(/^EDGECACHE_TLS_KEY needs --tls-cert/);
+    expect(() => loadConfig({ argv: [...ORIGIN, '--tls-cert', 'a.crt', '--tls-key', 'a.key', '--h2c'], env: {} })).toThrow(/--h2c is for a plain port/);
+    const { config } = loadConfig({ argv: [...ORIGIN, '--h2-max-streams', '50'], env: { EDGECACHE_TLS_CERT: 'a.crt', EDGECACHE_TLS_KEY: 'a.key' } });
+    expect([config.tlsCert, config.tlsKey, config.h2MaxStreams, config.h2c]).toEqual(['a.crt', 'a.key', 50, false]);
+    expect(() => loadConfig({ argv: [...ORIGIN, '--h2-max-streams', '0'], env: {} })).toThrow(/--h2-max-streams/);
+  });
+
+  it('reads --cache-post lists from flags, the environment and a file list, and refuses bad ones', () => {
+    const flags = loadConfig({ argv: [...ORIGIN, '--cache-post', '/v1/embeddings, /v1/chat', '--cache-post-key-headers', 'X-Api-Key'], env: {} }).config;
+    expect(flags.cachePost).toEqual(['/v1/embeddings', '/v1/chat']);
+    expect(flags.cachePostKeyHeaders).toEqual(['x-api-key']);
+    expect(flags.cachePostMaxBody).toBe(1024 * 1024);
+    expect(flags.cachePostTtl).toBe(3_600_000);
+    expect(flags.cachePostShared).toBe(false);
+    expect(loadConfig({ argv: ORIGIN, env: {} }).config.cachePost).toBeUndefined();
+    expect(loadConfig({ argv: ORIGIN, env: { EDGECACHE_CACHE_POST_IGNORE_FIELDS: 'user,request_id' } }).config.cachePostIgnoreFields).toEqual(['user', 'request_id']);
+    const dir = mkdtempSync(path.join(tmpdir(), 'edgecache-config-'));
+    const file = path.join(dir, 'c.json');
+    writeFileSync(file, JSON.stringify({ cachePost: ['/v1/embeddings'] }));
+    expect(loadConfig({ argv: [...ORIGIN, '--config', file], env: {} }).config.cachePost).toEqual(['/v1/embeddings']);
+    writeFileSync(file, JSON.stringify({ cachePost: '/v1/embeddings' }));
+    expect(() => loadConfig({ argv: [...ORIGIN, '--config', file], env: {} })).toThrow(ConfigError);
+    expect(() => loadConfig({ argv: [...ORIGIN, '--cache-post', 'v1/embeddings'], env: {} })).toThrow(/--cache-post: each prefix must be a path/);
+    expect(() => loadConfig({ argv: [...ORIGIN, '--cache-post', ','], env: {} })).toThrow(/--cache-post: expected a comma-separated list/);
+    expect(() => loadConfig({ argv: [...ORIGIN, '--cache-post-key-headers', 'x api'], env: {} })).toThrow(/not a header field name/);
   });
 
   it('every setting has a flag, an environment variable and documentation', () => {

@@ -1,6 +1,7 @@
 /**
  * A strict reader of the Prometheus text exposition format (0.0.4) for tests: throws on anything a scraper
- * could reject or misread, and returns the samples by series.
+ * could reject or misread, and returns the samples by series (a histogram's as `name_bucket{...,le="..."}`,
+ * `name_sum`, `name_count`).
  */
 
 export interface Exposition {
@@ -49,7 +50,8 @@ export function parseExposition(text: string): Exposition {
       }
       return;
     }
-    if (line.trim() === '') throw new Error(`line ${at}: blank line`);
+    // Blank lines are ignored by the format (prom-client writes one between families).
+    if (line.trim() === '') return;
     const nameMatch = /^[a-zA-Z_:][a-zA-Z0-9_:]*/.exec(line);
     if (!nameMatch) throw new Error(`line ${at}: no metric name: ${line}`);
     const name = nameMatch[0];
@@ -73,10 +75,12 @@ export function parseExposition(text: string): Exposition {
     }
     const valueMatch = /^ (NaN|[+-]Inf|[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)$/.exec(rest);
     if (!valueMatch) throw new Error(`line ${at}: malformed value: ${line}`);
-    const family = families.get(name);
+    // A histogram's samples are named after its family with _bucket, _sum and _count.
+    const base = /_(bucket|sum|count)$/.test(name) && families.get(name.replace(/_(bucket|sum|count)$/, ''))?.type === 'histogram' ? name.replace(/_(bucket|sum|count)$/, '') : name;
+    const family = families.get(base);
     if (family === undefined) throw new Error(`line ${at}: sample of ${name} before its TYPE`);
-    if (!helps.has(name)) throw new Error(`line ${at}: sample of ${name} without HELP`);
-    enter(name, at);
+    if (!helps.has(base)) throw new Error(`line ${at}: sample of ${name} without HELP`);
+    enter(base, at);
     const key = labels.length ? `${name}{${labels.join(',')}}` : name;
     if (series.has(key)) throw new Error(`line ${at}: duplicate series ${key}`);
     const raw = valueMatch[1] as string;

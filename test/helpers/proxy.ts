@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../config/load.js';
 import type { EdgecacheConfig } from '../../config/settings.js';
-import { createEdgecache, type Edgecache } from '../../proxy/edgecache.js';
+import { createEdgecache, type Edgecache, type EdgecacheOverrides } from '../../proxy/edgecache.js';
 
 export interface TestProxy {
   url: string;
@@ -19,14 +19,14 @@ export interface TestProxy {
   close(): Promise<void>;
 }
 
-export async function startProxy(origin: string, overrides: Partial<EdgecacheConfig> = {}): Promise<TestProxy> {
+export async function startProxy(origin: string, overrides: Partial<EdgecacheConfig> = {}, extra: EdgecacheOverrides = {}): Promise<TestProxy> {
   const { config } = loadConfig({
     argv: ['--origin', origin, '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--log-level', 'silent'],
     env: {},
   });
   let offset = 0;
   const ownDir = overrides.dataDir === undefined ? mkdtempSync(path.join(tmpdir(), 'edgecache-test-')) : undefined;
-  const edgecache = await createEdgecache({ ...config, ...(ownDir && { dataDir: ownDir }), ...overrides }, { now: () => Date.now() + offset });
+  const edgecache = await createEdgecache({ ...config, ...(ownDir && { dataDir: ownDir }), ...overrides }, { now: () => Date.now() + offset, ...extra });
   const { port, adminPort } = await edgecache.listen();
   return {
     url: `http://127.0.0.1:${port}`,

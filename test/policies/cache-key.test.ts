@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { normalizeHost, parseRequestTarget, parseVary, variantKey, varyKey } from '../../policies/http/cache-key.js';
+import { checkH2Target, keysForSchemes, normalizeHost, parseRequestTarget, parseVary, TARGET_PROBLEMS, variantKey, varyKey, type RequestTarget } from '../../policies/http/cache-key.js';
+import { pathOf } from '../../cache-store/purge-log.js';
 import { deltaSeconds, parseCacheControl } from '../../policies/http/cache-control.js';
 import { surrogateDirectives } from '../../policies/http/surrogate-control.js';
 
@@ -44,7 +45,25 @@ describe('request target and Host', () => {
     expect(normalizeHost('a.test:443', 'http')).toBe('a.test:443');
     expect(normalizeHost('a.test:443', 'https')).toBe('a.test');
     expect(normalizeHost('a.test:80', 'https')).toBe('a.test:80');
-    expect(parseRequestTarget('/p', 'A.TEST.:443', ['Host', 'A.TEST.:443'], 'https')).toMatchObject({ scheme: 'https', host: 'a.test', key: 'a.test/p' });
+    expect(parseRequestTarget('/p', 'A.TEST.:443', ['Host', 'A.TEST.:443'], 'https')).toMatchObject({ scheme: 'https', host: 'a.test', key: 'https://a.test/p' });
+  });
+
+  it('keys https apart from http, and keeps the path readable for path purges', () => {
+    const http = parseRequestTarget('/p?q', 'a.test', ['Host', 'a.test'], 'http');
+    const https = parseRequestTarget('/p?q', 'a.test', ['Host', 'a.test'], 'https');
+    expect([(http as RequestTarget).key, (https as RequestTarget).key]).toEqual(['a.test/p?q', 'https://a.test/p?q']);
+    expect(keysForSchemes('a.test', '/p')).toEqual(['a.test/p', 'https://a.test/p']);
+    expect(pathOf('https://a.test/p?q\naccept=x')).toBe('/p?q');
+    expect(pathOf('a.test/p')).toBe('/p');
+  });
+
+  it('checks an HTTP/2 target: :authority stands for Host, and a differing Host is refused', () => {
+    expect(checkH2Target('/p', 'A.test:443', undefined, 'https')).toBe('a.test');
+    expect(checkH2Target('/p', undefined, 'a.test', 'https')).toBe('a.test');
+    expect(checkH2Target('/p', 'a.test', 'a.test', 'https')).toBe('a.test');
+    expect(checkH2Target('/p', 'a.test', 'b.test', 'https')).toBe(TARGET_PROBLEMS.authorityMismatch);
+    expect(checkH2Target('/p', undefined, undefined, 'https')).toBe(TARGET_PROBLEMS.noHost);
+    expect(checkH2Target('*', 'a.test', undefined, 'https')).toBe(TARGET_PROBLEMS.asteriskForm);
   });
 
   it('changes nothing that could name another authority', () => {

@@ -9,14 +9,15 @@ import { clientValidatorsMatch, notModifiedFields } from '../../policies/http/co
 import { connectionNominated, endToEndResponseHeaders, withVia } from '../../policies/http/intermediary.js';
 import { invalidatedKeys, invalidates } from '../../policies/http/invalidation.js';
 import { allowsContentLength, bodyFraming, hasNoContent } from '../../policies/http/message-body.js';
-import { parseRange } from '../../policies/http/ranges.js';
+import { ifRangeMatches, MAX_RANGES, parseRange, parseRanges, RangeSlicer, rangeFraming } from '../../policies/http/ranges.js';
 import { freshenedHeaders, isOriginError, withoutClientValidators } from '../../policies/http/revalidation.js';
 import { shareableUnstored } from '../../policies/http/sharing.js';
 
 describe('ranges (RFC 9110 §14)', () => {
-  const stored = { etag: '"v1"', 'last-modified': 'Tue, 02 Jan 2024 00:00:00 GMT' };
+  const stored = { etag: '"v1"', 'last-modified': 'Tue, 02 Jan 2024 00:00:00 GMT', date: 'Wed, 03 Jan 2024 00:00:00 GMT' };
   const range = (value: string | undefined, extra: Record<string, string> = {}, length = 100) =>
     parseRange({ ...(value !== undefined && { range: value }), ...extra }, stored, length);
+  const ranges = (value: string, length = 100) => parseRanges({ range: value }, stored, length);
 
   it('reads one byte range: first-last, first-, and a suffix; the end is capped at the length', () => {
     expect(range('bytes=0-9')).toEqual({ start: 0, end: 9 });
@@ -31,17 +32,53 @@ describe('ranges (RFC 9110 §14)', () => {
     expect(range('bytes=100-')).toBe('unsatisfiable');
     expect(range('bytes=0-0', {}, 0)).toBe('unsatisfiable');
     expect(range('bytes=-0')).toBe('unsatisfiable');
+    expect(ranges('bytes=100-, 200-300, -0')).toBe('unsatisfiable');
   });
 
-  it('sends the whole representation for no Range, several ranges, another unit, nonsense, or last < first', () => {
-    for (const value of [undefined, 'bytes=0-1,5-6', 'items=0-1', 'bytes = 0-1', 'bytes=-', 'bytes=a-b', 'bytes=9-3']) expect(range(value), String(value)).toBeNull();
+  it('sends the whole representation for no Range, another unit, nonsense, last < first anywhere, or too many ranges', () => {
+    for (const value of [undefined, 'items=0-1', 'bytes = 0-1', 'bytes=-', 'bytes=a-b', 'bytes=9-3', 'bytes=0-1,9-3', 'bytes=,']) expect(range(value), String(value)).toBeNull();
+    expect(ranges(Array.from({ length: MAX_RANGES + 1 }, (_, i) => `${i}-${i}`).join(',').replace(/^/, 'bytes='))).toBeNull();
   });
 
-  it('honours If-Range: a strong ETag or the Last-Modified date must match, else the whole representation', () => {
+  it('several ranges: the satisfiable ones, sorted, overlapping and adjacent ones merged', () => {
+    expect(ranges('bytes=50-59, 0-4, 3-9, 10-10, -5, 500-')).toEqual([
+      { start: 0, end: 10 },
+      { start: 50, end: 59 },
+      { start: 95, end: 99 },
+    ]);
+    expect(ranges('bytes=0-1, , 4-5')).toEqual([
+      { start: 0, end: 1 },
+      { start: 4, end: 5 },
+    ]);
+  });
+
+  it('honours If-Range: a strong ETag, or the date of a strong Last-Modified, must match, else the whole representation', () => {
     expect(range('bytes=0-1', { 'if-range': '"v1"' })).toEqual({ start: 0, end: 1 });
     expect(range('bytes=0-1', { 'if-range': stored['last-modified'] })).toEqual({ start: 0, end: 1 });
     expect(range('bytes=0-1', { 'if-range': '"v0"' })).toBeNull();
     expect(parseRange({ range: 'bytes=0-1', 'if-range': 'W/"v1"' }, { etag: 'W/"v1"' }, 100)).toBeNull();
+    // A Last-Modified within a second of Date is a weak validator (RFC 9110 §8.8.2.2).
+    const weakDate = { 'last-modified': stored['last-modified'], date: stored['last-modified'] };
+    expect(parseRange({ range: 'bytes=0-1', 'if-range': stored['last-modified'] }, weakDate, 100)).toBeNull();
+    expect(ifRangeMatches({}, {})).toBe(true);
+  });
+
+  it('frames one range with Content-Range, several as multipart/byteranges with an exact Content-Length', () => {
+    const one = rangeFraming([{ start: 2, end: 5 }], 10, 'text/plain');
+    expect(one).toMatchObject({ contentType: undefined, contentRange: 'bytes 2-5/10', contentLength: 4 });
+    const body = Buffer.from('0123456789');
+    const many = rangeFraming([{ start: 0, end: 1 }, { start: 8, end: 9 }], 10, 'text/plain');
+    const boundary = /boundary=(\w+)$/.exec(many.contentType as string)?.[1] as string;
+    const expected = `\r\n--${boundary}\r\nContent-Type: text/plain\r\nContent-Range: bytes 0-1/10\r\n\r\n01\r\n--${boundary}\r\nContent-Type: text/plain\r\nContent-Range: bytes 8-9/10\r\n\r\n89\r\n--${boundary}--\r\n`;
+    // Cut from the representation as it arrives, one byte at a time or all at once, the 206 body is the same.
+    for (const size of [1, 3, 10]) {
+      const slicer = new RangeSlicer(many);
+      const out: Buffer[] = [];
+      for (let i = 0; i < body.length; i += size) out.push(...slicer.push(body.subarray(i, i + size)));
+      expect(Buffer.concat(out).toString(), String(size)).toBe(expected);
+      expect(slicer.done).toBe(true);
+    }
+    expect(many.contentLength).toBe(expected.length);
   });
 });
 

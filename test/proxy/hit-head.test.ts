@@ -18,6 +18,11 @@ beforeAll(async () => {
       res.end();
       return;
     }
+    if (req.url === '/upstream-status') {
+      res.writeHead(200, { 'cache-control': 'public, max-age=60', 'cache-status': 'origin-cache; hit' });
+      res.end('upstream');
+      return;
+    }
     res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'public, max-age=60', etag: '"h1"', link: ['</a.css>; rel=preload', '</b.js>; rel=preload'] });
     res.end(`body of ${req.url}`);
   });
@@ -124,5 +129,34 @@ describe('prepared hit heads', () => {
     expect(later?.head).toContain('\r\nage: 7\r\n');
     expect(later?.head).toMatch(/cache-status: edgecache; hit; ttl=5[23]\r\n/);
     proxy.advance(-7_000);
+  });
+
+  it('give each of many entries its own Age as seconds pass, on keep-alive and closing connections alike', async () => {
+    const paths = Array.from({ length: 20 }, (_, i) => `/many-${i}`);
+    for (const path of paths) await request(`${proxy.url}${path}`);
+    await request(`${proxy.url}/upstream-status`);
+    /** Age and the Cache-Status ttl of one head: they must agree (age + ttl = the 60 s lifetime, or 59 across a second). */
+    const ageOf = (head: string | undefined): number => {
+      const age = Number(/\r\nage: (\d+)\r\n/.exec(head ?? '')?.[1]);
+      const ttl = Number(/; ttl=(-?\d+)\r\n/.exec(head ?? '')?.[1]);
+      expect(age + ttl).toBe(60);
+      return age;
+    };
+    for (const step of [0, 1_000, 5_000]) {
+      proxy.advance(step);
+      const all = [...paths, '/upstream-status', ...paths.slice(0, 3)];
+      const got = responses(await raw(proxy.port, all.map((p) => `GET ${p} HTTP/1.1\r\nHost: ${host()}\r\n\r\n`).join(''), 500));
+      expect(got.map((r) => r.body)).toEqual(all.map((p) => (p === '/upstream-status' ? 'upstream' : `body of ${p}`)));
+      for (const r of got) {
+        expect(ageOf(r.head)).toBeGreaterThanOrEqual(step / 1000);
+        expect(r.head).toContain('Connection: keep-alive\r\n');
+      }
+      expect(got[paths.length]?.head).toMatch(/\r\ncache-status: origin-cache; hit, edgecache; hit; ttl=\d+\r\n/);
+      const closing = await raw(proxy.port, `GET /many-0 HTTP/1.1\r\nHost: ${host()}\r\nConnection: close\r\n\r\n`);
+      expect(ageOf(closing.slice(0, closing.indexOf('\r\n\r\n') + 2))).toBeGreaterThanOrEqual(step / 1000);
+      expect(closing).toContain('Connection: close\r\n');
+      expect(closing.endsWith('body of /many-0')).toBe(true);
+      proxy.advance(-step);
+    }
   });
 });

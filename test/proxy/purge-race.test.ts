@@ -33,7 +33,8 @@ beforeAll(async () => {
     const sk = url.searchParams.get('sk');
     if (sk) headers['surrogate-key'] = sk;
     if (req.headers['if-none-match'] !== undefined && req.headers['if-none-match'] === `"v${n - 1}"`) {
-      res.writeHead(304, headers);
+      // A 304 carries the validator of the representation it validates (RFC 9111 §4.3.4 selects by it).
+      res.writeHead(304, { ...headers, etag: req.headers['if-none-match'] });
       res.end();
       return;
     }

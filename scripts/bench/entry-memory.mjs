@@ -1,0 +1,87 @@
+#!/usr/bin/env node
+// `node --expose-gc scripts/bench/entry-memory.mjs [--entries N] [--body BYTES]`: what one memory-tier entry
+// costs in process memory beyond its body and header text. A real edgecache (dist/, in this process, no disk tier)
+// fills N distinct URLs of BYTES-byte bodies from an origin in this process that keeps nothing per request; the V8
+// heap plus ArrayBuffers is measured after full GCs before and after the fill. Also prints what --memory-max is
+// charged per entry (the memory tier's accounting), to compare. Needs `npm run build` first.
+import http from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const arg = (name, dflt) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i === -1 ? dflt : Number(process.argv[i + 1]);
+};
+const N = arg('entries', 100_000);
+const BODY = arg('body', 100);
+if (typeof globalThis.gc !== 'function') {
+  console.error('entry-memory: run with node --expose-gc');
+  process.exit(2);
+}
+if (!(Number.isInteger(N) && N > 0 && Number.isInteger(BODY) && BODY >= 0)) {
+  console.error('entry-memory: --entries and --body take whole numbers');
+  process.exit(2);
+}
+const { loadConfig } = await import(path.join(ROOT, 'dist/config/load.js'));
+const { createEdgecache } = await import(path.join(ROOT, 'dist/proxy/edgecache.js'));
+
+const body = Buffer.alloc(BODY, 'x');
+const origin = http.createServer((req, res) => {
+  res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'public, max-age=3600', etag: '"v1"', 'content-length': String(BODY) });
+  res.end(body);
+});
+await new Promise((r) => origin.listen(0, '127.0.0.1', r));
+const dataDir = mkdtempSync(path.join(tmpdir(), 'edgecache-entry-memory-'));
+const { config } = loadConfig({
+  argv: ['--origin', `http://127.0.0.1:${origin.address().port}`, '--port', '0', '--admin-port', '0', '--host', '127.0.0.1',
+    '--log-level', 'silent', '--memory-max', `${Math.ceil((N * (BODY + 4096)) / 1048576) + 64}mib`, '--disk-max', '0'],
+  env: {},
+});
+const edgecache = await createEdgecache({ ...config, dataDir });
+const { port } = await edgecache.listen();
+const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
+const get = (p) => new Promise((resolve, reject) => {
+  http.get({ host: '127.0.0.1', port, path: p, agent }, (res) => { res.resume(); res.on('end', resolve); res.on('error', reject); }).on('error', reject);
+});
+async function fill(prefix, n) {
+  let next = 0;
+  await Promise.all(Array.from({ length: 32 }, async () => { while (next < n) await get(`/${prefix}/${next++}`); }));
+  await edgecache.pipeline.idle();
+}
+const used = () => {
+  for (let i = 0; i < 3; i++) globalThis.gc();
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
+};
+await fill('warm', 2000);
+const tier = edgecache.store.memory;
+const before = used();
+const s0 = tier.stats();
+const t0 = Date.now();
+await fill('e', N);
+const after = used();
+const s1 = tier.stats();
+const sample = tier.get(`127.0.0.1:${port}/e/0`);
+let headerText = 0;
+for (const [k, v] of Object.entries(sample.meta.headers)) headerText += k.length + String(v).length;
+const perEntry = (after - before) / N;
+const keyLen = `127.0.0.1:${port}/e/${N - 1}`.length;
+const out = {
+  entries: s1.entries - s0.entries, body: BODY, header_text: headerText, key: keyLen, fill_s: (Date.now() - t0) / 1000,
+  heap_and_arraybuffers_per_entry: Math.round(perEntry),
+  overhead_beyond_body_and_headers: Math.round(perEntry - BODY - headerText),
+  charged_per_entry: Math.round((s1.bytes - s0.bytes) / N),
+};
+// Breakdown: what the memory goes back down by when each entry's CachePolicy (http-cache-semantics, with its own
+// copies of the request and response headers and parsed Cache-Control) is dropped. Destructive: measured last.
+const keys = Array.from({ length: N }, (_, i) => `127.0.0.1:${port}/e/${i}`);
+for (const k of keys) { const r = tier.get(k); if (r) r.policy = null; }
+out.cache_policy_per_entry = Math.round((after - used()) / N);
+console.log(JSON.stringify(out));
+agent.destroy();
+await edgecache.close();
+origin.close();
+rmSync(dataDir, { recursive: true, force: true });

@@ -137,6 +137,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     compress: config.compress !== 'off',
   });
   const compressor = new Compressor({ codings: compressCodings(config.compress), minSize: config.compressMinSize, store });
+  metrics.addCompression(compressor.stats);
   const purging = setUpPurging(config, overrides, { store, stats, log, now });
   const outcomes = new OutcomeRecorder(stats, metrics, accessLog);
   const pipeline = createPipeline(config, { store, freshness, origin, stats, outcomes, log, now, forwarding, coordinator: purging.coordinator, compressor });
@@ -161,7 +162,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     http2: { h2c: config.h2c, maxStreams: config.h2MaxStreams, hitPath: createH2HitPath(store, outcomes, now, scheme) },
   });
   await registerRoutes(app, config, { pipeline, postPipeline, purging, origin, stats, outcomes, forwarding, log });
-  const processStats = new ProcessStats(stats, store);
+  const processStats = new ProcessStats(stats, store, compressor.stats);
   const snapshot = async (): Promise<Record<string, unknown>> => processStats.snapshot();
   let closing = false;
   // Ready while the proxy port accepts connections and every tier can do its job: listen() opens the proxy port

@@ -43,17 +43,38 @@ export const GZIP_LEVEL = 9;
 /** A compressed form is kept only when it saves at least this fraction of the identity bytes. */
 const MIN_SAVING = 0.05;
 
+/** Why a scheduled body ends up without compressed forms (edgecache_compression_skipped_total{reason}). */
+export const SKIP_REASONS = ['queue-full', 'no-gain', 'superseded', 'error'] as const;
+export type SkipReason = (typeof SKIP_REASONS)[number];
+
+/** The codings a form can be stored in (the `encoding` label). */
+export const FORM_CODINGS = ['br', 'gzip'] as const satisfies readonly Coding[];
+
+/**
+ * The compressor's counters, for /stats (`compression`) and /metrics: forms stored per coding, the identity bytes
+ * of the bodies they were made from (each body once), the bytes of the forms stored per coding, and the bodies
+ * scheduled that got no form, by reason.
+ */
 export interface CompressorStats {
-  compressed: number;
-  skipped: number;
+  compressed: Record<Coding, number>;
   bytesIn: number;
-  bytesOut: number;
+  bytesOut: Record<Coding, number>;
+  skipped: Record<SkipReason, number>;
+}
+
+function newStats(): CompressorStats {
+  return {
+    compressed: { br: 0, gzip: 0 },
+    bytesIn: 0,
+    bytesOut: { br: 0, gzip: 0 },
+    skipped: { 'queue-full': 0, 'no-gain': 0, superseded: 0, error: 0 },
+  };
 }
 
 export class Compressor {
   private running = 0;
   private readonly queue: Array<() => Promise<void>> = [];
-  readonly stats: CompressorStats = { compressed: 0, skipped: 0, bytesIn: 0, bytesOut: 0 };
+  readonly stats: CompressorStats = newStats();
   private pending = 0;
   private idleWaiters: Array<() => void> = [];
 
@@ -82,7 +103,7 @@ export class Compressor {
   schedule(entry: CacheEntry, since: number): void {
     if (!this.candidate(entry.meta.status, entry.meta.headers, entry.body.length)) return;
     if (this.queue.length >= QUEUE_LIMIT) {
-      this.stats.skipped++;
+      this.stats.skipped['queue-full']++;
       return;
     }
     this.pending++;
@@ -102,7 +123,7 @@ export class Compressor {
       this.running++;
       void job()
         .catch(() => {
-          this.stats.skipped++;
+          this.stats.skipped.error++;
         })
         .finally(() => {
           this.running--;
@@ -118,16 +139,24 @@ export class Compressor {
     const length = entry.body.length;
     for (const coding of this.options.codings) {
       const form = await compressBody(entry.body, coding, isTextType(entry.meta.headers['content-type']));
-      this.stats.bytesIn += length;
-      this.stats.bytesOut += form.length;
       if (form.length <= length * (1 - MIN_SAVING)) forms[coding] = form;
     }
     if (forms.br === undefined && forms.gzip === undefined) {
-      this.stats.skipped++;
+      this.stats.skipped['no-gain']++;
       return;
     }
-    if (await this.options.store.addForms(entry, forms, since)) this.stats.compressed++;
-    else this.stats.skipped++;
+    if (!(await this.options.store.addForms(entry, forms, since))) {
+      this.stats.skipped.superseded++;
+      return;
+    }
+    // Counted once stored: the forms clients can be served.
+    this.stats.bytesIn += length;
+    for (const coding of FORM_CODINGS) {
+      const form = forms[coding];
+      if (form === undefined) continue;
+      this.stats.compressed[coding]++;
+      this.stats.bytesOut[coding] += form.length;
+    }
   }
 }
 

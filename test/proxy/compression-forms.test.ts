@@ -1,0 +1,215 @@
+/**
+ * Compressed forms on every path that serves stored bytes: the HTTP/1.1 and HTTP/2 (TLS) fresh hits, 304s per
+ * form on both, byte ranges cut from a compressed form's own bytes (start, middle, end; If-Range per form;
+ * several ranges), and the compressor's counters in /stats and /metrics, with exact values.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startOrigin, type TestOrigin } from '../helpers/origin.js';
+import { startProxy, type TestProxy } from '../helpers/proxy.js';
+import { request, type TestResponse } from '../helpers/http.js';
+import { parseExposition } from '../helpers/prometheus.js';
+import { h2Close, h2Connect, h2Request, makeCert, type H2Response, type TestCert } from '../helpers/tls.js';
+
+/** JSON that compresses like an API answer: repeated keys, varied values. */
+function json(size: number): Buffer {
+  const items: string[] = [];
+  let i = 0;
+  while (items.join(',').length < size) {
+    items.push(`{"id":${i},"name":"item-${i}","tags":["a${i % 7}","b${i % 13}"],"price":${(i * 37) % 1000}.${i % 100}}`);
+    i++;
+  }
+  return Buffer.from(`[${items.join(',')}]`.slice(0, size));
+}
+
+const BODY = json(60_000);
+/** Random bytes: no coding saves 5 % of them. */
+const NOISE = randomBytes(8_000);
+
+let dir: string;
+let cert: TestCert;
+let origin: TestOrigin;
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'edgecache-forms-test-'));
+  cert = makeCert(dir);
+  origin = await startOrigin((req, res) => {
+    const url = req.url ?? '/';
+    if (url.startsWith('/noise')) {
+      res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'public, max-age=600' });
+      res.end(NOISE);
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'public, max-age=600', etag: '"d1"' });
+    res.end(BODY);
+  });
+});
+
+afterAll(async () => {
+  await origin?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function decode(coding: unknown, body: Buffer): Buffer {
+  if (coding === 'br') return brotliDecompressSync(body);
+  if (coding === 'gzip') return gunzipSync(body);
+  expect(coding).toBeUndefined();
+  return body;
+}
+
+const FORMS = [
+  { ae: 'br, gzip', coding: 'br', etag: '"d1-br"' },
+  { ae: 'gzip', coding: 'gzip', etag: '"d1-gzip"' },
+  { ae: '', coding: undefined, etag: '"d1"' },
+] as const;
+
+describe('forms over HTTP/1.1', () => {
+  let proxy: TestProxy;
+  beforeAll(async () => {
+    proxy = await startProxy(origin.url);
+  });
+  afterAll(async () => {
+    await proxy?.close();
+  });
+  const get = (p: string, headers: Record<string, string> = {}): Promise<TestResponse> => request(`${proxy.url}${p}`, { headers });
+
+  it('serves each form with its own head, decoded byte-equal, 304 to its own tag, from one origin fetch', async () => {
+    await get('/h1.json');
+    await proxy.edgecache.compressor.idle();
+    for (const { ae, coding, etag } of FORMS) {
+      const headers: Record<string, string> = ae ? { 'accept-encoding': ae } : {};
+      const hit = await get('/h1.json', headers);
+      expect([hit.status, hit.headers['x-cache'], hit.headers['content-encoding'], hit.headers.etag]).toEqual([200, 'HIT', coding, etag]);
+      expect(hit.headers.vary).toMatch(/accept-encoding/i);
+      expect(Number(hit.headers['content-length'])).toBe(hit.body.length);
+      expect(decode(coding, hit.body).equals(BODY)).toBe(true);
+      const head = await request(`${proxy.url}/h1.json`, { method: 'HEAD', headers });
+      expect([head.headers['content-encoding'], head.headers['content-length'], head.body.length]).toEqual([coding, String(hit.body.length), 0]);
+      const notModified = await get('/h1.json', { ...headers, 'if-none-match': etag });
+      expect([notModified.status, notModified.headers.etag, notModified.body.length]).toEqual([304, etag, 0]);
+    }
+    expect(origin.count('/h1.json')).toBe(1);
+  });
+
+  it('cuts ranges from the compressed form served (start, middle, end), held to that form', async () => {
+    await get('/range.json');
+    await proxy.edgecache.compressor.idle();
+    for (const { ae, coding, etag } of FORMS.slice(0, 2)) {
+      const whole = await get('/range.json', { 'accept-encoding': ae });
+      expect(whole.headers['content-encoding']).toBe(coding);
+      const length = whole.body.length;
+      for (const [spec, start, end] of [
+        ['bytes=0-99', 0, 99],
+        [`bytes=${Math.floor(length / 2)}-${Math.floor(length / 2) + 999}`, Math.floor(length / 2), Math.floor(length / 2) + 999],
+        ['bytes=-100', length - 100, length - 1],
+      ] as const) {
+        const part = await get('/range.json', { 'accept-encoding': ae, range: spec, 'if-range': etag });
+        expect([part.status, part.headers['content-encoding'], part.headers.etag]).toEqual([206, coding, etag]);
+        expect(part.headers['content-range']).toBe(`bytes ${start}-${end}/${length}`);
+        expect(part.body.equals(whole.body.subarray(start, end + 1))).toBe(true);
+      }
+      // Another form's tag in If-Range: the whole of the form served.
+      const other = await get('/range.json', { 'accept-encoding': ae, range: 'bytes=0-99', 'if-range': '"d1"' });
+      expect([other.status, other.headers['content-encoding']]).toEqual([200, coding]);
+      expect(other.body.equals(whole.body)).toBe(true);
+      // Several ranges of a compressed form: the whole form (a Content-Encoding cannot describe a multipart body).
+      const several = await get('/range.json', { 'accept-encoding': ae, range: 'bytes=0-9,100-109' });
+      expect([several.status, several.headers['content-encoding']]).toEqual([200, coding]);
+      expect(several.body.equals(whole.body)).toBe(true);
+      const unsatisfiable = await get('/range.json', { 'accept-encoding': ae, range: `bytes=${length}-` });
+      expect([unsatisfiable.status, unsatisfiable.headers['content-range']]).toEqual([416, `bytes */${length}`]);
+    }
+    // Several ranges of the identity form: multipart/byteranges, as before.
+    const multipart = await get('/range.json', { range: 'bytes=0-9,100-109' });
+    expect(multipart.status).toBe(206);
+    expect(multipart.headers['content-type']).toMatch(/^multipart\/byteranges; boundary=/);
+    expect(multipart.headers['content-encoding']).toBeUndefined();
+    const text = multipart.body.toString('latin1');
+    expect(text).toContain(`Content-Range: bytes 0-9/${BODY.length}\r\n\r\n${BODY.subarray(0, 10).toString('latin1')}`);
+    expect(text).toContain(`Content-Range: bytes 100-109/${BODY.length}\r\n\r\n${BODY.subarray(100, 110).toString('latin1')}`);
+    expect(origin.count('/range.json')).toBe(1);
+  });
+});
+
+describe('forms over HTTP/2 (TLS)', () => {
+  let proxy: TestProxy;
+  beforeAll(async () => {
+    proxy = await startProxy(origin.url, { tlsCert: cert.certPath, tlsKey: cert.keyPath });
+  });
+  afterAll(async () => {
+    await proxy?.close();
+  });
+
+  it('serves each form on the h2 hit path with its own head, decoded byte-equal, and 304 per form', async () => {
+    const session = h2Connect(`https://localhost:${proxy.port}`, cert.cert);
+    try {
+      const get = (headers: Record<string, string>): Promise<H2Response> => h2Request(session, { ':path': '/h2.json', ...headers });
+      const miss = await get({ 'accept-encoding': 'br' });
+      expect([miss.status, miss.headers['x-cache']]).toEqual([200, 'MISS']);
+      expect(decode(miss.headers['content-encoding'], miss.body).equals(BODY)).toBe(true);
+      await proxy.edgecache.compressor.idle();
+      const lengths = new Set<number>();
+      for (const { ae, coding, etag } of FORMS) {
+        const headers: Record<string, string> = ae ? { 'accept-encoding': ae } : {};
+        const hit = await get(headers);
+        expect([hit.status, hit.headers['x-cache'], hit.headers['content-encoding'], hit.headers.etag]).toEqual([200, 'HIT', coding, etag]);
+        expect(String(hit.headers.vary)).toMatch(/accept-encoding/i);
+        expect(Number(hit.headers['content-length'])).toBe(hit.body.length);
+        expect(decode(coding, hit.body).equals(BODY)).toBe(true);
+        lengths.add(hit.body.length);
+        const head = await get({ ...headers, ':method': 'HEAD' });
+        expect([head.headers['content-encoding'], head.headers['content-length'], head.body.length]).toEqual([coding, String(hit.body.length), 0]);
+        const notModified = await get({ ...headers, 'if-none-match': etag });
+        expect([notModified.status, notModified.headers.etag]).toEqual([304, etag]);
+        // A range of the form over h2 too (the full pipeline).
+        const part = await get({ ...headers, range: 'bytes=5-54' });
+        expect([part.status, part.headers['content-encoding']]).toEqual([206, coding]);
+        expect(part.body.equals(hit.body.subarray(5, 55))).toBe(true);
+      }
+      expect(lengths.size).toBe(3);
+      // Identity refused and only codings edgecache does not store: 406, never another form's bytes.
+      const refused = await get({ 'accept-encoding': 'zstd, identity;q=0' });
+      expect(refused.status).toBe(406);
+      expect(origin.count('/h2.json')).toBe(1);
+    } finally {
+      await h2Close(session);
+    }
+  });
+});
+
+describe("the compressor's counters", () => {
+  it('are in /stats and /metrics, with exact values', async () => {
+    const proxy = await startProxy(origin.url);
+    try {
+      await request(`${proxy.url}/counted.json`);
+      await request(`${proxy.url}/noise.txt`);
+      await proxy.edgecache.compressor.idle();
+      const br = await request(`${proxy.url}/counted.json`, { headers: { 'accept-encoding': 'br' } });
+      const gzip = await request(`${proxy.url}/counted.json`, { headers: { 'accept-encoding': 'gzip' } });
+      const noise = await request(`${proxy.url}/noise.txt`, { headers: { 'accept-encoding': 'br, gzip' } });
+      expect([br.headers['content-encoding'], gzip.headers['content-encoding'], noise.headers['content-encoding']]).toEqual(['br', 'gzip', undefined]);
+      const stats = JSON.parse((await request(`${proxy.adminUrl}/stats`)).text) as { compression: unknown };
+      expect(stats.compression).toEqual({
+        compressed: { br: 1, gzip: 1 },
+        bytesIn: BODY.length,
+        bytesOut: { br: br.body.length, gzip: gzip.body.length },
+        skipped: { 'queue-full': 0, 'no-gain': 1, superseded: 0, error: 0 },
+      });
+      const metrics = parseExposition((await request(`${proxy.adminUrl}/metrics`)).text);
+      expect(metrics.families.get('edgecache_compressed_total')?.type).toBe('counter');
+      expect(metrics.value('edgecache_compressed_total', { encoding: 'br' })).toBe(1);
+      expect(metrics.value('edgecache_compressed_total', { encoding: 'gzip' })).toBe(1);
+      expect(metrics.value('edgecache_compression_bytes_in_total')).toBe(BODY.length);
+      expect(metrics.value('edgecache_compression_bytes_out_total', { encoding: 'br' })).toBe(br.body.length);
+      expect(metrics.value('edgecache_compression_bytes_out_total', { encoding: 'gzip' })).toBe(gzip.body.length);
+      expect(metrics.value('edgecache_compression_skipped_total', { reason: 'no-gain' })).toBe(1);
+      for (const reason of ['queue-full', 'superseded', 'error']) expect(metrics.value('edgecache_compression_skipped_total', { reason }), reason).toBe(0);
+    } finally {
+      await proxy.close();
+    }
+  });
+});

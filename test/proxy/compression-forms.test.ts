@@ -213,3 +213,23 @@ describe("the compressor's counters", () => {
     }
   });
 });
+
+describe('cached POST answers (--cache-post)', () => {
+  it('are stored and served as the origin sent them, in one form', async () => {
+    const proxy = await startProxy(origin.url, { cachePost: ['/v1/'] });
+    try {
+      const post = (): Promise<TestResponse> =>
+        request(`${proxy.url}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json', 'accept-encoding': 'br, gzip' }, body: '{"input":"x"}' });
+      const miss = await post();
+      await proxy.edgecache.compressor.idle();
+      const hit = await post();
+      expect([miss.headers['x-cache'], hit.headers['x-cache']]).toEqual(['MISS', 'HIT']);
+      expect([hit.headers['content-encoding'], hit.headers['content-length']]).toEqual([undefined, String(BODY.length)]);
+      expect(hit.body.equals(BODY)).toBe(true);
+      expect(proxy.edgecache.compressor.stats.compressed).toEqual({ br: 0, gzip: 0 });
+      expect(origin.count('/v1/embeddings')).toBe(1);
+    } finally {
+      await proxy.close();
+    }
+  });
+});

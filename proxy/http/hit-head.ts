@@ -8,7 +8,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Body } from '../../cache-store/body.js';
 import type { CacheEntry, EntryMeta, StoredHeaders } from '../../cache-store/entry.js';
-import { accepts, chooseForm, decodable, encodingPreference, formEtag, storedCoding, type Coding, type Form } from '../../policies/http/content-coding.js';
+import { accepts, decodable, encodingPreference, formEtag, storedCoding, type Coding, type Form } from '../../policies/http/content-coding.js';
 import { allowsContentLength } from '../../policies/http/message-body.js';
 import { withVia } from '../../policies/http/intermediary.js';
 import { SURROGATE_ONLY_FIELDS } from '../../policies/http/surrogate-control.js';
@@ -150,7 +150,13 @@ export function servedForm(entry: CacheEntry, acceptEncoding: string | string[] 
   const pref = encodingPreference(acceptEncoding);
   if (p.encoded !== undefined) return accepts(pref, p.encoded) ? 'identity' : undefined;
   if (entry.forms === undefined) return pref.identity ? 'identity' : undefined;
-  return chooseForm(pref, (form) => hasForm(entry, form));
+  // chooseForm's loop, without a closure per hit.
+  const order = pref.order;
+  for (let i = 0; i < order.length; i++) {
+    const form = order[i] as Form;
+    if (hasForm(entry, form)) return form;
+  }
+  return undefined;
 }
 
 /** The body of one form of a stored entry. */

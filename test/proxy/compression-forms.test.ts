@@ -13,6 +13,7 @@ import { startOrigin, type TestOrigin } from '../helpers/origin.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { request, type TestResponse } from '../helpers/http.js';
 import { parseExposition } from '../helpers/prometheus.js';
+import { sumWorkerStats } from '../../proxy/cluster/stats-sum.js';
 import { h2Close, h2Connect, h2Request, makeCert, type H2Response, type TestCert } from '../helpers/tls.js';
 
 /** JSON that compresses like an API answer: repeated keys, varied values. */
@@ -231,5 +232,23 @@ describe('cached POST answers (--cache-post)', () => {
     } finally {
       await proxy.close();
     }
+  });
+});
+
+describe("the compressor's counters under --workers", () => {
+  it('are summed across the workers in the node\'s /stats', () => {
+    const part = (n: number): Record<string, unknown> => ({
+      pid: n,
+      hits: n,
+      compression: { compressed: { br: n, gzip: 2 * n }, bytesIn: 100 * n, bytesOut: { br: 10 * n, gzip: 20 * n }, skipped: { 'queue-full': 0, 'no-gain': n, superseded: 0, error: 0 } },
+    });
+    const total = sumWorkerStats([part(1), undefined, part(2)], {}, 3);
+    expect(total.compression).toEqual({
+      compressed: { br: 3, gzip: 6 },
+      bytesIn: 300,
+      bytesOut: { br: 30, gzip: 60 },
+      skipped: { 'queue-full': 0, 'no-gain': 3, superseded: 0, error: 0 },
+    });
+    expect(total.hits).toBe(3);
   });
 });

@@ -5,15 +5,22 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { brotliDecompressSync, gunzipSync } from 'node:zlib';
+import { brotliDecompressSync, gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { request, type TestResponse } from '../helpers/http.js';
 import { parseExposition } from '../helpers/prometheus.js';
 import { sumWorkerStats } from '../../proxy/cluster/stats-sum.js';
+import { createH2HitPath, createHitPath } from '../../proxy/http/hit-path.js';
+import { OutcomeRecorder } from '../../proxy/pipeline/outcome.js';
+import { ProxyMetrics } from '../../proxy/admin/metrics.js';
+import { ProxyStats } from '../../proxy/admin/stats.js';
 import { h2Close, h2Connect, h2Request, makeCert, type H2Response, type TestCert } from '../helpers/tls.js';
 
 /** JSON that compresses like an API answer: repeated keys, varied values. */
@@ -40,6 +47,11 @@ beforeAll(async () => {
   cert = makeCert(dir);
   origin = await startOrigin((req, res) => {
     const url = req.url ?? '/';
+    if (url.startsWith('/pre-gzipped')) {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip', vary: 'Accept-Encoding', 'cache-control': 'public, max-age=600', etag: '"g"' });
+      res.end(gzipSync(BODY));
+      return;
+    }
     if (url.startsWith('/noise')) {
       res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'public, max-age=600' });
       res.end(NOISE);
@@ -133,6 +145,82 @@ describe('forms over HTTP/1.1', () => {
     expect(text).toContain(`Content-Range: bytes 0-9/${BODY.length}\r\n\r\n${BODY.subarray(0, 10).toString('latin1')}`);
     expect(text).toContain(`Content-Range: bytes 100-109/${BODY.length}\r\n\r\n${BODY.subarray(100, 110).toString('latin1')}`);
     expect(origin.count('/range.json')).toBe(1);
+  });
+});
+
+describe('the fast paths themselves', () => {
+  // The proxy's own store, filled through the proxy; the hit paths under test run on servers of their own that
+  // answer 599 when the hit path declines, so that what the hit path serves is told apart from the pipeline.
+  let proxy: TestProxy;
+  let h1: http.Server;
+  let h2: http2.Http2Server;
+  beforeAll(async () => {
+    proxy = await startProxy(origin.url);
+    const stats = new ProxyStats();
+    const outcomes = new OutcomeRecorder(stats, new ProxyMetrics(stats, undefined), undefined);
+    const hitPath = createHitPath(proxy.edgecache.store, outcomes, Date.now, 'http');
+    h1 = http.createServer((req, res) => {
+      if (!hitPath(req, res, performance.now())) {
+        res.writeHead(599);
+        res.end();
+      }
+    });
+    const h2HitPath = createH2HitPath(proxy.edgecache.store, outcomes, Date.now, 'http');
+    h2 = http2.createServer();
+    h2.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
+      if (!h2HitPath(stream, headers, rawHeaders)) stream.respond({ ':status': 599 }, { endStream: true });
+    });
+    await new Promise<void>((resolve) => h1.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => h2.listen(0, '127.0.0.1', resolve));
+    await request(`${proxy.url}/fast.json`);
+    await request(`${proxy.url}/pre-gzipped.json`, { headers: { 'accept-encoding': 'gzip' } });
+    await proxy.edgecache.compressor.idle();
+  });
+  afterAll(async () => {
+    await new Promise((resolve) => h1?.close(resolve));
+    await new Promise((resolve) => h2?.close(resolve));
+    await proxy?.close();
+  });
+
+  /** The proxy's Host: the same cache key as the requests that filled the store. */
+  const host = (): string => `127.0.0.1:${proxy.port}`;
+
+  it('HTTP/1.1: serves the form Accept-Encoding selects with its own head, declines what it cannot serve', async () => {
+    const port = (h1.address() as AddressInfo).port;
+    const get = (p: string, ae?: string): Promise<TestResponse> =>
+      request(`http://127.0.0.1:${port}${p}`, { headers: { host: host(), ...(ae !== undefined && { 'accept-encoding': ae }) } });
+    for (const { ae, coding, etag } of FORMS) {
+      const hit = await get('/fast.json', ae || undefined);
+      expect([hit.status, hit.headers['x-cache'], hit.headers['content-encoding'], hit.headers.etag]).toEqual([200, 'HIT', coding, etag]);
+      expect(Number(hit.headers['content-length'])).toBe(hit.body.length);
+      expect(decode(coding, hit.body).equals(BODY)).toBe(true);
+    }
+    expect((await get('/fast.json', 'zstd, identity;q=0')).status).toBe(599);
+    // The origin's gzip: as stored to a client that takes it, declined (decoded by the pipeline) for one that does not.
+    const gzip = await get('/pre-gzipped.json', 'gzip');
+    expect([gzip.status, gzip.headers['content-encoding'], gzip.headers.etag]).toEqual([200, 'gzip', '"g"']);
+    expect(gunzipSync(gzip.body).equals(BODY)).toBe(true);
+    expect((await get('/pre-gzipped.json')).status).toBe(599);
+  });
+
+  it('HTTP/2: the same, with the form\'s h2 header object', async () => {
+    const port = (h2.address() as AddressInfo).port;
+    const session = h2Connect(`http://127.0.0.1:${port}`);
+    try {
+      const get = (p: string, ae?: string): Promise<H2Response> =>
+        h2Request(session, { ':path': p, ':authority': host(), ...(ae !== undefined && { 'accept-encoding': ae }) });
+      for (const { ae, coding, etag } of FORMS) {
+        const hit = await get('/fast.json', ae || undefined);
+        expect([hit.status, hit.headers['x-cache'], hit.headers['content-encoding'], hit.headers.etag]).toEqual([200, 'HIT', coding, etag]);
+        expect(Number(hit.headers['content-length'])).toBe(hit.body.length);
+        expect(decode(coding, hit.body).equals(BODY)).toBe(true);
+      }
+      expect((await get('/fast.json', 'zstd, identity;q=0')).status).toBe(599);
+      expect((await get('/pre-gzipped.json', 'gzip')).headers['content-encoding']).toBe('gzip');
+      expect((await get('/pre-gzipped.json')).status).toBe(599);
+    } finally {
+      await h2Close(session);
+    }
   });
 });
 

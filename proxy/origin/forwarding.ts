@@ -70,8 +70,10 @@ export class Forwarding {
       out[name] = value;
     }
     // The origin is asked with the Accept-Encoding the cache key holds (content-coding.ts), so it chooses for the
-    // request edgecache serves: never a coding edgecache cannot decode for another client.
-    const acceptEncoding = normalizeAcceptEncoding(incoming['accept-encoding']);
+    // request edgecache serves: never a coding edgecache cannot decode for another client. With --compress on, a
+    // request that accepts identity only (or sent no Accept-Encoding) asks for `identity` in so many words: without
+    // the field an origin may use any coding (RFC 9110 §12.5.3), one edgecache could not undo for the next client.
+    const acceptEncoding = normalizeAcceptEncoding(incoming['accept-encoding']) ?? (this.options.compress ? 'identity' : undefined);
     if (acceptEncoding === undefined) delete out['accept-encoding'];
     else out['accept-encoding'] = acceptEncoding;
     if (this.options.compress) translateValidators(out);

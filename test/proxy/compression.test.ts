@@ -122,6 +122,8 @@ describe('compression stored once', () => {
     expect(br.body.length).toBeLessThan(gzip.body.length);
     expect(gzip.body.length).toBeLessThan(JS.length / 3);
     expect(origin.count('/app.js')).toBe(1);
+    // A client without Accept-Encoding fetched it: the origin was asked for identity in so many words.
+    expect(origin.requests.find((r) => r.url === '/app.js')?.headers['accept-encoding']).toBe('identity');
   });
 
   it('gives each form its own entity tag, and answers 304 to the tag of the form it serves', async () => {
@@ -247,6 +249,7 @@ describe('--compress off', () => {
     try {
       await request(`${p.url}/app.js?off`);
       await p.edgecache.compressor.idle();
+      expect(origin.requests.find((r) => r.url === '/app.js?off')?.headers['accept-encoding']).toBeUndefined();
       const res = await request(`${p.url}/app.js?off`, { headers: { 'accept-encoding': 'br, gzip' } });
       expect(res.headers['x-cache']).toBe('HIT');
       expect(res.headers['content-encoding']).toBeUndefined();

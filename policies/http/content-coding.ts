@@ -170,6 +170,30 @@ export function accepts(pref: EncodingPreference, coding: string): boolean {
 }
 
 /**
+ * Whether an Accept-Encoding value accepts every coding of a Content-Encoding edgecache can neither serve in
+ * another form nor undo (zstd, compress, several codings...): each listed with a q-value above 0, or covered by
+ * `*` with one. Read from the raw value, on the pipeline only (such bodies never take the hit path).
+ */
+export function acceptsEvery(acceptEncoding: string | string[] | undefined, contentEncoding: string | string[] | undefined): boolean {
+  if (acceptEncoding === undefined || contentEncoding === undefined) return false;
+  const q = new Map<string, number>();
+  for (const part of (Array.isArray(acceptEncoding) ? acceptEncoding.join(',') : acceptEncoding).split(',')) {
+    const [name = '', ...params] = part.split(';');
+    const coding = name.trim().toLowerCase();
+    if (coding === '' || q.has(coding)) continue;
+    let weight = 1;
+    for (const param of params) {
+      const m = QVALUE.exec(param.trim());
+      if (m) weight = Number(m[1]);
+      else if (/^q\s*=/i.test(param.trim())) weight = 0;
+    }
+    q.set(coding, weight);
+  }
+  const codings = (Array.isArray(contentEncoding) ? contentEncoding.join(',') : contentEncoding).split(',').map((c) => c.trim().toLowerCase()).filter((c) => c !== '' && c !== 'identity');
+  return codings.length > 0 && codings.every((coding) => (q.get(coding) ?? q.get(coding === 'gzip' ? 'x-gzip' : coding) ?? q.get('*') ?? 0) > 0);
+}
+
+/**
  * The entity tag of one form of a response whose own entity tag (as the origin sent it) is `etag`: `"abc"` in
  * br is `"abc-br"`, weak tags stay weak. RFC 9110 §8.8.3: different content codings of one resource must not
  * share a strong validator. Undefined stays undefined.

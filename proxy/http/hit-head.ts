@@ -39,6 +39,11 @@ interface Prepared {
    * ('gzip', 'br', 'deflate'); undefined for an identity body (or one in a coding it leaves alone).
    */
   encoded: 'br' | 'gzip' | 'deflate' | undefined;
+  /**
+   * The stored body is in a content coding edgecache can neither undo nor serve in another form (zstd, several
+   * codings...): only a client that accepts it may have it (decided by the pipeline: the hit path declines).
+   */
+  foreign: boolean;
   /** The HTTP/2 hit's header object (h2HitHeaders), made on the first h2 hit, and the Age it carries. */
   h2: H2Fields | undefined;
   h2Age: number;
@@ -105,6 +110,7 @@ function prepare(entry: CacheEntry, form: Coding | undefined, length: number): P
     headStart,
     head: undefined,
     encoded: decodable(coding) ? coding : undefined,
+    foreign: form === undefined && coding !== 'identity' && !decodable(coding),
     h2: undefined,
     h2Age: NaN,
   };
@@ -148,6 +154,7 @@ function hasForm(entry: CacheEntry, coding: Form): boolean {
 export function servedForm(entry: CacheEntry, acceptEncoding: string | string[] | undefined): Form | undefined {
   const p = prepared(entry);
   const pref = encodingPreference(acceptEncoding);
+  if (p.foreign) return undefined;
   if (p.encoded !== undefined) return accepts(pref, p.encoded) ? 'identity' : undefined;
   if (entry.forms === undefined) return pref.identity ? 'identity' : undefined;
   // chooseForm's loop, without a closure per hit.
@@ -162,6 +169,11 @@ export function servedForm(entry: CacheEntry, acceptEncoding: string | string[] 
 /** The body of one form of a stored entry. */
 export function formBody(entry: CacheEntry, form: Form): Body {
   return form === 'identity' ? entry.body : (entry.forms?.[form] as Body);
+}
+
+/** Whether a stored body is in a content coding edgecache can neither undo nor replace (see Prepared.foreign). */
+export function foreignCoding(entry: CacheEntry): boolean {
+  return prepared(entry).foreign;
 }
 
 /** The content coding a stored body is in when edgecache can undo it (see Prepared.encoded). */

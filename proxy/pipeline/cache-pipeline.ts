@@ -28,8 +28,8 @@ import { relayResponse } from '../http/relay.js';
 import { writeNotModified, writeRanges, writeRangeNotSatisfiable, writeStored, writeTransformed } from './stored-response.js';
 import type { Transform } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
-import { encodingPreference, type Coding } from '../../policies/http/content-coding.js';
-import { encodedAs, formBody, onTheFlyFields, servedForm, storedFields } from '../http/hit-head.js';
+import { acceptsEvery, encodingPreference, type Coding } from '../../policies/http/content-coding.js';
+import { encodedAs, foreignCoding, formBody, onTheFlyFields, servedForm, storedFields } from '../http/hit-head.js';
 import { compressStream, type Compressor } from './compressor.js';
 import type { Coordinator } from '../cluster/coordinator.js';
 import type { ProxyStats } from '../admin/stats.js';
@@ -144,7 +144,9 @@ export class CachePipeline {
     // A revalidated entry's body is the stored one, its headers the origin's answer's.
     this.options.outcomes.record(xcache, res, this.options.store.tierOf(entry), xcache === 'REVALIDATED');
     const method = req.method ?? 'GET';
-    const form = servedForm(entry, req.headers['accept-encoding']);
+    let form = servedForm(entry, req.headers['accept-encoding']);
+    // A coding edgecache cannot undo (a misbehaving origin's zstd, say): as stored, to a client that accepts it.
+    if (form === undefined && foreignCoding(entry) && acceptsEvery(req.headers['accept-encoding'], entry.meta.headers['content-encoding'])) form = 'identity';
     if (form === undefined) {
       this.serveOnTheFly(req, res, entry, xcache, cacheStatus);
       return;

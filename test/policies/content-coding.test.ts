@@ -2,6 +2,7 @@
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import {
+  acceptsEvery,
   accepts,
   chooseForm,
   COMPRESSIBLE_TYPES,
@@ -111,5 +112,20 @@ describe('compressor levels', () => {
     const gz = (await compressBody(body, 'gzip')) as Buffer;
     expect(brotliDecompressSync(br).equals(body)).toBe(true);
     expect(gunzipSync(gz).equals(body)).toBe(true);
+  });
+});
+
+describe('a coding edgecache cannot undo', () => {
+  it('is acceptable only when every coding applied is listed (or covered by *) with a q-value above 0', () => {
+    expect(acceptsEvery('zstd', 'zstd')).toBe(true);
+    expect(acceptsEvery('gzip, ZSTD;q=0.2', 'zstd')).toBe(true);
+    expect(acceptsEvery('*', 'zstd')).toBe(true);
+    expect(acceptsEvery('*;q=0, zstd;q=0.5', 'zstd')).toBe(true);
+    expect(acceptsEvery('zstd;q=0, *', 'zstd')).toBe(false);
+    expect(acceptsEvery('br, gzip', 'zstd')).toBe(false);
+    expect(acceptsEvery(undefined, 'zstd')).toBe(false);
+    expect(acceptsEvery('zstd;q=x', 'zstd')).toBe(false);
+    expect(acceptsEvery('gzip, compress', 'gzip, compress')).toBe(true);
+    expect(acceptsEvery('gzip', 'gzip, compress')).toBe(false);
   });
 });

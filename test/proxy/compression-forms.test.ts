@@ -52,6 +52,12 @@ beforeAll(async () => {
       res.end(gzipSync(BODY));
       return;
     }
+    if (url.startsWith('/zstd')) {
+      // An origin that uses a coding it was not offered (edgecache never asks for zstd): stored as sent.
+      res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'zstd', 'cache-control': 'public, max-age=600' });
+      res.end(NOISE);
+      return;
+    }
     if (url.startsWith('/noise')) {
       res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'public, max-age=600' });
       res.end(NOISE);
@@ -201,6 +207,9 @@ describe('the fast paths themselves', () => {
     expect([gzip.status, gzip.headers['content-encoding'], gzip.headers.etag]).toEqual([200, 'gzip', '"g"']);
     expect(gunzipSync(gzip.body).equals(BODY)).toBe(true);
     expect((await get('/pre-gzipped.json')).status).toBe(599);
+    // A coding it cannot undo nor replace: declined, whatever the client accepts (the pipeline decides).
+    await request(`${proxy.url}/zstd-fast.json`);
+    expect((await get('/zstd-fast.json', 'zstd')).status).toBe(599);
   });
 
   it('HTTP/2: the same, with the form\'s h2 header object', async () => {
@@ -266,6 +275,28 @@ describe('forms over HTTP/2 (TLS)', () => {
       expect(origin.count('/h2.json')).toBe(1);
     } finally {
       await h2Close(session);
+    }
+  });
+});
+
+describe('a coding edgecache can neither undo nor replace', () => {
+  it('is served as stored only to a client that accepts it; 406 to the others', async () => {
+    const proxy = await startProxy(origin.url);
+    try {
+      await request(`${proxy.url}/zstd.json`, { headers: { 'accept-encoding': 'zstd' } });
+      expect(origin.requests.find((r) => r.url === '/zstd.json')?.headers['accept-encoding']).toBe('identity');
+      for (const ae of ['zstd', 'gzip, zstd;q=0.5', '*']) {
+        const ok = await request(`${proxy.url}/zstd.json`, { headers: { 'accept-encoding': ae } });
+        expect([ok.status, ok.headers['x-cache'], ok.headers['content-encoding']], ae).toEqual([200, 'HIT', 'zstd']);
+        expect(ok.body.equals(NOISE)).toBe(true);
+      }
+      for (const ae of ['br, gzip', 'zstd;q=0, gzip', undefined]) {
+        const refused = await request(`${proxy.url}/zstd.json`, { headers: ae === undefined ? {} : { 'accept-encoding': ae } });
+        expect([refused.status, refused.headers['content-encoding']], String(ae)).toEqual([406, undefined]);
+      }
+      expect(origin.count('/zstd.json')).toBe(1);
+    } finally {
+      await proxy.close();
     }
   });
 });

@@ -172,10 +172,13 @@ export function accepts(pref: EncodingPreference, coding: string): boolean {
 /**
  * Whether an Accept-Encoding value accepts every coding of a Content-Encoding edgecache can neither serve in
  * another form nor undo (zstd, compress, several codings...): each listed with a q-value above 0, or covered by
- * `*` with one. Read from the raw value, on the pipeline only (such bodies never take the hit path).
+ * `*` with one; or no Accept-Encoding at all (RFC 9110 §12.5.3: a request without it states no preference, and
+ * edgecache cannot make it another form). Read from the raw value, on the pipeline only (such bodies never take
+ * the hit path).
  */
 export function acceptsEvery(acceptEncoding: string | string[] | undefined, contentEncoding: string | string[] | undefined): boolean {
-  if (acceptEncoding === undefined || contentEncoding === undefined) return false;
+  if (contentEncoding === undefined) return false;
+  if (acceptEncoding === undefined) return true;
   const q = new Map<string, number>();
   for (const part of (Array.isArray(acceptEncoding) ? acceptEncoding.join(',') : acceptEncoding).split(',')) {
     const [name = '', ...params] = part.split(';');
@@ -236,6 +239,13 @@ export function varyingOnEncoding(headers: Record<string, string | string[]>): R
   if (names.includes('accept-encoding') || names.includes('*')) return headers;
   headers.vary = text.trim() === '' ? 'Accept-Encoding' : `${text}, Accept-Encoding`;
   return headers;
+}
+
+/** Whether a response's Vary nominates Accept-Encoding (the origin chose its coding by it). */
+export function variesOnEncoding(vary: string | string[] | undefined): boolean {
+  if (vary === undefined) return false;
+  const text = Array.isArray(vary) ? vary.join(',') : vary;
+  return text.split(',').some((n) => n.trim().toLowerCase() === 'accept-encoding');
 }
 
 /** Codings edgecache can undo for a client that does not accept them (node:zlib). */

@@ -8,7 +8,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Body } from '../../cache-store/body.js';
 import type { CacheEntry, EntryMeta, StoredHeaders } from '../../cache-store/entry.js';
-import { accepts, decodable, encodingPreference, formEtag, storedCoding, type Coding, type Form } from '../../policies/http/content-coding.js';
+import { accepts, decodable, encodingPreference, formEtag, storedCoding, variesOnEncoding, type Coding, type Form } from '../../policies/http/content-coding.js';
 import { allowsContentLength } from '../../policies/http/message-body.js';
 import { withVia } from '../../policies/http/intermediary.js';
 import { SURROGATE_ONLY_FIELDS } from '../../policies/http/surrogate-control.js';
@@ -41,7 +41,9 @@ interface Prepared {
   encoded: 'br' | 'gzip' | 'deflate' | undefined;
   /**
    * The stored body is in a content coding edgecache can neither undo nor serve in another form (zstd, several
-   * codings...): only a client that accepts it may have it (decided by the pipeline: the hit path declines).
+   * codings...), chosen by the origin by Accept-Encoding (its Vary says so; edgecache does not key on that field
+   * with --compress on): only a client that accepts it may have it (the pipeline decides: the hit path declines).
+   * Without that Vary the origin says any client may have it (RFC 9111 §4.1), and every client does.
    */
   foreign: boolean;
   /** The HTTP/2 hit's header object (h2HitHeaders), made on the first h2 hit, and the Age it carries. */
@@ -110,7 +112,7 @@ function prepare(entry: CacheEntry, form: Coding | undefined, length: number): P
     headStart,
     head: undefined,
     encoded: decodable(coding) ? coding : undefined,
-    foreign: form === undefined && coding !== 'identity' && !decodable(coding),
+    foreign: form === undefined && coding !== 'identity' && !decodable(coding) && variesOnEncoding(headers.vary),
     h2: undefined,
     h2Age: NaN,
   };

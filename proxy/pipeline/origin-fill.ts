@@ -30,7 +30,7 @@ import { freshenedHeaders, isOriginError, withoutClientValidators } from '../../
 import { shareableUnstored, type NotStoredReason } from '../../policies/http/sharing.js';
 import { endToEndResponseHeaders } from '../../policies/http/intermediary.js';
 import type { OriginClient } from '../origin/origin-client.js';
-import { accepts, acceptsEvery, decodable, encodingPreference, storedCoding, varyingOnEncoding } from '../../policies/http/content-coding.js';
+import { accepts, acceptsEvery, decodable, encodingPreference, storedCoding, variesOnEncoding, varyingOnEncoding } from '../../policies/http/content-coding.js';
 import type { Compressor } from './compressor.js';
 import { postTag } from '../../policies/http/post-key.js';
 import { postNotStoredReason, postPolicyHeaders } from '../../policies/http/post-freshness.js';
@@ -284,8 +284,9 @@ export class OriginFill {
     const coding = storedCoding(outcome.headers['content-encoding']);
     if (coding === 'identity') return true;
     if (decodable(coding)) return accepts(encodingPreference(headers['accept-encoding']), coding);
-    // A coding edgecache cannot undo (zstd, several codings): only for a waiter that accepts every one of them.
-    return acceptsEvery(headers['accept-encoding'], outcome.headers['content-encoding']);
+    // A coding edgecache cannot undo (zstd, several codings), chosen by Accept-Encoding: only for a waiter that
+    // accepts every one of them. (Without Vary: Accept-Encoding the origin says it is for any client.)
+    return !variesOnEncoding(outcome.headers.vary) || acceptsEvery(headers['accept-encoding'], outcome.headers['content-encoding']);
   }
 
   /** A consumer went away (client disconnected). An unstored fill nobody reads is aborted. */

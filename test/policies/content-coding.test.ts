@@ -116,14 +116,14 @@ describe('compressor levels', () => {
 });
 
 describe('a coding edgecache cannot undo', () => {
-  it('is acceptable only when every coding applied is listed (or covered by *) with a q-value above 0', () => {
+  it('is acceptable when every coding applied is listed (or covered by *) with a q-value above 0, or nothing is said', () => {
     expect(acceptsEvery('zstd', 'zstd')).toBe(true);
     expect(acceptsEvery('gzip, ZSTD;q=0.2', 'zstd')).toBe(true);
     expect(acceptsEvery('*', 'zstd')).toBe(true);
     expect(acceptsEvery('*;q=0, zstd;q=0.5', 'zstd')).toBe(true);
     expect(acceptsEvery('zstd;q=0, *', 'zstd')).toBe(false);
     expect(acceptsEvery('br, gzip', 'zstd')).toBe(false);
-    expect(acceptsEvery(undefined, 'zstd')).toBe(false);
+    expect(acceptsEvery(undefined, 'zstd')).toBe(true);
     expect(acceptsEvery('zstd;q=x', 'zstd')).toBe(false);
     expect(acceptsEvery('gzip, compress', 'gzip, compress')).toBe(true);
     expect(acceptsEvery('gzip', 'gzip, compress')).toBe(false);

@@ -54,7 +54,8 @@ beforeAll(async () => {
     }
     if (url.startsWith('/zstd')) {
       // An origin that uses a coding it was not offered (edgecache never asks for zstd): stored as sent.
-      res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'zstd', 'cache-control': 'public, max-age=600' });
+      // Chosen by Accept-Encoding (Vary), or not (?any: for every client, as the origin says).
+      res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'zstd', 'cache-control': 'public, max-age=600', ...(!url.includes('any') && { vary: 'Accept-Encoding' }) });
       res.end(NOISE);
       return;
     }
@@ -280,21 +281,28 @@ describe('forms over HTTP/2 (TLS)', () => {
 });
 
 describe('a coding edgecache can neither undo nor replace', () => {
-  it('is served as stored only to a client that accepts it; 406 to the others', async () => {
+  it('chosen by Accept-Encoding, is served as stored only to a client that accepts it; 406 to the others', async () => {
     const proxy = await startProxy(origin.url);
     try {
       await request(`${proxy.url}/zstd.json`, { headers: { 'accept-encoding': 'zstd' } });
       expect(origin.requests.find((r) => r.url === '/zstd.json')?.headers['accept-encoding']).toBe('identity');
-      for (const ae of ['zstd', 'gzip, zstd;q=0.5', '*']) {
-        const ok = await request(`${proxy.url}/zstd.json`, { headers: { 'accept-encoding': ae } });
-        expect([ok.status, ok.headers['x-cache'], ok.headers['content-encoding']], ae).toEqual([200, 'HIT', 'zstd']);
+      // (No Accept-Encoding at all states no preference: RFC 9110 §12.5.3.)
+      for (const ae of ['zstd', 'gzip, zstd;q=0.5', '*', undefined]) {
+        const ok = await request(`${proxy.url}/zstd.json`, { headers: ae === undefined ? {} : { 'accept-encoding': ae } });
+        expect([ok.status, ok.headers['x-cache'], ok.headers['content-encoding']], String(ae)).toEqual([200, 'HIT', 'zstd']);
         expect(ok.body.equals(NOISE)).toBe(true);
       }
-      for (const ae of ['br, gzip', 'zstd;q=0, gzip', undefined]) {
-        const refused = await request(`${proxy.url}/zstd.json`, { headers: ae === undefined ? {} : { 'accept-encoding': ae } });
-        expect([refused.status, refused.headers['content-encoding']], String(ae)).toEqual([406, undefined]);
+      for (const ae of ['br, gzip', 'zstd;q=0, gzip', 'identity']) {
+        const refused = await request(`${proxy.url}/zstd.json`, { headers: { 'accept-encoding': ae } });
+        expect([refused.status, refused.headers['content-encoding']], ae).toEqual([406, undefined]);
       }
       expect(origin.count('/zstd.json')).toBe(1);
+      // Without Vary: Accept-Encoding the origin says any client may have it (RFC 9111 §4.1): every client does.
+      await request(`${proxy.url}/zstd.json?any`, { headers: { 'accept-encoding': 'zstd' } });
+      for (const ae of ['br, gzip', 'identity']) {
+        const any = await request(`${proxy.url}/zstd.json?any`, { headers: { 'accept-encoding': ae } });
+        expect([any.status, any.headers['x-cache'], any.headers['content-encoding']], ae).toEqual([200, 'HIT', 'zstd']);
+      }
     } finally {
       await proxy.close();
     }

@@ -304,6 +304,31 @@ export class CacheStore {
     return admitted === entry ? 'stored' : 'stale';
   }
 
+  /**
+   * A copy of `entry` in a synchronous tier below memory (the disk tier, shared by the worker processes) that is
+   * fresh for longer than it: another process revalidated or refetched it meanwhile. It replaces this process's
+   * copy in memory and is returned; undefined when there is none. For a memory hit that is no longer fresh, before
+   * going to the origin: otherwise each worker would revalidate what one of them already did.
+   */
+  newerBelow(entry: CacheEntry): CacheEntry | undefined {
+    if (!this.localTrusted) return undefined;
+    const key = entry.meta.key;
+    for (const tier of this.syncLower) {
+      const stored = tier.get(key);
+      if (stored?.kind !== 'entry') continue;
+      if (stored.meta.freshUntil <= entry.meta.freshUntil) return undefined;
+      // Compressed forms are packed after the body below memory (forms.ts).
+      const found = unpacked(stored);
+      if (found?.kind !== 'entry') return undefined;
+      const admitted = this.admit(found, this.purges.current);
+      if (admitted === undefined || admitted.meta.freshUntil <= entry.meta.freshUntil) return undefined;
+      if (this.fitsMemory(admitted)) this.memory.set(key, ownBytes(admitted));
+      this.foundIn.set(admitted, tier.name);
+      return admitted;
+    }
+    return undefined;
+  }
+
   /** The record under `key` in memory or a synchronous tier below it, without promotion. */
   private findNear(key: string): CacheRecord | undefined {
     const record = this.memory.get(key);

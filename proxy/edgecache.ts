@@ -408,6 +408,6 @@ async function registerRoutes(app: FastifyInstance, config: EdgecacheConfig, dep
     stats,
     outcomes,
     forwarding,
-    dispatcher: origin.dispatcher,
+    originClient: origin,
   });
 }

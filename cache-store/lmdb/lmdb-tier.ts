@@ -87,8 +87,11 @@ export class LmdbTier implements SyncCacheTier {
   private readonly space: DiskSpace;
   /** While the disk or the map is full, writes are declined until this time (Date.now), then tried again. */
   private pausedUntil = 0;
-  /** What the current pause is for (a full filesystem is a readiness problem; a full map is the budget at work). */
-  private pausedFor: SpaceShortage | undefined;
+  /**
+   * Whether the filesystem was full at the last write that found no room, and has not had room since (a write
+   * committed, or the filesystem shows free space again): a readiness problem, unlike a full map (the budget at work).
+   */
+  private filesystemFull = false;
   private pauseMs = MIN_PAUSE_MS;
   private pauseTimer: NodeJS.Timeout | undefined;
   private readonly chunkSize: number;
@@ -378,6 +381,7 @@ export class LmdbTier implements SyncCacheTier {
       if (this.tombstones.get(storage) === key) this.tombstones.delete(storage); // the write replaced it
       if (result.stored) {
         this.pauseMs = MIN_PAUSE_MS;
+        this.filesystemFull = false;
         this.spaceLog.ok();
       } else {
         this.counts.writesDeclined++;
@@ -402,7 +406,7 @@ export class LmdbTier implements SyncCacheTier {
     const ms = this.pauseMs;
     this.pauseMs = Math.min(MAX_PAUSE_MS, this.pauseMs * 2);
     this.pausedUntil = now + ms;
-    this.pausedFor = shortage;
+    if (shortage === 'disk') this.filesystemFull = true;
     this.spaceLog.fail({ shortage, pauseMs: ms, fileBytes: this.space.fileSize(), maxBytes: this.maxBytes });
     try {
       this.dbs.env.readerCheck();
@@ -413,8 +417,8 @@ export class LmdbTier implements SyncCacheTier {
     this.pauseTimer = setTimeout(() => {
       this.pauseTimer = undefined;
       this.pausedUntil = 0;
-      this.pausedFor = undefined;
-      this.space.probe(); // lifts the disk-full cap when the filesystem has room again
+      // Lifts the disk-full cap when the filesystem has room again.
+      if (this.space.probe()) this.filesystemFull = false;
     }, ms).unref();
   }
 
@@ -621,7 +625,7 @@ export class LmdbTier implements SyncCacheTier {
   /** Flushes access times and queued writes, stops the timers and closes the environment. */
   unready(): string | undefined {
     if (this.closed) return 'disk tier closed';
-    if (this.pausedFor === 'disk') return 'disk tier cannot write: the filesystem is full';
+    if (this.filesystemFull) return 'disk tier cannot write: the filesystem is full';
     return undefined;
   }
 

@@ -3,6 +3,7 @@
  * answers 304 itself, and what that 304 carries.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import { parseHttpDate } from './http-date.js';
 
 /** Whether a client's own validators match the stored response (RFC 9110 §13.1.2, §13.1.3). */
 export function clientValidatorsMatch(request: IncomingHttpHeaders, stored: Record<string, string | string[] | undefined>): boolean {
@@ -16,9 +17,13 @@ export function clientValidatorsMatch(request: IncomingHttpHeaders, stored: Reco
   }
   const ims = request['if-modified-since'];
   if (ims !== undefined) {
-    const since = Date.parse(ims);
-    const lastModified = typeof stored['last-modified'] === 'string' ? Date.parse(stored['last-modified']) : NaN;
-    return Number.isFinite(since) && Number.isFinite(lastModified) && lastModified <= since;
+    // Not an HTTP-date: the condition is ignored (RFC 9110 §13.1.3).
+    const since = parseHttpDate(ims);
+    if (since === undefined) return false;
+    // The stored response's Last-Modified, or lacking one its Date (edgecache gives every stored response one:
+    // the time it was received when the origin sent none), RFC 9111 §4.3.2.
+    const modified = parseHttpDate(stored['last-modified']) ?? parseHttpDate(stored.date);
+    return modified !== undefined && modified <= since;
   }
   return false;
 }

@@ -112,17 +112,17 @@ function policyHeaders(headers: Record<string, string | string[] | undefined>): 
 const MAX_AGE_VALUE = '2147483648';
 
 /**
- * Age (RFC 9111 §5.1) as one non-negative integer, at most 2^31 (as old as it gets). A list whose first member is
- * an integer uses that member. Any other value (negative, fractional, with parameters, or repeated on several
- * field lines) cannot be trusted, so the response is treated as already stale rather than as new: RFC 9111 says
- * a cache SHOULD ignore such an Age, but ignoring it would serve as fresh what an upstream cache may have held
- * for longer than its lifetime (and the public suite's release that CI runs requires the stale reading).
+ * Age (RFC 9111 §5.1) as the cache policy should read it: a non-negative integer (delta-seconds), at most 2^31
+ * (§1.2.2: as old as it gets). Several field lines, or a list, use the first value. A value with parameters
+ * (`7200;foo=bar`) counts as its integer: an upstream cache said that much, and reading it younger is the unsafe
+ * mistake. Anything else (negative, fractional, not a number) is ignored, as §5.1 says: undefined, no Age.
  */
 function normalizeAge(age: string | string[] | undefined): string | undefined {
-  if (age === undefined) return undefined;
-  if (Array.isArray(age)) return MAX_AGE_VALUE;
-  const match = /^\s*(\d+)(?:,\d+)*\s*$/.exec(age);
-  if (!match) return MAX_AGE_VALUE;
+  const line = Array.isArray(age) ? age[0] : age;
+  if (line === undefined) return undefined;
+  const first = line.split(',', 1)[0] as string;
+  const match = /^\s*(\d+)\s*(?:;.*)?$/.exec(first);
+  if (!match) return undefined;
   const digits = match[1] as string;
   return digits.length > 10 || Number(digits) > 2_147_483_648 ? MAX_AGE_VALUE : String(Number(digits));
 }
@@ -166,7 +166,11 @@ function applySurrogateControl(out: CachePolicy.Headers, surrogate: SurrogateDir
  */
 function responsePolicyHeaders(headers: Record<string, string | string[] | undefined>, status: number, targeted: readonly string[]): CachePolicy.Headers {
   const out = policyHeaders(headers);
-  if (out.age !== undefined) out.age = normalizeAge(headers.age);
+  if (out.age !== undefined) {
+    const age = normalizeAge(headers.age);
+    if (age === undefined) delete out.age;
+    else out.age = age;
+  }
   if (headers.date !== undefined && parseHttpDate(headers.date) === undefined) delete out.date;
   if (headers.expires !== undefined) {
     const expires = parseHttpDate(headers.expires);
@@ -212,14 +216,17 @@ function storableWithExplicitFreshness(status: number): boolean {
  * The status http-cache-semantics is given. A final status the library does not store (400, 500, 502, 503,
  * 504, or an unrecognised 299, 499, 599) but which has explicit freshness (max-age, s-maxage, Expires, after the
  * targeted fields) is presented as a 200: only the freshness it was given then decides, never a heuristic, as
- * the explicit lifetime always takes precedence. Without explicit freshness the real status stays, and with it
- * the library's refusal or its heuristic (for heuristically cacheable statuses only).
+ * the explicit lifetime always takes precedence. So is one marked `public` (explicitly cacheable, RFC 9111 §4.2.2),
+ * which the library may then give a heuristic lifetime. Otherwise the real status stays, and with it the library's
+ * refusal or its heuristic (for heuristically cacheable statuses only).
  */
 function libraryStatus(status: number, view: CachePolicy.Headers): number {
   if (LIBRARY_STATUSES.has(status) || !storableWithExplicitFreshness(status)) return status;
   const directives = parseCacheControl(view['cache-control']);
   const explicit = directives.has('max-age') || directives.has('s-maxage') || view.expires !== undefined;
-  return explicit ? 200 : status;
+  // `public` marks a response explicitly cacheable: a heuristic lifetime is allowed whatever its status (RFC 9111
+  // §4.2.2), as for the heuristically cacheable ones.
+  return explicit || directives.has('public') ? 200 : status;
 }
 
 /**

@@ -10,7 +10,7 @@
  */
 import { AggregatorRegistry, collectDefaultMetrics, Registry, type Metric, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { CacheStore } from '../../cache-store/cache-store.js';
-import type { ProxyStats } from './stats.js';
+import { ORIGIN_ERROR_FIELDS, type ProxyStats } from './stats.js';
 import { FORM_CODINGS, SKIP_REASONS, type CompressorStats } from '../pipeline/compressor.js';
 
 export const METRICS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
@@ -74,10 +74,10 @@ function metric(name: string, type: MetricType, help: string, values: () => Valu
 }
 
 /** One HELP per ProxyStats counter that is not in edgecache_requests_total; typed so that none is forgotten. */
-const COUNTERS: Record<Exclude<keyof ProxyStats, 'toJSON' | 'hits' | 'misses' | 'stale' | 'revalidated' | 'bypass'>, string> = {
+type OriginErrorField = (typeof ORIGIN_ERROR_FIELDS)[keyof typeof ORIGIN_ERROR_FIELDS];
+const COUNTERS: Record<Exclude<keyof ProxyStats, 'toJSON' | 'originError' | 'hits' | 'misses' | 'stale' | 'revalidated' | 'bypass' | 'originErrors' | OriginErrorField>, string> = {
   badRequests: 'Requests answered 4xx by edgecache itself (malformed request target or Host).',
   originFetches: 'Requests sent to the origin, for any reason.',
-  originErrors: 'Origin fetches that failed (refused, timed out, reset).',
   stored: 'Origin responses stored in the cache.',
   notStored: 'Origin responses fetched but not stored.',
   invalidations: 'Entries removed after an unsafe request (RFC 9111 section 4.4).',
@@ -178,8 +178,16 @@ export class ProxyMetrics {
       ),
     );
     registry.registerMetric(
-      metric('edgecache_origin_request_duration_seconds', 'histogram', "Time from sending a cache fill's request to the origin to its response headers.", () =>
+      metric('edgecache_origin_request_duration_seconds', 'histogram', "Time from sending a request to the origin (a cache fill, or a request passed through) to its response headers.", () =>
         this.originDuration.values('edgecache_origin_request_duration_seconds'),
+      ),
+    );
+    registry.registerMetric(
+      metric(
+        'edgecache_origin_errors_total',
+        'counter',
+        'Origin requests that failed, by kind: refused, dns, connect-timeout, headers-timeout, body-timeout, reset (the connection closed or reset mid-response), other.',
+        () => Object.entries(ORIGIN_ERROR_FIELDS).map(([kind, field]) => ({ labels: { kind }, value: stats[field] })),
       ),
     );
     for (const [field, help] of Object.entries(COUNTERS)) {

@@ -1,4 +1,17 @@
-/** Counters shown by the admin API's /stats (and, later, as Prometheus metrics). */
+import { gatewayError, type OriginErrorKind } from '../origin/origin-client.js';
+
+/** The counter of each kind of origin error (edgecache_origin_errors_total{kind} on /metrics). */
+export const ORIGIN_ERROR_FIELDS = {
+  refused: 'originErrorsRefused',
+  dns: 'originErrorsDns',
+  'connect-timeout': 'originErrorsConnectTimeout',
+  'headers-timeout': 'originErrorsHeadersTimeout',
+  'body-timeout': 'originErrorsBodyTimeout',
+  reset: 'originErrorsReset',
+  other: 'originErrorsOther',
+} as const satisfies Record<OriginErrorKind, keyof ProxyStats>;
+
+/** Counters shown by the admin API's /stats (and as Prometheus metrics, admin/metrics.ts). */
 export class ProxyStats {
   hits = 0;
   misses = 0;
@@ -9,8 +22,15 @@ export class ProxyStats {
   badRequests = 0;
   /** Requests sent to the origin, for any reason. */
   originFetches = 0;
-  /** Origin fetches that failed (refused, timed out, reset). */
+  /** Origin fetches that failed (refused, timed out, reset), in all and by kind (count them with originError()). */
   originErrors = 0;
+  originErrorsRefused = 0;
+  originErrorsDns = 0;
+  originErrorsConnectTimeout = 0;
+  originErrorsHeadersTimeout = 0;
+  originErrorsBodyTimeout = 0;
+  originErrorsReset = 0;
+  originErrorsOther = 0;
   /** Responses stored, and responses fetched but not stored. */
   stored = 0;
   notStored = 0;
@@ -36,6 +56,12 @@ export class ProxyStats {
   purgeBroadcastFailures = 0;
   /** With --redis: times this node dropped its memory and disk tiers because it could not know which purges it missed. */
   localTierDrops = 0;
+
+  /** Counts an origin request that failed with `err` (an undici or network error), by its kind. */
+  originError(err: unknown): void {
+    this.originErrors++;
+    this[ORIGIN_ERROR_FIELDS[gatewayError(err).kind]]++;
+  }
 
   toJSON(): Record<string, number> {
     return { ...this } as unknown as Record<string, number>;

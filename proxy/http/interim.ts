@@ -8,12 +8,16 @@
  * client (RFC 9110 §15.2: "a server MUST NOT send a 1xx response to an HTTP/1.0 client"), or anything once the
  * final response's head is out. Hop-by-hop fields are left out, as on every relayed response.
  *
+ * edgecache also sends a 103 of its own (writeStoredEarlyHints) with a stored response's preload links while it
+ * revalidates that response with the origin.
+ *
  * HTTP/1.1: written through node:http's OutgoingMessage#_writeRaw, the way `res.writeEarlyHints()` writes a 103 (it
  * writes only a 103 with a Link field; this writes any 1xx): queued behind an earlier pipelined response if one is
  * still going out. HTTP/2: `stream.additionalHeaders()` on the response's stream (RFC 9113 §8.1).
  */
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
+import { earlyHintLinks } from '../../policies/http/early-hints.js';
 import { endToEndResponseHeaders } from '../../policies/http/intermediary.js';
 import { serializeFields } from './raw-head.js';
 
@@ -49,4 +53,15 @@ export function writeInterim(req: IncomingMessage, res: ServerResponse, status: 
   const text = serializeFields(flat);
   if (text === undefined || typeof writer._writeRaw !== 'function') return;
   writer._writeRaw(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Informational'}\r\n${text}\r\n`, 'latin1');
+}
+
+/**
+ * edgecache's own 103 Early Hints (RFC 8297) for a GET about to wait for the origin: the stored response's Link
+ * fields that ask to preload or preconnect, if it has any (policies/http/early-hints.ts). The origin's own 103s,
+ * if it sends some, are relayed after it as usual.
+ */
+export function writeStoredEarlyHints(req: IncomingMessage, res: ServerResponse, link: string | string[] | undefined): void {
+  if (req.method !== 'GET') return;
+  const links = earlyHintLinks(link);
+  if (links.length > 0) writeInterim(req, res, 103, { link: links });
 }

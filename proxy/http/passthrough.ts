@@ -7,14 +7,14 @@
  * Content-Location URIs (RFC 9111 §4.4), before the response is relayed.
  */
 import http from 'node:http';
+import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import httpProxy, { type FastifyHttpProxyOptions } from '@fastify/http-proxy';
-import type { Dispatcher } from 'undici';
 import { invalidatedKeys, invalidates } from '../../policies/http/invalidation.js';
 import { allowsContentLength, hasNoContent } from '../../policies/http/message-body.js';
 import type { Forwarding } from '../origin/forwarding.js';
-import { gatewayError } from '../origin/origin-client.js';
+import { gatewayError, type OriginClient } from '../origin/origin-client.js';
 import { sendError, writeOriginFailure } from './error-answer.js';
 import { relayResponse } from './relay.js';
 import { targetOf } from './request-target.js';
@@ -34,9 +34,15 @@ export interface PassthroughOptions {
   outcomes: OutcomeRecorder;
   /** The header fields sent to the origin and relayed back. */
   forwarding: Forwarding;
-  /** The origin's connection pool, shared with the cache fills (OriginClient.dispatcher). */
-  dispatcher: Dispatcher;
+  /**
+   * The origin client the cache fills use: its connection pool is shared (--origin-connections bounds every origin
+   * connection), and the pass-through's origin latency goes to the same histogram.
+   */
+  originClient: Pick<OriginClient, 'dispatcher' | 'headersReceived'>;
 }
+
+/** When each passed-through request was sent to the origin (performance.now()), for its origin latency. */
+const sentAt = new WeakMap<object, number>();
 
 /**
  * Routes a WebSocket upgrade (handed over by node:http's 'upgrade' event, see upgrade.ts) to the WebSocket proxy
@@ -78,7 +84,7 @@ export async function registerPassthrough(app: FastifyInstance, options: Passthr
     websocket: true,
     // (Only upgrades reach this route, and the WebSocket proxy has its own connections; the pool is passed so that
     // reply-from does not create an Agent of its own.)
-    undici: options.dispatcher,
+    undici: options.originClient.dispatcher,
   } as FastifyHttpProxyOptions);
   // The WebSocket proxy has registered its 'upgrade' listener: other requests carrying Upgrade must not reach it.
   routeUpgrades(app.server, () => stats.badRequests++);
@@ -86,10 +92,12 @@ export async function registerPassthrough(app: FastifyInstance, options: Passthr
   await app.register(httpProxy, {
     upstream: options.origin,
     httpMethods: PASSTHROUGH_METHODS,
-    undici: options.dispatcher,
+    undici: options.originClient.dispatcher,
     replyOptions: {
       // The same request-header rules as cache fills, from the client's own headers (bodies keep their length).
       rewriteRequestHeaders: (request) => {
+        // Called as reply-from sends the request: its origin latency starts here.
+        sentAt.set(request, performance.now());
         return options.forwarding.requestHeaders(request.headers, targetOf(request), request.socket.remoteAddress, false);
       },
       rewriteHeaders: (headers) => options.forwarding.responseHeaders(headers as Record<string, string | string[] | undefined>),
@@ -97,6 +105,8 @@ export async function registerPassthrough(app: FastifyInstance, options: Passthr
         // reply-from hands over { statusCode, headers, stream } and has set the relayed fields on the reply.
         const res = rawResponse as unknown as { statusCode: number; headers: Record<string, string | string[] | undefined>; stream: Readable };
         const status = res.statusCode;
+        const started = sentAt.get(request);
+        if (started !== undefined) options.originClient.headersReceived(started);
         options.outcomes.record('BYPASS', reply.raw as http.ServerResponse);
         stats.originFetches++;
         reply.hijack();
@@ -114,7 +124,7 @@ export async function registerPassthrough(app: FastifyInstance, options: Passthr
           relayResponse(out, status, headers, res.stream, {
             noContent: hasNoContent(status),
             failed: (err) => {
-              stats.originErrors++;
+              stats.originError(err);
               writeOriginFailure(out, err, { cacheStatus: { fwd: 'method', detail: 'origin-error' } });
             },
           });
@@ -126,8 +136,8 @@ export async function registerPassthrough(app: FastifyInstance, options: Passthr
         relay();
       },
       onError: (reply, { error }) => {
-        stats.originErrors++;
         const cause = (error as { cause?: unknown }).cause ?? error;
+        stats.originError(cause);
         const failure = gatewayError(cause);
         const status = (error as { statusCode?: number }).statusCode === 504 ? 504 : failure.status;
         void sendError(reply, status, failure.message, { cacheStatus: { fwd: 'method', detail: 'origin-error' } });

@@ -57,6 +57,11 @@ export class OriginClient {
     return this.url.host;
   }
 
+  /** Reports the origin latency of a request sent through the pool by someone else (the pass-through). */
+  headersReceived(started: number): void {
+    this.onHeaders?.((performance.now() - started) / 1000);
+  }
+
   request(request: OriginRequest): Promise<Dispatcher.ResponseData> {
     const started = performance.now();
     const onHeaders = this.onHeaders;
@@ -80,30 +85,34 @@ export class OriginClient {
   }
 }
 
+/** What went wrong with an origin request, as counted in edgecache_origin_errors_total{kind}. */
+export type OriginErrorKind = 'refused' | 'dns' | 'connect-timeout' | 'headers-timeout' | 'body-timeout' | 'reset' | 'other';
+
 export interface GatewayError {
   status: 502 | 504;
   message: string;
+  kind: OriginErrorKind;
 }
 
-/** Turns an undici/network error into the status and one-line body the client receives. */
+/** Turns an undici/network error into the status and one-line body the client receives, and its kind. */
 export function gatewayError(err: unknown): GatewayError {
   const code = (err as { code?: string } | undefined)?.code;
   if (err instanceof errors.HeadersTimeoutError || code === 'UND_ERR_HEADERS_TIMEOUT') {
-    return { status: 504, message: 'origin did not send response headers in time' };
+    return { status: 504, message: 'origin did not send response headers in time', kind: 'headers-timeout' };
   }
   // Headers, then no body byte within --origin-body-timeout (before any byte of it reached the client).
   if (err instanceof errors.BodyTimeoutError || code === 'UND_ERR_BODY_TIMEOUT') {
-    return { status: 504, message: 'origin did not send the response body in time' };
+    return { status: 504, message: 'origin did not send the response body in time', kind: 'body-timeout' };
   }
   if (err instanceof errors.ConnectTimeoutError || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT') {
-    return { status: 504, message: 'origin connection timed out' };
+    return { status: 504, message: 'origin connection timed out', kind: 'connect-timeout' };
   }
-  if (code === 'ECONNREFUSED') return { status: 502, message: 'origin refused the connection' };
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return { status: 502, message: 'origin host name could not be resolved' };
+  if (code === 'ECONNREFUSED') return { status: 502, message: 'origin refused the connection', kind: 'refused' };
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return { status: 502, message: 'origin host name could not be resolved', kind: 'dns' };
   // (HPE_INVALID_EOF_STATE: the connection closed inside a message, e.g. after the headers of a Connection: close
   // response and before its body.)
   if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE' || code === 'HPE_INVALID_EOF_STATE') {
-    return { status: 502, message: 'origin closed the connection' };
+    return { status: 502, message: 'origin closed the connection', kind: 'reset' };
   }
-  return { status: 502, message: 'origin request failed' };
+  return { status: 502, message: 'origin request failed', kind: 'other' };
 }

@@ -5,7 +5,7 @@
  * short-cuts the commonest case, and everything else is decided here.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { writeInterim } from '../http/interim.js';
+import { writeInterim, writeStoredEarlyHints } from '../http/interim.js';
 import type { Logger } from 'pino';
 import type { CacheStore } from '../../cache-store/cache-store.js';
 import type { CacheEntry } from '../../cache-store/entry.js';
@@ -101,7 +101,7 @@ export class CachePipeline {
     const { store, freshness, now } = this.options;
     // A revalidation must not bring back what a purge removed after the stale entry was read (see CacheStore.put).
     const since = store.purgeGeneration;
-    const { entry, key, vary } = await store.lookup(target.key, req.headers);
+    const { entry, key, vary } = await this.lookup(target, req);
     if (req.headers['cache-control'] !== undefined && parseCacheControl(req.headers['cache-control']).has('only-if-cached')) {
       // RFC 9111 §5.2.1.7: answer from the cache or with 504, never from the origin.
       const verdict = entry && freshness.evaluate(entry.meta, req.headers, now());
@@ -135,8 +135,22 @@ export class CachePipeline {
         this.refreshInBackground(req, target, { entry, since });
         return;
       case 'revalidate':
+        // While the origin is asked, the stored response's preload links go out as a 103 (RFC 8297).
+        writeStoredEarlyHints(req, res, entry.meta.headers.link);
         return this.fill(req, res, target, entry.meta.key, { entry, since }, requestForbidsReuse(req) ? 'request' : 'stale');
     }
+  }
+
+  /**
+   * The stored response for a request: the store's lookup, and when what it found is no longer fresh, a fresher
+   * copy another worker process left on the shared disk meanwhile (it revalidated or refetched it), if any.
+   */
+  private async lookup(target: RequestTarget, req: IncomingMessage): ReturnType<CacheStore['lookup']> {
+    const { store, freshness, now } = this.options;
+    const found = await store.lookup(target.key, req.headers);
+    const { entry } = found;
+    if (entry === undefined || freshness.evaluate(entry.meta, req.headers, now()) === 'fresh') return found;
+    return { ...found, entry: store.newerBelow(entry) ?? entry };
   }
 
   /** Sends a stored entry, honouring the client's validators and a single byte range, and records the outcome. */
@@ -255,11 +269,19 @@ export class CachePipeline {
     const lease = await coordinator.acquireFill(key, coalesceWait).catch(() => undefined);
     if (lease === undefined || lease.owner) {
       this.begin(fill);
-      if (lease?.owner) void fill.done.then(() => lease.release(fill.summary === 'stored' || fill.summary === 'entry'));
+      if (lease?.owner) {
+        void fill.done.then(async () => {
+          const stored = fill.summary === 'stored' || fill.summary === 'entry';
+          // The other processes read the entry from the shared disk tier: release once its write has committed
+          // there, or a request arriving in between (a waiter told "stored", or the next one) misses it and fetches.
+          if (stored) await store.flush('host').catch(() => undefined);
+          lease.release(stored);
+        });
+      }
       return;
     }
     if (lease.stored) {
-      const { entry } = await store.lookup(target.key, req.headers).catch(() => ({ entry: undefined }));
+      const { entry } = await this.lookup(target, req).catch(() => ({ entry: undefined }));
       const verdict = entry && freshness.evaluate(entry.meta, req.headers);
       if (entry && (verdict === 'fresh' || verdict === 'stale-allowed')) {
         this.options.stats.coalesced++;
@@ -349,7 +371,7 @@ export class CachePipeline {
       const summary = fill.summary;
       if (summary === 'stored') stats.stored++;
       else if (summary === 'not-stored') stats.notStored++;
-      else if (summary === 'failed') stats.originErrors++;
+      else if (summary === 'failed') stats.originError(fill.failure);
     });
     return fill;
   }
@@ -390,13 +412,13 @@ export class CachePipeline {
       relayResponse(res, status, headers, response.body, {
         noContent: req.method === 'HEAD' || hasNoContent(status),
         failed: (err) => {
-          stats.originErrors++;
+          stats.originError(err);
           writeOriginFailure(res, err, { cacheStatus: { fwd: forward, detail: 'origin-error' } });
         },
       });
     } catch (err) {
       if (abort.signal.aborted) return;
-      stats.originErrors++;
+      stats.originError(err);
       writeOriginFailure(res, err, { cacheStatus: { fwd: forward, detail: 'origin-error' } });
     }
   }

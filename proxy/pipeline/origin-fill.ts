@@ -153,6 +153,8 @@ export class OriginFill {
   private varyFields: string[] | null = null;
   private tags: string[] = [];
   private state: 'connecting' | 'streaming' | 'complete' | 'failed' = 'connecting';
+  /** Why the fill failed (summary 'failed'), for the origin error counters. */
+  failure: unknown;
   /** Whether the body is kept as it arrives: to store it, or for waiters that join late (up to keepLimit). */
   private keep = true;
   private keepLimit = 0;
@@ -653,6 +655,7 @@ export class OriginFill {
       return;
     }
     this.state = 'failed';
+    this.failure = err;
     this.stream?.writer.abort();
     this.keep = false;
     this.chunks.length = 0;

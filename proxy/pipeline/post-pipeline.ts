@@ -143,7 +143,7 @@ export class PostPipeline {
       const summary = fill.summary;
       if (summary === 'stored') stats.stored++;
       else if (summary === 'not-stored') stats.notStored++;
-      else if (summary === 'failed') stats.originErrors++;
+      else if (summary === 'failed') stats.originError(fill.failure);
     });
     return fill;
   }
@@ -177,13 +177,13 @@ export class PostPipeline {
       relayResponse(res, status, headers, response.body, {
         noContent: hasNoContent(status),
         failed: (err) => {
-          stats.originErrors++;
+          stats.originError(err);
           writeOriginFailure(res, err, { cacheStatus: { ...cacheStatus, detail: 'origin-error' } });
         },
       });
     } catch (err) {
       if (abort.signal.aborted) return;
-      stats.originErrors++;
+      stats.originError(err);
       writeOriginFailure(res, err, { cacheStatus: { ...cacheStatus, detail: 'origin-error' } });
     }
   }

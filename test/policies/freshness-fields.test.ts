@@ -85,16 +85,28 @@ describe('what the freshness policy reads from a response', () => {
     return { reason, lifetime: reason === null ? freshness.lifetimes(policy, response, 0).lifetime / 1000 : undefined };
   };
 
-  it('Age: a non-negative integer, at most 2^31; anything else makes the response stale', () => {
+  it('Age (RFC 9111 §5.1): the first value of the first line, at most 2^31; a value that is not a non-negative integer is ignored', () => {
     const age = (value: string | string[]) => {
       const response: PolicyResponse = { status: 200, headers: { date, 'cache-control': 'max-age=3600', age: value } };
       return freshness.createPolicy(request, response).age();
     };
     expect(age('10')).toBe(10);
+    expect(age(' 10 ')).toBe(10);
+    // A list, or several lines: the first value.
     expect(age('0,7200')).toBe(0);
+    expect(age('0, 0')).toBe(0);
+    expect(age('7200, 0')).toBe(7200);
+    expect(age(['0', '7200'])).toBe(0);
+    expect(age(['7200', '0'])).toBe(7200);
+    expect(age(['3600', '3600'])).toBe(3600);
+    // At or beyond 2^31: as old as it gets.
+    expect(age('2147483647')).toBe(2_147_483_647);
+    expect(age('2147483649')).toBe(2_147_483_648);
     expect(age('99999999999')).toBe(2_147_483_648);
-    for (const value of ['abc', '-7200', '7200.0', '0, 0', '7200;foo=bar']) expect(age(value), value).toBe(2_147_483_648);
-    expect(age(['0', '0'])).toBe(2_147_483_648);
+    // Parameters: the integer stands.
+    expect(age('7200;foo=bar')).toBe(7200);
+    // Not a non-negative integer: ignored, as if there were no Age.
+    for (const value of ['abc', '-7200', '7200.0', '', '1e3']) expect(age(value), value).toBe(0);
   });
 
   it('Expires: an HTTP-date relative to Date; an invalid one (or several) means already expired', () => {
@@ -120,6 +132,8 @@ describe('what the freshness policy reads from a response', () => {
     const lastModified = new Date(T - 1_000_000).toUTCString();
     expect(decide(404, { 'last-modified': lastModified }).lifetime).toBe(100);
     for (const status of [400, 500, 503, 599, 307]) expect(decide(status, { 'last-modified': lastModified }).reason, String(status)).toBe('not-cacheable');
+    // `public` makes any final status explicitly cacheable: then a heuristic lifetime applies (RFC 9111 §4.2.2).
+    for (const status of [599, 500, 299]) expect(decide(status, { 'cache-control': 'public', 'last-modified': lastModified }), String(status)).toEqual({ reason: null, lifetime: 100 });
     expect(decide(206, { 'cache-control': 'max-age=60' }).reason).toBe('not-cacheable');
   });
 

@@ -11,6 +11,7 @@ import { invalidatedKeys, invalidates } from '../../policies/http/invalidation.j
 import { allowsContentLength, bodyFraming, hasNoContent } from '../../policies/http/message-body.js';
 import { ifRangeMatches, MAX_RANGES, parseRange, parseRanges, RangeSlicer, rangeFraming } from '../../policies/http/ranges.js';
 import { freshenedHeaders, isOriginError, withoutClientValidators } from '../../policies/http/revalidation.js';
+import { earlyHintLinks } from '../../policies/http/early-hints.js';
 import { shareableUnstored } from '../../policies/http/sharing.js';
 
 describe('ranges (RFC 9110 §14)', () => {
@@ -99,6 +100,15 @@ describe('conditionals (RFC 9110 §13) and the one 304 rule (§15.4.5)', () => {
     expect(clientValidatorsMatch({ 'if-modified-since': 'Mon, 01 Jan 2024 00:00:00 GMT' }, stored)).toBe(false);
     expect(clientValidatorsMatch({ 'if-modified-since': 'yesterday' }, stored)).toBe(false);
     expect(clientValidatorsMatch({}, stored)).toBe(false);
+  });
+
+  it('If-Modified-Since without a stored Last-Modified: the stored Date stands for it (RFC 9111 §4.3.2)', () => {
+    const dated = { date: 'Wed, 03 Jan 2024 00:00:00 GMT' };
+    expect(clientValidatorsMatch({ 'if-modified-since': 'Wed, 03 Jan 2024 00:00:00 GMT' }, dated)).toBe(true);
+    expect(clientValidatorsMatch({ 'if-modified-since': 'Tue, 02 Jan 2024 23:59:59 GMT' }, dated)).toBe(false);
+    expect(clientValidatorsMatch({ 'if-modified-since': 'Wed, 03 Jan 2024 00:00:00 GMT' }, {})).toBe(false);
+    // A Last-Modified, when there is one, is what counts.
+    expect(clientValidatorsMatch({ 'if-modified-since': 'Tue, 02 Jan 2024 00:00:00 GMT' }, { ...dated, 'last-modified': 'Tue, 02 Jan 2024 00:00:01 GMT' })).toBe(false);
   });
 
   it('a 304 keeps what it must carry and the exchange fields, and drops the representation metadata', () => {
@@ -248,5 +258,15 @@ describe('request targets (RFC 9112 §3.2, §3.3)', () => {
     expect(check('/', '')).toBe(TARGET_PROBLEMS.noHost);
     expect(check('/', 'a', ['Host', 'a', 'HOST', 'a'])).toBe(TARGET_PROBLEMS.severalHosts);
     expect(check('/', 'a b')).toBe(TARGET_PROBLEMS.badHost);
+  });
+});
+
+describe('Early Hints from stored Link fields (RFC 8297, RFC 8288)', () => {
+  it('keeps the link-values whose relation is preload, modulepreload or preconnect', () => {
+    expect(earlyHintLinks(undefined)).toEqual([]);
+    expect(earlyHintLinks('</a.css>; rel=preload; as=style')).toEqual(['</a.css>; rel=preload; as=style']);
+    expect(earlyHintLinks('</a,b.css>; rel="preload stylesheet"; as=style, </n>; rel=next')).toEqual(['</a,b.css>; rel="preload stylesheet"; as=style']);
+    expect(earlyHintLinks(['</x.js>; REL=ModulePreload', '<https://c.test>; rel=preconnect; crossorigin'])).toEqual(['</x.js>; REL=ModulePreload', '<https://c.test>; rel=preconnect; crossorigin']);
+    expect(earlyHintLinks('</p>; rel=prefetch, garbage')).toEqual([]);
   });
 });

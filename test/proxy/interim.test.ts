@@ -73,3 +73,46 @@ describe('1xx from the origin', () => {
     }
   });
 });
+
+describe("edgecache's own 103 from a stored response's preload links (RFC 8297)", () => {
+  const STORED_LINKS = '</app.css>; rel=preload; as=style, </app.js>; rel="modulepreload", <https://cdn.test>; rel=preconnect, </next>; rel=next';
+
+  it('sends them while revalidating a stale entry, on HTTP/1.1 and HTTP/2, and not for HEAD or a fresh hit', async () => {
+    const hinted = await startOrigin((req, res) => {
+      const conditional = req.headers['if-none-match'] === '"v1"';
+      const fields = { 'cache-control': 'max-age=1', etag: '"v1"', link: STORED_LINKS, 'content-type': 'text/html' };
+      if (conditional) {
+        res.writeHead(304, fields).end();
+        return;
+      }
+      res.writeHead(200, fields).end('<html>');
+    });
+    const edge = await startProxy(hinted.url, { h2c: true });
+    try {
+      const get = (p: string, method = 'GET') => raw(edge.port, `${method} ${p} HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n`);
+      for (const p of ['/page', '/head', '/h2page']) expect(statusLines(await get(p))).toEqual(['HTTP/1.1 200 OK']);
+      // Fresh: no hints.
+      expect(statusLines(await get('/page'))).toEqual(['HTTP/1.1 200 OK']);
+      await new Promise((resolve) => setTimeout(resolve, 2_100));
+      const revalidated = await get('/page');
+      expect(statusLines(revalidated)).toEqual(['HTTP/1.1 103 Early Hints', 'HTTP/1.1 200 OK']);
+      const [interim, final] = revalidated.split('HTTP/1.1 200 OK');
+      // Only the hinting relations, each a link-value of its own.
+      expect(interim?.match(/^link: .*$/gim)).toEqual(['link: </app.css>; rel=preload; as=style', 'link: </app.js>; rel="modulepreload"', 'link: <https://cdn.test>; rel=preconnect']);
+      expect(final).toMatch(/^x-cache: REVALIDATED/im);
+      const head = await get('/head', 'HEAD');
+      expect(statusLines(head)).toEqual(['HTTP/1.1 200 OK']);
+      const session = h2Connect(`http://127.0.0.1:${edge.port}`);
+      try {
+        const h2 = await h2Request(session, { ':path': '/h2page', ':authority': 'a.test' });
+        expect(h2.informational.map((h) => h[':status'])).toEqual([103]);
+        expect(h2.headers['x-cache']).toBe('REVALIDATED');
+      } finally {
+        await h2Close(session);
+      }
+    } finally {
+      await edge.close();
+      await hinted.close();
+    }
+  });
+});

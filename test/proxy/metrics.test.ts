@@ -80,11 +80,70 @@ describe('GET /metrics', () => {
     expect(metrics.families.has('nodejs_gc_duration_seconds')).toBe(true);
   });
 
+  it('times passed-through requests in the origin latency histogram too', async () => {
+    const count = async (): Promise<number> =>
+      parseExposition((await request(`${proxy.adminUrl}/metrics`)).text).value('edgecache_origin_request_duration_seconds_count') as number;
+    const before = await count();
+    for (let i = 0; i < 3; i++) expect((await request(`${proxy.url}/posted`, { method: 'POST', body: 'x' })).headers['x-cache']).toBe('BYPASS');
+    expect(await count()).toBe(before + 3);
+  });
+
   it('counts purges', async () => {
     const purged = await request(`${proxy.adminUrl}/purge`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ all: true }) });
     expect(purged.status).toBe(200);
     const metrics = parseExposition((await request(`${proxy.adminUrl}/metrics`)).text);
     expect(metrics.value('edgecache_purges_total')).toBe(1);
     expect(metrics.value('edgecache_tier_entries', { tier: 'memory' })).toBe(0);
+  });
+});
+
+describe('edgecache_origin_errors_total{kind}', () => {
+  it('counts each failed origin request once, by kind, on the cache path and the pass-through alike', async () => {
+    const failing = await startOrigin((req, res) => {
+      // /silent: headers never come; /reset: the connection is destroyed before any byte; POST /reset likewise.
+      if (req.url?.startsWith('/silent')) return;
+      if (req.url?.startsWith('/reset')) {
+        req.socket.destroy();
+        return;
+      }
+      res.writeHead(200, { 'cache-control': 'max-age=60' });
+      res.end('ok');
+    });
+    const edge = await startProxy(failing.url, { originHeadersTimeout: 300 });
+    // A port nobody listens on: the same origin closed.
+    const closed = await startOrigin(() => undefined);
+    const closedUrl = closed.url;
+    await closed.close();
+    const refusing = await startProxy(closedUrl);
+    try {
+      expect((await request(`${edge.url}/silent`)).status).toBe(504);
+      expect((await request(`${edge.url}/reset/a`)).status).toBe(502);
+      expect((await request(`${edge.url}/reset/b`, { method: 'POST', body: 'x' })).status).toBe(502);
+      expect((await request(`${edge.url}/fine`)).status).toBe(200);
+      expect((await request(`${refusing.url}/x`)).status).toBe(502);
+
+      const kinds = (text: string): Record<string, number> => {
+        const metrics = parseExposition(text);
+        const out: Record<string, number> = {};
+        for (const kind of ['refused', 'dns', 'connect-timeout', 'headers-timeout', 'body-timeout', 'reset', 'other']) {
+          out[kind] = metrics.value('edgecache_origin_errors_total', { kind }) as number;
+        }
+        return out;
+      };
+      expect(kinds((await request(`${edge.adminUrl}/metrics`)).text)).toEqual({
+        refused: 0,
+        dns: 0,
+        'connect-timeout': 0,
+        'headers-timeout': 1,
+        'body-timeout': 0,
+        reset: 2,
+        other: 0,
+      });
+      expect(kinds((await request(`${refusing.adminUrl}/metrics`)).text)).toMatchObject({ refused: 1, reset: 0, 'headers-timeout': 0 });
+      const stats = JSON.parse((await request(`${edge.adminUrl}/stats`)).text) as Record<string, number>;
+      expect([stats.originErrors, stats.originErrorsHeadersTimeout, stats.originErrorsReset]).toEqual([3, 1, 2]);
+    } finally {
+      await Promise.all([edge.close(), refusing.close(), failing.close()]);
+    }
   });
 });

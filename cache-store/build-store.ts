@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { CacheStore } from './cache-store.js';
 import type { CacheRecord } from './entry.js';
+import { packed } from './forms.js';
 import { LmdbTier } from './lmdb/lmdb-tier.js';
 import { MemoryTier } from './memory/memory-tier.js';
 import { RedisTier } from './redis/redis-tier.js';
@@ -41,7 +42,8 @@ const MEMORY_OBJECT_FLOOR = 1024 * 1024;
 export function buildStore({ config, freshness, log, now, sweeper }: StoreDependencies): CacheStore {
   let disk: LmdbTier | undefined;
   const spill = (key: string, record: CacheRecord): void => {
-    disk?.set(key, record);
+    // The disk tier stores one body: compressed forms go packed after it (forms.ts).
+    disk?.set(key, packed(record));
   };
   const memory = new MemoryTier({
     maxBytes: config.memoryMax,

@@ -5,7 +5,8 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { bodyChunks, bodyFromChunks, exactCopy, isChunked, ownedBuffer, type Body } from './body.js';
-import { recordSize, type CacheEntry, type CacheRecord, type EntryMeta } from './entry.js';
+import { recordSize, type CacheEntry, type CacheRecord, type EncodedForms, type EntryMeta } from './entry.js';
+import { formsLayout, packed, unpacked, withForms } from './forms.js';
 import { PurgeLog, type PurgeSubject, type PurgeVerdict } from './purge-log.js';
 import { purgeTiers, softened, tiersWithin, urlKeys, writeMeta, type PurgeOptions, type PurgeSelector } from './purge.js';
 import { selectedVariant, variantKeys, varyRecordWith } from './vary.js';
@@ -196,9 +197,20 @@ export class CacheStore {
     for (let i = 0; i < this.syncLower.length; i++) {
       const tier = this.syncLower[i] as SyncCacheTier;
       const leasing = isLeasingTier(tier);
-      const record = leasing ? tier.lease(key) : tier.get(key);
+      let record = leasing ? tier.lease(key) : tier.get(key);
       if (record === undefined) continue;
-      if (leasing && record.kind === 'entry' && Buffer.isBuffer(record.body) && tier.isLeased(record.body)) this.leasedBody = record.body;
+      if (record.kind === 'entry' && record.meta.encodings != null) {
+        // Compressed forms packed after the body (forms.ts): their views must outlive a lease, so no lease.
+        if (leasing && Buffer.isBuffer(record.body) && tier.isLeased(record.body)) {
+          const own = exactCopy(record.body);
+          tier.release(record.body);
+          record = { kind: 'entry', meta: record.meta, body: own, policy: record.policy };
+        }
+        record = unpacked(record);
+        if (record === undefined) return undefined;
+      } else if (leasing && record.kind === 'entry' && Buffer.isBuffer(record.body) && tier.isLeased(record.body)) {
+        this.leasedBody = record.body;
+      }
       // Every tier above a synchronous one is synchronous too: promote without a promise on the hit path.
       let copy: CacheRecord | undefined;
       for (let j = 0; j <= i; j++) {
@@ -206,7 +218,8 @@ export class CacheStore {
         if (j === 0 && (!this.fitsMemory(record) || (this.memory.wouldAdmit && !this.memory.wouldAdmit(key, this.sizeOf(record))))) continue;
         // A leased body goes back to its pool after this response: the tiers above get their own copy.
         if (record.kind === 'entry' && record.body === this.leasedBody) copy ??= { ...record, body: exactCopy(record.body) };
-        upper.set(key, copy ?? (j === 0 ? ownBytes(record) : record));
+        const own = copy ?? record;
+        upper.set(key, j === 0 ? ownBytes(own) : packed(own));
       }
       return record;
     }
@@ -301,9 +314,12 @@ export class CacheStore {
     if (!this.localTrusted) return undefined;
     const key = entry.meta.key;
     for (const tier of this.syncLower) {
-      const found = tier.get(key);
-      if (found?.kind !== 'entry') continue;
-      if (found.meta.freshUntil <= entry.meta.freshUntil) return undefined;
+      const stored = tier.get(key);
+      if (stored?.kind !== 'entry') continue;
+      if (stored.meta.freshUntil <= entry.meta.freshUntil) return undefined;
+      // Compressed forms are packed after the body below memory (forms.ts).
+      const found = unpacked(stored);
+      if (found?.kind !== 'entry') return undefined;
       const admitted = this.admit(found, this.purges.current);
       if (admitted === undefined || admitted.meta.freshUntil <= entry.meta.freshUntil) return undefined;
       if (this.fitsMemory(admitted)) this.memory.set(key, ownBytes(admitted));
@@ -340,9 +356,11 @@ export class CacheStore {
     for (let i = 0; i < this.tiers.length; i++) {
       const tier = this.tiers[i] as CacheTier;
       if (!this.localTrusted && tier.reach !== 'network') continue;
-      const record = tier.synchronous ? (tier.get(key) as CacheRecord | undefined) : await tier.get(key);
-      if (record === undefined) continue;
-      if (i === 0) return { record, tier: i };
+      const stored = tier.synchronous ? (tier.get(key) as CacheRecord | undefined) : await tier.get(key);
+      if (stored === undefined) continue;
+      if (i === 0) return { record: stored, tier: i };
+      const record = unpacked(stored);
+      if (record === undefined) return undefined;
       // A record read from a networked tier before a purge answered must not be copied back up after it.
       const admitted = this.admit(record, since);
       if (admitted === undefined) return undefined;
@@ -359,7 +377,7 @@ export class CacheStore {
       const tier = this.tiers[j] as CacheTier;
       if (tier === this.memory && (!this.fitsMemory(record) || (this.memory.wouldAdmit && !this.memory.wouldAdmit(key, recordSize(record))))) continue;
       // A disk body is read lazily from LMDB pages that eviction (in any process) can free: memory keeps a copy.
-      await tier.set(key, tier === this.memory ? ownBytes(record) : record);
+      await tier.set(key, tier === this.memory ? ownBytes(record) : packed(record));
     }
   }
 
@@ -435,7 +453,7 @@ export class CacheStore {
   async replace(entry: CacheEntry, stored: EntryMeta, since = this.purges.current): Promise<PutResult> {
     const admitted = this.admit(entry, since);
     if (admitted === undefined) return 'dropped';
-    for (const tier of this.writeTiers) await writeMeta(tier, admitted.meta.key, admitted, stored);
+    for (const tier of this.writeTiers) await writeMeta(tier, admitted.meta.key, tier === this.memory ? admitted : (packed(admitted) as CacheEntry), stored);
     return admitted === entry ? 'stored' : 'stale';
   }
 
@@ -491,15 +509,31 @@ export class CacheStore {
   }
 
   private async setAll(key: string, record: CacheRecord): Promise<void> {
+    const lower = packed(record);
     for (const tier of this.writeTiers) {
       if (tier === this.memory && !this.fitsMemory(record)) {
         // Too large for memory: on disk only (whatever --disk-write says), and no older copy left in memory.
         await tier.delete(key);
-        if (this.streaming !== undefined && !this.writeTiers.includes(this.streaming)) this.streaming.set(key, record);
+        if (this.streaming !== undefined && !this.writeTiers.includes(this.streaming)) this.streaming.set(key, lower);
         continue;
       }
-      await tier.set(key, record);
+      await tier.set(key, tier === this.memory ? record : lower);
     }
+  }
+  /**
+   * Adds the compressed forms of a response to its stored entry (proxy/pipeline/compressor.ts), when the entry
+   * stored under its key is still that response (not replaced, revalidated or evicted meanwhile). `since` as for
+   * put(): a purge since the response was fetched drops the forms too. Returns whether they were stored.
+   */
+  async addForms(entry: CacheEntry, forms: EncodedForms, since: number): Promise<boolean> {
+    const key = entry.meta.key;
+    const current = this.findNear(key);
+    if (current?.kind !== 'entry' || current.meta.storedAt !== entry.meta.storedAt || current.meta.encodings != null) return false;
+    if (current.meta !== entry.meta && current.body.length !== entry.body.length) return false;
+    const admitted = this.admit(withForms(current.meta === entry.meta ? entry : { ...entry, meta: current.meta }, forms, formsLayout(entry.body, forms)), since);
+    if (admitted === undefined) return false;
+    await this.setAll(key, admitted);
+    return true;
   }
 
   private async deleteKeys(keys: string[]): Promise<void> {
@@ -513,10 +547,15 @@ export class CacheStore {
  */
 function ownBytes(record: CacheRecord): CacheRecord {
   if (record.kind !== 'entry') return record;
-  const { body } = record;
-  if (!isChunked(body)) {
-    const owned = ownedBuffer(body);
-    return owned === body ? record : { ...record, body: owned };
-  }
-  return { ...record, body: bodyFromChunks([...bodyChunks(body)], body.length) };
+  const { body, forms } = record;
+  const owned = ownBody(body);
+  if (forms === undefined) return owned === body ? record : { ...record, body: owned };
+  const ownForms: EncodedForms = {};
+  if (forms.br !== undefined) ownForms.br = ownBody(forms.br);
+  if (forms.gzip !== undefined) ownForms.gzip = ownBody(forms.gzip);
+  return { kind: 'entry', meta: record.meta, body: owned, policy: record.policy, forms: ownForms };
+}
+
+function ownBody(body: Body): Body {
+  return isChunked(body) ? bodyFromChunks([...bodyChunks(body)], body.length) : ownedBuffer(body);
 }

@@ -24,6 +24,24 @@ export interface EntryMeta extends Lifetimes {
   tags: string[];
   /** Epoch ms after which the entry is useless and may be deleted; Infinity while it can still be revalidated. */
   deletableAt: number;
+  /**
+   * The compressed forms stored beside the body (see forms.ts), by their lengths; null or absent when there are
+   * none. Part of the metadata so that a lower tier, which stores one body, keeps them after it (packed).
+   */
+  encodings?: FormsLayout | null;
+}
+
+/** The lengths of an entry's stored forms: the identity body first, then each compressed form present. */
+export interface FormsLayout {
+  identity: number;
+  br?: number;
+  gzip?: number;
+}
+
+/** The compressed forms of a stored response (proxy/pipeline/compressor.ts makes them). */
+export interface EncodedForms {
+  br?: Body;
+  gzip?: Body;
 }
 
 export interface CacheEntry {
@@ -31,6 +49,11 @@ export interface CacheEntry {
   meta: EntryMeta;
   body: Body;
   policy: CachePolicy;
+  /**
+   * The body in each content coding edgecache compressed it to, beside the identity form `body` (see forms.ts).
+   * Present whenever `meta.encodings` is; a lower tier keeps them packed after the body instead.
+   */
+  forms?: EncodedForms;
 }
 
 export interface VaryRecord {
@@ -49,7 +72,7 @@ export type CacheRecord = CacheEntry | VaryRecord;
  * by new fields, `{ ...lifetimes, key, ... }`, gives V8 a dictionary-mode object with a hidden class of its own:
  * about 0.5 KB more per stored entry, and slower property reads on every hit.)
  */
-export function newEntryMeta(lifetimes: Lifetimes, fields: Omit<EntryMeta, keyof Lifetimes>): EntryMeta {
+export function newEntryMeta(lifetimes: Lifetimes, fields: Omit<EntryMeta, keyof Lifetimes | 'encodings'> & { encodings?: FormsLayout | null }): EntryMeta {
   return {
     ageBase: lifetimes.ageBase,
     lifetime: lifetimes.lifetime,
@@ -67,6 +90,7 @@ export function newEntryMeta(lifetimes: Lifetimes, fields: Omit<EntryMeta, keyof
     vary: fields.vary,
     tags: fields.tags,
     deletableAt: fields.deletableAt,
+    encodings: fields.encodings ?? null,
   };
 }
 
@@ -80,6 +104,8 @@ export function recordSize(record: CacheRecord): number {
     return size;
   }
   let size = HEADER_OVERHEAD + record.body.length + record.meta.key.length;
+  const forms = record.forms;
+  if (forms !== undefined) size += (forms.br?.length ?? 0) + (forms.gzip?.length ?? 0);
   for (const name in record.meta.headers) {
     const value = record.meta.headers[name] as string | string[];
     size += name.length + 4 + (Array.isArray(value) ? value.reduce((n, v) => n + v.length + 4, 0) : value.length);

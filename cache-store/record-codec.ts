@@ -18,7 +18,7 @@ import type { CacheEntry, EntryMeta, VaryRecord } from './entry.js';
  * On-disk format version, kept in `info` and in every meta envelope. Bump it whenever the layout or the
  * encoding changes: a tier that finds another version clears itself instead of misreading.
  */
-export const FORMAT_VERSION = 2;
+export const FORMAT_VERSION = 3;
 
 /** Largest body stored inside its meta value (at most one chunk): bigger ones go to `bodies` in chunks. */
 export const INLINE_LIMIT = 64 * 1024;
@@ -190,9 +190,15 @@ function checkMeta(m: unknown): EntryMeta {
     typeof m.staleWhileRevalidate === 'number' &&
     typeof m.staleIfError === 'number' &&
     typeof m.mustRevalidate === 'boolean' &&
-    typeof m.hasValidator === 'boolean';
+    typeof m.hasValidator === 'boolean' &&
+    (m.encodings === undefined || m.encodings === null || isFormsLayout(m.encodings));
   if (!ok) throw new CorruptRecordError('bad meta fields');
   return { ...(m as unknown as EntryMeta), deletableAt: m.deletableAt === null ? Infinity : (m.deletableAt as number) };
+}
+
+/** A stored entry's forms layout (entry.ts FormsLayout): the identity length and each form's. */
+function isFormsLayout(v: unknown): boolean {
+  return isObject(v) && isCount(v.identity) && (v.br === undefined || isCount(v.br)) && (v.gzip === undefined || isCount(v.gzip));
 }
 
 export function isObject(v: unknown): v is Record<string, unknown> {

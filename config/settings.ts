@@ -56,6 +56,8 @@ export interface EdgecacheConfig {
   /** Comma-separated query parameter names; empty or absent: none. */
   logRedactQuery: string;
   exposeTagHeaders: boolean;
+  compress: 'br,gzip' | 'br' | 'gzip' | 'off';
+  compressMinSize: number;
   /** Path prefixes whose POST requests are cached (absent or empty: no POST is cached). */
   cachePost?: readonly string[];
   cachePostMaxBody: number;
@@ -365,6 +367,19 @@ export const SETTINGS = {
     default: false,
     description:
       'Share cached POST answers (--cache-post) across credentials: Authorization and --cache-post-key-headers are left out of the key. Only for origins whose answers do not depend on who asks: otherwise one client gets an answer meant for another.',
+  },
+  compress: {
+    kind: 'enum',
+    default: 'br,gzip',
+    values: ['br,gzip', 'br', 'gzip', 'off'],
+    description:
+      'Content codings edgecache stores compressed responses in. A compressible response (text/*, JSON, JavaScript, CSS, SVG, XML, WASM...: the list is in the README) of at least --compress-min-size, stored without Content-Encoding and without Cache-Control: no-transform, is compressed once after it is stored and kept in each coding beside the identity form; each client gets the form its Accept-Encoding prefers. off: bodies are stored and served as the origin sent them.',
+  },
+  compressMinSize: {
+    kind: 'size',
+    default: '1kib',
+    min: 1,
+    description: 'Smallest body --compress compresses (smaller ones gain too little to pay for the Content-Encoding and the second form).',
   },
   logLevel: {
     kind: 'enum',

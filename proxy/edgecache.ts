@@ -26,6 +26,8 @@ import { Drain } from './http/drain.js';
 import { TlsCredentials } from './http/tls.js';
 import { probeRawHead } from './http/raw-head.js';
 import { createLogger } from './logger.js';
+import { Compressor } from './pipeline/compressor.js';
+import type { Coding } from '../policies/http/content-coding.js';
 import { Forwarding } from './origin/forwarding.js';
 import { OriginClient } from './origin/origin-client.js';
 import { createProxyApp } from './http/listener.js';
@@ -75,6 +77,8 @@ export interface Edgecache {
   store: CacheStore;
   stats: ProxyStats;
   pipeline: CachePipeline;
+  /** Makes the compressed forms of stored responses in the background (--compress); `idle()` awaits them. */
+  compressor: Compressor;
   /** This process's Prometheus metrics (admin/metrics.ts). */
   metrics: ProxyMetrics;
   /** The hottest keys of this process's fresh hits (the dashboard's list). */
@@ -130,10 +134,13 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     preserveHost: config.preserveHost,
     trustForwarded: config.trustForwarded,
     exposeTagHeaders: config.exposeTagHeaders,
+    compress: config.compress !== 'off',
   });
+  const compressor = new Compressor({ codings: compressCodings(config.compress), minSize: config.compressMinSize, store });
+  metrics.addCompression(compressor.stats);
   const purging = setUpPurging(config, overrides, { store, stats, log, now });
   const outcomes = new OutcomeRecorder(stats, metrics, accessLog);
-  const pipeline = createPipeline(config, { store, freshness, origin, stats, outcomes, log, now, forwarding, coordinator: purging.coordinator });
+  const pipeline = createPipeline(config, { store, freshness, origin, stats, outcomes, log, now, forwarding, coordinator: purging.coordinator, compressor });
   const postPipeline = createPostPipeline(config, { store, freshness, origin, stats, outcomes, log, now, forwarding });
   // Prepared hit heads, if this Node writes them as expected (checked once per process).
   await probeRawHead();
@@ -155,7 +162,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     http2: { h2c: config.h2c, maxStreams: config.h2MaxStreams, hitPath: createH2HitPath(store, outcomes, now, scheme) },
   });
   await registerRoutes(app, config, { pipeline, postPipeline, purging, origin, stats, outcomes, forwarding, log });
-  const processStats = new ProcessStats(stats, store);
+  const processStats = new ProcessStats(stats, store, compressor.stats);
   const snapshot = async (): Promise<Record<string, unknown>> => processStats.snapshot();
   let closing = false;
   // Ready while the proxy port accepts connections and every tier can do its job: listen() opens the proxy port
@@ -177,6 +184,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     await admin?.close();
     await pipeline.idle();
     await postPipeline?.idle();
+    await compressor.idle();
     await purging.broadcast?.close();
     await purging.leases?.close();
     await origin.close();
@@ -191,6 +199,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     store,
     stats,
     pipeline,
+    compressor,
     metrics,
     hotKeys,
     broadcast: purging.broadcast,
@@ -313,6 +322,11 @@ function setUpPurging(
     : undefined;
   const coordinator = leases ? new NetworkCoordinator(inner, leases) : inner;
   return { coordinator, purge: (selector, soft) => coordinator.purge({ selector, soft }), broadcast, leases };
+}
+
+/** The codings --compress names, in edgecache's order of preference. */
+function compressCodings(setting: EdgecacheConfig['compress']): Coding[] {
+  return setting === 'off' ? [] : (setting.split(',') as Coding[]);
 }
 
 /** The GET/HEAD pipeline, with the settings it reads. */

@@ -5,6 +5,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { LRUCache } from 'lru-cache';
+import { normalizeAcceptEncoding } from './content-coding.js';
 
 export interface RequestTarget {
   /** The scheme of the listener the request came in on. */
@@ -208,11 +209,15 @@ export function normalizeFieldValue(name: string, value: string | string[]): str
   return CASE_INSENSITIVE_VALUES.has(name) ? out.toLowerCase() : out;
 }
 
-/** Secondary key: one `name=value` line per nominated field; an absent field matches only absence. */
+/**
+ * Secondary key: one `name=value` line per nominated field; an absent field matches only absence.
+ * Accept-Encoding enters in its normalised form (content-coding.ts), so requests that edgecache would serve the
+ * same form share one variant, and the origin is asked with that same value (proxy/origin/forwarding.ts).
+ */
 export function varyKey(fields: readonly string[], headers: IncomingHttpHeaders): string {
   let key = '';
   for (const field of fields) {
-    const value = headers[field];
+    const value = field === 'accept-encoding' ? normalizeAcceptEncoding(headers[field]) : headers[field];
     key += `${field}=${value === undefined ? ABSENT : normalizeFieldValue(field, value)}\n`;
   }
   return key;

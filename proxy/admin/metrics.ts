@@ -11,6 +11,7 @@
 import { AggregatorRegistry, collectDefaultMetrics, Registry, type Metric, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { CacheStore } from '../../cache-store/cache-store.js';
 import { ORIGIN_ERROR_FIELDS, type ProxyStats } from './stats.js';
+import { FORM_CODINGS, SKIP_REASONS, type CompressorStats } from '../pipeline/compressor.js';
 
 export const METRICS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
 
@@ -214,6 +215,34 @@ export class ProxyMetrics {
   countRequest(cache: number, tier: number): void {
     const at = cache * RESULT_TIERS.length + tier;
     this.requests[at] = (this.requests[at] as number) + 1;
+  }
+
+  /** The compressor's counters (--compress, proxy/pipeline/compressor.ts), read when scraped. */
+  addCompression(stats: CompressorStats): void {
+    const { registry } = this;
+    registry.registerMetric(
+      metric('edgecache_compressed_total', 'counter', 'Compressed forms stored beside the identity body (--compress), by content coding.', () =>
+        FORM_CODINGS.map((encoding) => ({ labels: { encoding }, value: stats.compressed[encoding] })),
+      ),
+    );
+    registry.registerMetric(
+      metric('edgecache_compression_bytes_in_total', 'counter', 'Identity bytes of the bodies whose compressed forms were stored (each body once).', () => [
+        { labels: {}, value: stats.bytesIn },
+      ]),
+    );
+    registry.registerMetric(
+      metric('edgecache_compression_bytes_out_total', 'counter', 'Bytes of the compressed forms stored, by content coding.', () =>
+        FORM_CODINGS.map((encoding) => ({ labels: { encoding }, value: stats.bytesOut[encoding] })),
+      ),
+    );
+    registry.registerMetric(
+      metric(
+        'edgecache_compression_skipped_total',
+        'counter',
+        'Compressible bodies stored without compressed forms, by reason: queue-full (too many waiting), no-gain (no form saved 5 %), superseded (the entry was replaced, purged or evicted first), error.',
+        () => SKIP_REASONS.map((reason) => ({ labels: { reason }, value: stats.skipped[reason] })),
+      ),
+    );
   }
 
   /** A gauge read when scraped (the primary's edgecache_workers). */

@@ -5,6 +5,7 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { CacheStore } from '../../cache-store/cache-store.js';
 import { processMemory, type ProxyStats } from './stats.js';
+import type { CompressorStats } from '../pipeline/compressor.js';
 
 /** Sampling interval of the event-loop delay histogram (ms). */
 const LOOP_RESOLUTION_MS = 10;
@@ -17,6 +18,7 @@ export class ProcessStats {
   constructor(
     private readonly stats: ProxyStats,
     private readonly store: CacheStore,
+    private readonly compression?: CompressorStats,
   ) {
     this.loopDelay.enable();
   }
@@ -30,6 +32,7 @@ export class ProcessStats {
       memory: processMemory(),
       ...this.stats.toJSON(),
       tiers: Object.fromEntries(this.store.stats().map((t) => [t.name, t])),
+      ...(this.compression && { compression: structuredClone(this.compression) }),
     };
   }
 

@@ -24,6 +24,16 @@ function sumInto(total: Record<string, unknown>, part: Record<string, unknown>, 
   }
 }
 
+/** Sums a document of numbers and objects of numbers (the compressor's counters) into `total`. */
+function sumNested(total: Record<string, unknown>, part: Record<string, unknown>): void {
+  sumInto(total, part, new Set());
+  for (const [key, value] of Object.entries(part)) {
+    if (typeof value !== 'object' || value === null) continue;
+    const into = (total[key] ??= {}) as Record<string, unknown>;
+    sumNested(into, value as Record<string, unknown>);
+  }
+}
+
 /**
  * The node's document from its workers' (an undefined part: a worker that did not answer) and the primary's own
  * counters (purges are counted there).
@@ -33,9 +43,15 @@ export function sumWorkerStats(parts: ReadonlyArray<Record<string, unknown> | un
   const memory: Record<string, unknown> = { name: 'memory' };
   const processes: Array<Record<string, unknown>> = [];
   const lower = new Map<string, Record<string, unknown>>();
+  const compression: Record<string, unknown> = {};
   for (const part of parts) {
     if (part === undefined) continue;
-    const { tiers, pid, ...counters } = part as { tiers?: Record<string, Record<string, unknown>>; pid?: number } & Record<string, unknown>;
+    const { tiers, pid, compression: ownCompression, ...counters } = part as {
+      tiers?: Record<string, Record<string, unknown>>;
+      pid?: number;
+      compression?: Record<string, unknown>;
+    } & Record<string, unknown>;
+    if (ownCompression !== undefined) sumNested(compression, ownCompression);
     processes.push({
       pid,
       hits: counters.hits,
@@ -59,5 +75,11 @@ export function sumWorkerStats(parts: ReadonlyArray<Record<string, unknown> | un
   }
   sumInto(total, primary);
   // Memory is per process: the workers' in `processes`, the primary's own here.
-  return { ...total, memory: processMemory(), tiers: { memory, ...Object.fromEntries(lower) }, processes };
+  return {
+    ...total,
+    memory: processMemory(),
+    tiers: { memory, ...Object.fromEntries(lower) },
+    ...(Object.keys(compression).length > 0 && { compression }),
+    processes,
+  };
 }

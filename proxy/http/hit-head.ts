@@ -6,7 +6,9 @@
  * responses built from a stored entry (stored-response.ts) start from the same array.
  */
 import type { ServerResponse } from 'node:http';
-import type { CacheEntry, EntryMeta } from '../../cache-store/entry.js';
+import type { Body } from '../../cache-store/body.js';
+import type { CacheEntry, EntryMeta, StoredHeaders } from '../../cache-store/entry.js';
+import { accepts, decodable, encodingPreference, formEtag, storedCoding, variesOnEncoding, type Coding, type Form } from '../../policies/http/content-coding.js';
 import { allowsContentLength } from '../../policies/http/message-body.js';
 import { withVia } from '../../policies/http/intermediary.js';
 import { SURROGATE_ONLY_FIELDS } from '../../policies/http/surrogate-control.js';
@@ -20,6 +22,8 @@ interface Prepared {
   hit: WireValue[];
   /** The same without the last three pairs and without content-length, for building other responses. */
   base: WireValue[];
+  /** The stored fields of this form (its Content-Encoding and ETag): what the client's validators are held to. */
+  headers: StoredHeaders;
   originCacheStatus: string | string[] | undefined;
   /** The Age the `hit` array (and `head`) currently carry. */
   age: number;
@@ -27,6 +31,21 @@ interface Prepared {
   headStart: string | undefined;
   /** The whole hit head for the current Age. */
   head: PreparedHead | undefined;
+  /** The compressed forms' own (made when first served). */
+  br?: Prepared;
+  gzip?: Prepared;
+  /**
+   * The content coding the stored body is in, when the origin sent it compressed in a coding edgecache can undo
+   * ('gzip', 'br', 'deflate'); undefined for an identity body (or one in a coding it leaves alone).
+   */
+  encoded: 'br' | 'gzip' | 'deflate' | undefined;
+  /**
+   * The stored body is in a content coding edgecache can neither undo nor serve in another form (zstd, several
+   * codings...), chosen by the origin by Accept-Encoding (its Vary says so; edgecache does not key on that field
+   * with --compress on): only a client that accepts it may have it (the pipeline decides: the hit path declines).
+   * Without that Vary the origin says any client may have it (RFC 9111 §4.1), and every client does.
+   */
+  foreign: boolean;
   /** The HTTP/2 hit's header object (h2HitHeaders), made on the first h2 hit, and the Age it carries. */
   h2: H2Fields | undefined;
   h2Age: number;
@@ -43,37 +62,137 @@ const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connecti
 
 const SKIPPED_FROM_STORE = new Set(['age', 'content-length', 'cache-status', 'via', 'x-cache']);
 
-function prepare(entry: CacheEntry): Prepared {
+/** The stored fields of a compressed form: its Content-Encoding, and an entity tag of its own (RFC 9110 §8.8.3). */
+function formHeaders(headers: StoredHeaders, form: string): StoredHeaders {
+  const out: StoredHeaders = {};
+  for (const name in headers) if (name !== 'content-encoding') out[name] = headers[name] as WireValue;
+  if (form !== 'identity') out['content-encoding'] = form;
+  const etag = formEtag(headers.etag, form);
+  if (etag !== undefined) out.etag = etag;
+  return out;
+}
+
+/** The fields every response built from these stored fields starts with (no Content-Length, Age, X-Cache...). */
+function baseFields(headers: StoredHeaders): WireValue[] {
   const base: WireValue[] = [];
-  const headers = entry.meta.headers;
   for (const name in headers) {
     if (SKIPPED_FROM_STORE.has(name) || SURROGATE_ONLY_FIELDS.has(name)) continue;
     base.push(name, headers[name] as WireValue);
   }
   base.push('via', withVia(headers.via));
-  const length = allowsContentLength(entry.meta.status) ? ['content-length', String(entry.body.length)] : [];
+  return base;
+}
+
+/**
+ * The fields of a form made on the fly from a stored entry (the origin's coding undone, or a coding applied
+ * before the stored form exists): no Content-Length (the length is not known in advance); the entity tag of the
+ * form, weak when the bytes are not reproducible (a compression made now may differ from the stored one).
+ */
+export function onTheFlyFields(entry: CacheEntry, form: Form, weak: boolean): { base: WireValue[]; headers: StoredHeaders; originCacheStatus: string | string[] | undefined } {
+  const headers = formHeaders(entry.meta.headers, form);
+  if (weak && typeof headers.etag === 'string' && !headers.etag.startsWith('W/')) headers.etag = `W/${headers.etag}`;
+  return { base: baseFields(headers), headers, originCacheStatus: headers['cache-status'] };
+}
+
+function prepare(entry: CacheEntry, form: Coding | undefined, length: number): Prepared {
+  const headers = form === undefined ? entry.meta.headers : formHeaders(entry.meta.headers, form);
+  const base = baseFields(headers);
+  const contentLength = allowsContentLength(entry.meta.status) ? ['content-length', String(length)] : [];
   // Age and Cache-Status are filled in per second of Age (hitPrepared).
-  const hit = [...base, ...length, 'age', '', ...outcomeFields('HIT', { hit: true })];
+  const hit = [...base, ...contentLength, 'age', '', ...outcomeFields('HIT', { hit: true })];
   const fields = rawHeadSupported() ? serializeFields(hit.slice(0, -6)) : undefined;
   const headStart = fields === undefined ? undefined : flat([statusLine(entry.meta.status), fields]);
-  const prepared: Prepared = { hit, base, originCacheStatus: headers['cache-status'], age: NaN, headStart, head: undefined, h2: undefined, h2Age: NaN };
-  preparedByMeta.set(entry.meta, prepared);
-  return prepared;
+  const coding = form === undefined ? storedCoding(headers['content-encoding']) : undefined;
+  return {
+    hit,
+    base,
+    headers,
+    originCacheStatus: headers['cache-status'],
+    age: NaN,
+    headStart,
+    head: undefined,
+    encoded: decodable(coding) ? coding : undefined,
+    foreign: form === undefined && coding !== 'identity' && !decodable(coding) && variesOnEncoding(headers.vary),
+    h2: undefined,
+    h2Age: NaN,
+  };
 }
 
 /** Wire-ready headers per stored response; a meta object always describes one body, so its length is fixed. */
 const preparedByMeta = new WeakMap<EntryMeta, Prepared>();
 
 function prepared(entry: CacheEntry): Prepared {
-  return preparedByMeta.get(entry.meta) ?? prepare(entry);
+  let p = preparedByMeta.get(entry.meta);
+  if (p === undefined) {
+    p = prepare(entry, undefined, entry.body.length);
+    preparedByMeta.set(entry.meta, p);
+  }
+  return p;
+}
+
+/** The prepared fields of one form of a stored entry ('identity': the body as stored). */
+function preparedForm(entry: CacheEntry, form: Form): Prepared {
+  const p = prepared(entry);
+  if (form === 'identity') return p;
+  const own = p[form];
+  if (own !== undefined) return own;
+  const made = prepare(entry, form, (entry.forms?.[form] as Body).length);
+  p[form] = made;
+  return made;
+}
+
+/** Whether the entry has a compressed form in `coding`. */
+function hasForm(entry: CacheEntry, coding: Form): boolean {
+  return coding === 'identity' || entry.forms?.[coding] !== undefined;
+}
+
+/**
+ * The form of a stored entry to send a client with this Accept-Encoding: the one it prefers among those stored
+ * ('identity' is the body as stored). Undefined when no stored form is acceptable: the body is in a coding the
+ * client does not accept (the pipeline decodes it on the fly), or the client refuses identity and no
+ * compressed form is stored (yet). Reads the entry's prepared fields and the memoised Accept-Encoding: nothing
+ * is parsed or allocated per hit.
+ */
+export function servedForm(entry: CacheEntry, acceptEncoding: string | string[] | undefined): Form | undefined {
+  const p = prepared(entry);
+  const pref = encodingPreference(acceptEncoding);
+  if (p.foreign) return undefined;
+  if (p.encoded !== undefined) return accepts(pref, p.encoded) ? 'identity' : undefined;
+  if (entry.forms === undefined) return pref.identity ? 'identity' : undefined;
+  // chooseForm's loop, without a closure per hit.
+  const order = pref.order;
+  for (let i = 0; i < order.length; i++) {
+    const form = order[i] as Form;
+    if (hasForm(entry, form)) return form;
+  }
+  return undefined;
+}
+
+/** The body of one form of a stored entry. */
+export function formBody(entry: CacheEntry, form: Form): Body {
+  return form === 'identity' ? entry.body : (entry.forms?.[form] as Body);
+}
+
+/** Whether a stored body is in a content coding edgecache can neither undo nor replace (see Prepared.foreign). */
+export function foreignCoding(entry: CacheEntry): boolean {
+  return prepared(entry).foreign;
+}
+
+/** The content coding a stored body is in when edgecache can undo it (see Prepared.encoded). */
+export function encodedAs(entry: CacheEntry): 'br' | 'gzip' | 'deflate' | undefined {
+  return prepared(entry).encoded;
 }
 
 /**
  * A stored entry's fields as every response built from it starts (`base`: without Content-Length, Age, X-Cache
- * and Cache-Status), and the Cache-Status of caches nearer the origin, which edgecache's own is appended to.
+ * and Cache-Status), the stored fields of that form (`headers`, for the client's validators), and the
+ * Cache-Status of caches nearer the origin, which edgecache's own is appended to. `form` is the one served.
  */
-export function storedFields(entry: CacheEntry): { readonly base: readonly WireValue[]; readonly originCacheStatus: string | string[] | undefined } {
-  return prepared(entry);
+export function storedFields(
+  entry: CacheEntry,
+  form: Form = 'identity',
+): { readonly base: readonly WireValue[]; readonly headers: StoredHeaders; readonly originCacheStatus: string | string[] | undefined } {
+  return preparedForm(entry, form);
 }
 
 export function ageSeconds(entry: CacheEntry, now: number): number {
@@ -89,21 +208,21 @@ export function ttlSeconds(entry: CacheEntry, now: number): number {
  * A fresh hit's headers as the array writeHitHead falls back to (and npm run bench:micro times), reusing the
  * stored array while Age and ttl stay the same.
  */
-export function hitHeaders(entry: CacheEntry, now: number): WireValue[] {
-  return hitPrepared(entry, now).hit;
+export function hitHeaders(entry: CacheEntry, now: number, form: Form = 'identity'): WireValue[] {
+  return hitPrepared(entry, now, form).hit;
 }
 
 /**
  * The hit path: writes a fresh hit's status and headers, as a prepared head when the response allows it
  * (raw-head.ts), else through writeHead with the stored array.
  */
-export function writeHitHead(res: ServerResponse, entry: CacheEntry, now: number): void {
-  const p = hitPrepared(entry, now);
+export function writeHitHead(res: ServerResponse, entry: CacheEntry, now: number, form: Form = 'identity'): void {
+  const p = hitPrepared(entry, now, form);
   if (p.head === undefined || !setRawHead(res, entry.meta.status, p.head)) res.writeHead(entry.meta.status, p.hit);
 }
 
-function hitPrepared(entry: CacheEntry, now: number): Prepared {
-  const p = prepared(entry);
+function hitPrepared(entry: CacheEntry, now: number, form: Form): Prepared {
+  const p = preparedForm(entry, form);
   const age = ageSeconds(entry, now);
   if (age !== p.age) {
     const ttl = Math.floor(entry.meta.lifetime / 1000) - age;
@@ -137,11 +256,11 @@ function hitPrepared(entry: CacheEntry, now: number): Prepared {
 
 /**
  * The h2 hit path's header object (h2-streams.ts): `:status` and the same fields as the HTTP/1.1 hit head, built
- * once per entry, with Age and Cache-Status refreshed when the whole seconds of Age change. node:http2 copies it in
+ * once per entry and form, with Age and Cache-Status refreshed when the whole seconds of Age change. node:http2 copies it in
  * `stream.respond()`, so one object serves every hit.
  */
-export function h2HitHeaders(entry: CacheEntry, now: number): H2Fields {
-  const p = hitPrepared(entry, now);
+export function h2HitHeaders(entry: CacheEntry, now: number, form: Form = 'identity'): H2Fields {
+  const p = hitPrepared(entry, now, form);
   let fields = p.h2;
   if (fields === undefined) {
     fields = { ':status': entry.meta.status };

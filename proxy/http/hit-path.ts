@@ -10,7 +10,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { IncomingHttpHeaders as H2Headers, ServerHttp2Stream } from 'node:http2';
 import type { CacheStore } from '../../cache-store/cache-store.js';
 import { keyPrefix, type Scheme } from '../../policies/http/cache-key.js';
-import { h2HitHeaders, writeHitHead } from './hit-head.js';
+import { formBody, h2HitHeaders, servedForm, writeHitHead } from './hit-head.js';
 import type { HotKeys } from '../admin/hot-keys.js';
 import { checkH2Request, checkRequest } from './request-target.js';
 import { TIER_INDEX, type OutcomeRecorder } from '../pipeline/outcome.js';
@@ -39,11 +39,15 @@ export function createHitPath(store: CacheStore, outcomes: OutcomeRecorder, now:
     const entry = store.peek(key, headers);
     if (entry === undefined) return false;
     const time = now();
-    const body = entry.body;
+    // The stored form the client's Accept-Encoding prefers (memoised: no parsing per hit); none acceptable as
+    // stored (a coding to undo, identity refused): the pipeline decides.
+    const form = servedForm(entry, headers['accept-encoding']);
+    if (form === undefined) return false;
+    const body = formBody(entry, form);
     // (A leased body not used here is dropped: the pool's lease on it is garbage collected.)
     if (time >= entry.meta.freshUntil || !Buffer.isBuffer(body)) return false;
     const startBytes = logging ? req.socket.bytesWritten : 0;
-    writeHitHead(res, entry, time);
+    writeHitHead(res, entry, time, form);
     const leased = store.isLeased(body);
     if (!leased) {
       if (method === 'HEAD') res.end();
@@ -104,7 +108,10 @@ export function createH2HitPath(store: CacheStore, outcomes: OutcomeRecorder, no
     const entry = store.peek(prefix + host + url, headers);
     if (entry === undefined) return false;
     const time = now();
-    const body = entry.body;
+    // As on HTTP/1.1: the stored form the client prefers, or the pipeline when none is acceptable as stored.
+    const form = servedForm(entry, headers['accept-encoding']);
+    if (form === undefined) return false;
+    const body = formBody(entry, form);
     if (time >= entry.meta.freshUntil || !Buffer.isBuffer(body)) return false;
     if (stream.destroyed) {
       // The client reset the stream already: there is nobody to answer.
@@ -113,7 +120,7 @@ export function createH2HitPath(store: CacheStore, outcomes: OutcomeRecorder, no
     }
     const startedAt = performance.now();
     stream.on('error', ignoreStreamError);
-    const fields = h2HitHeaders(entry, time);
+    const fields = h2HitHeaders(entry, time, form);
     if (method === 'HEAD') {
       stream.respond(fields, { endStream: true });
       if (store.isLeased(body)) store.release(body);

@@ -10,6 +10,7 @@ import { appendList, connectionNominated, endToEndResponseHeaders, isHopByHop, w
 import type { RequestTarget } from '../../policies/http/cache-key.js';
 import { SURROGATE_CAPABILITY, SURROGATE_ONLY_FIELDS } from '../../policies/http/surrogate-control.js';
 import { TAG_FIELDS } from '../../policies/http/surrogate-keys.js';
+import { isFormEtag, normalizeAcceptEncoding, originEtags } from '../../policies/http/content-coding.js';
 
 /** Client-supplied fields that can change what the origin serves or believes about the client. */
 const UNTRUSTED_FORWARDING = new Set([
@@ -39,6 +40,11 @@ export interface ForwardingOptions {
   trustForwarded: boolean;
   /** Relay Surrogate-Key / Cache-Tag to clients (--expose-tag-headers). */
   exposeTagHeaders: boolean;
+  /**
+   * Whether edgecache serves stored responses in content codings of its own (--compress not off): then the entity
+   * tags it derived for them (content-coding.ts formEtag) are translated back in conditionals sent upstream.
+   */
+  compress?: boolean;
 }
 
 export class Forwarding {
@@ -63,6 +69,14 @@ export class Forwarding {
       if (fill && (FILL_STRIPPED.has(name) || name === 'content-length')) continue;
       out[name] = value;
     }
+    // The origin is asked with the Accept-Encoding the cache key holds (content-coding.ts), so it chooses for the
+    // request edgecache serves: never a coding edgecache cannot decode for another client. With --compress on, a
+    // request that accepts identity only (or sent no Accept-Encoding) asks for `identity` in so many words: without
+    // the field an origin may use any coding (RFC 9110 §12.5.3), one edgecache could not undo for the next client.
+    const acceptEncoding = normalizeAcceptEncoding(incoming['accept-encoding']) ?? (this.options.compress ? 'identity' : undefined);
+    if (acceptEncoding === undefined) delete out['accept-encoding'];
+    else out['accept-encoding'] = acceptEncoding;
+    if (this.options.compress) translateValidators(out);
     out.host = this.options.preserveHost ? target.host : this.options.originHost;
     const address = clientAddress ?? 'unknown';
     out['x-forwarded-for'] = trustForwarded ? appendList(incoming['x-forwarded-for'], address) : address;
@@ -84,5 +98,22 @@ export class Forwarding {
     if (!this.options.exposeTagHeaders) for (const name of TAG_FIELDS) delete out[name];
     out.via = withVia(out.via);
     return out;
+  }
+}
+
+/**
+ * Entity tags edgecache derived for a form of a stored response ("abc-br") back to the origin's own ("abc") in
+ * If-None-Match and If-Match. An If-Range naming such a tag goes, with its Range: a range of the origin's bytes
+ * is not a range of edgecache's br or gzip bytes, so the client gets the whole representation instead.
+ */
+function translateValidators(out: Record<string, string | string[]>): void {
+  for (const name of ['if-none-match', 'if-match']) {
+    const value = out[name];
+    if (typeof value === 'string') out[name] = originEtags(value);
+  }
+  const ifRange = out['if-range'];
+  if (typeof ifRange === 'string' && isFormEtag(ifRange)) {
+    delete out['if-range'];
+    delete out.range;
   }
 }

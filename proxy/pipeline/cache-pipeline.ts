@@ -25,7 +25,12 @@ import { parseRanges } from '../../policies/http/ranges.js';
 import { allowsContentLength, hasNoContent } from '../../policies/http/message-body.js';
 import { writeError, writeOriginFailure } from '../http/error-answer.js';
 import { relayResponse } from '../http/relay.js';
-import { writeNotModified, writeRanges, writeRangeNotSatisfiable, writeStored } from './stored-response.js';
+import { writeNotModified, writeRanges, writeRangeNotSatisfiable, writeStored, writeTransformed } from './stored-response.js';
+import type { Transform } from 'node:stream';
+import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
+import { acceptsEvery, encodingPreference, type Coding } from '../../policies/http/content-coding.js';
+import { encodedAs, foreignCoding, formBody, onTheFlyFields, servedForm, storedFields } from '../http/hit-head.js';
+import { compressStream, type Compressor } from './compressor.js';
 import type { Coordinator } from '../cluster/coordinator.js';
 import type { ProxyStats } from '../admin/stats.js';
 
@@ -52,6 +57,8 @@ export interface PipelineOptions {
   exposeTagHeaders: boolean;
   /** Agreement with other worker processes on who fetches a cold key. */
   coordinator: Coordinator;
+  /** Makes and stores the compressed forms of stored responses (--compress). */
+  compressor?: Compressor;
   /**
    * Most origin fetches at a time, per key, by waiters that could not share the response they waited for
    * (DETACHED_FETCHES_PER_KEY by default).
@@ -65,6 +72,15 @@ export interface PipelineOptions {
  * must not become a burst at the origin. The rest queue behind them (at most --coalesce-wait each).
  */
 export const DETACHED_FETCHES_PER_KEY = 8;
+
+/** The size a compression made on the fly is tuned for (its quality: see compressor.ts brotliQuality). */
+const ON_THE_FLY_LENGTH_HINT = 4 * 1024 * 1024;
+
+/** A stream that undoes a content coding. */
+function decoder(coding: 'br' | 'gzip' | 'deflate'): Transform {
+  if (coding === 'br') return createBrotliDecompress();
+  return coding === 'gzip' ? createGunzip() : createInflate();
+}
 
 export class CachePipeline {
   /** Fills in flight by cache key: misses and revalidations that later requests can join. */
@@ -142,19 +158,62 @@ export class CachePipeline {
     // A revalidated entry's body is the stored one, its headers the origin's answer's.
     this.options.outcomes.record(xcache, res, this.options.store.tierOf(entry), xcache === 'REVALIDATED');
     const method = req.method ?? 'GET';
-    const options = { xcache, cacheStatus, now: this.options.now() };
-    if (entry.meta.status === 200 && clientValidatorsMatch(req.headers, entry.meta.headers)) {
+    let form = servedForm(entry, req.headers['accept-encoding']);
+    // A coding edgecache cannot undo (a misbehaving origin's zstd, say): as stored, to a client that accepts it.
+    if (form === undefined && foreignCoding(entry) && acceptsEvery(req.headers['accept-encoding'], entry.meta.headers['content-encoding'])) form = 'identity';
+    if (form === undefined) {
+      this.serveOnTheFly(req, res, entry, xcache, cacheStatus);
+      return;
+    }
+    const options = { xcache, cacheStatus, now: this.options.now(), form };
+    const fields = storedFields(entry, form).headers;
+    if (entry.meta.status === 200 && clientValidatorsMatch(req.headers, fields)) {
       writeNotModified(res, entry, options);
       return;
     }
-    // Range is defined for GET only (RFC 9110 §14.2): a HEAD gets the whole response's fields.
+    // Range is defined for GET only (RFC 9110 §14.2): a HEAD gets the whole response's fields. Ranges are cut from
+    // the form served, held to its validator; several ranges of a compressed form get the whole form (§14.2 lets a
+    // server ignore Range): a Content-Encoding would otherwise apply to the multipart body.
     if (entry.meta.status === 200 && method === 'GET' && req.headers.range !== undefined) {
-      const ranges = parseRanges(req.headers, entry.meta.headers, entry.body.length);
+      const ranges = parseRanges(req.headers, fields, formBody(entry, form).length);
       if (ranges === 'unsatisfiable') return writeRangeNotSatisfiable(res, entry, options);
-      if (ranges !== null) return writeRanges(res, entry, ranges, options);
+      if (ranges !== null && (form === 'identity' || ranges.length === 1)) return writeRanges(res, entry, ranges, options);
     }
     writeStored(res, method, entry, options);
   };
+
+  /**
+   * A stored entry none of whose stored forms the client accepts: the origin's coding undone for a client that
+   * accepts identity, or (the client refusing identity before the compressed forms are stored) compressed now in
+   * the coding it prefers. Either way one pass through node:zlib, never another origin fetch; a range is
+   * answered with the whole representation (RFC 9110 §14.2 allows it). No form at all: 406 (RFC 9110 §15.5.7).
+   */
+  private serveOnTheFly(req: IncomingMessage, res: ServerResponse, entry: CacheEntry, xcache: XCache, cacheStatus: CacheStatusFields): void {
+    const pref = encodingPreference(req.headers['accept-encoding']);
+    const encoded = encodedAs(entry);
+    let transform: Transform | undefined;
+    let fields: ReturnType<typeof onTheFlyFields> | undefined;
+    if (encoded !== undefined && pref.identity) {
+      transform = decoder(encoded);
+      fields = onTheFlyFields(entry, 'identity', false);
+    } else if (encoded === undefined && this.options.compressor?.candidate(entry.meta.status, entry.meta.headers, undefined)) {
+      const coding = pref.order.find((f): f is Coding => f !== 'identity');
+      if (coding !== undefined) {
+        transform = compressStream(coding, ON_THE_FLY_LENGTH_HINT);
+        fields = onTheFlyFields(entry, coding, true);
+      }
+    }
+    if (transform === undefined || fields === undefined) {
+      writeError(res, 406, 'no acceptable content coding', { xcache, cacheStatus, fields: { vary: 'Accept-Encoding' } });
+      return;
+    }
+    const options = { xcache, cacheStatus, now: this.options.now() };
+    if (entry.meta.status === 200 && clientValidatorsMatch(req.headers, fields.headers)) {
+      writeNotModified(res, entry, options, fields);
+      return;
+    }
+    writeTransformed(res, req.method ?? 'GET', entry, options, fields, transform);
+  }
 
   /**
    * Answers from the origin: joins a fill already in flight for this key when allowed, else starts one
@@ -294,12 +353,12 @@ export class CachePipeline {
    * they go to the origin normalised as the cache compares them (cache-key.ts normalizeFieldValue).
    */
   private createFill(req: IncomingMessage, target: RequestTarget, stale: StaleRead | undefined, vary?: readonly string[]): OriginFill {
-    const { origin, store, freshness, stats, maxObjectSize, jitter, now, exposeTagHeaders } = this.options;
+    const { origin, store, freshness, stats, maxObjectSize, jitter, now, exposeTagHeaders, compressor } = this.options;
     const headers = this.options.forwarding.requestHeaders(req.headers, target, req.socket.remoteAddress, true);
     const nominated = stale?.entry.meta.vary ?? vary;
     if (nominated) normalizeNominated(headers, nominated);
     const fill = new OriginFill(
-      { origin, store, freshness, maxObjectSize, jitter, now, exposeTagHeaders },
+      { origin, store, freshness, maxObjectSize, jitter, now, exposeTagHeaders, ...(compressor && { compressor }) },
       {
         primaryKey: target.key,
         path: target.path,

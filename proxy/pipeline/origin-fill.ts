@@ -30,6 +30,8 @@ import { freshenedHeaders, isOriginError, withoutClientValidators } from '../../
 import { shareableUnstored, type NotStoredReason } from '../../policies/http/sharing.js';
 import { endToEndResponseHeaders } from '../../policies/http/intermediary.js';
 import type { OriginClient } from '../origin/origin-client.js';
+import { accepts, acceptsEvery, decodable, encodingPreference, storedCoding, variesOnEncoding, varyingOnEncoding } from '../../policies/http/content-coding.js';
+import type { Compressor } from './compressor.js';
 import { postTag } from '../../policies/http/post-key.js';
 import { postNotStoredReason, postPolicyHeaders } from '../../policies/http/post-freshness.js';
 
@@ -98,6 +100,8 @@ export interface FillDependencies {
   now: () => number;
   /** Relay Surrogate-Key / Cache-Tag to clients (they are always stored as the entry's tags). */
   exposeTagHeaders: boolean;
+  /** Makes the compressed forms of stored responses (--compress); absent or disabled: none. */
+  compressor?: Compressor;
 }
 
 export interface FillRequest {
@@ -187,6 +191,8 @@ export class OriginFill {
   }
 
   private started = false;
+  /** The origin's Vary, when Accept-Encoding was added to it (see servedInForms). */
+  private varyBefore: { value: string | string[] | undefined } | undefined;
 
   start(): this {
     if (this.started || this.state !== 'connecting') return this;
@@ -264,8 +270,25 @@ export class OriginFill {
   }
 
   private sameVariant(headers: IncomingHttpHeaders): boolean {
+    if (!this.codingAccepted(headers)) return false;
     if (this.varyFields === null) return true;
     return varyKey(this.varyFields, headers) === varyKey(this.varyFields, this.request.clientHeaders);
+  }
+
+  /**
+   * Whether a waiter accepts the streamed response's content coding. With --compress on, Accept-Encoding selects
+   * no variant (keyFields), so a waiter that does not accept what the origin sent is detached: it is served from
+   * the stored entry (decoded, or in a form it accepts) or fetches on its own, never handed a coding it refused.
+   */
+  private codingAccepted(headers: IncomingHttpHeaders): boolean {
+    const outcome = this.outcome;
+    if (outcome?.kind !== 'stream' || !this.deps.compressor?.enabled) return true;
+    const coding = storedCoding(outcome.headers['content-encoding']);
+    if (coding === 'identity') return true;
+    if (decodable(coding)) return accepts(encodingPreference(headers['accept-encoding']), coding);
+    // A coding edgecache cannot undo (zstd, several codings), chosen by Accept-Encoding: only for a waiter that
+    // accepts every one of them. (Without Vary: Accept-Encoding the origin says it is for any client.)
+    return !variesOnEncoding(outcome.headers.vary) || acceptsEvery(headers['accept-encoding'], outcome.headers['content-encoding']);
   }
 
   /** A consumer went away (client disconnected). An unstored fill nobody reads is aborted. */
@@ -349,14 +372,19 @@ export class OriginFill {
       this.stream = this.deps.store.openStream();
       if (this.stream === undefined) reason = 'too-large';
     }
+    // Served in several forms: Vary: Accept-Encoding on what is stored and streamed. (A body streamed to disk is
+    // stored as sent, never compressed: only an origin's coding makes it so.)
+    if (this.servedInForms(status, headers, contentLength)) {
+      this.varyBefore = { value: headers.vary };
+      varyingOnEncoding(headers);
+    }
     const shareable = reason === null || shareableUnstored(reason, originHeaders);
     this.storing = reason === null;
     // Kept to be stored (up to --max-object-size), or so that waiters joining late still get every byte.
     this.keepLimit = this.storing ? this.deps.maxObjectSize : Math.min(this.deps.maxObjectSize, UNSTORED_KEEP_LIMIT);
     this.keep = this.stream === undefined && shareable && !(contentLength !== undefined && contentLength > this.keepLimit);
     this.state = 'streaming';
-    const vary = parseVary(headers.vary);
-    this.varyFields = vary === '*' ? null : vary;
+    this.varyFields = this.keyFields(parseVary(headers.vary));
     const outcome: StreamedHead = {
       kind: 'stream',
       status,
@@ -396,6 +424,28 @@ export class OriginFill {
     response.body.on('data', (chunk: Buffer) => this.onData(chunk));
     response.body.on('end', () => void this.onEnd(headers, status));
     response.body.on('error', (err: Error) => this.fail(err));
+  }
+
+  /**
+   * Whether edgecache will serve this response in more than one form: compressible (it will be compressed once
+   * stored), or compressed by the origin in a coding edgecache can undo for clients that do not accept it.
+   */
+  private servedInForms(status: number, headers: StoredHeaders, length: number | undefined): boolean {
+    const compressor = this.deps.compressor;
+    if (compressor === undefined || !compressor.enabled) return false;
+    return (this.stream === undefined && compressor.candidate(status, headers, length)) || decodable(storedCoding(headers['content-encoding']));
+  }
+
+  /**
+   * The Vary fields that select a stored variant. With --compress on, Accept-Encoding is not one of them:
+   * edgecache negotiates the content coding itself among the forms of one entry (and undoes the origin's
+   * coding for a client that does not accept it), so one origin fetch serves every Accept-Encoding.
+   */
+  private keyFields(vary: string[] | '*' | null): string[] | null {
+    if (vary === '*' || vary === null) return null;
+    if (!this.deps.compressor?.enabled) return vary;
+    const fields = vary.filter((f) => f !== 'accept-encoding');
+    return fields.length === 0 ? null : fields;
   }
 
   private notStoredReason(status: number, originHeaders: Record<string, string | string[] | undefined>, framing: BodyFraming): NotStoredReason | null {
@@ -473,6 +523,13 @@ export class OriginFill {
 
   private async onEnd(headers: StoredHeaders, status: number): Promise<void> {
     if (this.state !== 'streaming') return;
+    // A body of unknown length that turned out too small to compress is served in one form only: its stored
+    // Vary goes back to the origin's (the client streamed it already had the wider one, which is harmless).
+    const before = this.varyBefore;
+    if (before !== undefined && this.deps.compressor && !decodable(storedCoding(headers['content-encoding'])) && !this.deps.compressor.candidate(status, headers, this.bytes)) {
+      if (before.value === undefined) delete headers.vary;
+      else headers.vary = before.value;
+    }
     if (this.storing && this.policy && this.stream !== undefined) {
       // The body is on disk: the entry's final record makes it visible (its body is set by the disk tier).
       const entry = this.buildEntry(status, headers, Buffer.alloc(0), this.policy);
@@ -492,6 +549,8 @@ export class OriginFill {
       }
       // A purge since the fill started dropped it (see CacheStore.put): it is not stored after all.
       if (this.putResult === 'dropped' && this.outcome?.kind === 'stream') this.outcome.stored = false;
+      // Compressed once, off the response path: hits get the forms once they are added to the entry.
+      else this.deps.compressor?.schedule(entry, this.since ?? this.deps.store.purgeGeneration);
     }
     if (this.outcome?.kind === 'stream') this.outcome.storedKnown = true;
     this.state = 'complete';
@@ -533,10 +592,17 @@ export class OriginFill {
     const cookie = this.deps.freshness.cacheSetCookie ? undefined : update['set-cookie'];
     if (cookie !== undefined) delete update['set-cookie'];
     const headers = freshenedHeaders(stale.meta.headers, update);
+    // Vary keeps Accept-Encoding while the entry is served in several forms, whatever the 304 said.
+    if (this.servedInForms(stale.meta.status, headers, stale.body.length)) varyingOnEncoding(headers);
     const policy = this.deps.freshness.revalidatedPolicy(stale.policy, this.policyRequest, originHeaders, { status: stale.meta.status, headers });
     this.varyFields = stale.meta.vary;
     const entry = this.buildEntry(stale.meta.status, headers, stale.body, policy);
     entry.meta.key = stale.meta.key;
+    // The body is unchanged, and so are its compressed forms.
+    if (stale.forms !== undefined && stale.meta.encodings != null) {
+      entry.forms = stale.forms;
+      entry.meta.encodings = stale.meta.encodings;
+    }
     const outcome: EntryOutcome = { kind: 'entry', entry, how: 'revalidated', originStatus: 304 };
     const own = cookie === undefined ? undefined : { ...outcome, entry: { ...entry, meta: { ...entry.meta, headers: { ...headers, 'set-cookie': cookie } } } };
     // The 304 can also say that the response may no longer be shared (no-store, private, Vary: *): then, as for a
@@ -547,7 +613,13 @@ export class OriginFill {
       this.deliverToOwner(own ?? outcome);
       return;
     }
-    void this.deps.store.replace(entry, stale.meta, this.since).catch(() => undefined);
+    const since = this.since ?? this.deps.store.purgeGeneration;
+    void this.deps.store
+      .replace(entry, stale.meta, since)
+      .then((result) => {
+        if (result !== 'dropped' && entry.forms === undefined) this.deps.compressor?.schedule(entry, since);
+      })
+      .catch(() => undefined);
     this.deliverEntry(outcome, own);
   }
 

@@ -4,23 +4,30 @@
  * stored response; Age, X-Cache and Cache-Status are added per response.
  */
 import type { ServerResponse } from 'node:http';
-import { isChunked, writeBody, writeSequence, type Body } from '../../cache-store/body.js';
+import { Readable, pipeline, type Transform } from 'node:stream';
+import { bodyChunks, isChunked, writeBody, writeSequence, type Body } from '../../cache-store/body.js';
 import type { CacheEntry } from '../../cache-store/entry.js';
 import type { CacheStatusFields } from '../../policies/http/cache-status.js';
+import type { Form } from '../../policies/http/content-coding.js';
 import { notModifiedFields } from '../../policies/http/conditionals.js';
 import { allowsContentLength } from '../../policies/http/message-body.js';
 import { rangeFraming, type ByteRange, type RangeFraming, type RangePart } from '../../policies/http/ranges.js';
-import { ageSeconds, storedFields, ttlSeconds, type WireValue } from '../http/hit-head.js';
+import { ageSeconds, formBody, storedFields, ttlSeconds, type WireValue } from '../http/hit-head.js';
 import { outcomeFields, type XCache } from './outcome.js';
 
 export interface StoredResponseOptions {
   xcache: XCache;
   cacheStatus: CacheStatusFields;
   now: number;
+  /** The stored form served (hit-head.ts servedForm); the body as stored when absent. */
+  form?: Form;
 }
 
-function headersFor(entry: CacheEntry, options: StoredResponseOptions, extra: WireValue[]): WireValue[] {
-  const p = storedFields(entry);
+/** The fields a response starts from: a stored form's, or those of a form made on the fly (hit-head.ts). */
+type Fields = ReturnType<typeof storedFields>;
+
+function headersFor(entry: CacheEntry, options: StoredResponseOptions, extra: WireValue[], fields?: Fields): WireValue[] {
+  const p = fields ?? storedFields(entry, options.form);
   return [
     ...p.base,
     ...extra,
@@ -32,31 +39,50 @@ function headersFor(entry: CacheEntry, options: StoredResponseOptions, extra: Wi
 
 /** A stored response in full (200 or whatever status was stored). HEAD gets the headers only. */
 export function writeStored(res: ServerResponse, method: string, entry: CacheEntry, options: StoredResponseOptions): void {
-  const length = allowsContentLength(entry.meta.status) ? ['content-length', String(entry.body.length)] : [];
+  const body = formBody(entry, options.form ?? 'identity');
+  const length = allowsContentLength(entry.meta.status) ? ['content-length', String(body.length)] : [];
   res.writeHead(entry.meta.status, headersFor(entry, options, length));
   if (method === 'HEAD') res.end();
-  else writeBody(res, entry.body);
+  else writeBody(res, body);
+}
+
+/**
+ * A stored response through a transform made per request (the origin's coding undone for a client that does not
+ * accept it, or a coding applied before the stored form exists): no Content-Length, chunked, with backpressure;
+ * a transform that fails aborts the response. `fields` are the form's (hit-head.ts onTheFlyFields).
+ */
+export function writeTransformed(res: ServerResponse, method: string, entry: CacheEntry, options: StoredResponseOptions, fields: Fields, transform: Transform): void {
+  res.writeHead(entry.meta.status, headersFor(entry, options, [], fields));
+  if (method === 'HEAD' || !allowsContentLength(entry.meta.status)) {
+    res.end();
+    return;
+  }
+  pipeline(Readable.from(bodyChunks(entry.body)), transform, res, (err) => {
+    if (err) res.destroy();
+  });
 }
 
 /** The client's validators match the stored response: 304, with the fields notModifiedFields keeps. */
-export function writeNotModified(res: ServerResponse, entry: CacheEntry, options: StoredResponseOptions): void {
-  res.writeHead(304, notModifiedFields(headersFor(entry, options, [])));
+export function writeNotModified(res: ServerResponse, entry: CacheEntry, options: StoredResponseOptions, fields?: Fields): void {
+  res.writeHead(304, notModifiedFields(headersFor(entry, options, [], fields)));
   res.end();
 }
 
 /**
- * Byte ranges of a stored 200 (RFC 9110 §14): one range with Content-Range, several as multipart/byteranges. A
+ * Byte ranges of a stored 200 (RFC 9110 §14), in the form served: one range with Content-Range, several as multipart/byteranges. A
  * chunked body (the disk tier's) is read only in the chunks the ranges cover, with backpressure.
  */
 export function writeRanges(res: ServerResponse, entry: CacheEntry, ranges: readonly ByteRange[], options: StoredResponseOptions): void {
-  const framing = rangeFraming(ranges, entry.body.length, entry.meta.headers['content-type']);
+  // The form served: ranges of a compressed form are cut from that form's bytes (RFC 9110 §14.1.2).
+  const body = formBody(entry, options.form ?? 'identity');
+  const framing = rangeFraming(ranges, body.length, entry.meta.headers['content-type']);
   res.writeHead(206, withRangeFields(headersFor(entry, options, []), framing));
-  if (!isChunked(entry.body) && framing.parts.length === 1) {
+  if (!isChunked(body) && framing.parts.length === 1) {
     const { start, end } = framing.parts[0] as RangePart;
-    res.end(entry.body.subarray(start, end + 1));
+    res.end(body.subarray(start, end + 1));
     return;
   }
-  writeSequence(res, rangeBytes(entry.body, framing));
+  writeSequence(res, rangeBytes(body, framing));
 }
 
 function* rangeBytes(body: Body, framing: RangeFraming): Iterable<Buffer> {
@@ -87,7 +113,7 @@ export function withRangeFields(fields: readonly WireValue[], framing: RangeFram
 
 /** No requested range overlaps the stored 200: 416 with the length it has (RFC 9110 §15.5.17). */
 export function writeRangeNotSatisfiable(res: ServerResponse, entry: CacheEntry, options: StoredResponseOptions): void {
-  res.writeHead(416, notSatisfiableFields(headersFor(entry, options, []), entry.body.length));
+  res.writeHead(416, notSatisfiableFields(headersFor(entry, options, []), formBody(entry, options.form ?? 'identity').length));
   res.end();
 }
 

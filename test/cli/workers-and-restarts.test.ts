@@ -52,7 +52,7 @@ describe('the disk tier through the proxy', () => {
     } finally {
       await second.stop();
     }
-  });
+  }, 40_000);
 
   it('keeps its tag index across a restart', async () => {
     const dataDir = tempDir();

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -165,13 +165,19 @@ describe('loading', () => {
   });
 });
 
-describe('the edgecache command', () => {
+// The processes run side by side (each test waits on its own child, not on the others').
+describe.concurrent('the edgecache command', () => {
   const cli = new URL('../../dist/proxy/cli.js', import.meta.url).pathname;
-  const run = (args: string[], env: NodeJS.ProcessEnv = {}) =>
-    spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH, ...env }, timeout: 10_000 });
+  const run = (args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ status: number | null; stdout: string; stderr: string }> =>
+    new Promise((resolve, reject) => {
+      execFile(process.execPath, [cli, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH, ...env }, timeout: 15_000 }, (err, stdout, stderr) => {
+        if (err && typeof err.code !== 'number') return reject(new Error(err.message));
+        resolve({ status: err ? (err.code as unknown as number) : 0, stdout, stderr });
+      });
+    });
 
-  it('prints --help and exits 0', () => {
-    const out = run(['--help']);
+  it('prints --help and exits 0', async () => {
+    const out = await run(['--help']);
     expect(out.status).toBe(0);
     expect(out.stdout).toContain('Usage: edgecache --origin URL');
   });
@@ -184,8 +190,8 @@ describe('the edgecache command', () => {
     [['--origin', 'http://x', '--redis-cluster']],
     [['--origin', 'http://x', '--redis', 'redis://127.0.0.1:7000/2', '--redis-cluster']],
     [['--origin', 'http://x', '--redis', 'redis://127.0.0.1:7000', '--redis-cluster', '--redis-prefix', 'a{b}:']],
-  ])('bad input %j: one line on stderr, exit code 2, no stack trace', (args) => {
-    const out = run(args);
+  ])('bad input %j: one line on stderr, exit code 2, no stack trace', async (args) => {
+    const out = await run(args);
     expect(out.status).toBe(2);
     const lines = out.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
@@ -193,16 +199,16 @@ describe('the edgecache command', () => {
     expect(out.stderr).not.toMatch(/\bat .*\.js:\d+/);
   });
 
-  it('--redis-cluster without --redis says what is missing', () => {
-    const out = run(['--origin', 'http://x'], { EDGECACHE_REDIS_CLUSTER: 'true' });
+  it('--redis-cluster without --redis says what is missing', async () => {
+    const out = await run(['--origin', 'http://x'], { EDGECACHE_REDIS_CLUSTER: 'true' });
     expect(out.status).toBe(2);
     expect(out.stderr.trim()).toBe('edgecache: EDGECACHE_REDIS_CLUSTER needs --redis (or EDGECACHE_REDIS): a seed node of the cluster');
   });
 
-  it('reads EDGECACHE_* from the environment', () => {
-    const out = run(['--help'], { EDGECACHE_PORT: 'x' });
+  it('reads EDGECACHE_* from the environment', async () => {
+    const out = await run(['--help'], { EDGECACHE_PORT: 'x' });
     expect(out.status).toBe(0);
-    const bad = run([], { EDGECACHE_ORIGIN: 'http://x', EDGECACHE_PORT: 'x' });
+    const bad = await run([], { EDGECACHE_ORIGIN: 'http://x', EDGECACHE_PORT: 'x' });
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain('EDGECACHE_PORT');
   });

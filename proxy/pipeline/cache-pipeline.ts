@@ -71,6 +71,8 @@ export class CachePipeline {
   private readonly inflight = new Map<string, OriginFill>();
   /** Background refreshes in flight (stale-while-revalidate), by entry key. */
   private readonly refreshing = new Map<string, OriginFill>();
+  /** HEAD revalidations in flight (each on its own: see revalidateHead). */
+  private readonly heads = new Set<OriginFill>();
   /** Keys recently answered with something that could not be shared (--hit-for-miss). */
   private readonly uncacheable: HitForMiss;
   /** Detached waiters' own origin fetches, a few at a time per key. */
@@ -121,6 +123,7 @@ export class CachePipeline {
       case 'revalidate':
         // While the origin is asked, the stored response's preload links go out as a 103 (RFC 8297).
         writeStoredEarlyHints(req, res, entry.meta.headers.link);
+        if (req.method === 'HEAD') return this.revalidateHead(req, res, target, { entry, since }, requestForbidsReuse(req) ? 'request' : 'stale');
         return this.fill(req, res, target, entry.meta.key, { entry, since }, requestForbidsReuse(req) ? 'request' : 'stale');
     }
   }
@@ -191,6 +194,20 @@ export class CachePipeline {
     fill.join(this.writer(req, res, target, key, fill, forward, false), true, req.headers);
     if (shareable && this.options.coordinator.shared) void this.startCoordinated(fill, key, target, req);
     else this.begin(fill);
+  }
+
+  /**
+   * A HEAD for a stored response that must be revalidated goes to the origin as a (conditional) HEAD, RFC 9111
+   * §4.3.5: a 304 or a 200 that describes the stored response freshens it, and no body is fetched. It is not
+   * collapsed with GET fills (its answer has no body for them) nor with other HEADs: each asks on its own, which
+   * costs the origin no body.
+   */
+  private revalidateHead(req: IncomingMessage, res: ServerResponse, target: RequestTarget, stale: StaleRead, forward: ForwardReason): void {
+    const fill = this.createFill(req, target, stale, undefined, true);
+    this.heads.add(fill);
+    void fill.done.then(() => this.heads.delete(fill));
+    fill.join(this.writer(req, res, target, stale.entry.meta.key, fill, forward, false), true, req.headers);
+    this.begin(fill);
   }
 
   /** Whether no purge recorded since the fill started addresses it (a fill not started yet predates none). */
@@ -293,7 +310,7 @@ export class CachePipeline {
    * A fill for this request. `vary` (or the stale entry's Vary) names the fields the URL's responses vary on:
    * they go to the origin normalised as the cache compares them (cache-key.ts normalizeFieldValue).
    */
-  private createFill(req: IncomingMessage, target: RequestTarget, stale: StaleRead | undefined, vary?: readonly string[]): OriginFill {
+  private createFill(req: IncomingMessage, target: RequestTarget, stale: StaleRead | undefined, vary?: readonly string[], head = false): OriginFill {
     const { origin, store, freshness, stats, maxObjectSize, jitter, now, exposeTagHeaders } = this.options;
     const headers = this.options.forwarding.requestHeaders(req.headers, target, req.socket.remoteAddress, true);
     const nominated = stale?.entry.meta.vary ?? vary;
@@ -306,6 +323,7 @@ export class CachePipeline {
         headers,
         clientHeaders: req.headers,
         ...(stale && { stale: stale.entry, since: stale.since }),
+        ...(head && { head }),
       },
     );
     void fill.done.then(() => {
@@ -371,7 +389,7 @@ export class CachePipeline {
 
   /** Waits for fills and background refreshes in flight to settle; used on shutdown and by tests. */
   async idle(): Promise<void> {
-    await Promise.all([...this.inflight.values(), ...this.refreshing.values()].map((f) => f.done));
+    await Promise.all([...this.inflight.values(), ...this.refreshing.values(), ...this.heads].map((f) => f.done));
   }
 }
 

@@ -10,7 +10,7 @@ import { connectionNominated, endToEndResponseHeaders, withVia } from '../../pol
 import { invalidatedKeys, invalidates } from '../../policies/http/invalidation.js';
 import { allowsContentLength, bodyFraming, hasNoContent } from '../../policies/http/message-body.js';
 import { ifRangeMatches, MAX_RANGES, parseRange, parseRanges, RangeSlicer, rangeFraming } from '../../policies/http/ranges.js';
-import { freshenedHeaders, isOriginError, withoutClientValidators } from '../../policies/http/revalidation.js';
+import { freshenedHeaders, headResponseMatches, isOriginError, withoutClientValidators } from '../../policies/http/revalidation.js';
 import { earlyHintLinks } from '../../policies/http/early-hints.js';
 import { shareableUnstored } from '../../policies/http/sharing.js';
 
@@ -172,6 +172,26 @@ describe('revalidation (RFC 9111 §3.2, §4.3; RFC 5861 §4)', () => {
   it('stale-if-error covers 500, 502, 503 and 504 only', () => {
     expect([500, 502, 503, 504].every(isOriginError)).toBe(true);
     expect([200, 304, 404, 501, 505].some(isOriginError)).toBe(false);
+  });
+
+  it('a 200 to a HEAD describes the stored response when every validator it carries and its length match (§4.3.5)', () => {
+    const stored = { etag: '"v1"', 'last-modified': 'Sun, 06 Nov 1994 08:49:37 GMT', 'content-type': 'text/plain' };
+    // Validators and length it leaves out are not compared.
+    expect(headResponseMatches(stored, 10, {})).toBe(true);
+    expect(headResponseMatches(stored, 10, { etag: '"v1"', 'content-length': '10' })).toBe(true);
+    expect(headResponseMatches(stored, 10, { 'last-modified': 'Sunday, 06-Nov-94 08:49:37 GMT' })).toBe(true);
+    expect(headResponseMatches(stored, 10, { etag: '"v1"', 'last-modified': 'Sun, 06 Nov 1994 08:49:37 GMT', 'content-length': ' 10 ' })).toBe(true);
+    // Any one of them different: not the stored response.
+    expect(headResponseMatches(stored, 10, { etag: '"v2"' })).toBe(false);
+    expect(headResponseMatches(stored, 10, { etag: 'W/"v1"' })).toBe(false);
+    expect(headResponseMatches(stored, 10, { etag: '"v1"', 'last-modified': 'Mon, 07 Nov 1994 08:49:37 GMT' })).toBe(false);
+    expect(headResponseMatches(stored, 10, { etag: '"v1"', 'content-length': '11' })).toBe(false);
+    // A validator the stored response lacks, or a malformed length, matches nothing.
+    expect(headResponseMatches({}, 10, { etag: '"v1"' })).toBe(false);
+    expect(headResponseMatches({}, 10, { 'last-modified': 'Sun, 06 Nov 1994 08:49:37 GMT' })).toBe(false);
+    expect(headResponseMatches(stored, 10, { 'content-length': ['10', '10'] })).toBe(false);
+    expect(headResponseMatches(stored, 10, { 'content-length': '1e1' })).toBe(false);
+    expect(headResponseMatches(stored, 10, { etag: ['"v1"', '"v1"'] })).toBe(false);
   });
 });
 

@@ -21,7 +21,7 @@ import { KeyedLimiter } from './keyed-limiter.js';
 import { OriginFill } from './origin-fill.js';
 import { outcomeFields, type OutcomeRecorder, type XCache } from './outcome.js';
 import { clientValidatorsMatch } from '../../policies/http/conditionals.js';
-import { parseRanges } from '../../policies/http/ranges.js';
+import { parseContentRange, parseRanges, partialKey, rangesWithin } from '../../policies/http/ranges.js';
 import { allowsContentLength, hasNoContent } from '../../policies/http/message-body.js';
 import { writeError, writeOriginFailure } from '../http/error-answer.js';
 import { relayResponse } from '../http/relay.js';
@@ -103,6 +103,8 @@ export class CachePipeline {
       return;
     }
     if (entry === undefined) {
+      // Stored partial content (a 206 kept from an earlier fill) answers a Range that lies within it.
+      if (req.method === 'GET' && req.headers.range !== undefined && (await this.servePartial(req, res, target))) return;
       // A Range on a miss fills the whole object like any miss (collapsed with others), and the client writer cuts
       // the ranges out of the bytes as they arrive. Only a URL whose answers recently could not be stored
       // (hit-for-miss) sends the Range on to the origin: the whole object would be fetched for nothing.
@@ -138,6 +140,27 @@ export class CachePipeline {
     const { entry } = found;
     if (entry === undefined || freshness.evaluate(entry.meta, req.headers, now()) === 'fresh') return found;
     return { ...found, entry: store.newerBelow(entry) ?? entry };
+  }
+
+  /**
+   * Answers a Range request from the URL's stored partial content (RFC 9111 §3.3) when it is fresh and holds every
+   * requested byte: a 206 with the stored part's fields. Otherwise (nothing stored, stale, a range outside it,
+   * conditional fields to evaluate) returns false and the request goes on as a miss.
+   */
+  private async servePartial(req: IncomingMessage, res: ServerResponse, target: RequestTarget): Promise<boolean> {
+    const { store, freshness, now } = this.options;
+    const h = req.headers;
+    if (h['if-none-match'] !== undefined || h['if-modified-since'] !== undefined || h['if-match'] !== undefined || h['if-unmodified-since'] !== undefined) return false;
+    const entry = await store.lookupExact(partialKey(target.key)).catch(() => undefined);
+    if (entry === undefined || freshness.evaluate(entry.meta, h, now()) !== 'fresh') return false;
+    const part = parseContentRange(entry.meta.headers['content-range']);
+    if (part === undefined || part.end - part.start + 1 !== entry.body.length) return false;
+    const ranges = parseRanges(h, entry.meta.headers, part.length);
+    if (ranges === null || ranges === 'unsatisfiable' || !rangesWithin(ranges, part)) return false;
+    if (res.destroyed) return true;
+    this.options.outcomes.record('HIT', res, store.tierOf(entry));
+    writeRanges(res, entry, ranges, { xcache: 'HIT', cacheStatus: { hit: true }, now: now() }, part);
+    return true;
   }
 
   /** Sends a stored entry, honouring the client's validators and a single byte range, and records the outcome. */

@@ -32,6 +32,7 @@ import { shareableUnstored, type NotStoredReason } from '../../policies/http/sha
 import { endToEndResponseHeaders } from '../../policies/http/intermediary.js';
 import type { OriginClient } from '../origin/origin-client.js';
 import { postTag } from '../../policies/http/post-key.js';
+import { partialKey, storablePart, type StoredPart } from '../../policies/http/ranges.js';
 import { postNotStoredReason, postPolicyHeaders } from '../../policies/http/post-freshness.js';
 
 
@@ -162,6 +163,8 @@ export class OriginFill {
   private keepLimit = 0;
   /** Whether the response is to be stored once complete. */
   private storing = true;
+  /** The part of the representation a 206 being stored as partial content holds (see onResponse). */
+  private partial: StoredPart | undefined;
   /** What the store did with it, once it ended. */
   private putResult: PutResult | undefined;
   /** The purge generation the response predates (see CacheStore.put); set when the fill starts. */
@@ -355,7 +358,13 @@ export class OriginFill {
     const framing = bodyFraming(status, originHeaders);
     const { noContent, length: contentLength } = framing;
     if (!allowsContentLength(status)) delete headers['content-length'];
-    let reason = this.notStoredReason(status, originHeaders, framing);
+    // A single-part 206 (an origin that answered the fill with part of the representation) may be kept as stored
+    // partial content, apart from the URL's entries (ranges.ts partialKey), when its fields would let a 200 be
+    // stored; only in memory-sized pieces (it is never written to disk as it streams).
+    const part = status === 206 && !this.request.post && !stale ? storablePart(originHeaders, contentLength) : undefined;
+    let reason = part !== undefined && part.end - part.start < this.deps.store.memoryObjectLimit ? this.notStoredReason(200, originHeaders, framing) : undefined;
+    if (reason === null) this.partial = part;
+    else reason = this.notStoredReason(status, originHeaders, framing);
     if (reason === null && contentLength !== undefined && contentLength > this.deps.store.memoryObjectLimit) {
       this.stream = this.deps.store.openStream();
       if (this.stream === undefined) reason = 'too-large';
@@ -439,6 +448,9 @@ export class OriginFill {
           this.outcome.storedKnown = true;
           this.outcome.reason = 'too-large';
         }
+      } else if (this.partial !== undefined && this.bytes > this.partial.end - this.partial.start + 1) {
+        // Partial content longer than its Content-Range says: not stored (see partEnded).
+        this.notStoringPart();
       } else {
         this.chunks.push(chunk);
         // A body of unknown length that outgrows the memory tier's limit goes on to disk from here.
@@ -482,6 +494,17 @@ export class OriginFill {
     }
   }
 
+  /** Partial content whose body is not the length its Content-Range says: relayed, never stored. */
+  private notStoringPart(): void {
+    this.storing = false;
+    this.keep = false;
+    this.chunks.length = 0;
+    if (this.outcome?.kind === 'stream') {
+      this.outcome.stored = false;
+      this.outcome.reason = 'not-cacheable';
+    }
+  }
+
   private async onEnd(headers: StoredHeaders, status: number): Promise<void> {
     if (this.state !== 'streaming') return;
     if (this.storing && this.policy && this.stream !== undefined) {
@@ -493,10 +516,14 @@ export class OriginFill {
         this.putResult = 'dropped';
       }
       if (this.putResult === 'dropped' && this.outcome?.kind === 'stream') this.outcome.stored = false;
+    } else if (this.storing && this.policy && this.partial !== undefined && this.bytes !== this.partial.end - this.partial.start + 1) {
+      // Partial content shorter than its Content-Range says (a chunked 206): not stored.
+      this.notStoringPart();
     } else if (this.storing && this.policy) {
       const entry = this.buildEntry(status, headers, bodyFromChunks(this.chunks, this.bytes), this.policy);
       try {
-        this.putResult = this.request.post ? await this.deps.store.putExact(entry, this.since) : await this.deps.store.put(entry, this.since);
+        const exact = this.request.post !== undefined || this.partial !== undefined;
+        this.putResult = exact ? await this.deps.store.putExact(entry, this.since) : await this.deps.store.put(entry, this.since);
       } catch {
         // A failing tier must not fail the response; the tier counts and logs its own errors.
         this.putResult = 'stored';
@@ -511,11 +538,19 @@ export class OriginFill {
   }
 
   private buildEntry(status: number, headers: StoredHeaders, body: Body, policy: CachePolicy): CacheEntry {
-    const lifetimes = this.deps.freshness.lifetimes(policy, { status, headers }, this.deps.jitter());
+    const partial = this.partial !== undefined;
+    // Stored partial content lives as long as a 200 with its fields would.
+    const lifetimes = this.deps.freshness.lifetimes(policy, { status: partial ? 200 : status, headers }, this.deps.jitter());
     const post = this.request.post;
     // A POST entry is keyed by body and credentials; the Vary fields its key holds select nothing more.
-    const fields = post ? null : this.varyFields;
-    const key = post ? post.key : fields ? variantKey(this.request.primaryKey, varyKey(fields, this.request.clientHeaders)) : this.request.primaryKey;
+    const fields = post || partial ? null : this.varyFields;
+    const key = post
+      ? post.key
+      : partial
+        ? partialKey(this.request.primaryKey)
+        : fields
+          ? variantKey(this.request.primaryKey, varyKey(fields, this.request.clientHeaders))
+          : this.request.primaryKey;
     return {
       kind: 'entry',
       meta: newEntryMeta(lifetimes, {
@@ -525,7 +560,8 @@ export class OriginFill {
         headers,
         storedAt: this.deps.now(),
         vary: fields,
-        tags: post ? [...this.tags, postTag(this.request.primaryKey)] : this.tags,
+        // Entries kept beside the URL's (a POST's, partial content) carry the URL's tag: a purge of the URL finds them.
+        tags: post || partial ? [...this.tags, postTag(this.request.primaryKey)] : this.tags,
         deletableAt: deletableAt(lifetimes, this.deps.freshness.grace),
       }),
       body,

@@ -231,6 +231,36 @@ describe('HEAD freshening (RFC 9111 §4.3.5)', () => {
     expect(methods(p)).toEqual(['GET', 'HEAD', 'GET']);
   });
 
+  it('freshens only the Vary variant the HEAD selects', async () => {
+    const p = path((req, res) => {
+      const lang = String(req.headers['accept-language']);
+      if (req.method === 'HEAD') {
+        expect(req.headers['if-none-match']).toBe(`"${lang}"`);
+        res.writeHead(304, { etag: `"${lang}"`, 'cache-control': 'max-age=100', vary: 'accept-language', 'x-field': 'from-head' });
+        res.end();
+        return;
+      }
+      if (req.headers['if-none-match'] === `"${lang}"`) {
+        res.writeHead(304, { etag: `"${lang}"`, 'cache-control': 'max-age=100', vary: 'accept-language', 'x-field': 'from-get' });
+        res.end();
+        return;
+      }
+      res.writeHead(200, { etag: `"${lang}"`, 'cache-control': 'max-age=10', vary: 'accept-language', 'x-field': 'old' });
+      res.end(`body-${lang}`);
+    });
+    for (const lang of ['en', 'fr']) await request(`${proxy.url}${p}`, { headers: { 'accept-language': lang } });
+    await proxy.edgecache.pipeline.idle();
+    proxy.advance(20_000);
+    const head = await request(`${proxy.url}${p}`, { method: 'HEAD', headers: { 'accept-language': 'en' } });
+    expect([head.headers['x-cache'], head.headers['x-field']]).toEqual(['REVALIDATED', 'from-head']);
+    await proxy.edgecache.pipeline.idle();
+    const en = await request(`${proxy.url}${p}`, { headers: { 'accept-language': 'en' } });
+    expect([en.headers['x-cache'], en.headers['x-field'], en.text]).toEqual(['HIT', 'from-head', 'body-en']);
+    const fr = await request(`${proxy.url}${p}`, { headers: { 'accept-language': 'fr' } });
+    expect([fr.headers['x-cache'], fr.headers['x-field'], fr.text]).toEqual(['REVALIDATED', 'from-get', 'body-fr']);
+    expect(methods(p)).toEqual(['GET', 'GET', 'HEAD', 'GET']);
+  });
+
   it('a HEAD on a miss still fills the cache with a GET', async () => {
     const p = path((_req, res) => storedResponse(res));
     const head = await request(`${proxy.url}${p}`, { method: 'HEAD' });

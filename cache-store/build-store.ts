@@ -82,7 +82,7 @@ export function buildStore({ config, freshness, log, now, sweeper }: StoreDepend
       }),
     );
   }
-  return new CacheStore({ memory, lower, maxVariants: config.maxVariants, writeMode: config.diskWrite, postEntries: (config.cachePost?.length ?? 0) > 0, memoryObjectLimit: memoryObjectLimit(config) });
+  return new CacheStore({ memory, lower, maxVariants: config.maxVariants, writeMode: config.diskWrite, memoryObjectLimit: memoryObjectLimit(config) });
 }
 
 /**

@@ -73,11 +73,6 @@ export interface CacheStoreOptions {
    */
   writeMode?: 'through' | 'spill';
   /**
-   * POST answers are cached (--cache-post): a purge of a URL also removes its POST entries, found by their tag
-   * (postTag) rather than by scanning the tiers.
-   */
-  postEntries?: boolean;
-  /**
    * Largest body the memory tier holds (default: any). A larger one lives in the streaming tier only: written
    * there as it streams (openStream), never promoted to memory.
    */
@@ -105,7 +100,6 @@ export class CacheStore {
    * that another node purged meanwhile is served from memory or disk. See proxy/purge/broadcast.ts.
    */
   private localTrusted = true;
-  private readonly postEntries: boolean;
 
   constructor(options: CacheStoreOptions) {
     this.memory = options.memory;
@@ -119,7 +113,6 @@ export class CacheStore {
     // Spill is about the disk tier: a shared (asynchronous) tier is still written every response.
     this.writeTiers = options.writeMode === 'spill' ? [options.memory, ...(options.lower ?? []).filter((t) => !t.synchronous)] : this.tiers;
     this.maxVariants = options.maxVariants;
-    this.postEntries = options.postEntries ?? false;
     this.memoryObjectLimit = options.memoryObjectLimit ?? Infinity;
     this.streaming = (options.lower ?? []).find(isStreamingTier);
   }
@@ -467,7 +460,9 @@ export class CacheStore {
 
   /** Purges what the selector addresses from every tier (or those `within` a reach); returns how many entries were affected. */
   async purge(selector: PurgeSelector, options: PurgeOptions): Promise<number> {
-    if (this.postEntries && selector.urls !== undefined && selector.urls.length > 0) {
+    // A purge of a URL also removes the entries kept beside its GET entries (cached POST answers, partial content),
+    // found by the URL's tag (postTag) rather than by scanning the tiers.
+    if (selector.urls !== undefined && selector.urls.length > 0) {
       selector = { ...selector, tags: [...(selector.tags ?? []), ...selector.urls.map(postTag)] };
     }
     // First of all: from now on, writes that started before this purge are checked against it (see put).

@@ -89,8 +89,8 @@ export function postKey(primaryKey: string, body: string, credential: string): s
 }
 
 /**
- * The tag every POST entry of a URL carries, so that a purge (or invalidation) of the URL finds them through the
- * tiers' tag index instead of a scan. It contains a space, which a Surrogate-Key or Cache-Tag (space-separated
+ * The tag every POST entry of a URL carries (and its stored partial content, ranges.ts partialKey), so that a purge
+ * (or invalidation) of the URL finds them through the tiers' tag index instead of a scan. It contains a space, which a Surrogate-Key or Cache-Tag (space-separated
  * tokens) never does, so no operator's tag can name it.
  */
 export function postTag(primaryKey: string): string {

@@ -1,7 +1,8 @@
 /**
  * Range requests (RFC 9110 §14): which byte ranges of a representation of known length a request asks for, and
  * how a 206 carries them (one range: Content-Range; several: multipart/byteranges, §14.6). Pure functions: the
- * stored-response writer (hits) and the client writer (misses, as the bytes arrive) both frame with them.
+ * stored-response writer (hits) and the client writer (misses, as the bytes arrive) both frame with them. Also
+ * which 206 responses are kept as stored partial content, and which requests they answer (RFC 9111 §3.3).
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -176,4 +177,49 @@ export class RangeSlicer {
     }
     return out;
   }
+}
+
+/** The part of a representation a stored 206 holds: bytes [start, end] of `length`. */
+export interface StoredPart extends ByteRange {
+  length: number;
+}
+
+/**
+ * The part a single-part 206 carries, from its Content-Range (RFC 9110 §14.4): `bytes first-last/complete-length`
+ * with the complete length known and the part within it. Anything else (`*` for the length, several field lines,
+ * an unsatisfied-range form) is undefined.
+ */
+export function parseContentRange(value: string | string[] | undefined): StoredPart | undefined {
+  if (typeof value !== 'string') return undefined;
+  const m = /^bytes[ \t]+(\d{1,15})-(\d{1,15})\/(\d{1,15})$/i.exec(value.trim());
+  if (!m) return undefined;
+  const start = Number(m[1]);
+  const end = Number(m[2]);
+  const length = Number(m[3]);
+  return start <= end && end < length ? { start, end, length } : undefined;
+}
+
+/**
+ * The part a 206 from the origin may be stored as (RFC 9111 §3.3), or undefined: a single part (its Content-Range
+ * parses, so not multipart/byteranges) whose Content-Length, if it has one, is that many bytes (a body of unknown
+ * length is counted as it arrives), and that does not vary (a stored part is looked up by URL alone). Whether its
+ * cache directives allow storing it is the freshness policy's question, asked as for a 200 with the same fields.
+ */
+export function storablePart(fields: Fields, bodyLength: number | undefined): StoredPart | undefined {
+  if (fields.vary !== undefined) return undefined;
+  const part = parseContentRange(fields['content-range']);
+  return part !== undefined && (bodyLength === undefined || bodyLength === part.end - part.start + 1) ? part : undefined;
+}
+
+/** Whether every range lies within the stored part: only then may the part answer the request (RFC 9111 §3.3). */
+export function rangesWithin(ranges: readonly ByteRange[], part: ByteRange): boolean {
+  return ranges.every((range) => range.start >= part.start && range.end <= part.end);
+}
+
+/**
+ * The key a URL's stored partial content is kept under: beside its GET entries and never selected by them (a Vary
+ * secondary key never starts with NUL, and a cached POST's key says POST).
+ */
+export function partialKey(primaryKey: string): string {
+  return `${primaryKey}\n\0PARTIAL`;
 }

@@ -21,7 +21,7 @@ import { KeyedLimiter } from './keyed-limiter.js';
 import { OriginFill } from './origin-fill.js';
 import { outcomeFields, type OutcomeRecorder, type XCache } from './outcome.js';
 import { clientValidatorsMatch } from '../../policies/http/conditionals.js';
-import { parseRanges } from '../../policies/http/ranges.js';
+import { parseContentRange, parseRanges, partialKey, rangesWithin } from '../../policies/http/ranges.js';
 import { allowsContentLength, hasNoContent } from '../../policies/http/message-body.js';
 import { writeError, writeOriginFailure } from '../http/error-answer.js';
 import { relayResponse } from '../http/relay.js';
@@ -87,6 +87,8 @@ export class CachePipeline {
   private readonly inflight = new Map<string, OriginFill>();
   /** Background refreshes in flight (stale-while-revalidate), by entry key. */
   private readonly refreshing = new Map<string, OriginFill>();
+  /** HEAD revalidations in flight (each on its own: see revalidateHead). */
+  private readonly heads = new Set<OriginFill>();
   /** Keys recently answered with something that could not be shared (--hit-for-miss). */
   private readonly uncacheable: HitForMiss;
   /** Detached waiters' own origin fetches, a few at a time per key. */
@@ -117,6 +119,8 @@ export class CachePipeline {
       return;
     }
     if (entry === undefined) {
+      // Stored partial content (a 206 kept from an earlier fill) answers a Range that lies within it.
+      if (req.method === 'GET' && req.headers.range !== undefined && (await this.servePartial(req, res, target))) return;
       // A Range on a miss fills the whole object like any miss (collapsed with others), and the client writer cuts
       // the ranges out of the bytes as they arrive. Only a URL whose answers recently could not be stored
       // (hit-for-miss) sends the Range on to the origin: the whole object would be fetched for nothing.
@@ -137,6 +141,7 @@ export class CachePipeline {
       case 'revalidate':
         // While the origin is asked, the stored response's preload links go out as a 103 (RFC 8297).
         writeStoredEarlyHints(req, res, entry.meta.headers.link);
+        if (req.method === 'HEAD') return this.revalidateHead(req, res, target, { entry, since }, requestForbidsReuse(req) ? 'request' : 'stale');
         return this.fill(req, res, target, entry.meta.key, { entry, since }, requestForbidsReuse(req) ? 'request' : 'stale');
     }
   }
@@ -151,6 +156,27 @@ export class CachePipeline {
     const { entry } = found;
     if (entry === undefined || freshness.evaluate(entry.meta, req.headers, now()) === 'fresh') return found;
     return { ...found, entry: store.newerBelow(entry) ?? entry };
+  }
+
+  /**
+   * Answers a Range request from the URL's stored partial content (RFC 9111 §3.3) when it is fresh and holds every
+   * requested byte: a 206 with the stored part's fields. Otherwise (nothing stored, stale, a range outside it,
+   * conditional fields to evaluate) returns false and the request goes on as a miss.
+   */
+  private async servePartial(req: IncomingMessage, res: ServerResponse, target: RequestTarget): Promise<boolean> {
+    const { store, freshness, now } = this.options;
+    const h = req.headers;
+    if (h['if-none-match'] !== undefined || h['if-modified-since'] !== undefined || h['if-match'] !== undefined || h['if-unmodified-since'] !== undefined) return false;
+    const entry = await store.lookupExact(partialKey(target.key)).catch(() => undefined);
+    if (entry === undefined || freshness.evaluate(entry.meta, h, now()) !== 'fresh') return false;
+    const part = parseContentRange(entry.meta.headers['content-range']);
+    if (part === undefined || part.end - part.start + 1 !== entry.body.length) return false;
+    const ranges = parseRanges(h, entry.meta.headers, part.length);
+    if (ranges === null || ranges === 'unsatisfiable' || !rangesWithin(ranges, part)) return false;
+    if (res.destroyed) return true;
+    this.options.outcomes.record('HIT', res, store.tierOf(entry));
+    writeRanges(res, entry, ranges, { xcache: 'HIT', cacheStatus: { hit: true }, now: now() }, part);
+    return true;
   }
 
   /** Sends a stored entry, honouring the client's validators and a single byte range, and records the outcome. */
@@ -250,6 +276,20 @@ export class CachePipeline {
     fill.join(this.writer(req, res, target, key, fill, forward, false), true, req.headers);
     if (shareable && this.options.coordinator.shared) void this.startCoordinated(fill, key, target, req);
     else this.begin(fill);
+  }
+
+  /**
+   * A HEAD for a stored response that must be revalidated goes to the origin as a (conditional) HEAD, RFC 9111
+   * §4.3.5: a 304 or a 200 that describes the stored response freshens it, and no body is fetched. It is not
+   * collapsed with GET fills (its answer has no body for them) nor with other HEADs: each asks on its own, which
+   * costs the origin no body.
+   */
+  private revalidateHead(req: IncomingMessage, res: ServerResponse, target: RequestTarget, stale: StaleRead, forward: ForwardReason): void {
+    const fill = this.createFill(req, target, stale, undefined, true);
+    this.heads.add(fill);
+    void fill.done.then(() => this.heads.delete(fill));
+    fill.join(this.writer(req, res, target, stale.entry.meta.key, fill, forward, false), true, req.headers);
+    this.begin(fill);
   }
 
   /** Whether no purge recorded since the fill started addresses it (a fill not started yet predates none). */
@@ -352,7 +392,7 @@ export class CachePipeline {
    * A fill for this request. `vary` (or the stale entry's Vary) names the fields the URL's responses vary on:
    * they go to the origin normalised as the cache compares them (cache-key.ts normalizeFieldValue).
    */
-  private createFill(req: IncomingMessage, target: RequestTarget, stale: StaleRead | undefined, vary?: readonly string[]): OriginFill {
+  private createFill(req: IncomingMessage, target: RequestTarget, stale: StaleRead | undefined, vary?: readonly string[], head = false): OriginFill {
     const { origin, store, freshness, stats, maxObjectSize, jitter, now, exposeTagHeaders, compressor } = this.options;
     const headers = this.options.forwarding.requestHeaders(req.headers, target, req.socket.remoteAddress, true);
     const nominated = stale?.entry.meta.vary ?? vary;
@@ -365,6 +405,7 @@ export class CachePipeline {
         headers,
         clientHeaders: req.headers,
         ...(stale && { stale: stale.entry, since: stale.since }),
+        ...(head && { head }),
       },
     );
     void fill.done.then(() => {
@@ -430,7 +471,7 @@ export class CachePipeline {
 
   /** Waits for fills and background refreshes in flight to settle; used on shutdown and by tests. */
   async idle(): Promise<void> {
-    await Promise.all([...this.inflight.values(), ...this.refreshing.values()].map((f) => f.done));
+    await Promise.all([...this.inflight.values(), ...this.refreshing.values(), ...this.heads].map((f) => f.done));
   }
 }
 

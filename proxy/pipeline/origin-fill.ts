@@ -26,13 +26,15 @@ import { parseSurrogateKeys, TAG_FIELDS } from '../../policies/http/surrogate-ke
 import type { Freshness, PolicyRequest } from '../../policies/http/freshness.js';
 import { allowsContentLength, bodyFraming, type BodyFraming } from '../../policies/http/message-body.js';
 import { parseHttpDate } from '../../policies/http/http-date.js';
-import { freshenedHeaders, isOriginError, withoutClientValidators } from '../../policies/http/revalidation.js';
+import { freshenedHeaders, headResponseMatches, isOriginError, withoutClientValidators } from '../../policies/http/revalidation.js';
+import { softened } from '../../cache-store/purge.js';
 import { shareableUnstored, type NotStoredReason } from '../../policies/http/sharing.js';
 import { endToEndResponseHeaders } from '../../policies/http/intermediary.js';
 import type { OriginClient } from '../origin/origin-client.js';
 import { accepts, acceptsEvery, decodable, encodingPreference, storedCoding, variesOnEncoding, varyingOnEncoding } from '../../policies/http/content-coding.js';
 import type { Compressor } from './compressor.js';
 import { postTag } from '../../policies/http/post-key.js';
+import { partialKey, storablePart, type StoredPart } from '../../policies/http/ranges.js';
 import { postNotStoredReason, postPolicyHeaders } from '../../policies/http/post-freshness.js';
 
 
@@ -120,6 +122,11 @@ export interface FillRequest {
   since?: number;
   /** A cached POST (--cache-post): sent with its body, stored under its own key (see PostFill). */
   post?: PostFill;
+  /**
+   * A HEAD revalidating `stale` (RFC 9111 §4.3.5): sent to the origin as a HEAD, and its answer relayed without a
+   * body; nothing of it is stored but the fields it freshens (see finishHead).
+   */
+  head?: boolean;
 }
 
 /**
@@ -160,6 +167,8 @@ export class OriginFill {
   private keepLimit = 0;
   /** Whether the response is to be stored once complete. */
   private storing = true;
+  /** The part of the representation a 206 being stored as partial content holds (see onResponse). */
+  private partial: StoredPart | undefined;
   /** What the store did with it, once it ended. */
   private putResult: PutResult | undefined;
   /** The purge generation the response predates (see CacheStore.put); set when the fill starts. */
@@ -211,9 +220,10 @@ export class OriginFill {
       for (const consumer of this.consumers.keys()) consumer.interim?.(status, fields);
     };
     const post = this.request.post;
+    const method = this.request.head && stale ? ('HEAD' as const) : ('GET' as const);
     const request = post
       ? { method: 'POST' as const, path: this.request.path, headers, body: post.body, signal: this.abort.signal, onInfo }
-      : { method: 'GET' as const, path: this.request.path, headers, signal: this.abort.signal, onInfo };
+      : { method, path: this.request.path, headers, signal: this.abort.signal, onInfo };
     this.deps.origin.request(request).then(
       (response) => {
         try {
@@ -347,12 +357,16 @@ export class OriginFill {
     const originHeaders = response.headers as Record<string, string | string[] | undefined>;
     if (stale && status === 304) {
       response.body.resume();
-      this.finishRevalidation(stale, originHeaders);
+      this.finishRevalidation(stale, originHeaders, status);
       return;
     }
     if (stale && isOriginError(status) && this.deps.freshness.canServeStaleOnError(stale.meta)) {
       response.body.resume();
       this.deliverEntry({ kind: 'entry', entry: stale, how: 'stale-if-error', originStatus: status });
+      return;
+    }
+    if (stale && this.request.head) {
+      this.finishHead(stale, response);
       return;
     }
     this.body = response.body;
@@ -367,7 +381,13 @@ export class OriginFill {
     const framing = bodyFraming(status, originHeaders);
     const { noContent, length: contentLength } = framing;
     if (!allowsContentLength(status)) delete headers['content-length'];
-    let reason = this.notStoredReason(status, originHeaders, framing);
+    // A single-part 206 (an origin that answered the fill with part of the representation) may be kept as stored
+    // partial content, apart from the URL's entries (ranges.ts partialKey), when its fields would let a 200 be
+    // stored; only in memory-sized pieces (it is never written to disk as it streams).
+    const part = status === 206 && !this.request.post && !stale ? storablePart(originHeaders, contentLength) : undefined;
+    let reason = part !== undefined && part.end - part.start < this.deps.store.memoryObjectLimit ? this.notStoredReason(200, originHeaders, framing) : undefined;
+    if (reason === null) this.partial = part;
+    else reason = this.notStoredReason(status, originHeaders, framing);
     if (reason === null && contentLength !== undefined && contentLength > this.deps.store.memoryObjectLimit) {
       this.stream = this.deps.store.openStream();
       if (this.stream === undefined) reason = 'too-large';
@@ -478,6 +498,9 @@ export class OriginFill {
           this.outcome.storedKnown = true;
           this.outcome.reason = 'too-large';
         }
+      } else if (this.partial !== undefined && this.bytes > this.partial.end - this.partial.start + 1) {
+        // Partial content longer than its Content-Range says: not stored (see partEnded).
+        this.notStoringPart();
       } else {
         this.chunks.push(chunk);
         // A body of unknown length that outgrows the memory tier's limit goes on to disk from here.
@@ -521,6 +544,17 @@ export class OriginFill {
     }
   }
 
+  /** Partial content whose body is not the length its Content-Range says: relayed, never stored. */
+  private notStoringPart(): void {
+    this.storing = false;
+    this.keep = false;
+    this.chunks.length = 0;
+    if (this.outcome?.kind === 'stream') {
+      this.outcome.stored = false;
+      this.outcome.reason = 'not-cacheable';
+    }
+  }
+
   private async onEnd(headers: StoredHeaders, status: number): Promise<void> {
     if (this.state !== 'streaming') return;
     // A body of unknown length that turned out too small to compress is served in one form only: its stored
@@ -539,10 +573,14 @@ export class OriginFill {
         this.putResult = 'dropped';
       }
       if (this.putResult === 'dropped' && this.outcome?.kind === 'stream') this.outcome.stored = false;
+    } else if (this.storing && this.policy && this.partial !== undefined && this.bytes !== this.partial.end - this.partial.start + 1) {
+      // Partial content shorter than its Content-Range says (a chunked 206): not stored.
+      this.notStoringPart();
     } else if (this.storing && this.policy) {
       const entry = this.buildEntry(status, headers, bodyFromChunks(this.chunks, this.bytes), this.policy);
       try {
-        this.putResult = this.request.post ? await this.deps.store.putExact(entry, this.since) : await this.deps.store.put(entry, this.since);
+        const exact = this.request.post !== undefined || this.partial !== undefined;
+        this.putResult = exact ? await this.deps.store.putExact(entry, this.since) : await this.deps.store.put(entry, this.since);
       } catch {
         // A failing tier must not fail the response; the tier counts and logs its own errors.
         this.putResult = 'stored';
@@ -559,11 +597,19 @@ export class OriginFill {
   }
 
   private buildEntry(status: number, headers: StoredHeaders, body: Body, policy: CachePolicy): CacheEntry {
-    const lifetimes = this.deps.freshness.lifetimes(policy, { status, headers }, this.deps.jitter());
+    const partial = this.partial !== undefined;
+    // Stored partial content lives as long as a 200 with its fields would.
+    const lifetimes = this.deps.freshness.lifetimes(policy, { status: partial ? 200 : status, headers }, this.deps.jitter());
     const post = this.request.post;
     // A POST entry is keyed by body and credentials; the Vary fields its key holds select nothing more.
-    const fields = post ? null : this.varyFields;
-    const key = post ? post.key : fields ? variantKey(this.request.primaryKey, varyKey(fields, this.request.clientHeaders)) : this.request.primaryKey;
+    const fields = post || partial ? null : this.varyFields;
+    const key = post
+      ? post.key
+      : partial
+        ? partialKey(this.request.primaryKey)
+        : fields
+          ? variantKey(this.request.primaryKey, varyKey(fields, this.request.clientHeaders))
+          : this.request.primaryKey;
     return {
       kind: 'entry',
       meta: newEntryMeta(lifetimes, {
@@ -573,7 +619,8 @@ export class OriginFill {
         headers,
         storedAt: this.deps.now(),
         vary: fields,
-        tags: post ? [...this.tags, postTag(this.request.primaryKey)] : this.tags,
+        // Entries kept beside the URL's (a POST's, partial content) carry the URL's tag: a purge of the URL finds them.
+        tags: post || partial ? [...this.tags, postTag(this.request.primaryKey)] : this.tags,
         deletableAt: deletableAt(lifetimes, this.deps.freshness.grace),
       }),
       body,
@@ -581,13 +628,33 @@ export class OriginFill {
     };
   }
 
-  /** A 304 answered the revalidation: update the stored headers and lifetimes, keep the stored body. */
-  private finishRevalidation(stale: CacheEntry, originHeaders: Record<string, string | string[] | undefined>): void {
+  /**
+   * A 304 answered the revalidation (or a HEAD's 200 that describes the stored response, see finishHead): update the
+   * stored headers and lifetimes, keep the stored body, and serve the freshened entry.
+   */
+  private finishRevalidation(stale: CacheEntry, originHeaders: Record<string, string | string[] | undefined>, originStatus: number): void {
+    const { outcome, own, shared } = this.freshen(stale, originHeaders, originStatus);
+    if (shared) this.deliverEntry(outcome, own);
+    else this.deliverToOwner(own ?? outcome);
+  }
+
+  /**
+   * The stale entry freshened by an origin answer saying it still holds (a 304, or a HEAD's 200 that describes it,
+   * RFC 9111 §3.2, §4.3.4, §4.3.5): the answer's fields replace the stored ones but those describing the stored
+   * body, the lifetime starts again from the answer, the body stays, and the store is updated. `shared` is false
+   * when the answer says the response may no longer be shared (no-store, private, Vary: *): then the stored copy is
+   * gone, as for a 200 that says so, and only the client that asked may have it (`own`, with the answer's cookie).
+   */
+  private freshen(
+    stale: CacheEntry,
+    originHeaders: Record<string, string | string[] | undefined>,
+    originStatus: number,
+  ): { outcome: EntryOutcome; own: EntryOutcome | undefined; shared: boolean } {
     const update = endToEndResponseHeaders(originHeaders);
     const newTags = parseSurrogateKeys(update);
     this.tags = newTags.length > 0 ? newTags : stale.meta.tags;
     if (!this.deps.exposeTagHeaders) for (const name of TAG_FIELDS) delete update[name];
-    // A cookie set on the 304 is for the client whose request caused it, as on any other response: merged into
+    // A cookie set on the answer is for the client whose request caused it, as on any other response: merged into
     // the stored headers it would be handed to everyone (unless --cache-set-cookie allows storing cookies).
     const cookie = this.deps.freshness.cacheSetCookie ? undefined : update['set-cookie'];
     if (cookie !== undefined) delete update['set-cookie'];
@@ -603,15 +670,12 @@ export class OriginFill {
       entry.forms = stale.forms;
       entry.meta.encodings = stale.meta.encodings;
     }
-    const outcome: EntryOutcome = { kind: 'entry', entry, how: 'revalidated', originStatus: 304 };
+    const outcome: EntryOutcome = { kind: 'entry', entry, how: 'revalidated', originStatus };
     const own = cookie === undefined ? undefined : { ...outcome, entry: { ...entry, meta: { ...entry.meta, headers: { ...headers, 'set-cookie': cookie } } } };
-    // The 304 can also say that the response may no longer be shared (no-store, private, Vary: *): then, as for a
-    // 200 that says so, the stored copy goes and only the client that asked gets the updated response.
     const reason = this.deps.freshness.notStorableReason(policy, this.policyRequest, { status: stale.meta.status, headers });
     if (reason === 'no-store' || reason === 'private' || reason === 'vary-star') {
       void this.deps.store.invalidate(this.request.primaryKey).catch(() => undefined);
-      this.deliverToOwner(own ?? outcome);
-      return;
+      return { outcome, own, shared: false };
     }
     const since = this.since ?? this.deps.store.purgeGeneration;
     void this.deps.store
@@ -620,7 +684,42 @@ export class OriginFill {
         if (result !== 'dropped' && entry.forms === undefined) this.deps.compressor?.schedule(entry, since);
       })
       .catch(() => undefined);
-    this.deliverEntry(outcome, own);
+    return { outcome, own, shared: true };
+  }
+
+  /**
+   * The origin's answer to a HEAD about a stale entry (RFC 9111 §4.3.5), other than a 304 or an error the stale
+   * entry stands in for. A 200 that describes the stored response (policies/http/revalidation.ts
+   * headResponseMatches) freshens it as a 304 would, and the client is answered from it (its stored fields the HEAD
+   * did not carry are kept). Any other answer is relayed as it is, without a body: a 200 that does not describe the
+   * stored response leaves it stale (marked so, when a request directive had it revalidated while still fresh) for
+   * the next GET to revalidate; any other status changes nothing stored. No body is read, stored or cut short.
+   */
+  private finishHead(stale: CacheEntry, response: Dispatcher.ResponseData): void {
+    const status = response.statusCode;
+    const originHeaders = response.headers as Record<string, string | string[] | undefined>;
+    response.body.on('error', () => undefined);
+    response.body.resume();
+    if (status === 200 && headResponseMatches(stale.meta.headers, stale.body.length, originHeaders)) {
+      this.finishRevalidation(stale, originHeaders, status);
+      return;
+    }
+    if (status === 200 && this.deps.now() - stale.meta.ageBase < stale.meta.lifetime) {
+      void this.deps.store.replace(softened(stale, this.deps.now()), stale.meta, this.since).catch(() => undefined);
+    }
+    const headers = endToEndResponseHeaders(originHeaders);
+    if (parseHttpDate(headers.date) === undefined) headers.date = new Date(this.deps.now()).toUTCString();
+    if (!this.deps.exposeTagHeaders) for (const name of TAG_FIELDS) delete headers[name];
+    if (!allowsContentLength(status)) delete headers['content-length'];
+    this.storing = false;
+    this.keep = false;
+    // Only its owner reads a HEAD's fill (the pipeline collapses none into it): no waiter to share it with.
+    const outcome: StreamedHead = { kind: 'stream', status, headers, stored: false, storedKnown: true, reason: undefined, shareable: false, contentLength: undefined };
+    this.outcome = outcome;
+    this.state = 'complete';
+    for (const consumer of this.consumers.keys()) consumer.head(outcome);
+    for (const consumer of this.consumers.keys()) consumer.end();
+    this.finish();
   }
 
   /** A revalidated response for its owner only: waiters fetch on their own, and no late joiner is accepted. */

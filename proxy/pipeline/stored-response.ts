@@ -11,7 +11,7 @@ import type { CacheStatusFields } from '../../policies/http/cache-status.js';
 import type { Form } from '../../policies/http/content-coding.js';
 import { notModifiedFields } from '../../policies/http/conditionals.js';
 import { allowsContentLength } from '../../policies/http/message-body.js';
-import { rangeFraming, type ByteRange, type RangeFraming, type RangePart } from '../../policies/http/ranges.js';
+import { rangeFraming, type ByteRange, type RangeFraming, type RangePart, type StoredPart } from '../../policies/http/ranges.js';
 import { ageSeconds, formBody, storedFields, ttlSeconds, type WireValue } from '../http/hit-head.js';
 import { outcomeFields, type XCache } from './outcome.js';
 
@@ -69,27 +69,30 @@ export function writeNotModified(res: ServerResponse, entry: CacheEntry, options
 }
 
 /**
- * Byte ranges of a stored 200 (RFC 9110 §14), in the form served: one range with Content-Range, several as multipart/byteranges. A
- * chunked body (the disk tier's) is read only in the chunks the ranges cover, with backpressure.
+ * Byte ranges of a stored 200 (RFC 9110 §14), in the form served: one range with Content-Range, several as
+ * multipart/byteranges. A chunked body (the disk tier's) is read only in the chunks the ranges cover, with
+ * backpressure. `part`, for a stored 206 (partial content, RFC 9111 §3.3): the body holds the representation's
+ * bytes from `part.start` on, of `part.length` in all, and the ranges lie within it (a stored part is identity).
  */
-export function writeRanges(res: ServerResponse, entry: CacheEntry, ranges: readonly ByteRange[], options: StoredResponseOptions): void {
+export function writeRanges(res: ServerResponse, entry: CacheEntry, ranges: readonly ByteRange[], options: StoredResponseOptions, part?: StoredPart): void {
   // The form served: ranges of a compressed form are cut from that form's bytes (RFC 9110 §14.1.2).
   const body = formBody(entry, options.form ?? 'identity');
-  const framing = rangeFraming(ranges, body.length, entry.meta.headers['content-type']);
+  const framing = rangeFraming(ranges, part?.length ?? body.length, entry.meta.headers['content-type']);
+  const offset = part?.start ?? 0;
   res.writeHead(206, withRangeFields(headersFor(entry, options, []), framing));
   if (!isChunked(body) && framing.parts.length === 1) {
     const { start, end } = framing.parts[0] as RangePart;
-    res.end(body.subarray(start, end + 1));
+    res.end(body.subarray(start - offset, end + 1 - offset));
     return;
   }
-  writeSequence(res, rangeBytes(body, framing));
+  writeSequence(res, rangeBytes(body, framing, offset));
 }
 
-function* rangeBytes(body: Body, framing: RangeFraming): Iterable<Buffer> {
+function* rangeBytes(body: Body, framing: RangeFraming, offset: number): Iterable<Buffer> {
   for (const part of framing.parts) {
     if (part.head.length > 0) yield part.head;
-    if (isChunked(body)) yield* body.chunks(part.start, part.end + 1);
-    else yield body.subarray(part.start, part.end + 1);
+    if (isChunked(body)) yield* body.chunks(part.start - offset, part.end + 1 - offset);
+    else yield body.subarray(part.start - offset, part.end + 1 - offset);
   }
   if (framing.tail.length > 0) yield framing.tail;
 }

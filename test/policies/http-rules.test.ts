@@ -9,8 +9,8 @@ import { clientValidatorsMatch, notModifiedFields } from '../../policies/http/co
 import { connectionNominated, endToEndResponseHeaders, withVia } from '../../policies/http/intermediary.js';
 import { invalidatedKeys, invalidates } from '../../policies/http/invalidation.js';
 import { allowsContentLength, bodyFraming, hasNoContent } from '../../policies/http/message-body.js';
-import { ifRangeMatches, MAX_RANGES, parseRange, parseRanges, RangeSlicer, rangeFraming } from '../../policies/http/ranges.js';
-import { freshenedHeaders, isOriginError, withoutClientValidators } from '../../policies/http/revalidation.js';
+import { ifRangeMatches, MAX_RANGES, parseContentRange, parseRange, parseRanges, partialKey, RangeSlicer, rangeFraming, rangesWithin, storablePart } from '../../policies/http/ranges.js';
+import { freshenedHeaders, headResponseMatches, isOriginError, withoutClientValidators } from '../../policies/http/revalidation.js';
 import { earlyHintLinks } from '../../policies/http/early-hints.js';
 import { shareableUnstored } from '../../policies/http/sharing.js';
 
@@ -80,6 +80,32 @@ describe('ranges (RFC 9110 §14)', () => {
       expect(slicer.done).toBe(true);
     }
     expect(many.contentLength).toBe(expected.length);
+  });
+});
+
+describe('stored partial content (RFC 9111 §3.3)', () => {
+  it('a single-part Content-Range with a known complete length is a part; nothing else is', () => {
+    expect(parseContentRange('bytes 4-9/10')).toEqual({ start: 4, end: 9, length: 10 });
+    expect(parseContentRange(' bytes 0-0/1 ')).toEqual({ start: 0, end: 0, length: 1 });
+    for (const bad of ['bytes 4-9/*', 'bytes */10', 'bytes 4-10/10', 'bytes 5-4/10', 'bytes=4-9/10', 'items 4-9/10', '4-9/10']) expect(parseContentRange(bad)).toBeUndefined();
+    expect(parseContentRange(['bytes 4-9/10', 'bytes 4-9/10'])).toBeUndefined();
+    expect(parseContentRange(undefined)).toBeUndefined();
+  });
+
+  it('a 206 is storable as a part when its length agrees with its Content-Range and it does not vary', () => {
+    expect(storablePart({ 'content-range': 'bytes 4-9/10' }, 6)).toEqual({ start: 4, end: 9, length: 10 });
+    expect(storablePart({ 'content-range': 'bytes 4-9/10' }, undefined)).toEqual({ start: 4, end: 9, length: 10 });
+    expect(storablePart({ 'content-range': 'bytes 4-9/10' }, 5)).toBeUndefined();
+    expect(storablePart({ 'content-range': 'bytes 4-9/10', vary: 'accept' }, 6)).toBeUndefined();
+    expect(storablePart({ 'content-type': 'multipart/byteranges; boundary=x' }, 100)).toBeUndefined();
+  });
+
+  it('a part answers only ranges wholly within it, and is kept under a key no GET variant or POST has', () => {
+    const part = { start: 4, end: 9 };
+    expect(rangesWithin([{ start: 4, end: 4 }, { start: 6, end: 9 }], part)).toBe(true);
+    expect(rangesWithin([{ start: 3, end: 5 }], part)).toBe(false);
+    expect(rangesWithin([{ start: 9, end: 10 }], part)).toBe(false);
+    expect(partialKey('a.test/x')).toBe('a.test/x\n\0PARTIAL');
   });
 });
 
@@ -172,6 +198,26 @@ describe('revalidation (RFC 9111 §3.2, §4.3; RFC 5861 §4)', () => {
   it('stale-if-error covers 500, 502, 503 and 504 only', () => {
     expect([500, 502, 503, 504].every(isOriginError)).toBe(true);
     expect([200, 304, 404, 501, 505].some(isOriginError)).toBe(false);
+  });
+
+  it('a 200 to a HEAD describes the stored response when every validator it carries and its length match (§4.3.5)', () => {
+    const stored = { etag: '"v1"', 'last-modified': 'Sun, 06 Nov 1994 08:49:37 GMT', 'content-type': 'text/plain' };
+    // Validators and length it leaves out are not compared.
+    expect(headResponseMatches(stored, 10, {})).toBe(true);
+    expect(headResponseMatches(stored, 10, { etag: '"v1"', 'content-length': '10' })).toBe(true);
+    expect(headResponseMatches(stored, 10, { 'last-modified': 'Sunday, 06-Nov-94 08:49:37 GMT' })).toBe(true);
+    expect(headResponseMatches(stored, 10, { etag: '"v1"', 'last-modified': 'Sun, 06 Nov 1994 08:49:37 GMT', 'content-length': ' 10 ' })).toBe(true);
+    // Any one of them different: not the stored response.
+    expect(headResponseMatches(stored, 10, { etag: '"v2"' })).toBe(false);
+    expect(headResponseMatches(stored, 10, { etag: 'W/"v1"' })).toBe(false);
+    expect(headResponseMatches(stored, 10, { etag: '"v1"', 'last-modified': 'Mon, 07 Nov 1994 08:49:37 GMT' })).toBe(false);
+    expect(headResponseMatches(stored, 10, { etag: '"v1"', 'content-length': '11' })).toBe(false);
+    // A validator the stored response lacks, or a malformed length, matches nothing.
+    expect(headResponseMatches({}, 10, { etag: '"v1"' })).toBe(false);
+    expect(headResponseMatches({}, 10, { 'last-modified': 'Sun, 06 Nov 1994 08:49:37 GMT' })).toBe(false);
+    expect(headResponseMatches(stored, 10, { 'content-length': ['10', '10'] })).toBe(false);
+    expect(headResponseMatches(stored, 10, { 'content-length': '1e1' })).toBe(false);
+    expect(headResponseMatches(stored, 10, { etag: ['"v1"', '"v1"'] })).toBe(false);
   });
 });
 

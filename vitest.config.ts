@@ -17,5 +17,7 @@ export default defineConfig({
     testTimeout: 20_000,
     hookTimeout: 20_000,
     pool: 'forks',
+    // Three test files at a time on two cores: most of the end-to-end tests wait on child processes and timers.
+    maxWorkers: 3,
   },
 });

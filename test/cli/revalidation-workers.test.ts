@@ -41,14 +41,14 @@ describe('revalidation under --workers 2', () => {
       const paths = Array.from({ length: 8 }, (_, i) => `/r${i}`);
       // New connections each time: the two workers share them, and both end up with a copy in memory.
       const get = (p: string) => request(`${proxy.url}${p}`, { headers: { connection: 'close' } });
+      const conditional = (p: string) => origin.requests.filter((r) => r.url === p && r.headers['if-none-match'] !== undefined).length;
       for (const p of paths) for (let i = 0; i < 4; i++) expect((await get(p)).status).toBe(200);
-      expect(origin.requests).toHaveLength(paths.length);
+      expect(origin.requests.filter((r) => r.headers['if-none-match'] === undefined)).toHaveLength(paths.length);
       const stats = JSON.parse((await request(`${proxy.adminUrl}/stats`)).text) as { processes: Array<{ hits: number; misses: number }> };
       expect(stats.processes.every((p) => p.hits + p.misses > 0)).toBe(true);
 
-      await sleep(1_500); // every copy is stale now
-      for (const p of paths) expect((await get(p)).headers['x-cache']).toBe('REVALIDATED');
-      expect(origin.requests).toHaveLength(2 * paths.length);
+      await sleep(1_500); // every copy is stale now (a slow machine may have revalidated some already)
+      for (const p of paths) expect(['REVALIDATED', 'HIT']).toContain((await get(p)).headers['x-cache']);
       await sleep(300); // the freshened entries' disk writes commit
 
       for (const p of paths) {
@@ -56,8 +56,9 @@ describe('revalidation under --workers 2', () => {
           const res = await get(p);
           expect([res.headers['x-cache'], res.text]).toEqual(['HIT', `body of ${p}`]);
         }
+        // One revalidation per URL, whichever worker made it: the other one took the freshened copy from disk.
+        expect(conditional(p), p).toBe(1);
       }
-      expect(origin.requests).toHaveLength(2 * paths.length);
     } finally {
       expect(await proxy.stop()).toBe(0);
     }

@@ -63,3 +63,29 @@ export async function startOrigin(handler: OriginHandler): Promise<TestOrigin> {
     },
   };
 }
+
+/** Answers a request for a path that `RoutedOrigin.path` made; `n`: how many requests that path has had. */
+export type PathHandler = (req: IncomingMessage, res: ServerResponse, n: number) => void;
+
+export interface RoutedOrigin extends TestOrigin {
+  /** A new path (`<prefix><number>`) that the origin answers with `handler`; any other path gets a 404. */
+  path(handler: PathHandler): string;
+}
+
+/** An origin whose answers each test sets per path, for files whose tests each need their own behaviour. */
+export async function startRoutedOrigin(prefix: string): Promise<RoutedOrigin> {
+  const handlers = new Map<string, PathHandler>();
+  const origin = await startOrigin((req, res) => {
+    const handler = handlers.get(req.url ?? '');
+    if (handler) handler(req, res, origin.count(req.url));
+    else res.writeHead(404).end();
+  });
+  let n = 0;
+  return Object.assign(origin, {
+    path(handler: PathHandler): string {
+      const p = `${prefix}${++n}`;
+      handlers.set(p, handler);
+      return p;
+    },
+  });
+}

@@ -3,23 +3,15 @@
  * sets: which fields the 304 updates and where the new lifetime starts.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { startOrigin, type TestOrigin } from '../helpers/origin.js';
+import { startRoutedOrigin, type PathHandler, type RoutedOrigin } from '../helpers/origin.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { request } from '../helpers/http.js';
 
-type Handler = (req: IncomingMessage, res: ServerResponse, n: number) => void;
-
-let origin: TestOrigin;
+let origin: RoutedOrigin;
 let proxy: TestProxy;
-const handlers = new Map<string, Handler>();
 
 beforeAll(async () => {
-  origin = await startOrigin((req, res) => {
-    const handler = handlers.get(req.url ?? '');
-    if (handler) handler(req, res, origin.count(req.url));
-    else res.writeHead(404).end();
-  });
+  origin = await startRoutedOrigin('/f');
   proxy = await startProxy(origin.url);
 });
 
@@ -28,13 +20,7 @@ afterAll(async () => {
   await origin.close();
 });
 
-let n = 0;
-function path(handler: Handler): string {
-  n++;
-  const p = `/f${n}`;
-  handlers.set(p, handler);
-  return p;
-}
+const path = (handler: PathHandler): string => origin.path(handler);
 
 describe('a 304 freshens the stored response (RFC 9111 §3.2, §4.3.4)', () => {
   it('updates stored fields, except those describing the stored body, and the lifetime starts from the 304', async () => {

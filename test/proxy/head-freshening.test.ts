@@ -5,24 +5,17 @@
  * on 127.0.0.1 that records the methods it is asked with.
  */
 import { randomBytes } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startOrigin, type TestOrigin } from '../helpers/origin.js';
+import { startRoutedOrigin, type PathHandler, type RoutedOrigin } from '../helpers/origin.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { request } from '../helpers/http.js';
 
-type Handler = (req: IncomingMessage, res: ServerResponse, n: number) => void;
-
-let origin: TestOrigin;
+let origin: RoutedOrigin;
 let proxy: TestProxy;
-const handlers = new Map<string, Handler>();
 
 beforeAll(async () => {
-  origin = await startOrigin((req, res) => {
-    const handler = handlers.get(req.url ?? '');
-    if (handler) handler(req, res, origin.count(req.url));
-    else res.writeHead(404).end();
-  });
+  origin = await startRoutedOrigin('/h');
   proxy = await startProxy(origin.url);
 });
 
@@ -31,13 +24,7 @@ afterAll(async () => {
   await origin.close();
 });
 
-let n = 0;
-function path(handler: Handler): string {
-  n++;
-  const p = `/h${n}`;
-  handlers.set(p, handler);
-  return p;
-}
+const path = (handler: PathHandler): string => origin.path(handler);
 
 /** The methods the origin was asked for `p` with, in order. */
 function methods(p: string): string[] {

@@ -3,23 +3,15 @@
  * URL's entries and answers later Range requests that lie wholly within it; nothing else.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { startOrigin, type TestOrigin } from '../helpers/origin.js';
+import { startRoutedOrigin, type PathHandler, type RoutedOrigin } from '../helpers/origin.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { request } from '../helpers/http.js';
 
-type Handler = (req: IncomingMessage, res: ServerResponse, n: number) => void;
-
-let origin: TestOrigin;
+let origin: RoutedOrigin;
 let proxy: TestProxy;
-const handlers = new Map<string, Handler>();
 
 beforeAll(async () => {
-  origin = await startOrigin((req, res) => {
-    const handler = handlers.get(req.url ?? '');
-    if (handler) handler(req, res, origin.count(req.url));
-    else res.writeHead(404).end();
-  });
+  origin = await startRoutedOrigin('/p');
   proxy = await startProxy(origin.url);
 });
 
@@ -28,16 +20,10 @@ afterAll(async () => {
   await origin.close();
 });
 
-let n = 0;
-function path(handler: Handler): string {
-  n++;
-  const p = `/p${n}`;
-  handlers.set(p, handler);
-  return p;
-}
+const path = (handler: PathHandler): string => origin.path(handler);
 
 /** An origin that answers every GET with bytes 4-9 of "0123456789" (as a server that ignores the request's range). */
-function partialOrigin(extra: Record<string, string> = {}): Handler {
+function partialOrigin(extra: Record<string, string> = {}): PathHandler {
   return (_req, res) => {
     res.writeHead(206, { 'cache-control': 'max-age=3600', 'content-range': 'bytes 4-9/10', 'content-type': 'text/plain', 'x-a': '1', ...extra });
     res.end('456789');

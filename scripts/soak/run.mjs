@@ -383,10 +383,10 @@ async function main() {
     const lifetime = series.length > 0 ? series[series.length - 1][0] - series[0][0] : 0;
     return { pid, role: roles.get(pid), fullRun: lifetime >= 0.9 * durationMs, ...levelling(series) };
   });
-  out.push('', 'Levelled off (mean RssAnon per third of the run: a, b, c; levelled when c - b <= max(25 % of b - a, 5 % of b, 10 MB)):');
+  out.push('', 'Levelled off (mean RssAnon per third of the run: a, b, c; levelled when c - b <= max(25 % of b - a, 5 % of b, 10 MB), or when the last third is flat in itself: its second half within max(5 %, 10 MB) of its first):');
   for (const l of levels) {
     if (l.firstThird === undefined) out.push(`  ${l.role} ${l.pid}: ${l.verdict}`);
-    else out.push(`  ${l.role} ${l.pid}: a ${mb(l.firstThird)} MB, b ${mb(l.middleThird)} MB, c ${mb(l.lastThird)} MB → ${l.levelled ? 'levelled off' : 'STILL GROWING'}${l.fullRun ? '' : ' (not alive for the whole run: not judged)'}`);
+    else out.push(`  ${l.role} ${l.pid}: a ${mb(l.firstThird)} MB, b ${mb(l.middleThird)} MB, c ${mb(l.lastThird)} MB → ${l.levelled ? (l.flatAtEnd && !(l.growthLate <= l.allowed) ? 'levelled off (a step, then flat)' : 'levelled off') : 'STILL GROWING'}${l.fullRun ? '' : ' (not alive for the whole run: not judged)'}`);
   }
   const judged = levels.filter((l) => l.fullRun);
   const levelled = judged.every((l) => l.levelled);

@@ -27,6 +27,8 @@ if (!(reps > 0 && seconds > 0)) {
 const PATH = '/obj/1k/edge-1';
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' })) || 100;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'edgecache-bench-edge-'));
+// nginx's workers run as another user (nobody) when started as root: they must reach their cache directory.
+fs.chmodSync(tmp, 0o755);
 const groups = [];
 const log = (...a) => console.error(`[${new Date().toTimeString().slice(0, 8)}]`, ...a);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -89,7 +91,8 @@ function stopAll() {
 }
 process.on('exit', () => {
   stopAll();
-  fs.rmSync(tmp, { recursive: true, force: true });
+  if (process.env.BENCH_KEEP_TMP) console.error(`temp dir kept: ${tmp}`);
+  else fs.rmSync(tmp, { recursive: true, force: true });
 });
 process.on('SIGINT', () => process.exit(1));
 
@@ -146,7 +149,7 @@ if (!opts['no-nginx']) {
   fs.writeFileSync(path.join(run, 'nginx.conf'), `worker_processes 1; daemon off; pid ${run}/nginx.pid; error_log ${run}/error.log warn;
 events { worker_connections 8192; multi_accept on; }
 http {
-  access_log off; sendfile on; tcp_nodelay on; keepalive_timeout 65; keepalive_requests 10000000; http2_max_requests 10000000;
+  access_log off; sendfile on; tcp_nodelay on; keepalive_timeout 65; keepalive_requests 10000000;
   client_body_temp_path ${run}/cb; proxy_temp_path ${run}/pt; fastcgi_temp_path ${run}/f; uwsgi_temp_path ${run}/u; scgi_temp_path ${run}/s;
   proxy_cache_path ${run}/cache levels=1:2 keys_zone=c:32m max_size=1g inactive=60m use_temp_path=off;
   upstream origin { server ${HOST}:${originPort}; keepalive 64; }

@@ -305,8 +305,19 @@ export class CachePipeline {
    * it and serve what it stored (or fetch after all, when it stored nothing usable).
    */
   private async startCoordinated(fill: OriginFill, key: string, target: RequestTarget, req: IncomingMessage): Promise<void> {
-    const { coordinator, coalesceWait, store, freshness } = this.options;
+    const { coordinator, coalesceWait, store } = this.options;
     const lease = await coordinator.acquireFill(key, coalesceWait).catch(() => undefined);
+    if (lease?.owner && !requestForbidsReuse(req)) {
+      // Another process may have stored it between this one's lookup and the lock (it let the lock go once its
+      // write committed): look once more before asking the origin (not when the request forbids a stored answer).
+      const meanwhile = await this.usableStored(target, req);
+      if (meanwhile !== undefined) {
+        lease.release(true);
+        this.options.stats.coalesced++;
+        fill.adopt(meanwhile);
+        return;
+      }
+    }
     if (lease === undefined || lease.owner) {
       this.begin(fill);
       if (lease?.owner) {
@@ -320,16 +331,20 @@ export class CachePipeline {
       }
       return;
     }
-    if (lease.stored) {
-      const { entry } = await this.lookup(target, req).catch(() => ({ entry: undefined }));
-      const verdict = entry && freshness.evaluate(entry.meta, req.headers);
-      if (entry && (verdict === 'fresh' || verdict === 'stale-allowed')) {
-        this.options.stats.coalesced++;
-        fill.adopt(entry);
-        return;
-      }
+    const stored = lease.stored ? await this.usableStored(target, req) : undefined;
+    if (stored !== undefined) {
+      this.options.stats.coalesced++;
+      fill.adopt(stored);
+      return;
     }
     this.begin(fill);
+  }
+
+  /** A stored response this request may be answered with now (fresh, or stale within its max-stale), if any. */
+  private async usableStored(target: RequestTarget, req: IncomingMessage): Promise<CacheEntry | undefined> {
+    const { entry } = await this.lookup(target, req).catch(() => ({ entry: undefined }));
+    const verdict = entry && this.options.freshness.evaluate(entry.meta, req.headers);
+    return entry && (verdict === 'fresh' || verdict === 'stale-allowed') ? entry : undefined;
   }
 
   private begin(fill: OriginFill): void {

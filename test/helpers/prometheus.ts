@@ -73,7 +73,8 @@ export function parseExposition(text: string): Exposition {
       }
       rest = rest.slice(1);
     }
-    const valueMatch = /^ (NaN|[+-]Inf|[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)$/.exec(rest);
+    // NaN and Inf in any case, as Prometheus reads them (Go's ParseFloat): prom-client writes NaN as `Nan`.
+    const valueMatch = /^ ((?:nan)|[+-]?inf|[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)$/i.exec(rest);
     if (!valueMatch) throw new Error(`line ${at}: malformed value: ${line}`);
     // A histogram's samples are named after its family with _bucket, _sum and _count.
     const base = /_(bucket|sum|count)$/.test(name) && families.get(name.replace(/_(bucket|sum|count)$/, ''))?.type === 'histogram' ? name.replace(/_(bucket|sum|count)$/, '') : name;
@@ -84,7 +85,8 @@ export function parseExposition(text: string): Exposition {
     const key = labels.length ? `${name}{${labels.join(',')}}` : name;
     if (series.has(key)) throw new Error(`line ${at}: duplicate series ${key}`);
     const raw = valueMatch[1] as string;
-    series.set(key, raw === 'NaN' ? NaN : raw === '+Inf' ? Infinity : raw === '-Inf' ? -Infinity : Number(raw));
+    const special = raw.toLowerCase();
+    series.set(key, special === 'nan' ? NaN : special === '+inf' || special === 'inf' ? Infinity : special === '-inf' ? -Infinity : Number(raw));
   });
   for (const [name, help] of helps) {
     const family = families.get(name);

@@ -322,6 +322,14 @@ export class CacheStore {
     return undefined;
   }
 
+  /**
+   * Makes the next lookups see what other processes committed to the shared tiers up to now (after another worker
+   * said it stored an entry: lmdb-js would otherwise read through the snapshot it took earlier in this turn).
+   */
+  readLatest(): void {
+    for (const tier of this.syncLower) tier.readLatest?.();
+  }
+
   /** The record under `key` in memory or a synchronous tier below it, without promotion. */
   private findNear(key: string): CacheRecord | undefined {
     const record = this.memory.get(key);

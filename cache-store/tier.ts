@@ -53,6 +53,11 @@ export interface CacheTier {
   flushed?(): Promise<void>;
   /** Whether this process has a write of `key` queued and not yet committed (tiers that write asynchronously). */
   hasPendingWrite?(key: string): boolean;
+  /**
+   * Makes the next reads see every commit made so far, by other processes too (a tier that reads through a
+   * snapshot kept for a moment, as LMDB's read transactions are).
+   */
+  readLatest?(): void;
   /** Whether `key` holds an entry (not a Vary record), without decoding it. */
   hasEntry?(key: string): boolean;
   /**

@@ -298,6 +298,19 @@ export class LmdbTier implements SyncCacheTier {
    * otherwise (replaced meanwhile, by any process; a write of the key still queued) the whole entry is written,
    * as set() does. Returns what set() would.
    */
+  /**
+   * lmdb-js keeps a read transaction until the next turn of the event loop: a commit by another process in
+   * between is not seen until then. This starts a new one for the next read.
+   */
+  readLatest(): void {
+    if (this.closed) return;
+    try {
+      this.dbs.env.resetReadTxn();
+    } catch {
+      // Closing: nothing to read.
+    }
+  }
+
   updateMeta(key: string, entry: CacheEntry, stored: EntryMeta): boolean {
     return this.write(key, entry, this.versions.get(stored));
   }

@@ -342,6 +342,8 @@ export class CachePipeline {
 
   /** A stored response this request may be answered with now (fresh, or stale within its max-stale), if any. */
   private async usableStored(target: RequestTarget, req: IncomingMessage): Promise<CacheEntry | undefined> {
+    // Asked after another worker's word: read what it committed, not this turn's earlier snapshot.
+    this.options.store.readLatest();
     const { entry } = await this.lookup(target, req).catch(() => ({ entry: undefined }));
     const verdict = entry && this.options.freshness.evaluate(entry.meta, req.headers);
     return entry && (verdict === 'fresh' || verdict === 'stale-allowed') ? entry : undefined;

@@ -5,13 +5,13 @@
  * node. With `replicas: 1`, six nodes (three primaries, each with a replica, linked to it before this resolves).
  * stop() SIGKILLs them all and removes the directory.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort } from './cli.js';
-import { eventually } from './redis.js';
+import { eventually, spawnRedisServer } from './redis.js';
 
 export interface TestRedisCluster {
   /** A seed node's URL (the first node), as --redis takes it. */
@@ -53,30 +53,7 @@ function launch(port: number, busPort: number, dir: string, index: number, nodeT
     '--dir',
     dir,
   ];
-  return new Promise((resolve, reject) => {
-    const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`redis-server (cluster node ${index}) did not start within 10 s:\n${output}`));
-    }, 10_000);
-    child.stdout?.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes('Ready to accept connections')) {
-        clearTimeout(timer);
-        resolve(child);
-      }
-    });
-    child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      reject(new Error(`${INSTALL_HINT} (${err.message})`));
-    });
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`redis-server (cluster node ${index}) exited with code ${code}:\n${output}`));
-    });
-  });
+  return spawnRedisServer(args, `redis-server (cluster node ${index})`, INSTALL_HINT);
 }
 
 /** Free ports, all distinct (each node needs a client port and a cluster bus port). */

@@ -27,10 +27,10 @@ export interface TestRedis {
 const INSTALL_HINT =
   'redis-server is not installed, and the Redis tier tests need a real one: install it (Debian/Ubuntu: apt-get install -y redis-server; macOS: brew install redis). .ci/run installs it on CI.';
 
-function redisServerBinary(): string {
+/** Throws with what to install when redis-server cannot be run. */
+function requireRedisServer(): void {
   const found = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
   if (found.error || found.status !== 0) throw new Error(INSTALL_HINT);
-  return 'redis-server';
 }
 
 function freePort(): Promise<number> {
@@ -44,15 +44,17 @@ function freePort(): Promise<number> {
   });
 }
 
-function launch(binary: string, port: number, dir: string): Promise<ChildProcess> {
+/**
+ * Starts `redis-server` with `args` and resolves once it is ready to accept connections; rejects with its output
+ * when it exits first or is not ready within 10 s (`what` names it), or with `installHint` when it cannot be run.
+ */
+export function spawnRedisServer(args: string[], what: string, installHint = INSTALL_HINT): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`redis-server did not start within 10 s:\n${output}`));
+      reject(new Error(`${what} did not start within 10 s:\n${output}`));
     }, 10_000);
     child.stdout?.on('data', (chunk: Buffer) => {
       output += chunk.toString();
@@ -62,11 +64,19 @@ function launch(binary: string, port: number, dir: string): Promise<ChildProcess
       }
     });
     child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(new Error(`${installHint} (${err.message})`));
+    });
     child.on('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`redis-server exited with code ${code}:\n${output}`));
+      reject(new Error(`${what} exited with code ${code}:\n${output}`));
     });
   });
+}
+
+function launch(port: number, dir: string): Promise<ChildProcess> {
+  return spawnRedisServer(['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], 'redis-server');
 }
 
 function exited(child: ChildProcess): Promise<void> {
@@ -75,10 +85,10 @@ function exited(child: ChildProcess): Promise<void> {
 }
 
 export async function startRedis(): Promise<TestRedis> {
-  const binary = redisServerBinary();
+  requireRedisServer();
   const dir = mkdtempSync(path.join(tmpdir(), 'edgecache-redis-'));
   const port = await freePort();
-  let child: ChildProcess | undefined = await launch(binary, port, dir);
+  let child: ChildProcess | undefined = await launch(port, dir);
   const url = `redis://127.0.0.1:${port}`;
   const client = new Redis(url, { maxRetriesPerRequest: 1, retryStrategy: () => 100, lazyConnect: false });
   client.on('error', () => undefined);
@@ -95,7 +105,7 @@ export async function startRedis(): Promise<TestRedis> {
     },
     async start() {
       if (child !== undefined) return;
-      child = await launch(binary, port, dir);
+      child = await launch(port, dir);
     },
     async stop() {
       client.disconnect(false);

@@ -283,6 +283,21 @@ export class CacheStore {
   }
 
   /**
+   * The entry under exactly this key in memory or the synchronous tiers below it, without promotion or a wait (a
+   * sliced fill asks whether a slice is stored before it answers: see proxy/pipeline/slice-fill.ts).
+   */
+  peekExact(key: string): CacheEntry | undefined {
+    if (!this.localTrusted) return undefined;
+    const found = this.findNear(key);
+    return found?.kind === 'entry' ? found : undefined;
+  }
+
+  /** Removes entries stored under these exact keys (see putExact) from every tier. */
+  async removeExact(keys: string[]): Promise<void> {
+    await this.deleteKeys(keys);
+  }
+
+  /**
    * Stores an entry under its own full key, leaving its URL's primary key alone: a cached POST's answer, which
    * must neither replace nor be selected by the URL's GET entry or Vary record. `since` as for put().
    */

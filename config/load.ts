@@ -281,6 +281,7 @@ export function loadConfig({ argv, env = process.env }: LoadInput): LoadResult {
   if (config.adminToken === undefined && !isLoopback(config.adminHost)) {
     throw new ConfigError(`${describe('adminHost', sources.get('adminHost') as Source)} is ${JSON.stringify(config.adminHost)}, not a loopback address: set --admin-token (or EDGECACHE_ADMIN_TOKEN) too`);
   }
+  checkSliceSize(config, sources);
   checkPostSettings(config, sources);
   checkRedisCluster(config, sources);
   return { help: false, version: false, config };
@@ -320,6 +321,18 @@ function checkRedisCluster(config: EdgecacheConfig, sources: Map<SettingName, So
 const FIELD_NAME = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/i;
 
 /** --cache-post prefixes are paths; --cache-post-key-headers are field names (stored lower-cased). */
+/** Smallest --slice-size: smaller slices cost an origin request and a record per few round trips' worth of bytes. */
+const MIN_SLICE_SIZE = 256 * 1024;
+
+/** --slice-size is 0 (off), or between MIN_SLICE_SIZE and --max-object-size (a slice is one stored record). */
+function checkSliceSize(config: EdgecacheConfig, sources: Map<SettingName, Source>): void {
+  const size = config.sliceSize;
+  if (size === 0) return;
+  const source = describe('sliceSize', sources.get('sliceSize') as Source);
+  if (size < MIN_SLICE_SIZE) throw new ConfigError(`invalid ${source}: must be 0 (off) or at least 256kib (${MIN_SLICE_SIZE} bytes), got ${size} bytes`);
+  if (size > config.maxObjectSize) throw new ConfigError(`invalid ${source}: ${size} bytes is larger than --max-object-size (${config.maxObjectSize} bytes)`);
+}
+
 function checkPostSettings(config: EdgecacheConfig, sources: Map<SettingName, Source>): void {
   const bad = config.cachePost?.find((prefix) => !prefix.startsWith('/'));
   if (bad !== undefined) {

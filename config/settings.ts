@@ -35,6 +35,8 @@ export interface EdgecacheConfig {
   memoryMax: number;
   eviction: EvictionPolicyName;
   maxObjectSize: number;
+  /** Bytes per slice of a sliced fill (--slice-size); 0: off. */
+  sliceSize: number;
   maxVariants: number;
   preserveHost: boolean;
   trustForwarded: boolean;
@@ -226,6 +228,12 @@ export const SETTINGS = {
     min: 1,
     description:
       'Largest response body that is stored. Larger responses are streamed through and not held in memory. Default: an eighth of --disk-max (32mib, or --memory-max if smaller, without a disk tier). At most --disk-max; without a disk tier at most --memory-max. Bodies larger than an eighth of --memory-max are written to the disk tier as they stream and served from there, never held whole in memory.',
+  },
+  sliceSize: {
+    kind: 'size',
+    default: '0',
+    description:
+      'Fill large objects in slices of this many bytes (e.g. 4mb; 0: off): a GET that misses asks the origin for the slices it needs with Range (as nginx\'s slice module does), each stored as a record of its own, so a seek near the end of a large object costs one slice, not the whole object. At least 256kib, at most --max-object-size. See the README, "Slices".',
   },
   maxVariants: {
     kind: 'int',

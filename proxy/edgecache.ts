@@ -339,6 +339,7 @@ function createPipeline(config: EdgecacheConfig, deps: Omit<PipelineOptions, Pip
     coalesceWait: config.coalesceWait,
     hitForMiss: config.hitForMiss,
     exposeTagHeaders: config.exposeTagHeaders,
+    sliceSize: config.sliceSize,
   });
 }
 
@@ -362,7 +363,7 @@ function createPostPipeline(
   });
 }
 
-type PipelineSettings = 'maxObjectSize' | 'jitter' | 'coalesce' | 'coalesceWait' | 'hitForMiss' | 'exposeTagHeaders';
+type PipelineSettings = 'maxObjectSize' | 'jitter' | 'coalesce' | 'coalesceWait' | 'hitForMiss' | 'exposeTagHeaders' | 'sliceSize';
 
 interface RouteDependencies {
   pipeline: CachePipeline;

@@ -31,6 +31,8 @@ import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import { acceptsEvery, encodingPreference, type Coding } from '../../policies/http/content-coding.js';
 import { encodedAs, foreignCoding, formBody, onTheFlyFields, servedForm, storedFields } from '../http/hit-head.js';
 import { compressStream, type Compressor } from './compressor.js';
+import { SliceFill } from './slice-fill.js';
+import type { Dispatcher } from 'undici';
 import type { Coordinator } from '../cluster/coordinator.js';
 import type { ProxyStats } from '../admin/stats.js';
 
@@ -64,6 +66,8 @@ export interface PipelineOptions {
    * (DETACHED_FETCHES_PER_KEY by default).
    */
   detachedFetchesPerKey?: number;
+  /** Bytes per slice of a sliced fill (--slice-size; slice-fill.ts); 0 or absent: objects are filled whole. */
+  sliceSize?: number;
 }
 
 /**
@@ -93,9 +97,20 @@ export class CachePipeline {
   private readonly uncacheable: HitForMiss;
   /** Detached waiters' own origin fetches, a few at a time per key. */
   private readonly detachedFetches: KeyedLimiter;
+  /** Large objects filled in slices (--slice-size), when on. */
+  private readonly slices: SliceFill | undefined;
   constructor(private readonly options: PipelineOptions) {
     this.detachedFetches = new KeyedLimiter(options.detachedFetchesPerKey ?? DETACHED_FETCHES_PER_KEY, options.coalesceWait);
     this.uncacheable = new HitForMiss(options.hitForMiss, options.now);
+    const { sliceSize = 0, store, freshness, origin, stats, outcomes, log, now, forwarding, jitter, exposeTagHeaders, compressor } = options;
+    this.slices =
+      sliceSize > 0
+        ? new SliceFill({
+            ...{ store, freshness, origin, stats, outcomes, log, now, forwarding, jitter, exposeTagHeaders, sliceSize },
+            ...(compressor && { compressor }),
+            whole: (req, res, target, answered) => this.fill(req, res, target, target.key, undefined, 'uri-miss', undefined, answered),
+          })
+        : undefined;
   }
 
   /** Handles a GET or HEAD that the hit path did not answer; `target` is the validated one (http/request-target.ts). */
@@ -119,6 +134,8 @@ export class CachePipeline {
       return;
     }
     if (entry === undefined) {
+      // --slice-size: a URL without Vary is filled in slices (slice-fill.ts), which falls back on fill() itself.
+      if (this.slices !== undefined && vary === undefined && key === target.key && this.slices.takes(req, target)) return this.slices.serve(req, res, target);
       // Stored partial content (a 206 kept from an earlier fill) answers a Range that lies within it.
       if (req.method === 'GET' && req.headers.range !== undefined && (await this.servePartial(req, res, target))) return;
       // A Range on a miss fills the whole object like any miss (collapsed with others), and the client writer cuts
@@ -245,9 +262,19 @@ export class CachePipeline {
    * Answers from the origin: joins a fill already in flight for this key when allowed, else starts one
    * (a miss, or a revalidation of `stale`) that later requests for the key can join.
    */
-  private fill(req: IncomingMessage, res: ServerResponse, target: RequestTarget, key: string, stale: StaleRead | undefined, forward: ForwardReason, vary?: readonly string[]): void {
+  private fill(
+    req: IncomingMessage,
+    res: ServerResponse,
+    target: RequestTarget,
+    key: string,
+    stale: StaleRead | undefined,
+    forward: ForwardReason,
+    vary?: readonly string[],
+    answered?: Promise<Dispatcher.ResponseData>,
+  ): void {
     const { stats, coalesce } = this.options;
-    let inflight = coalesce ? this.inflight.get(key) : undefined;
+    // A fill that goes on from an answer already asked for (a sliced fill's first request) joins no other.
+    let inflight = coalesce && answered === undefined ? this.inflight.get(key) : undefined;
     if (inflight && !this.predatesNoPurge(inflight, target)) {
       // A purge answered while this fill was in flight: its response is not what the purge left (and will not be
       // stored), so nobody joins it any more; the next fill takes its place.
@@ -262,7 +289,7 @@ export class CachePipeline {
       }
     }
     const shareable = coalesce && this.coalescable(req) && !this.recentlyUncacheable(key) && !this.inflight.has(key);
-    const fill = this.createFill(req, target, stale, vary);
+    const fill = this.createFill(req, target, stale, vary, false, answered);
     if (shareable) {
       this.inflight.set(key, fill);
       void fill.done.then(() => {
@@ -274,7 +301,9 @@ export class CachePipeline {
       });
     }
     fill.join(this.writer(req, res, target, key, fill, forward, false), true, req.headers);
-    if (shareable && this.options.coordinator.shared) void this.startCoordinated(fill, key, target, req);
+    // The origin was asked already (and counted): no other process's answer is waited for.
+    if (answered !== undefined) fill.start();
+    else if (shareable && this.options.coordinator.shared) void this.startCoordinated(fill, key, target, req);
     else this.begin(fill);
   }
 
@@ -409,7 +438,7 @@ export class CachePipeline {
    * A fill for this request. `vary` (or the stale entry's Vary) names the fields the URL's responses vary on:
    * they go to the origin normalised as the cache compares them (cache-key.ts normalizeFieldValue).
    */
-  private createFill(req: IncomingMessage, target: RequestTarget, stale: StaleRead | undefined, vary?: readonly string[], head = false): OriginFill {
+  private createFill(req: IncomingMessage, target: RequestTarget, stale: StaleRead | undefined, vary?: readonly string[], head = false, answered?: Promise<Dispatcher.ResponseData>): OriginFill {
     const { origin, store, freshness, stats, maxObjectSize, jitter, now, exposeTagHeaders, compressor } = this.options;
     const headers = this.options.forwarding.requestHeaders(req.headers, target, req.socket.remoteAddress, true);
     const nominated = stale?.entry.meta.vary ?? vary;
@@ -423,6 +452,7 @@ export class CachePipeline {
         clientHeaders: req.headers,
         ...(stale && { stale: stale.entry, since: stale.since }),
         ...(head && { head }),
+        ...(answered && { answered }),
       },
     );
     void fill.done.then(() => {

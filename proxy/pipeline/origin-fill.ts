@@ -127,6 +127,11 @@ export interface FillRequest {
    * body; nothing of it is stored but the fields it freshens (see finishHead).
    */
   head?: boolean;
+  /**
+   * The origin's answer, already asked for (a sliced fill whose first slice came back whole, or as a 200 from an
+   * origin that ignores Range: see slice-fill.ts): the fill goes on from it instead of sending a request.
+   */
+  answered?: Promise<Dispatcher.ResponseData>;
 }
 
 /**
@@ -224,7 +229,7 @@ export class OriginFill {
     const request = post
       ? { method: 'POST' as const, path: this.request.path, headers, body: post.body, signal: this.abort.signal, onInfo }
       : { method, path: this.request.path, headers, signal: this.abort.signal, onInfo };
-    this.deps.origin.request(request).then(
+    (this.request.answered ?? this.deps.origin.request(request)).then(
       (response) => {
         try {
           this.onResponse(response);

@@ -116,7 +116,6 @@ export class SliceFill {
           // The first request to read it goes on from the origin's answer; the others join that fill.
           const answered = first.answered;
           first.answered = undefined;
-          if (answered === undefined) this.unsliceable.mark(target.key);
           this.options.whole(req, res, target, answered);
           return;
         }
@@ -187,8 +186,7 @@ export class SliceFill {
       // 200 (Range ignored), an error, a redirect...: the whole-object fill answers it as it would without slices.
       // A 416 (an empty object) says nothing about the object as a whole: asked for again, without Range.
       if (status !== 416) return { kind: 'whole', answered: Promise.resolve(response) };
-      discard(response);
-      return { kind: 'whole', answered: undefined };
+      return this.unsliceableFirst(target, response);
     }
     const shape = firstSliceKind(originHeaders, sliceSize);
     // The whole object in one part: stored as the 200 it stands for.
@@ -199,10 +197,7 @@ export class SliceFill {
       shape.kind === 'unsliceable' ||
       freshness.notStorableReason(policy, policyRequest, { status: 200, headers: originHeaders }) !== null ||
       (compressor?.candidate(200, withoutContentRange(endToEndResponseHeaders(originHeaders)), shape.part.length) ?? false);
-    if (unsliceable) {
-      discard(response);
-      return { kind: 'whole', answered: undefined };
-    }
+    if (unsliceable) return this.unsliceableFirst(target, response);
     const chunks = await readBody(response, sliceSize);
     if (chunks === undefined) return { kind: 'failed', err: new Error('the first slice is not the length its Content-Range says') };
     const entry = await this.store(target, 0, originHeaders, chunks, sliceSize, since, req);
@@ -214,6 +209,16 @@ export class SliceFill {
       void store.removeExact(keys).catch(() => undefined);
     }
     return { kind: 'slice', entry, fetched: true };
+  }
+
+  /**
+   * A first slice that cannot be sliced: its answer is let go, and the object is asked for again without Range by
+   * the whole-object fill (a second origin request, for this URL only once in UNSLICEABLE_MS).
+   */
+  private unsliceableFirst(target: RequestTarget, response: Dispatcher.ResponseData): SliceResult {
+    discard(response);
+    this.unsliceable.mark(target.key);
+    return { kind: 'whole', answered: undefined };
   }
 
   /** Slice `index` (after the first) of the object: stored with its validator, or asked for with If-Range. */

@@ -32,6 +32,21 @@ describe('units', () => {
 });
 
 describe('loading', () => {
+  it('--slice-size: off by default; a size from the flag, EDGECACHE_SLICE_SIZE or the file; 0 or 256kib to --max-object-size', () => {
+    expect(loadConfig({ argv: ORIGIN, env: {} }).config.sliceSize).toBe(0);
+    expect(loadConfig({ argv: [...ORIGIN, '--slice-size', '4mb'], env: {} }).config.sliceSize).toBe(4 * 1024 ** 2);
+    expect(loadConfig({ argv: ORIGIN, env: { EDGECACHE_SLICE_SIZE: '256kib' } }).config.sliceSize).toBe(256 * 1024);
+    const dir = mkdtempSync(path.join(tmpdir(), 'edgecache-config-'));
+    const file = path.join(dir, 'edgecache.json');
+    writeFileSync(file, JSON.stringify({ sliceSize: '1mb' }));
+    expect(loadConfig({ argv: ['--config', file, ...ORIGIN], env: {} }).config.sliceSize).toBe(1024 ** 2);
+    expect(loadConfig({ argv: [...ORIGIN, '--slice-size', '0'], env: {} }).config.sliceSize).toBe(0);
+    expect(() => loadConfig({ argv: [...ORIGIN, '--slice-size', '100kb'], env: {} })).toThrow(/--slice-size.*at least 256kib/);
+    expect(() => loadConfig({ argv: [...ORIGIN, '--slice-size', '64mb', '--max-object-size', '32mb'], env: {} })).toThrow(/--slice-size.*larger than --max-object-size/);
+    expect(() => loadConfig({ argv: [...ORIGIN, '--slice-size', 'big'], env: {} })).toThrow(/--slice-size/);
+    expect(() => loadConfig({ argv: ORIGIN, env: { EDGECACHE_SLICE_SIZE: '-1' } })).toThrow(/EDGECACHE_SLICE_SIZE/);
+  });
+
   it('applies defaults', () => {
     const { config } = loadConfig({ argv: ORIGIN, env: {} });
     expect(config).toMatchObject({ port: 8080, host: '0.0.0.0', adminPort: 8081, adminHost: '127.0.0.1', memoryMax: 256 * 1024 ** 2, dataDir: './edgecache-data' });
@@ -188,6 +203,8 @@ describe.concurrent('the edgecache command', () => {
     [[]],
     [['--origin', 'http://x', '--config', '/does/not/exist.json']],
     [['--origin', 'http://x', '--redis-cluster']],
+    [['--origin', 'http://x', '--slice-size', '1k']],
+    [['--origin', 'http://x', '--slice-size', 'lots']],
     [['--origin', 'http://x', '--redis', 'redis://127.0.0.1:7000/2', '--redis-cluster']],
     [['--origin', 'http://x', '--redis', 'redis://127.0.0.1:7000', '--redis-cluster', '--redis-prefix', 'a{b}:']],
   ])('bad input %j: one line on stderr, exit code 2, no stack trace', async (args) => {

@@ -42,7 +42,7 @@ beforeAll(async () => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     const { bytes, etag } = objectOf(path);
     if (path.startsWith('/slow')) await new Promise((r) => setTimeout(r, 100));
-    const headers: Record<string, string> = { 'content-type': 'video/mp4', 'cache-control': 'public, max-age=600' };
+    const headers: Record<string, string> = { 'content-type': path.startsWith('/text') ? 'text/plain' : 'video/mp4', 'cache-control': 'public, max-age=600' };
     if (!path.startsWith('/noetag')) headers.etag = etag;
     const range = /^bytes=(\d+)-(\d+)$/.exec(String(req.headers.range ?? ''));
     const ifRange = req.headers['if-range'];
@@ -156,6 +156,33 @@ describe('a large object filled in slices', () => {
   });
 });
 
+describe('the first slice', () => {
+  it("gives the object its freshness: once it is stale it is asked for again, and the other slices stay while its validator is the same", async () => {
+    const path = '/obj/stale';
+    const { bytes } = objectOf(path);
+    await request(`${proxy.url}${path}`, { headers: { range: 'bytes=-10' } });
+    proxy.advance(601_000);
+    const before = origin.count(path);
+    const res = await request(`${proxy.url}${path}`, { headers: { range: 'bytes=-10' } });
+    expect([res.status, res.headers['x-cache'], res.body.equals(bytes.subarray(SIZE - 10))]).toEqual([206, 'MISS', true]);
+    expect(ranges(path).slice(before)).toEqual([sliceRange(0)]);
+    const hit = await request(`${proxy.url}${path}`, { headers: { range: 'bytes=-10' } });
+    expect(hit.headers['x-cache']).toBe('HIT');
+  });
+
+  it('of a compressible type is not sliced (compressed forms are made of whole objects)', async () => {
+    const path = '/text/file';
+    const { bytes } = objectOf(path);
+    const miss = await request(`${proxy.url}${path}`, { headers: { range: 'bytes=-10', 'accept-encoding': 'identity' } });
+    expect([miss.status, miss.body.equals(bytes.subarray(SIZE - 10))]).toEqual([206, true]);
+    expect(ranges(path)).toEqual([sliceRange(0), 'none']);
+    // Not tried in slices again for a while: after a purge, straight to the whole object.
+    await adminPurge({ urls: [path] });
+    await request(`${proxy.url}${path}`, { headers: { 'accept-encoding': 'identity' } });
+    expect(ranges(path)).toEqual([sliceRange(0), 'none', 'none']);
+  });
+});
+
 describe('an object that changes between slices', () => {
   it('is never spliced: a response under way is aborted, the stored slices are dropped, the next one is all new', async () => {
     const path = '/changing/full';
@@ -198,7 +225,8 @@ describe('purges reach the slices', () => {
     await request(`${proxy.url}${path}`, { headers: { range: 'bytes=-10' } });
     expect((await request(`${proxy.url}${path}`, { headers: { range: 'bytes=-10' } })).headers['x-cache']).toBe('HIT');
     let before = origin.count(path);
-    await adminPurge({ urls: [path] });
+    // An absolute URL: the URL's own entries, and what is kept beside them (found by the URL's tag).
+    await adminPurge({ urls: [`${proxy.url}${path}`] });
     const afterUrl = await request(`${proxy.url}${path}`, { headers: { range: 'bytes=-10' } });
     expect(afterUrl.headers['x-cache']).toBe('MISS');
     expect(origin.count(path) - before).toBe(2);

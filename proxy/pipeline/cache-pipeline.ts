@@ -134,8 +134,11 @@ export class CachePipeline {
       return;
     }
     if (entry === undefined) {
-      // --slice-size: a URL without Vary is filled in slices (slice-fill.ts), which falls back on fill() itself.
-      if (this.slices !== undefined && vary === undefined && key === target.key && this.slices.takes(req, target)) return this.slices.serve(req, res, target);
+      // --slice-size: a URL without Vary is filled in slices (slice-fill.ts), which falls back on fill() itself;
+      // while a whole-object fill of it is in flight (an origin that ignores Range), requests join that instead.
+      if (this.slices !== undefined && vary === undefined && key === target.key && !this.inflight.has(key) && this.slices.takes(req, target)) {
+        return this.slices.serve(req, res, target);
+      }
       // Stored partial content (a 206 kept from an earlier fill) answers a Range that lies within it.
       if (req.method === 'GET' && req.headers.range !== undefined && (await this.servePartial(req, res, target))) return;
       // A Range on a miss fills the whole object like any miss (collapsed with others), and the client writer cuts

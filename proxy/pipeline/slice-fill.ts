@@ -193,9 +193,15 @@ export class SliceFill {
     if (shape.kind === 'whole') return { kind: 'whole', answered: Promise.resolve(asWhole(response)) };
     const policyRequest = this.policyRequest(req, target);
     const policy = freshness.createPolicy(policyRequest, { status: 200, headers: originHeaders });
+    const reason = freshness.notStorableReason(policy, policyRequest, { status: 200, headers: originHeaders });
+    // The request's own no-store says nothing about the URL: only this request is answered whole.
+    if (reason === 'request-no-store') {
+      discard(response);
+      return { kind: 'whole', answered: undefined };
+    }
     const unsliceable =
       shape.kind === 'unsliceable' ||
-      freshness.notStorableReason(policy, policyRequest, { status: 200, headers: originHeaders }) !== null ||
+      reason !== null ||
       (compressor?.candidate(200, withoutContentRange(endToEndResponseHeaders(originHeaders)), shape.part.length) ?? false);
     if (unsliceable) return this.unsliceableFirst(target, response);
     const chunks = await readBody(response, sliceSize);

@@ -41,7 +41,7 @@ beforeAll(async () => {
   origin = await startOrigin(async (req, res) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     const { bytes, etag } = objectOf(path);
-    if (path.startsWith('/slow')) await new Promise((r) => setTimeout(r, 100));
+    if (path.includes('slow')) await new Promise((r) => setTimeout(r, 100));
     const headers: Record<string, string> = { 'content-type': path.startsWith('/text') ? 'text/plain' : 'video/mp4', 'cache-control': 'public, max-age=600' };
     if (!path.startsWith('/noetag')) headers.etag = etag;
     const range = /^bytes=(\d+)-(\d+)$/.exec(String(req.headers.range ?? ''));
@@ -142,6 +142,12 @@ describe('a large object filled in slices', () => {
     const hit = await request(`${proxy.url}${path}`);
     expect([hit.status, hit.headers['x-cache'], sha(hit.body)]).toEqual([200, 'HIT', sha(bytes)]);
     expect(ranges(path)).toEqual([sliceRange(0)]);
+
+    // Concurrent requests share that one answer: one origin request for all of them.
+    const slow = '/ignores/slow';
+    const all = await Promise.all(Array.from({ length: 5 }, (_, i) => request(`${proxy.url}${slow}`, { headers: i % 2 ? { range: 'bytes=-10' } : {} })));
+    for (const [i, res] of all.entries()) expect(sha(res.body)).toBe(sha(i % 2 ? objectOf(slow).bytes.subarray(SIZE - 10) : objectOf(slow).bytes));
+    expect(ranges(slow)).toEqual([sliceRange(0)]);
   });
 
   it('a first slice without a strong validator is not sliced: the object is fetched whole', async () => {

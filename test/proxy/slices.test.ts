@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { request } from '../helpers/http.js';
+import { h2Close, h2Connect, h2Request } from '../helpers/tls.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -265,6 +266,27 @@ describe('slices larger than the memory tier takes', () => {
       expect(small.edgecache.store.memory.stats().bytes).toBeLessThan(MiB);
     } finally {
       await small.close();
+    }
+  });
+});
+
+describe('over HTTP/2', () => {
+  it('a sliced miss and hit, whole and a range, as over HTTP/1.1', async () => {
+    const h2 = await startProxy(origin.url, { sliceSize: SLICE, h2c: true });
+    const session = h2Connect(h2.url);
+    try {
+      const path = '/obj/h2';
+      const { bytes } = objectOf(path);
+      const seek = await h2Request(session, { ':path': path, range: 'bytes=-100' });
+      expect([seek.status, seek.headers['x-cache'], seek.body.equals(bytes.subarray(SIZE - 100))]).toEqual([206, 'MISS', true]);
+      const miss = await h2Request(session, { ':path': path });
+      expect([miss.status, miss.headers['content-length'], sha(miss.body)]).toEqual([200, String(SIZE), sha(bytes)]);
+      const hit = await h2Request(session, { ':path': path });
+      expect([hit.status, hit.headers['x-cache'], sha(hit.body)]).toEqual([200, 'HIT', sha(bytes)]);
+      expect(origin.count(path)).toBe(SLICES);
+    } finally {
+      await h2Close(session);
+      await h2.close();
     }
   });
 });

@@ -371,13 +371,13 @@ export class SliceFill {
         // Slices already written are let go (a part may start in the slice the part before it ended in).
         for (const done of pending.keys()) if (done < index) pending.delete(done);
         const result = await get(position);
-        // The next slice is asked for while this one is written (one slice ahead, no more).
-        void get(position + 1);
         if (result === undefined || result.kind !== 'slice') {
           // Part of the response went out already: abort it rather than splice or shorten it.
           if (result?.kind === 'failed') this.options.stats.originError(result.err);
           return result?.kind === 'changed' ? 'changed' : (res.destroy(), 'done');
         }
+        // The next slice is asked for while this one is written (one slice ahead, no more).
+        void get(position + 1);
         const range = sliceRange(index, sliceSize, object.length);
         const start = Math.max(part.start, range.start) - range.start;
         const end = Math.min(part.end, range.end) + 1 - range.start;

@@ -35,6 +35,9 @@ const objectOf = (path: string): { bytes: Buffer; etag: string } => {
   return { bytes, etag: `"${path.length}-${v}"` };
 };
 
+/** Paths whose slices from the fourth on break off halfway (and whose first slice fails, for /…first…). */
+const breaking = new Set<string>();
+
 let origin: TestOrigin;
 let proxy: TestProxy;
 
@@ -55,6 +58,17 @@ beforeAll(async () => {
     }
     const start = Number(range[1]);
     const end = Math.min(Number(range[2]), bytes.length - 1);
+    if (breaking.has(path) && start >= 3 * SLICE) {
+      // Half the slice, then the connection drops.
+      res.writeHead(206, { ...headers, 'content-range': `bytes ${start}-${end}/${bytes.length}`, 'content-length': String(end - start + 1) });
+      res.write(bytes.subarray(start, start + (end - start + 1) / 2));
+      setTimeout(() => res.destroy(), 20);
+      return;
+    }
+    if (breaking.has(path) && path.includes('first')) {
+      res.destroy();
+      return;
+    }
     res.writeHead(206, { ...headers, 'content-range': `bytes ${start}-${end}/${bytes.length}`, 'content-length': String(end - start + 1) });
     res.end(bytes.subarray(start, end + 1));
   });
@@ -223,6 +237,35 @@ describe('an object that changes between slices', () => {
     expect([res.status, res.body.equals(fresh.subarray(SLICE + 5, SLICE + 105))]).toEqual([206, true]);
     const start = await request(`${proxy.url}${path}`, { headers: { range: 'bytes=0-9' } });
     expect(start.body.equals(fresh.subarray(0, 10))).toBe(true);
+  });
+});
+
+describe('an origin that fails', () => {
+  it('mid-response: the client is aborted, the broken slice is not stored, the next request completes the object', async () => {
+    const path = '/obj/breaks';
+    const { bytes } = objectOf(path);
+    breaking.add(path);
+    const broken = await request(`${proxy.url}${path}`).then(
+      () => 'complete',
+      () => 'aborted',
+    );
+    expect(broken).toBe('aborted');
+    breaking.delete(path);
+    const before = origin.count(path);
+    const full = await request(`${proxy.url}${path}`);
+    expect([full.status, sha(full.body)]).toEqual([200, sha(bytes)]);
+    // Slices 0-2 were stored; the broken one and those after it were not.
+    expect(ranges(path).slice(before)).toEqual(Array.from({ length: SLICES - 3 }, (_, i) => sliceRange(i + 3)));
+  });
+
+  it('before anything was sent: 502, nothing stored', async () => {
+    const path = '/obj/first-fails';
+    breaking.add(path);
+    const res = await request(`${proxy.url}${path}`, { headers: { range: 'bytes=-10' } });
+    expect(res.status).toBe(502);
+    breaking.delete(path);
+    const again = await request(`${proxy.url}${path}`, { headers: { range: 'bytes=-10' } });
+    expect([again.status, again.body.equals(objectOf(path).bytes.subarray(SIZE - 10))]).toEqual([206, true]);
   });
 });
 

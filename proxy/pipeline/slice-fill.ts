@@ -33,6 +33,7 @@ import { clientValidatorsMatch, notModifiedFields } from '../../policies/http/co
 import type { Freshness, PolicyRequest } from '../../policies/http/freshness.js';
 import { parseHttpDate } from '../../policies/http/http-date.js';
 import { endToEndResponseHeaders } from '../../policies/http/intermediary.js';
+import { freshenedHeaders, isOriginError, withoutClientValidators } from '../../policies/http/revalidation.js';
 import { postTag } from '../../policies/http/post-key.js';
 import { parseContentRange, parseRanges, rangeFraming, type ByteRange, type RangePart } from '../../policies/http/ranges.js';
 import { firstSliceKind, isSlice, sliceCount, sliceKey, sliceRange, slicesCovering, sliceValidator } from '../../policies/http/slices.js';
@@ -73,8 +74,11 @@ const UNSLICEABLE_MS = 10 * 60_000;
 
 /** What asking for a slice came to. */
 type SliceResult =
-  /** The slice, stored (or stored just now: `fetched`). */
-  | { kind: 'slice'; entry: CacheEntry; fetched: boolean }
+  /**
+   * The slice: found stored, fetched (and stored) now, or (the first slice) revalidated by a 304, or stale standing
+   * in for an origin that failed (stale-if-error).
+   */
+  | { kind: 'slice'; entry: CacheEntry; how: 'stored' | 'fetched' | 'revalidated' | 'stale' }
   /** First slice only: fill the object whole, from `answered` (claimed by the first request that reads it) if set. */
   | { kind: 'whole'; answered: Promise<Dispatcher.ResponseData> | undefined }
   /** The object changed since its first slice (a 200 to If-Range, another validator or length). */
@@ -149,9 +153,16 @@ export class SliceFill {
     const key = sliceKey(target.key, 0);
     const stored = await store.lookupExact(key).catch(() => undefined);
     if (stored !== undefined && this.describe(stored) !== undefined && freshness.evaluate(stored.meta, req.headers, now()) === 'fresh') {
-      return { kind: 'slice', entry: stored, fetched: false };
+      return { kind: 'slice', entry: stored, how: 'stored' };
     }
-    return this.shared(key, () => this.fetchFirst(req, target, stored));
+    const previous = stored !== undefined && this.describe(stored) !== undefined ? stored : undefined;
+    const result = await this.shared(key, () => this.fetchFirst(req, target, previous));
+    // An origin that fails: a stale first slice may stand in (stale-if-error), with the slices of its validator.
+    if (result.kind === 'failed' && previous !== undefined && freshness.canServeStaleOnError(previous.meta)) {
+      this.options.stats.staleIfError++;
+      return { kind: 'slice', entry: previous, how: 'stale' };
+    }
+    return result;
   }
 
   /** The object a stored first slice describes, or undefined when it is not one (another slice size, say). */
@@ -179,9 +190,25 @@ export class SliceFill {
   private async fetchFirst(req: IncomingMessage, target: RequestTarget, previous: CacheEntry | undefined): Promise<SliceResult> {
     const { store, freshness, compressor, sliceSize } = this.options;
     const since = store.purgeGeneration;
-    const response = await this.request(req, target, { range: `bytes=0-${sliceSize - 1}` });
+    const policyRequest = this.policyRequest(req, target);
+    // A stale first slice is revalidated: the origin evaluates If-None-Match before Range (RFC 9110 §13.2.2).
+    const conditional: Record<string, string> = {};
+    if (previous !== undefined) {
+      const validators = previous.policy.revalidationHeaders({ ...policyRequest, headers: withoutClientValidators(req.headers) });
+      if (typeof validators['if-none-match'] === 'string') conditional['if-none-match'] = validators['if-none-match'];
+      if (typeof validators['if-modified-since'] === 'string') conditional['if-modified-since'] = validators['if-modified-since'];
+    }
+    const response = await this.request(req, target, { ...conditional, range: `bytes=0-${sliceSize - 1}` });
     const status = response.statusCode;
     const originHeaders = response.headers as Record<string, string | string[] | undefined>;
+    if (status === 304 && previous !== undefined) {
+      discard(response);
+      return { kind: 'slice', entry: await this.freshen(previous, originHeaders, since, policyRequest), how: 'revalidated' };
+    }
+    if (previous !== undefined && isOriginError(status) && freshness.canServeStaleOnError(previous.meta)) {
+      discard(response);
+      return { kind: 'failed', err: new Error(`the origin answered ${status}`) };
+    }
     if (status !== 206) {
       // 200 (Range ignored), an error, a redirect...: the whole-object fill answers it as it would without slices.
       // A 416 (an empty object) says nothing about the object as a whole: asked for again, without Range.
@@ -191,7 +218,6 @@ export class SliceFill {
     const shape = firstSliceKind(originHeaders, sliceSize);
     // The whole object in one part: stored as the 200 it stands for.
     if (shape.kind === 'whole') return { kind: 'whole', answered: Promise.resolve(asWhole(response)) };
-    const policyRequest = this.policyRequest(req, target);
     const policy = freshness.createPolicy(policyRequest, { status: 200, headers: originHeaders });
     const reason = freshness.notStorableReason(policy, policyRequest, { status: 200, headers: originHeaders });
     // The request's own no-store says nothing about the URL: only this request is answered whole.
@@ -214,7 +240,30 @@ export class SliceFill {
       for (let i = 1; i < sliceCount(sliceSize, before.length); i++) keys.push(sliceKey(target.key, i));
       void store.removeExact(keys).catch(() => undefined);
     }
-    return { kind: 'slice', entry, fetched: true };
+    return { kind: 'slice', entry, how: 'fetched' };
+  }
+
+  /**
+   * The stale first slice freshened by a 304 (RFC 9111 §3.2, §4.3.4): the 304's fields replace the stored ones but
+   * those describing the stored body (Content-Range among them), the lifetime starts again, the body stays.
+   */
+  private async freshen(previous: CacheEntry, originHeaders: Record<string, string | string[] | undefined>, since: number, policyRequest: PolicyRequest): Promise<CacheEntry> {
+    const { store, freshness, jitter } = this.options;
+    const update = endToEndResponseHeaders(originHeaders);
+    if (!this.options.exposeTagHeaders) for (const name of TAG_FIELDS) delete update[name];
+    // A cookie set on a 304 is not merged into a stored response every client gets (as origin-fill.ts freshen does).
+    if (!freshness.cacheSetCookie) delete update['set-cookie'];
+    const headers = freshenedHeaders(previous.meta.headers, update);
+    const policy = freshness.revalidatedPolicy(previous.policy, policyRequest, originHeaders, { status: 200, headers });
+    const lifetimes = freshness.lifetimes(policy, { status: 200, headers }, jitter());
+    const entry: CacheEntry = {
+      kind: 'entry',
+      meta: newEntryMeta(lifetimes, { ...previous.meta, headers, storedAt: this.options.now(), deletableAt: deletableAt(lifetimes, freshness.grace) }),
+      body: previous.body,
+      policy,
+    };
+    await store.replace(entry, previous.meta, since).catch(() => undefined);
+    return entry;
   }
 
   /**
@@ -229,10 +278,10 @@ export class SliceFill {
 
   /** Slice `index` (after the first) of the object: stored with its validator, or asked for with If-Range. */
   private async slice(req: IncomingMessage, target: RequestTarget, object: SlicedObject, index: number): Promise<SliceResult> {
-    if (index === 0) return { kind: 'slice', entry: object.first, fetched: false };
+    if (index === 0) return { kind: 'slice', entry: object.first, how: 'stored' };
     const key = sliceKey(object.primaryKey, index);
     const stored = await this.options.store.lookupExact(key).catch(() => undefined);
-    if (stored !== undefined && this.belongs(stored, object, index)) return { kind: 'slice', entry: stored, fetched: false };
+    if (stored !== undefined && this.belongs(stored, object, index)) return { kind: 'slice', entry: stored, how: 'stored' };
     const result = await this.shared(key, () => this.fetchSlice(req, target, object, index));
     // A fetch started for another representation (shared with a request that began before a change): not this one's.
     if (result.kind === 'slice' && !this.belongs(result.entry, object, index)) return { kind: 'changed' };
@@ -252,7 +301,7 @@ export class SliceFill {
     if (response.statusCode === 206 && isSlice(originHeaders, index, sliceSize, object.length, object.validator)) {
       const chunks = await readBody(response, end - start + 1);
       if (chunks === undefined) return { kind: 'failed', err: new Error(`slice ${index} is not the length its Content-Range says`) };
-      return { kind: 'slice', entry: await this.store(target, index, originHeaders, chunks, end - start + 1, since, req), fetched: true };
+      return { kind: 'slice', entry: await this.store(target, index, originHeaders, chunks, end - start + 1, since, req), how: 'fetched' };
     }
     discard(response);
     const status = response.statusCode;
@@ -325,20 +374,20 @@ export class SliceFill {
     const fields = first.entry.meta.headers;
     const method = req.method ?? 'GET';
     if (clientValidatorsMatch(req.headers, fields)) {
-      this.writeHead(res, 304, object, first.fetched ? 'MISS' : 'HIT', (head) => notModifiedFields(head));
+      this.writeHead(res, 304, object, outcomeOf(first.how, true), (head) => notModifiedFields(head));
       res.end();
       return 'done';
     }
     const ranges = method === 'GET' ? parseRanges(req.headers, fields, object.length) : null;
     if (ranges === 'unsatisfiable') {
-      this.writeHead(res, 416, object, first.fetched ? 'MISS' : 'HIT', (head) => notSatisfiableFields(head, object.length));
+      this.writeHead(res, 416, object, outcomeOf(first.how, true), (head) => notSatisfiableFields(head, object.length));
       res.end();
       return 'done';
     }
     const framing = ranges === null ? undefined : rangeFraming(ranges, object.length, fields['content-type']);
     const parts: RangePart[] = framing?.parts ?? [{ start: 0, end: object.length - 1, head: EMPTY }];
     const indices = method === 'HEAD' ? [] : neededSlices(parts, sliceSize);
-    const stored = !first.fetched && indices.every((i) => i === 0 || this.storedNow(object, i));
+    const stored = indices.every((i) => i === 0 || this.storedNow(object, i));
     // The first slice the response needs is in hand before anything is sent: a failure or a change is still answerable.
     const pending = new Map<number, Promise<SliceResult>>();
     const get = (position: number): Promise<SliceResult> | undefined => {
@@ -355,9 +404,8 @@ export class SliceFill {
       return 'done';
     }
     if (res.destroyed) return 'done';
-    const xcache: XCache = stored ? 'HIT' : 'MISS';
     const length = ['content-length', String(object.length)];
-    this.writeHead(res, framing ? 206 : 200, object, xcache, (head) => (framing ? withRangeFields(head, framing) : [...head, ...length]));
+    this.writeHead(res, framing ? 206 : 200, object, outcomeOf(first.how, stored), (head) => (framing ? withRangeFields(head, framing) : [...head, ...length]));
     if (method === 'HEAD') {
       res.end();
       return 'done';
@@ -399,18 +447,36 @@ export class SliceFill {
    * The head of a response built from the first slice's fields: the object's, without the slice's Content-Range
    * (`shape` adds what the status needs), with Age, X-Cache and Cache-Status; and the outcome recorded.
    */
-  private writeHead(res: ServerResponse, status: number, object: SlicedObject, xcache: XCache, shape: (head: WireValue[]) => WireValue[]): void {
+  private writeHead(res: ServerResponse, status: number, object: SlicedObject, outcome: Outcome, shape: (head: WireValue[]) => WireValue[]): void {
     const { now, outcomes, store } = this.options;
     const first = object.first;
     const at = now();
     const { base, originCacheStatus } = storedFields(first);
     const head: WireValue[] = [];
     for (let i = 0; i < base.length; i += 2) if (base[i] !== 'content-range') head.push(base[i] as WireValue, base[i + 1] as WireValue);
-    const cacheStatus: CacheStatusFields = xcache === 'HIT' ? { hit: true } : { fwd: 'uri-miss', stored: true };
+    const { xcache, cacheStatus } = outcome;
     head.push('age', String(ageSeconds(first, at)), ...outcomeFields(xcache, { ...cacheStatus, ttl: ttlSeconds(first, at) }, originCacheStatus));
-    outcomes.record(xcache, res, xcache === 'HIT' ? store.tierOf(first) : 'origin');
+    outcomes.record(xcache, res, xcache === 'MISS' ? 'origin' : store.tierOf(first), xcache === 'MISS' || xcache === 'REVALIDATED');
     res.writeHead(status, shape(head));
   }
+}
+
+/** What a response says it was (X-Cache, Cache-Status) and how it is counted. */
+interface Outcome {
+  xcache: XCache;
+  cacheStatus: CacheStatusFields;
+}
+
+/**
+ * A response's outcome from how its first slice was had and whether every other slice it needs was stored: STALE
+ * for a stale first slice standing in for a failing origin, MISS when any slice is fetched, REVALIDATED when only
+ * the first slice was (a 304), HIT otherwise.
+ */
+function outcomeOf(first: 'stored' | 'fetched' | 'revalidated' | 'stale', othersStored: boolean): Outcome {
+  if (first === 'stale') return { xcache: 'STALE', cacheStatus: { fwd: 'stale', detail: 'stale-if-error' } };
+  if (first === 'fetched' || !othersStored) return { xcache: 'MISS', cacheStatus: { fwd: 'uri-miss', stored: true } };
+  if (first === 'revalidated') return { xcache: 'REVALIDATED', cacheStatus: { fwd: 'stale', fwdStatus: 304 } };
+  return { xcache: 'HIT', cacheStatus: { hit: true } };
 }
 
 /** The slice indices the parts cover, in order, each once. */

@@ -35,6 +35,8 @@ const objectOf = (path: string): { bytes: Buffer; etag: string } => {
   return { bytes, etag: `"${path.length}-${v}"` };
 };
 
+/** Paths the origin answers with 503. */
+const down = new Set<string>();
 /** Paths whose slices from the fourth on break off halfway (and whose first slice fails, for /…first…). */
 const breaking = new Set<string>();
 
@@ -46,8 +48,18 @@ beforeAll(async () => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     const { bytes, etag } = objectOf(path);
     if (path.includes('slow')) await new Promise((r) => setTimeout(r, 100));
-    const headers: Record<string, string> = { 'content-type': path.startsWith('/text') ? 'text/plain' : 'video/mp4', 'cache-control': 'public, max-age=600' };
+    const headers: Record<string, string> = { 'content-type': path.startsWith('/text') ? 'text/plain' : 'video/mp4', 'cache-control': 'public, max-age=600, stale-if-error=6000' };
     if (!path.startsWith('/noetag')) headers.etag = etag;
+    if (down.has(path)) {
+      res.writeHead(503, { 'content-type': 'text/plain' });
+      res.end('down');
+      return;
+    }
+    if (req.headers['if-none-match'] === etag) {
+      res.writeHead(304, headers);
+      res.end();
+      return;
+    }
     const range = /^bytes=(\d+)-(\d+)$/.exec(String(req.headers.range ?? ''));
     const ifRange = req.headers['if-range'];
     // /ignores: Range is not understood; a changed object (If-Range no longer matching) comes back whole.
@@ -178,17 +190,37 @@ describe('a large object filled in slices', () => {
 });
 
 describe('the first slice', () => {
-  it("gives the object its freshness: once it is stale it is asked for again, and the other slices stay while its validator is the same", async () => {
+  it('gives the object its freshness: once it is stale it is revalidated, and the other slices stay while its validator is the same', async () => {
     const path = '/obj/stale';
-    const { bytes } = objectOf(path);
+    const { bytes, etag } = objectOf(path);
     await request(`${proxy.url}${path}`, { headers: { range: 'bytes=-10' } });
     proxy.advance(601_000);
     const before = origin.count(path);
     const res = await request(`${proxy.url}${path}`, { headers: { range: 'bytes=-10' } });
-    expect([res.status, res.headers['x-cache'], res.body.equals(bytes.subarray(SIZE - 10))]).toEqual([206, 'MISS', true]);
+    expect([res.status, res.headers['x-cache'], res.body.equals(bytes.subarray(SIZE - 10))]).toEqual([206, 'REVALIDATED', true]);
+    // One conditional request for the first slice (a 304), none for the last.
     expect(ranges(path).slice(before)).toEqual([sliceRange(0)]);
+    expect(origin.requests.at(-1)?.headers['if-none-match']).toBe(etag);
     const hit = await request(`${proxy.url}${path}`, { headers: { range: 'bytes=-10' } });
     expect(hit.headers['x-cache']).toBe('HIT');
+    expect(origin.count(path)).toBe(before + 1);
+  });
+
+  it('stale, stands in for an origin that fails (stale-if-error), with the slices of its validator', async () => {
+    const path = '/obj/stale-if-error';
+    const { bytes } = objectOf(path);
+    await request(`${proxy.url}${path}`, { headers: { range: 'bytes=-10' } });
+    proxy.advance(601_000);
+    down.add(path);
+    try {
+      const res = await request(`${proxy.url}${path}`, { headers: { range: 'bytes=-10' } });
+      expect([res.status, res.headers['x-cache'], res.body.equals(bytes.subarray(SIZE - 10))]).toEqual([206, 'STALE', true]);
+      // A slice that is not stored cannot be had: 502, never bytes of another version.
+      const missing = await request(`${proxy.url}${path}`, { headers: { range: 'bytes=300000-300009' } });
+      expect(missing.status).toBe(502);
+    } finally {
+      down.delete(path);
+    }
   });
 
   it('of a compressible type is not sliced (compressed forms are made of whole objects)', async () => {

@@ -6,8 +6,9 @@
  * pace (at most the slice being written and the next one are held per response).
  *
  * The first slice describes the object: its Content-Range gives the length, its strong validator (ETag, or a strong
- * Last-Modified) names the representation, and its freshness is the object's (when it is stale or gone, the object
- * is asked for again from its first slice; the other slices stay usable while they carry the same validator).
+ * Last-Modified) names the representation, and its freshness is the object's (when it is stale it is revalidated,
+ * when it is gone the object is asked for again from its first slice; the other slices stay usable while they carry
+ * the same validator; with stale-if-error a stale first slice stands in for a failing origin).
  * Every later slice is asked for with If-Range and must come back as a 206 of exactly its bytes with the first
  * slice's validator: anything else means the object changed, and then the stored slices are dropped and no
  * response ever splices two versions (the client's response starts again when nothing of it was sent, and its

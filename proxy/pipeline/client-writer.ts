@@ -20,7 +20,7 @@ import { SURROGATE_ONLY_FIELDS } from '../../policies/http/surrogate-control.js'
 import type { EntryOutcome, FillConsumer, FillOutcome, OriginFill, StreamedHead } from './origin-fill.js';
 import { clientValidatorsMatch, notModifiedFields } from '../../policies/http/conditionals.js';
 import { hasNoContent } from '../../policies/http/message-body.js';
-import { ifRangeMatches, parseRanges, rangeFraming, RangeSlicer } from '../../policies/http/ranges.js';
+import { ifRangeMatches, parseContentRange, parseRanges, rangeFraming, RangeSlicer, rangesWithin } from '../../policies/http/ranges.js';
 import { notSatisfiableFields, withRangeFields } from './stored-response.js';
 import { writeOriginFailure } from '../http/error-answer.js';
 import { writeInterim } from '../http/interim.js';
@@ -182,6 +182,17 @@ export class ClientWriter implements FillConsumer {
       if (ranges !== null) {
         const framing = rangeFraming(ranges, outcome.contentLength, outcome.headers['content-type']);
         this.slicer = new RangeSlicer(framing);
+        this.rangeFields = withRangeFields(missHeaders(outcome, ctx.forward, ctx.collapsed), framing);
+      }
+    }
+    if (outcome.status === 206 && req.method === 'GET' && req.headers.range !== undefined && outcome.contentLength !== undefined) {
+      // A part from the origin (one it sent unasked, or a stored part combined with the rest): the client's ranges
+      // are cut out of it when they all lie within it; otherwise it is relayed as it is.
+      const part = parseContentRange(outcome.headers['content-range']);
+      const ranges = part && parseRanges(req.headers, outcome.headers, part.length);
+      if (part !== undefined && Array.isArray(ranges) && rangesWithin(ranges, part)) {
+        const framing = rangeFraming(ranges, part.length, outcome.headers['content-type']);
+        this.slicer = new RangeSlicer(framing, part.start);
         this.rangeFields = withRangeFields(missHeaders(outcome, ctx.forward, ctx.collapsed), framing);
       }
     }

@@ -2,6 +2,9 @@
  * Stored partial content (RFC 9111 §3.3): a single-part 206 an origin answered a fill with is kept apart from the
  * URL's entries and answers later Range requests that lie wholly within it; nothing else.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRoutedOrigin, type PathHandler, type RoutedOrigin } from '../helpers/origin.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
@@ -305,5 +308,30 @@ describe('completing and combining stored partial content (RFC 9111 §3.4)', () 
     ]);
     expect(origin.count(p)).toBe(2);
     expect(seen[1]?.range).toBe('bytes=5-');
+  });
+});
+
+describe('stored partial content on the disk tier', () => {
+  it('a part read back from disk after a restart is completed byte for byte', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'edgecache-partial-'));
+    const seen: RangedOptions['seen'] = [];
+    const p = origin.path(rangedOrigin({ first: [0, 4], etag: () => '"v1"', seen }));
+    const host = { host: 'partial.test' };
+    try {
+      let disk = await startProxy(origin.url, { dataDir });
+      expect((await request(`${disk.url}${p}`, { headers: host })).status).toBe(206);
+      await disk.edgecache.pipeline.idle();
+      await disk.close();
+      disk = await startProxy(origin.url, { dataDir });
+      try {
+        const whole = await request(`${disk.url}${p}`, { headers: host });
+        expect([whole.status, whole.text]).toEqual([200, REP]);
+        expect(seen.map((h) => h.range)).toEqual([undefined, 'bytes=5-']);
+      } finally {
+        await disk.close();
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });

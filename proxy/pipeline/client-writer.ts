@@ -71,11 +71,13 @@ function missHeaders(outcome: StreamedHead, forward: ForwardReason, collapsed: b
     ...(outcome.reason && { detail: outcome.reason }),
   };
   const headers: WireValue[] = [];
-  for (const name in outcome.headers) {
+  // A collapsed waiter gets the fields as shared (as stored): not those a qualified no-cache or private lists.
+  const fields = (collapsed && outcome.sharedHeaders) || outcome.headers;
+  for (const name in fields) {
     if (name === 'cache-status' || name === 'via' || name === 'x-cache' || SURROGATE_ONLY_FIELDS.has(name)) continue;
-    headers.push(name, outcome.headers[name] as WireValue);
+    headers.push(name, fields[name] as WireValue);
   }
-  headers.push('via', withVia(outcome.headers.via));
+  headers.push('via', withVia(fields.via));
   headers.push(...outcomeFields('MISS', cacheStatus, outcome.headers['cache-status']));
   (outcome.wire ??= new Map()).set(cacheKey, headers);
   return headers;

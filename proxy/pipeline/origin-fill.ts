@@ -55,6 +55,11 @@ export interface StreamedHead {
   /** May be handed to waiters: stored, or storable but for its lifetime, status, size or framing. */
   shareable: boolean;
   contentLength: number | undefined;
+  /**
+   * The fields for clients other than the one the fill was started for, when they differ: without those a
+   * qualified no-cache or private lists (as stored, see Freshness.unstoredFields).
+   */
+  sharedHeaders?: StoredHeaders;
   /** Wire-ready header arrays, built once per response by the client writer. */
   wire?: Map<string, Array<string | string[]>>;
 }
@@ -484,6 +489,8 @@ export class OriginFill {
       shareable,
       contentLength,
     };
+    const unstored = this.deps.freshness.unstoredFields({ status, headers });
+    if (unstored.length > 0) outcome.sharedHeaders = withoutFields(headers, unstored);
     // A real answer that may not be stored supersedes the stale copy; an origin error does not.
     if (stale && reason !== null && status < 500) void this.deps.store.invalidate(this.request.primaryKey);
     this.outcome = outcome;
@@ -730,19 +737,22 @@ export class OriginFill {
     this.finish();
   }
 
-  private buildEntry(status: number, headers: StoredHeaders, body: Body, policy: CachePolicy): CacheEntry {
+  private buildEntry(status: number, fields: StoredHeaders, body: Body, policy: CachePolicy): CacheEntry {
     const partial = this.partial !== undefined;
+    // Fields a qualified no-cache or private lists are not kept (RFC 9111 §5.2.2.4, §5.2.2.7).
+    const unstored = this.deps.freshness.unstoredFields({ status, headers: fields });
+    const headers = unstored.length > 0 ? withoutFields(fields, unstored) : fields;
     // Stored partial content lives as long as a 200 with its fields would.
     const lifetimes = this.deps.freshness.lifetimes(policy, { status: partial ? 200 : status, headers }, this.deps.jitter());
     const post = this.request.post;
     // A POST entry is keyed by body and credentials; the Vary fields its key holds select nothing more.
-    const fields = post || partial ? null : this.varyFields;
+    const vary = post || partial ? null : this.varyFields;
     const key = post
       ? post.key
       : partial
         ? partialKey(this.request.primaryKey)
-        : fields
-          ? variantKey(this.request.primaryKey, varyKey(fields, this.request.clientHeaders))
+        : vary
+          ? variantKey(this.request.primaryKey, varyKey(vary, this.request.clientHeaders))
           : this.request.primaryKey;
     return {
       kind: 'entry',
@@ -752,7 +762,7 @@ export class OriginFill {
         status,
         headers,
         storedAt: this.deps.now(),
-        vary: fields,
+        vary,
         // Entries kept beside the URL's (a POST's, partial content) carry the URL's tag: a purge of the URL finds them.
         tags: post || partial ? [...this.tags, postTag(this.request.primaryKey)] : this.tags,
         deletableAt: deletableAt(lifetimes, this.deps.freshness.grace),
@@ -919,4 +929,11 @@ function storedBytes(body: Body): Buffer {
 function answersFrom(request: IncomingHttpHeaders, fields: Readonly<Record<string, string | string[] | undefined>>, part: StoredPart): boolean {
   const ranges = parseRanges(request, fields, part.length);
   return Array.isArray(ranges) && rangesWithin(ranges, part);
+}
+
+/** A response's fields without the named ones (lower case). */
+function withoutFields(headers: StoredHeaders, names: readonly string[]): StoredHeaders {
+  const out: StoredHeaders = {};
+  for (const name in headers) if (!names.includes(name)) out[name] = headers[name] as string | string[];
+  return out;
 }

@@ -189,9 +189,10 @@ export class ClientWriter implements FillConsumer {
     }
     if (outcome.status === 206 && req.method === 'GET' && req.headers.range !== undefined && outcome.contentLength !== undefined) {
       // A part from the origin (one it sent unasked, or a stored part combined with the rest): the client's ranges
-      // are cut out of it when they all lie within it; otherwise it is relayed as it is.
+      // are cut out of it when they all lie within it; otherwise (or when its length is not its Content-Range's)
+      // it is relayed as it is.
       const part = parseContentRange(outcome.headers['content-range']);
-      const ranges = part && parseRanges(req.headers, outcome.headers, part.length);
+      const ranges = part && outcome.contentLength === part.end - part.start + 1 && parseRanges(req.headers, outcome.headers, part.length);
       if (part !== undefined && Array.isArray(ranges) && rangesWithin(ranges, part)) {
         const framing = rangeFraming(ranges, part.length, outcome.headers['content-type']);
         this.slicer = new RangeSlicer(framing, part.start);

@@ -335,3 +335,14 @@ describe('stored partial content on the disk tier', () => {
     }
   });
 });
+
+describe('a 206 from the origin that is not what its Content-Range says', () => {
+  it('is relayed as it is, never cut down or stored (as in the 0.4.5 suite partial-store-partial-reuse-* tests)', async () => {
+    const p = path((_req, res) => {
+      res.writeHead(206, { 'cache-control': 'max-age=3600', 'content-range': 'bytes 4-9/10', 'content-length': '5' });
+      res.end('01234');
+    });
+    const first = await request(`${proxy.url}${p}`, { headers: { range: 'bytes=-5' } });
+    expect([first.status, first.text, first.headers['content-range']]).toEqual([206, '01234', 'bytes 4-9/10']);
+  });
+});

@@ -255,9 +255,11 @@ export function ifRangeFor(fields: Fields): string | undefined {
 
 /**
  * The Range that asks the origin for what a stored part lacks: the rest after a part at the start, the start
- * before a part at the end. Undefined for a part in the middle (two ranges to ask for: the whole is fetched).
+ * before a part at the end. Undefined for a part in the middle (two ranges to ask for: the whole is fetched),
+ * and for one that lacks nothing (a 206 of every byte: fetched whole, as before).
  */
 export function missingRange(part: StoredPart): string | undefined {
+  if (part.start === 0 && part.end === part.length - 1) return undefined;
   if (part.start === 0) return `bytes=${part.end + 1}-`;
   if (part.end === part.length - 1) return `bytes=0-${part.start - 1}`;
   return undefined;

@@ -120,6 +120,7 @@ describe('stored partial content (RFC 9111 §3.3)', () => {
     expect(missingRange({ start: 0, end: 4, length: 10 })).toBe('bytes=5-');
     expect(missingRange({ start: 4, end: 9, length: 10 })).toBe('bytes=0-3');
     expect(missingRange({ start: 2, end: 5, length: 10 })).toBeUndefined();
+    expect(missingRange({ start: 0, end: 9, length: 10 })).toBeUndefined();
     expect(combinedPart({ start: 0, end: 4, length: 10 }, { start: 5, end: 7, length: 10 })).toEqual({ start: 0, end: 7, length: 10 });
     expect(combinedPart({ start: 4, end: 9, length: 10 }, { start: 0, end: 5, length: 10 })).toEqual({ start: 0, end: 9, length: 10 });
     expect(combinedPart({ start: 0, end: 4, length: 10 }, { start: 6, end: 9, length: 10 })).toBeUndefined();

@@ -292,6 +292,37 @@ describe('completing and combining stored partial content (RFC 9111 §3.4)', () 
     expect([next.status, next.text, next.headers['x-cache']]).toEqual([200, REP, 'MISS']);
   });
 
+  it('a strong Last-Modified (no ETag) is the validator: If-Range carries the date, and a matching 206 is combined', async () => {
+    const modified = new Date(Date.now() - 3_600_000).toUTCString();
+    const seen: RangedOptions['seen'] = [];
+    const p = path((req, res, n) => {
+      seen.push({ ...req.headers });
+      const fields = { 'cache-control': 'max-age=3600', 'last-modified': modified };
+      const [start, end] = n === 1 ? [0, 4] : req.headers['if-range'] === modified && req.headers.range === 'bytes=5-' ? [5, 9] : [0, 9];
+      if (end - start === 9) res.writeHead(200, fields);
+      else res.writeHead(206, { ...fields, 'content-range': `bytes ${start}-${end}/10` });
+      res.end(REP.slice(start, end + 1));
+    });
+    await seed(p);
+    const whole = await request(`${proxy.url}${p}`);
+    expect([whole.status, whole.text]).toEqual([200, REP]);
+    expect([seen[1]?.range, seen[1]?.['if-range']]).toEqual(['bytes=5-', modified]);
+    expect(origin.count(p)).toBe(2);
+  });
+
+  it("a conditional GET is answered from the combined response: 304 when the client's validator matches", async () => {
+    const seen: RangedOptions['seen'] = [];
+    const p = path(rangedOrigin({ first: [0, 4], etag: () => '"v1"', seen }));
+    await seed(p);
+    const notModified = await request(`${proxy.url}${p}`, { headers: { 'if-none-match': '"v1"' } });
+    expect([notModified.status, notModified.headers.etag]).toEqual([304, '"v1"']);
+    // The origin was asked for the rest, without the client's validator.
+    expect([seen[1]?.range, seen[1]?.['if-none-match']]).toEqual(['bytes=5-', undefined]);
+    await proxy.edgecache.pipeline.idle();
+    expect((await request(`${proxy.url}${p}`)).headers['x-cache']).toBe('HIT');
+    expect(origin.count(p)).toBe(2);
+  });
+
   it('concurrent requests completing one part share one request for the rest', async () => {
     const seen: RangedOptions['seen'] = [];
     const inner = rangedOrigin({ first: [0, 4], etag: () => '"v1"', seen });

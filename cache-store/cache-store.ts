@@ -297,6 +297,11 @@ export class CacheStore {
     return admitted === entry ? 'stored' : 'stale';
   }
 
+  /** Removes the entry stored under exactly this key (see putExact) from every tier. */
+  async deleteExact(key: string): Promise<void> {
+    await this.deleteKeys([key]);
+  }
+
   /**
    * A copy of `entry` in a synchronous tier below memory (the disk tier, shared by the worker processes) that is
    * fresh for longer than it: another process revalidated or refetched it meanwhile. It replaces this process's

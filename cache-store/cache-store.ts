@@ -292,11 +292,6 @@ export class CacheStore {
     return found?.kind === 'entry' ? found : undefined;
   }
 
-  /** Removes entries stored under these exact keys (see putExact) from every tier. */
-  async removeExact(keys: string[]): Promise<void> {
-    await this.deleteKeys(keys);
-  }
-
   /**
    * Stores an entry under its own full key, leaving its URL's primary key alone: a cached POST's answer, which
    * must neither replace nor be selected by the URL's GET entry or Vary record. `since` as for put().
@@ -310,6 +305,11 @@ export class CacheStore {
       return 'dropped';
     }
     return admitted === entry ? 'stored' : 'stale';
+  }
+
+  /** Removes the entry stored under exactly this key (see putExact) from every tier. */
+  async deleteExact(key: string): Promise<void> {
+    await this.deleteKeys([key]);
   }
 
   /**

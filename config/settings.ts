@@ -54,6 +54,7 @@ export interface EdgecacheConfig {
   ttlJitter: number;
   adminToken: string;
   shutdownGrace: number;
+  shutdownLinger: number;
   accessLog: 'on' | 'off';
   /** Comma-separated query parameter names; empty or absent: none. */
   logRedactQuery: string;
@@ -325,6 +326,12 @@ export const SETTINGS = {
     default: '10s',
     description:
       'On SIGTERM or SIGINT: how long in-flight responses and fills may take to finish. The listener stops accepting at once, /readyz answers 503, requests still arriving on open connections are served with Connection: close; then the disk tier and Redis are flushed and the process exits 0. A second signal exits at once.',
+  },
+  shutdownLinger: {
+    kind: 'duration',
+    default: '5s',
+    description:
+      'On SIGTERM or SIGINT: how long idle keep-alive connections stay open (within --shutdown-grace) for the requests a load balancer still sends on them before it hears of the shutdown; each is served with Connection: close, which ends its connection. The process exits once nothing is in flight and either this time is over or no connection is left. 0: idle connections close as soon as nothing is in flight.',
   },
   accessLog: {
     kind: 'enum',

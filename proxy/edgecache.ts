@@ -106,13 +106,6 @@ export interface Edgecache {
   close(): Promise<void>;
 }
 
-/**
- * How long a draining process keeps idle keep-alive connections open at least (within --shutdown-grace): a load
- * balancer that has not yet heard of the shutdown sends its next requests on them, and each is served (with
- * Connection: close) instead of meeting a closed connection. After it, idle connections are closed as soon as
- * nothing is in flight.
- */
-const DRAIN_LINGER_MS = 1_000;
 
 
 export async function createEdgecache(config: EdgecacheConfig, overrides: EdgecacheOverrides = {}): Promise<Edgecache> {
@@ -230,7 +223,10 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
       drain.start(app.server);
       const started = Date.now();
       const deadline = started + graceMs;
-      const lingerUntil = started + Math.min(DRAIN_LINGER_MS, graceMs);
+      // Idle keep-alive connections stay open a while (--shutdown-linger): a load balancer that has not yet heard
+      // of the shutdown sends its next requests on them, and each is served (with Connection: close, which ends
+      // that connection) instead of meeting a closed connection.
+      const lingerUntil = started + Math.min(config.shutdownLinger, graceMs);
       const busy = (): boolean => {
         const { fills, refreshes } = pipeline.tracked();
         return drain.busy() || fills + refreshes > 0 || (drain.connections > 0 && Date.now() < lingerUntil);

@@ -49,3 +49,54 @@ export function pragmaNoCache(pragma: string | string[] | undefined): boolean {
   const text = Array.isArray(pragma) ? pragma.join(',') : pragma;
   return /(^|,)\s*no-cache\s*(,|$)/i.test(text);
 }
+
+/** Directives whose argument, in a response, lists header fields (RFC 9111 §5.2.2.4, §5.2.2.7). */
+const QUALIFIABLE = new Set(['no-cache', 'private']);
+
+/** One directive of a Cache-Control value as written: its name (lower case), its argument unquoted, its text. */
+interface DirectivePart {
+  name: string;
+  fields: string[] | undefined;
+  text: string;
+}
+
+function directiveParts(text: string): DirectivePart[] {
+  return (text.match(/(?:[^,"]|"(?:[^"\\]|\\.)*")+/g) ?? []).map((part) => {
+    const eq = part.indexOf('=');
+    const name = (eq === -1 ? part : part.slice(0, eq)).trim().toLowerCase();
+    let fields: string[] | undefined;
+    if (eq !== -1) {
+      let arg = part.slice(eq + 1).trim();
+      if (arg.startsWith('"') && arg.endsWith('"') && arg.length >= 2) arg = arg.slice(1, -1);
+      const names = arg.split(',').map((f) => f.trim().toLowerCase()).filter((f) => f !== '');
+      // An empty list names no field: read as the unqualified directive, the cautious reading.
+      if (names.length > 0) fields = names;
+    }
+    return { name, fields, text: part };
+  });
+}
+
+/**
+ * The qualified forms of a response's `no-cache="f1, f2"` and `private="f1"` (RFC 9111 §5.2.2.4, §5.2.2.7): for a
+ * shared cache, the response may be stored and reused without revalidation once the listed fields are left out
+ * of the stored copy. Returns the listed field names (lower case) and the Cache-Control value without those
+ * qualified directives, for the freshness rules to read as if they were absent. A directive that also appears
+ * unqualified is not qualified (the unqualified form decides): it is kept, bare, as is one with an empty list.
+ */
+export function qualifiedDirectives(value: string): { fields: string[]; rest: string } {
+  const parts = directiveParts(value);
+  const plain = new Set(parts.filter((p) => QUALIFIABLE.has(p.name) && p.fields === undefined).map((p) => p.name));
+  const fields: string[] = [];
+  const kept: string[] = [];
+  for (const part of parts) {
+    if (QUALIFIABLE.has(part.name) && part.fields !== undefined && !plain.has(part.name)) {
+      for (const field of part.fields) if (!fields.includes(field)) fields.push(field);
+    } else if (QUALIFIABLE.has(part.name) && part.fields === undefined) {
+      // Written bare: `no-cache=""` is no-cache (http-cache-semantics would read its empty argument as absent).
+      kept.push(part.name);
+    } else if (part.text.trim() !== '') {
+      kept.push(part.text.trim());
+    }
+  }
+  return { fields, rest: kept.join(', ') };
+}

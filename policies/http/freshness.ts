@@ -7,7 +7,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import CachePolicy from 'http-cache-semantics';
-import { deltaSeconds, parseCacheControl, pragmaNoCache, type Directives } from './cache-control.js';
+import { deltaSeconds, parseCacheControl, pragmaNoCache, qualifiedDirectives, type Directives } from './cache-control.js';
 import { formatHttpDate, parseHttpDate } from './http-date.js';
 import { surrogateDirectives, type SurrogateDirectives } from './surrogate-control.js';
 import { DEFAULT_TARGETED_FIELDS, targetedCacheControl } from './targeted-cache-control.js';
@@ -161,10 +161,17 @@ function applySurrogateControl(out: CachePolicy.Headers, surrogate: SurrogateDir
  * Expires checked as HTTP-dates (an invalid Date is absent, an invalid Expires is in the past), directive names
  * lower-cased; then the first valid targeted field (RFC 9213: Edgecache-Cache-Control, CDN-Cache-Control)
  * replaces Cache-Control and Expires, or else Surrogate-Control (when it addresses edgecache) is turned into the
- * Cache-Control a shared cache obeys, so http-cache-semantics decides with edgecache's own lifetime. Last, a
+ * Cache-Control a shared cache obeys, so http-cache-semantics decides with edgecache's own lifetime. Then the
+ * qualified `no-cache="..."` and `private="..."` are left out (their fields are left out of the stored copy
+ * instead, RFC 9111 §5.2.2.4, §5.2.2.7: see Freshness.unstoredFields), their names added to `qualified`. Last, a
  * must-understand response of a status edgecache understands drops its no-store (RFC 9111 §5.2.2.3).
  */
-function responsePolicyHeaders(headers: Record<string, string | string[] | undefined>, status: number, targeted: readonly string[]): CachePolicy.Headers {
+function responsePolicyHeaders(
+  headers: Record<string, string | string[] | undefined>,
+  status: number,
+  targeted: readonly string[],
+  qualified?: string[],
+): CachePolicy.Headers {
   const out = policyHeaders(headers);
   if (out.age !== undefined) {
     const age = normalizeAge(headers.age);
@@ -186,6 +193,11 @@ function responsePolicyHeaders(headers: Record<string, string | string[] | undef
   } else {
     const surrogate = surrogateDirectives(headers['surrogate-control']);
     if (surrogate) applySurrogateControl(out, surrogate);
+  }
+  if (typeof out['cache-control'] === 'string') {
+    const { fields, rest } = qualifiedDirectives(out['cache-control']);
+    out['cache-control'] = rest;
+    qualified?.push(...fields);
   }
   const directives = parseCacheControl(out['cache-control']);
   if (directives.has('must-understand') && directives.has('no-store') && UNDERSTOOD_STATUSES.has(status)) {
@@ -282,6 +294,17 @@ export class Freshness {
     return responsePolicyHeaders(response.headers, response.status, this.targetedFields);
   }
 
+  /**
+   * Header fields the stored copy of a response leaves out: those its qualified `no-cache="..."` and
+   * `private="..."` list (lower case). A shared cache may then store the response (§5.2.2.7) and reuse it without
+   * revalidation (§5.2.2.4) as if the directive were absent; the response to the client that asked keeps them.
+   */
+  unstoredFields(response: PolicyResponse): string[] {
+    const fields: string[] = [];
+    responsePolicyHeaders(response.headers, response.status, this.targetedFields, fields);
+    return fields;
+  }
+
   restorePolicy(object: CachePolicy.CachePolicyObject): CachePolicy {
     return this.Policy.fromObject(object);
   }
@@ -295,7 +318,8 @@ export class Freshness {
     if (rescc.has('must-understand') && !UNDERSTOOD_STATUSES.has(response.status)) return 'not-cacheable';
     if (rescc.has('no-store')) return 'no-store';
     if (rescc.has('private')) return 'private';
-    if (response.headers['set-cookie'] !== undefined && !this.cacheSetCookie) return 'set-cookie';
+    // (no-cache="Set-Cookie" or private="Set-Cookie": the cookie is left out of the stored copy, which may be kept.)
+    if (response.headers['set-cookie'] !== undefined && !this.cacheSetCookie && !this.unstoredFields(response).includes('set-cookie')) return 'set-cookie';
     const vary = headerText(response.headers.vary);
     if (vary !== undefined && vary.split(',').some((f) => f.trim() === '*')) return 'vary-star';
     // A status the cache does not store (206, 5xx...) or no freshness information: `not-cacheable`, as documented.

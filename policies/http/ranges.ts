@@ -139,11 +139,14 @@ export function rangeFraming(ranges: readonly ByteRange[], length: number, conte
  * origin): push each chunk, write what it returns. Holds nothing: each output is a view of the input or a part head.
  */
 export class RangeSlicer {
-  private offset = 0;
   private part = 0;
   private headSent = false;
 
-  constructor(private readonly framing: RangeFraming) {}
+  /** `offset`: where in the representation the bytes pushed start (a 206 being cut down: its first byte's). */
+  constructor(
+    private readonly framing: RangeFraming,
+    private offset = 0,
+  ) {}
 
   /** Whether every byte of the 206 has been returned. */
   get done(): boolean {
@@ -222,4 +225,52 @@ export function rangesWithin(ranges: readonly ByteRange[], part: ByteRange): boo
  */
 export function partialKey(primaryKey: string): string {
   return `${primaryKey}\n\0PARTIAL`;
+}
+
+/**
+ * The strong validator a response carries, for combining partial responses (RFC 9110 §15.3.7.3, RFC 9111 §3.4):
+ * its ETag when that is strong; without an ETag, a Last-Modified that is strong (at least a second before Date,
+ * §8.8.2.2). Undefined when it has none (a weak ETag is no strong validator, whatever its Last-Modified).
+ * Two responses share a strong validator when this is the same string for both.
+ */
+export function strongValidator(fields: Fields): string | undefined {
+  const etag = fields.etag;
+  if (etag !== undefined) {
+    if (typeof etag !== 'string') return undefined;
+    const tag = etag.trim();
+    return tag.startsWith('"') ? `etag ${tag}` : undefined;
+  }
+  const lastModified = fields['last-modified'];
+  if (typeof lastModified !== 'string' || typeof fields.date !== 'string') return undefined;
+  const modified = Date.parse(lastModified);
+  const date = Date.parse(fields.date);
+  return Number.isFinite(modified) && Number.isFinite(date) && date - modified >= 1000 ? `date ${lastModified.trim()}` : undefined;
+}
+
+/** The If-Range that asks for the rest of a stored part only if it is still the same representation, if any. */
+export function ifRangeFor(fields: Fields): string | undefined {
+  const validator = strongValidator(fields);
+  return validator?.slice(validator.indexOf(' ') + 1);
+}
+
+/**
+ * The Range that asks the origin for what a stored part lacks: the rest after a part at the start, the start
+ * before a part at the end. Undefined for a part in the middle (two ranges to ask for: the whole is fetched),
+ * and for one that lacks nothing (a 206 of every byte: fetched whole, as before).
+ */
+export function missingRange(part: StoredPart): string | undefined {
+  if (part.start === 0 && part.end === part.length - 1) return undefined;
+  if (part.start === 0) return `bytes=${part.end + 1}-`;
+  if (part.end === part.length - 1) return `bytes=0-${part.start - 1}`;
+  return undefined;
+}
+
+/**
+ * Two parts of one representation combined (RFC 9110 §15.3.7.3): their union when they overlap or adjoin and
+ * describe the same complete length; undefined when they do not fit together.
+ */
+export function combinedPart(stored: StoredPart, next: StoredPart): StoredPart | undefined {
+  if (stored.length !== next.length) return undefined;
+  if (next.start > stored.end + 1 || stored.start > next.end + 1) return undefined;
+  return { start: Math.min(stored.start, next.start), end: Math.max(stored.end, next.end), length: stored.length };
 }

@@ -1,11 +1,11 @@
 /**
  * Slices (--slice-size): a large object filled as fixed-size byte ranges fetched from the origin one by one, each
  * kept as a record of its own, as nginx's slice module, ATS and Fastly do. Pure functions: where slice `index` of
- * an object lies, the key it is stored under, the validator that ties the slices of one representation together,
- * and which first answers may be sliced at all. The fill itself is proxy/pipeline/slice-fill.ts.
+ * an object lies, the key it is stored under, whether a response is that slice of one representation, and which
+ * first answers may be sliced at all. The fill itself is proxy/pipeline/slice-fill.ts.
  */
 import type { ByteRange, StoredPart } from './ranges.js';
-import { parseContentRange } from './ranges.js';
+import { parseContentRange, strongValidator } from './ranges.js';
 
 type Fields = Readonly<Record<string, string | string[] | undefined>>;
 
@@ -35,29 +35,16 @@ export function slicesCovering(range: ByteRange, size: number): { first: number;
 }
 
 /**
- * The strong validator every slice of one representation carries (RFC 9110 §8.8.1): its strong ETag, or, without
- * an ETag, a Last-Modified at least a second before its Date (§8.8.2.2). Undefined when there is none: slices
- * that cannot be shown to come from one representation are never combined.
- */
-export function sliceValidator(fields: Fields): string | undefined {
-  const etag = fields.etag;
-  if (etag !== undefined) return typeof etag === 'string' && !etag.trim().startsWith('W/') ? etag.trim() : undefined;
-  const lastModified = fields['last-modified'];
-  if (typeof lastModified !== 'string') return undefined;
-  const modified = Date.parse(lastModified);
-  const date = typeof fields.date === 'string' ? Date.parse(fields.date) : Number.NaN;
-  return Number.isFinite(modified) && Number.isFinite(date) && date - modified >= 1000 ? lastModified.trim() : undefined;
-}
-
-/**
- * Whether a 206 (or a stored slice) is slice `index` of the representation `validator` names, `length` bytes long:
- * its Content-Range is exactly the slice's bytes of that length, and it carries the same strong validator.
+ * Whether a 206 (or a stored slice) is slice `index` of the representation `validator` names (ranges.ts
+ * strongValidator: a strong ETag, or a strong Last-Modified without an ETag), `length` bytes long: its
+ * Content-Range is exactly the slice's bytes of that length, and it carries the same strong validator. Slices that
+ * cannot be shown to come from one representation are never combined.
  */
 export function isSlice(fields: Fields, index: number, size: number, length: number, validator: string): boolean {
   const part = parseContentRange(fields['content-range']);
   if (part === undefined || part.length !== length) return false;
   const expected = sliceRange(index, size, length);
-  return part.start === expected.start && part.end === expected.end && sliceValidator(fields) === validator;
+  return part.start === expected.start && part.end === expected.end && strongValidator(fields) === validator;
 }
 
 /**
@@ -71,6 +58,6 @@ export function firstSliceKind(fields: Fields, size: number): { kind: 'slice' | 
   if (part === undefined || part.start !== 0) return { kind: 'unsliceable' };
   if (part.end === part.length - 1 && part.length <= size) return { kind: 'whole', part };
   if (part.end !== size - 1) return { kind: 'unsliceable' };
-  if (fields.vary !== undefined || fields['content-encoding'] !== undefined || sliceValidator(fields) === undefined) return { kind: 'unsliceable' };
+  if (fields.vary !== undefined || fields['content-encoding'] !== undefined || strongValidator(fields) === undefined) return { kind: 'unsliceable' };
   return { kind: 'slice', part };
 }

@@ -18,7 +18,7 @@ import type { Forwarding } from '../origin/forwarding.js';
 import type { OriginClient } from '../origin/origin-client.js';
 import { HitForMiss } from './hit-for-miss.js';
 import { KeyedLimiter } from './keyed-limiter.js';
-import { OriginFill } from './origin-fill.js';
+import { OriginFill, type PartRead } from './origin-fill.js';
 import { outcomeFields, type OutcomeRecorder, type XCache } from './outcome.js';
 import { clientValidatorsMatch } from '../../policies/http/conditionals.js';
 import { parseContentRange, parseRanges, partialKey, rangesWithin } from '../../policies/http/ranges.js';
@@ -108,7 +108,7 @@ export class CachePipeline {
         ? new SliceFill({
             ...{ store, freshness, origin, stats, outcomes, log, now, forwarding, jitter, exposeTagHeaders, sliceSize },
             ...(compressor && { compressor }),
-            whole: (req, res, target, answered) => this.fill(req, res, target, target.key, undefined, 'uri-miss', undefined, answered),
+            whole: (req, res, target, answered) => this.fill(req, res, target, target.key, undefined, 'uri-miss', undefined, undefined, answered),
           })
         : undefined;
   }
@@ -140,12 +140,15 @@ export class CachePipeline {
         return this.slices.serve(req, res, target);
       }
       // Stored partial content (a 206 kept from an earlier fill) answers a Range that lies within it.
-      if (req.method === 'GET' && req.headers.range !== undefined && (await this.servePartial(req, res, target))) return;
+      const part = req.method === 'GET' && key === target.key ? await this.freshPart(target, req) : undefined;
+      if (part !== undefined && req.headers.range !== undefined && this.servePartial(req, res, part)) return;
       // A Range on a miss fills the whole object like any miss (collapsed with others), and the client writer cuts
       // the ranges out of the bytes as they arrive. Only a URL whose answers recently could not be stored
       // (hit-for-miss) sends the Range on to the origin: the whole object would be fetched for nothing.
       if (req.headers.range !== undefined && req.method === 'GET' && this.uncacheable.has(key)) return this.relay(req, res, target, 'partial');
-      return this.fill(req, res, target, key, undefined, key === target.key ? 'uri-miss' : 'vary-miss', vary);
+      // A stored part that does not answer the request is completed: the fill asks only for what it lacks.
+      const completes = part !== undefined && !requestForbidsReuse(req) ? part : undefined;
+      return this.fill(req, res, target, key, undefined, key === target.key ? 'uri-miss' : 'vary-miss', vary, completes);
     }
     switch (freshness.evaluate(entry.meta, req.headers, now())) {
       case 'fresh':
@@ -178,19 +181,24 @@ export class CachePipeline {
     return { ...found, entry: store.newerBelow(entry) ?? entry };
   }
 
-  /**
-   * Answers a Range request from the URL's stored partial content (RFC 9111 §3.3) when it is fresh and holds every
-   * requested byte: a 206 with the stored part's fields. Otherwise (nothing stored, stale, a range outside it,
-   * conditional fields to evaluate) returns false and the request goes on as a miss.
-   */
-  private async servePartial(req: IncomingMessage, res: ServerResponse, target: RequestTarget): Promise<boolean> {
+  /** The URL's stored partial content (RFC 9111 §3.3), when there is some and it is fresh for this request. */
+  private async freshPart(target: RequestTarget, req: IncomingMessage): Promise<PartRead | undefined> {
     const { store, freshness, now } = this.options;
+    const entry = await store.lookupExact(partialKey(target.key)).catch(() => undefined);
+    if (entry === undefined || freshness.evaluate(entry.meta, req.headers, now()) !== 'fresh') return undefined;
+    const part = parseContentRange(entry.meta.headers['content-range']);
+    return part !== undefined && part.end - part.start + 1 === entry.body.length ? { entry, part } : undefined;
+  }
+
+  /**
+   * Answers a Range request from the URL's fresh stored partial content when it holds every requested byte: a 206
+   * with the stored part's fields. Otherwise (a range outside it, conditional fields to evaluate) returns false
+   * and the request goes on as a miss.
+   */
+  private servePartial(req: IncomingMessage, res: ServerResponse, { entry, part }: PartRead): boolean {
+    const { store, now } = this.options;
     const h = req.headers;
     if (h['if-none-match'] !== undefined || h['if-modified-since'] !== undefined || h['if-match'] !== undefined || h['if-unmodified-since'] !== undefined) return false;
-    const entry = await store.lookupExact(partialKey(target.key)).catch(() => undefined);
-    if (entry === undefined || freshness.evaluate(entry.meta, h, now()) !== 'fresh') return false;
-    const part = parseContentRange(entry.meta.headers['content-range']);
-    if (part === undefined || part.end - part.start + 1 !== entry.body.length) return false;
     const ranges = parseRanges(h, entry.meta.headers, part.length);
     if (ranges === null || ranges === 'unsatisfiable' || !rangesWithin(ranges, part)) return false;
     if (res.destroyed) return true;
@@ -273,6 +281,7 @@ export class CachePipeline {
     stale: StaleRead | undefined,
     forward: ForwardReason,
     vary?: readonly string[],
+    completes?: PartRead,
     answered?: Promise<Dispatcher.ResponseData>,
   ): void {
     const { stats, coalesce } = this.options;
@@ -292,7 +301,7 @@ export class CachePipeline {
       }
     }
     const shareable = coalesce && this.coalescable(req) && !this.recentlyUncacheable(key) && !this.inflight.has(key);
-    const fill = this.createFill(req, target, stale, vary, false, answered);
+    const fill = this.createFill(req, target, stale, vary, false, completes, answered);
     if (shareable) {
       this.inflight.set(key, fill);
       void fill.done.then(() => {
@@ -441,13 +450,21 @@ export class CachePipeline {
    * A fill for this request. `vary` (or the stale entry's Vary) names the fields the URL's responses vary on:
    * they go to the origin normalised as the cache compares them (cache-key.ts normalizeFieldValue).
    */
-  private createFill(req: IncomingMessage, target: RequestTarget, stale: StaleRead | undefined, vary?: readonly string[], head = false, answered?: Promise<Dispatcher.ResponseData>): OriginFill {
+  private createFill(
+    req: IncomingMessage,
+    target: RequestTarget,
+    stale: StaleRead | undefined,
+    vary?: readonly string[],
+    head = false,
+    completes?: PartRead,
+    answered?: Promise<Dispatcher.ResponseData>,
+  ): OriginFill {
     const { origin, store, freshness, stats, maxObjectSize, jitter, now, exposeTagHeaders, compressor } = this.options;
     const headers = this.options.forwarding.requestHeaders(req.headers, target, req.socket.remoteAddress, true);
     const nominated = stale?.entry.meta.vary ?? vary;
     if (nominated) normalizeNominated(headers, nominated);
     const fill = new OriginFill(
-      { origin, store, freshness, maxObjectSize, jitter, now, exposeTagHeaders, ...(compressor && { compressor }) },
+      { origin, store, freshness, maxObjectSize, jitter, now, exposeTagHeaders, ...(compressor && { compressor }), onRefetch: () => stats.originFetches++ },
       {
         primaryKey: target.key,
         path: target.path,
@@ -455,6 +472,7 @@ export class CachePipeline {
         clientHeaders: req.headers,
         ...(stale && { stale: stale.entry, since: stale.since }),
         ...(head && { head }),
+        ...(completes && { completes }),
         ...(answered && { answered }),
       },
     );

@@ -20,7 +20,7 @@ import { SURROGATE_ONLY_FIELDS } from '../../policies/http/surrogate-control.js'
 import type { EntryOutcome, FillConsumer, FillOutcome, OriginFill, StreamedHead } from './origin-fill.js';
 import { clientValidatorsMatch, notModifiedFields } from '../../policies/http/conditionals.js';
 import { hasNoContent } from '../../policies/http/message-body.js';
-import { ifRangeMatches, parseRanges, rangeFraming, RangeSlicer } from '../../policies/http/ranges.js';
+import { ifRangeMatches, parseContentRange, parseRanges, rangeFraming, RangeSlicer, rangesWithin } from '../../policies/http/ranges.js';
 import { notSatisfiableFields, withRangeFields } from './stored-response.js';
 import { writeOriginFailure } from '../http/error-answer.js';
 import { writeInterim } from '../http/interim.js';
@@ -71,11 +71,13 @@ function missHeaders(outcome: StreamedHead, forward: ForwardReason, collapsed: b
     ...(outcome.reason && { detail: outcome.reason }),
   };
   const headers: WireValue[] = [];
-  for (const name in outcome.headers) {
+  // A collapsed waiter gets the fields as shared (as stored): not those a qualified no-cache or private lists.
+  const fields = (collapsed && outcome.sharedHeaders) || outcome.headers;
+  for (const name in fields) {
     if (name === 'cache-status' || name === 'via' || name === 'x-cache' || SURROGATE_ONLY_FIELDS.has(name)) continue;
-    headers.push(name, outcome.headers[name] as WireValue);
+    headers.push(name, fields[name] as WireValue);
   }
-  headers.push('via', withVia(outcome.headers.via));
+  headers.push('via', withVia(fields.via));
   headers.push(...outcomeFields('MISS', cacheStatus, outcome.headers['cache-status']));
   (outcome.wire ??= new Map()).set(cacheKey, headers);
   return headers;
@@ -182,6 +184,18 @@ export class ClientWriter implements FillConsumer {
       if (ranges !== null) {
         const framing = rangeFraming(ranges, outcome.contentLength, outcome.headers['content-type']);
         this.slicer = new RangeSlicer(framing);
+        this.rangeFields = withRangeFields(missHeaders(outcome, ctx.forward, ctx.collapsed), framing);
+      }
+    }
+    if (outcome.status === 206 && req.method === 'GET' && req.headers.range !== undefined && outcome.contentLength !== undefined) {
+      // A part from the origin (one it sent unasked, or a stored part combined with the rest): the client's ranges
+      // are cut out of it when they all lie within it; otherwise (or when its length is not its Content-Range's)
+      // it is relayed as it is.
+      const part = parseContentRange(outcome.headers['content-range']);
+      const ranges = part && outcome.contentLength === part.end - part.start + 1 && parseRanges(req.headers, outcome.headers, part.length);
+      if (part !== undefined && Array.isArray(ranges) && rangesWithin(ranges, part)) {
+        const framing = rangeFraming(ranges, part.length, outcome.headers['content-type']);
+        this.slicer = new RangeSlicer(framing, part.start);
         this.rangeFields = withRangeFields(missHeaders(outcome, ctx.forward, ctx.collapsed), framing);
       }
     }

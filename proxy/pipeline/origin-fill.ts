@@ -17,7 +17,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
 import type CachePolicy from 'http-cache-semantics';
-import { bodyFromChunks, type Body } from '../../cache-store/body.js';
+import { bodyChunks, bodyFromChunks, type Body } from '../../cache-store/body.js';
 import { deletableAt, newEntryMeta, type CacheEntry, type StoredHeaders } from '../../cache-store/entry.js';
 import type { BodyStream, CacheStore, PutResult } from '../../cache-store/cache-store.js';
 import { WRITER_BACKLOG_LIMIT } from '../../cache-store/lmdb/body-writer.js';
@@ -34,7 +34,7 @@ import type { OriginClient } from '../origin/origin-client.js';
 import { accepts, acceptsEvery, decodable, encodingPreference, storedCoding, variesOnEncoding, varyingOnEncoding } from '../../policies/http/content-coding.js';
 import type { Compressor } from './compressor.js';
 import { postTag } from '../../policies/http/post-key.js';
-import { partialKey, storablePart, type StoredPart } from '../../policies/http/ranges.js';
+import { combinedPart, ifRangeFor, missingRange, parseRanges, partialKey, rangesWithin, storablePart, strongValidator, type StoredPart } from '../../policies/http/ranges.js';
 import { postNotStoredReason, postPolicyHeaders } from '../../policies/http/post-freshness.js';
 
 
@@ -55,6 +55,11 @@ export interface StreamedHead {
   /** May be handed to waiters: stored, or storable but for its lifetime, status, size or framing. */
   shareable: boolean;
   contentLength: number | undefined;
+  /**
+   * The fields for clients other than the one the fill was started for, when they differ: without those a
+   * qualified no-cache or private lists (as stored, see Freshness.unstoredFields).
+   */
+  sharedHeaders?: StoredHeaders;
   /** Wire-ready header arrays, built once per response by the client writer. */
   wire?: Map<string, Array<string | string[]>>;
 }
@@ -104,6 +109,8 @@ export interface FillDependencies {
   exposeTagHeaders: boolean;
   /** Makes the compressed forms of stored responses (--compress); absent or disabled: none. */
   compressor?: Compressor;
+  /** A second origin request was sent (a completion that could not be combined, see onResponse). */
+  onRefetch?: () => void;
 }
 
 export interface FillRequest {
@@ -128,10 +135,38 @@ export interface FillRequest {
    */
   head?: boolean;
   /**
+   * The URL's fresh stored partial content, for a GET it does not answer: the origin is asked only for what it
+   * lacks, and a matching 206 is combined with it (RFC 9111 §3.4; see start and combine).
+   */
+  completes?: PartRead;
+  /**
    * The origin's answer, already asked for (a sliced fill whose first slice came back whole, or as a 200 from an
    * origin that ignores Range: see slice-fill.ts): the fill goes on from it instead of sending a request.
    */
   answered?: Promise<Dispatcher.ResponseData>;
+}
+
+/** Stored partial content as read for a completion: the entry (under partialKey) and the part it holds. */
+export interface PartRead {
+  entry: CacheEntry;
+  part: StoredPart;
+}
+
+/**
+ * A 206 from the origin being combined with the stored part: the combined response's status and fields (a 200
+ * when it is the whole representation, else a 206 of the union), and the stored bytes that go before and after
+ * the new ones.
+ */
+interface Combining {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  /** The union, when it is not the whole representation. */
+  union: StoredPart | undefined;
+  prefix: Buffer;
+  suffix: Buffer;
+  /** Bytes the new 206 carries (its Content-Range), and how many arrived. */
+  expected: number;
+  received: number;
 }
 
 /**
@@ -174,6 +209,10 @@ export class OriginFill {
   private storing = true;
   /** The part of the representation a 206 being stored as partial content holds (see onResponse). */
   private partial: StoredPart | undefined;
+  /** A completion's request for the rest of a stored part is out (see start); cleared by its answer. */
+  private completion: PartRead | undefined;
+  /** The completion's 206 being combined with the stored part (see combine). */
+  private combining: Combining | undefined;
   /** What the store did with it, once it ended. */
   private putResult: PutResult | undefined;
   /** The purge generation the response predates (see CacheStore.put); set when the fill starts. */
@@ -199,12 +238,15 @@ export class OriginFill {
     // Authorization it carried already in the key.
     const policyHeaders = request.post ? { ...request.clientHeaders, authorization: undefined } : request.clientHeaders;
     this.policyRequest = { method: 'GET', url: request.path, headers: policyHeaders };
+    this.answered = request.answered;
     this.done = new Promise((resolve) => {
       this.resolveDone = resolve;
     });
   }
 
   private started = false;
+  /** The origin's answer received before the fill began (FillRequest.answered), until send() uses it. */
+  private answered: Promise<Dispatcher.ResponseData> | undefined;
   /** The origin's Vary, when Accept-Encoding was added to it (see servedInForms). */
   private varyBefore: { value: string | string[] | undefined } | undefined;
 
@@ -219,17 +261,36 @@ export class OriginFill {
       if (validators['if-none-match']) headers['if-none-match'] = validators['if-none-match'];
       if (validators['if-modified-since']) headers['if-modified-since'] = validators['if-modified-since'];
     }
+    const completes = this.request.completes;
+    const missing = completes && missingRange(completes.part);
+    if (completes && missing !== undefined) {
+      // Only what the stored part lacks (RFC 9111 §3.4), and only if the representation is still the one it is
+      // part of: a changed one comes back whole (If-Range, RFC 9110 §13.1.5).
+      headers.range = missing;
+      const ifRange = ifRangeFor(completes.entry.meta.headers);
+      if (ifRange !== undefined) headers['if-range'] = ifRange;
+      this.completion = completes;
+    }
+    this.send(headers);
+    return this;
+  }
+
+  /** Sends the fill's request to the origin (again, as a plain GET, for a completion that cannot be combined). */
+  private send(headers: Record<string, string | string[]>): void {
     // Interim responses (103 Early Hints...) go to the clients waiting now and nowhere else: never into the entry.
     const onInfo = (status: number, fields: Record<string, string | string[] | undefined>): void => {
       if (this.state !== 'connecting') return;
       for (const consumer of this.consumers.keys()) consumer.interim?.(status, fields);
     };
     const post = this.request.post;
-    const method = this.request.head && stale ? ('HEAD' as const) : ('GET' as const);
+    const method = this.request.head && this.request.stale ? ('HEAD' as const) : ('GET' as const);
     const request = post
       ? { method: 'POST' as const, path: this.request.path, headers, body: post.body, signal: this.abort.signal, onInfo }
       : { method, path: this.request.path, headers, signal: this.abort.signal, onInfo };
-    (this.request.answered ?? this.deps.origin.request(request)).then(
+    // An answer received before the fill began is used once (a second send is a new request).
+    const answered = this.answered;
+    this.answered = undefined;
+    (answered ?? this.deps.origin.request(request)).then(
       (response) => {
         try {
           this.onResponse(response);
@@ -240,7 +301,6 @@ export class OriginFill {
       },
       (err: unknown) => this.fail(err),
     );
-    return this;
   }
 
   /**
@@ -286,6 +346,9 @@ export class OriginFill {
 
   private sameVariant(headers: IncomingHttpHeaders): boolean {
     if (!this.codingAccepted(headers)) return false;
+    // A combined part that is not the whole representation answers only ranges within it.
+    const union = this.combining?.union;
+    if (union !== undefined && !answersFrom(headers, this.combining?.headers ?? {}, union)) return false;
     if (this.varyFields === null) return true;
     return varyKey(this.varyFields, headers) === varyKey(this.varyFields, this.request.clientHeaders);
   }
@@ -358,8 +421,25 @@ export class OriginFill {
 
   private onResponse(response: Dispatcher.ResponseData): void {
     const stale = this.request.stale;
-    const status = response.statusCode;
-    const originHeaders = response.headers as Record<string, string | string[] | undefined>;
+    let status = response.statusCode;
+    let originHeaders = response.headers as Record<string, string | string[] | undefined>;
+    const completion = this.completion;
+    this.completion = undefined;
+    if (completion !== undefined && (status === 206 || status === 416)) {
+      const combining = status === 206 ? this.combine(completion, originHeaders) : undefined;
+      if (combining === undefined) {
+        // Not a part that combines with the stored one (RFC 9111 §3.4): never served or stored as the whole
+        // representation. The whole is fetched with a plain GET, and answered and stored as any fill's.
+        response.body.on('error', () => undefined);
+        response.body.destroy();
+        this.deps.onRefetch?.();
+        this.send({ ...this.request.headers });
+        return;
+      }
+      this.combining = combining;
+      status = combining.status;
+      originHeaders = combining.headers;
+    }
     if (stale && status === 304) {
       response.body.resume();
       this.finishRevalidation(stale, originHeaders, status);
@@ -420,6 +500,8 @@ export class OriginFill {
       shareable,
       contentLength,
     };
+    const unstored = this.deps.freshness.unstoredFields({ status, headers });
+    if (unstored.length > 0) outcome.sharedHeaders = withoutFields(headers, unstored);
     // A real answer that may not be stored supersedes the stale copy; an origin error does not.
     if (stale && reason !== null && status < 500) void this.deps.store.invalidate(this.request.primaryKey);
     this.outcome = outcome;
@@ -446,9 +528,69 @@ export class OriginFill {
       return;
     }
 
-    response.body.on('data', (chunk: Buffer) => this.onData(chunk));
-    response.body.on('end', () => void this.onEnd(headers, status));
+    const combining = this.combining;
+    if (combining === undefined) {
+      response.body.on('data', (chunk: Buffer) => this.onData(chunk));
+      response.body.on('end', () => void this.onEnd(headers, status));
+    } else {
+      // The stored bytes before the new ones, the new ones as they arrive, the stored bytes after them.
+      if (combining.prefix.length > 0) this.onData(combining.prefix);
+      response.body.on('data', (chunk: Buffer) => {
+        combining.received += chunk.length;
+        this.onData(chunk);
+      });
+      response.body.on('end', () => {
+        // A new part of another length than its Content-Range says cannot be combined: nothing is stored, and
+        // the clients' responses (of the combined length) are cut off rather than ended short.
+        if (combining.received !== combining.expected) return this.fail(new Error('partial response does not match its Content-Range'));
+        if (combining.suffix.length > 0 && this.state === 'streaming') this.onData(combining.suffix);
+        void this.onEnd(headers, status);
+      });
+    }
     response.body.on('error', (err: Error) => this.fail(err));
+  }
+
+  /**
+   * How a 206 answering a completion combines with the stored part (RFC 9110 §15.3.7.3, RFC 9111 §3.4), or
+   * undefined when it may not: both must carry the same strong validator, the new one a single part of the same
+   * complete length (a body of its Content-Range's length, no Vary, not delimited by the connection closing)
+   * that overlaps or adjoins the stored one. The combined response has the stored part's fields, those the new
+   * response carries replacing them (but Content-Range; Date and Age are the new response's only). When the union
+   * is the whole representation it is a 200, stored as the URL's entry; otherwise a 206 of the union, stored as
+   * the larger part, and only when it holds every range the owner asked for (else the whole is fetched).
+   */
+  private combine(completion: PartRead, originHeaders: Record<string, string | string[] | undefined>): Combining | undefined {
+    const framing = bodyFraming(206, originHeaders);
+    if (framing.closeDelimited) return undefined;
+    const next = storablePart(originHeaders, framing.length);
+    const stored = completion.entry.meta.headers;
+    const validator = strongValidator(stored);
+    if (next === undefined || validator === undefined || strongValidator(originHeaders) !== validator) return undefined;
+    const union = combinedPart(completion.part, next);
+    if (union === undefined) return undefined;
+    const headers: Record<string, string | string[] | undefined> = { ...stored };
+    delete headers.date;
+    delete headers.age;
+    Object.assign(headers, endToEndResponseHeaders(originHeaders));
+    delete headers['content-range'];
+    delete headers['transfer-encoding'];
+    const whole = union.start === 0 && union.end === union.length - 1;
+    headers['content-length'] = String(union.end - union.start + 1);
+    if (!whole) {
+      headers['content-range'] = `bytes ${union.start}-${union.end}/${union.length}`;
+      if (!answersFrom(this.request.clientHeaders, headers, union)) return undefined;
+    }
+    const part = completion.part;
+    const bytes = storedBytes(completion.entry.body);
+    return {
+      status: whole ? 200 : 206,
+      headers,
+      union: whole ? undefined : union,
+      prefix: next.start > part.start ? bytes.subarray(0, next.start - part.start) : EMPTY,
+      suffix: part.end > next.end ? bytes.subarray(next.end + 1 - part.start) : EMPTY,
+      expected: next.end - next.start + 1,
+      received: 0,
+    };
   }
 
   /**
@@ -595,25 +737,33 @@ export class OriginFill {
       // Compressed once, off the response path: hits get the forms once they are added to the entry.
       else this.deps.compressor?.schedule(entry, this.since ?? this.deps.store.purgeGeneration);
     }
+    // A complete entry supersedes the stored part it completed (or that a changed representation replaced).
+    const stored = this.putResult !== undefined && this.putResult !== 'dropped';
+    if (this.request.completes !== undefined && this.partial === undefined && stored) {
+      void this.deps.store.deleteExact(partialKey(this.request.primaryKey)).catch(() => undefined);
+    }
     if (this.outcome?.kind === 'stream') this.outcome.storedKnown = true;
     this.state = 'complete';
     for (const consumer of this.consumers.keys()) consumer.end();
     this.finish();
   }
 
-  private buildEntry(status: number, headers: StoredHeaders, body: Body, policy: CachePolicy): CacheEntry {
+  private buildEntry(status: number, fields: StoredHeaders, body: Body, policy: CachePolicy): CacheEntry {
     const partial = this.partial !== undefined;
+    // Fields a qualified no-cache or private lists are not kept (RFC 9111 §5.2.2.4, §5.2.2.7).
+    const unstored = this.deps.freshness.unstoredFields({ status, headers: fields });
+    const headers = unstored.length > 0 ? withoutFields(fields, unstored) : fields;
     // Stored partial content lives as long as a 200 with its fields would.
     const lifetimes = this.deps.freshness.lifetimes(policy, { status: partial ? 200 : status, headers }, this.deps.jitter());
     const post = this.request.post;
     // A POST entry is keyed by body and credentials; the Vary fields its key holds select nothing more.
-    const fields = post || partial ? null : this.varyFields;
+    const vary = post || partial ? null : this.varyFields;
     const key = post
       ? post.key
       : partial
         ? partialKey(this.request.primaryKey)
-        : fields
-          ? variantKey(this.request.primaryKey, varyKey(fields, this.request.clientHeaders))
+        : vary
+          ? variantKey(this.request.primaryKey, varyKey(vary, this.request.clientHeaders))
           : this.request.primaryKey;
     return {
       kind: 'entry',
@@ -623,7 +773,7 @@ export class OriginFill {
         status,
         headers,
         storedAt: this.deps.now(),
-        vary: fields,
+        vary,
         // Entries kept beside the URL's (a POST's, partial content) carry the URL's tag: a purge of the URL finds them.
         tags: post || partial ? [...this.tags, postTag(this.request.primaryKey)] : this.tags,
         deletableAt: deletableAt(lifetimes, this.deps.freshness.grace),
@@ -777,4 +927,24 @@ export class OriginFill {
     this.consumers.clear();
     this.resolveDone();
   }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** A stored part's bytes in one buffer (a part is at most the memory tier's per-object size). */
+function storedBytes(body: Body): Buffer {
+  return Buffer.isBuffer(body) ? body : Buffer.concat([...bodyChunks(body)]);
+}
+
+/** Whether every range a request asks for lies within a part (of the representation `fields` describe). */
+function answersFrom(request: IncomingHttpHeaders, fields: Readonly<Record<string, string | string[] | undefined>>, part: StoredPart): boolean {
+  const ranges = parseRanges(request, fields, part.length);
+  return Array.isArray(ranges) && rangesWithin(ranges, part);
+}
+
+/** A response's fields without the named ones (lower case). */
+function withoutFields(headers: StoredHeaders, names: readonly string[]): StoredHeaders {
+  const out: StoredHeaders = {};
+  for (const name in headers) if (!names.includes(name)) out[name] = headers[name] as string | string[];
+  return out;
 }

@@ -36,8 +36,8 @@ import { parseHttpDate } from '../../policies/http/http-date.js';
 import { endToEndResponseHeaders } from '../../policies/http/intermediary.js';
 import { freshenedHeaders, isOriginError, withoutClientValidators } from '../../policies/http/revalidation.js';
 import { postTag } from '../../policies/http/post-key.js';
-import { parseContentRange, parseRanges, rangeFraming, type ByteRange, type RangePart } from '../../policies/http/ranges.js';
-import { firstSliceKind, isSlice, sliceCount, sliceKey, sliceRange, slicesCovering, sliceValidator } from '../../policies/http/slices.js';
+import { ifRangeFor, parseContentRange, parseRanges, rangeFraming, strongValidator, type ByteRange, type RangePart } from '../../policies/http/ranges.js';
+import { firstSliceKind, isSlice, sliceCount, sliceKey, sliceRange, slicesCovering } from '../../policies/http/slices.js';
 import { parseSurrogateKeys, TAG_FIELDS } from '../../policies/http/surrogate-keys.js';
 import type { ProxyStats } from '../admin/stats.js';
 import { writeOriginFailure } from '../http/error-answer.js';
@@ -90,7 +90,10 @@ type SliceResult =
 interface SlicedObject {
   primaryKey: string;
   length: number;
+  /** ranges.ts strongValidator of the first slice: every slice must carry the same. */
   validator: string;
+  /** The If-Range later slices are asked for with (the validator as sent). */
+  ifRange: string;
   first: CacheEntry;
 }
 
@@ -169,9 +172,9 @@ export class SliceFill {
   /** The object a stored first slice describes, or undefined when it is not one (another slice size, say). */
   private describe(first: CacheEntry): SlicedObject | undefined {
     const part = parseContentRange(first.meta.headers['content-range']);
-    const validator = sliceValidator(first.meta.headers);
+    const validator = strongValidator(first.meta.headers);
     if (part === undefined || validator === undefined || !isSlice(first.meta.headers, 0, this.options.sliceSize, part.length, validator)) return undefined;
-    return { primaryKey: first.meta.primaryKey, length: part.length, validator, first };
+    return { primaryKey: first.meta.primaryKey, length: part.length, validator, ifRange: ifRangeFor(first.meta.headers) as string, first };
   }
 
   /** One fetch per slice key at a time, shared by every request that needs it meanwhile. */
@@ -236,10 +239,8 @@ export class SliceFill {
     const entry = await this.store(target, 0, originHeaders, chunks, sliceSize, since, req);
     // A new representation: the slices of the one before it are of no use any more.
     const before = previous && this.describe(previous);
-    if (before !== undefined && (before.validator !== sliceValidator(entry.meta.headers) || before.length !== shape.part.length)) {
-      const keys = [];
-      for (let i = 1; i < sliceCount(sliceSize, before.length); i++) keys.push(sliceKey(target.key, i));
-      void store.removeExact(keys).catch(() => undefined);
+    if (before !== undefined && (before.validator !== strongValidator(entry.meta.headers) || before.length !== shape.part.length)) {
+      void this.drop(target.key, before.length, 1);
     }
     return { kind: 'slice', entry, how: 'fetched' };
   }
@@ -297,7 +298,7 @@ export class SliceFill {
     const { store, sliceSize } = this.options;
     const since = store.purgeGeneration;
     const { start, end } = sliceRange(index, sliceSize, object.length);
-    const response = await this.request(req, target, { range: `bytes=${start}-${end}`, 'if-range': object.validator });
+    const response = await this.request(req, target, { range: `bytes=${start}-${end}`, 'if-range': object.ifRange });
     const originHeaders = response.headers as Record<string, string | string[] | undefined>;
     if (response.statusCode === 206 && isSlice(originHeaders, index, sliceSize, object.length, object.validator)) {
       const chunks = await readBody(response, end - start + 1);
@@ -308,10 +309,14 @@ export class SliceFill {
     const status = response.statusCode;
     if (status !== 200 && status !== 206 && status !== 416 && status !== 412) return { kind: 'failed', err: new Error(`the origin answered ${status} to slice ${index}`) };
     // The object changed: none of its stored slices may be combined with the new one.
-    const keys = [];
-    for (let i = 0; i < sliceCount(sliceSize, object.length); i++) keys.push(sliceKey(object.primaryKey, i));
-    await store.removeExact(keys).catch(() => undefined);
+    await this.drop(object.primaryKey, object.length, 0);
     return { kind: 'changed' };
+  }
+
+  /** Removes the stored slices of an object of `length` bytes, from slice `from` on, from every tier. */
+  private async drop(primaryKey: string, length: number, from: number): Promise<void> {
+    const count = sliceCount(this.options.sliceSize, length);
+    for (let i = from; i < count; i++) await this.options.store.deleteExact(sliceKey(primaryKey, i)).catch(() => undefined);
   }
 
   private request(req: IncomingMessage, target: RequestTarget, fields: Record<string, string>): Promise<Dispatcher.ResponseData> {

@@ -1,4 +1,5 @@
-// Vendored from ../shared/bench/origin.mjs (team benchmark harness); adapted: listens on 127.0.0.1 only.
+// Vendored from ../shared/bench/origin.mjs (team benchmark harness); adapted: listens on 127.0.0.1 only; bodies over
+// 64 MiB (up to 4 GiB) are generated as they stream (streamLarge).
 // Benchmark origin: GET /obj/<size>/<id>[?delay=ms]
 //   size: <n>[k|m]  (1k = 1024 bytes, 1m = 1048576 bytes)
 //   body: deterministic bytes derived from (size,id); ETag; Cache-Control public, max-age=3600
@@ -60,6 +61,38 @@ function makeBody(size, id, type) {
   return e;
 }
 
+/**
+ * Bodies over 64 MiB (the large-object benchmark) are generated as they are sent, never held: 1 MiB blocks of a
+ * seeded pattern with the block's index written every 4 KiB, sent with backpressure. ETag from (size, id).
+ */
+const LARGE_BLOCK = 1024 * 1024;
+function streamLarge(req, res, size, id) {
+  const seed = crypto.createHash('sha256').update(size + '/' + id).digest('hex');
+  const base = Buffer.alloc(LARGE_BLOCK);
+  for (let off = 0; off < LARGE_BLOCK; off += 64) base.write(seed, off, 64, 'latin1');
+  const etag = '"large-' + seed.slice(0, 16) + '"';
+  const headers = { 'content-type': 'application/octet-stream', 'cache-control': 'public, max-age=3600', etag, 'last-modified': 'Mon, 01 Jan 2024 00:00:00 GMT', date: new Date().toUTCString() };
+  if (req.headers['if-none-match'] === etag) { res.writeHead(304, headers); return res.end(); }
+  res.writeHead(200, { ...headers, 'content-length': String(size) });
+  if (req.method === 'HEAD') return res.end();
+  let sent = 0;
+  let index = 0;
+  const pump = () => {
+    while (sent < size) {
+      const n = Math.min(LARGE_BLOCK, size - sent);
+      const block = Buffer.allocUnsafe(n);
+      base.copy(block, 0, 0, n);
+      for (let at = 0; at + 4 <= n; at += 4096) block.writeUInt32LE(index, at);
+      sent += n;
+      index++;
+      if (!res.write(block)) return void res.once('drain', pump);
+    }
+    res.end();
+  };
+  res.on('close', () => { sent = size; });
+  pump();
+}
+
 const server = http.createServer((req, res) => {
   const url = req.url;
   const q = url.indexOf('?');
@@ -85,7 +118,8 @@ const server = http.createServer((req, res) => {
   total++;
   paths.set(url, (paths.get(url) || 0) + 1);
   const size = parseSize(m[1]);
-  if (size < 0 || size > 64 * 1024 * 1024) { res.writeHead(400); return res.end('bad size\n'); }
+  if (size < 0 || size > 4 * 1024 * 1024 * 1024) { res.writeHead(400); return res.end('bad size\n'); }
+  if (size > 64 * 1024 * 1024) return streamLarge(req, res, size, m[2]);
   const type = params.get('type') === 'json' ? 'json' : 'bytes';
   const { buf, etag } = makeBody(size, m[2], type);
   const delay = Number(params.get('delay') || 0);

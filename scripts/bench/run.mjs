@@ -40,6 +40,8 @@ Options:
   --reps N (5)  --duration S (10)  --warm S (3)  --connections N (64)
   --edgecache-flags "..."   extra flags for every edgecache started (e.g. "--workers 2"); they come last, so they win
   --disk-flags "..."        extra flags for the disk-mode edgecache only (after --memory-max 1mb --max-object-size 1mb)
+  --variants "NAME=FLAGS;…" more edgecache targets in the memory and keys modes, measured interleaved with the plain
+                            one, e.g. --variants "log=--access-log on" adds edgecache-log (what a feature costs)
   --edgecache-cpus LIST     CPUs for edgecache (default 0; 0,1 gives 2 workers with --workers auto, sharing CPU 1 with wrk)
   --out FILE.json           results (default bench-results/<timestamp>.json; a .md with the tables is written next to it)
   --compare OLD.json        also print the ratio of each cell to an older run
@@ -56,7 +58,7 @@ const DEFAULTS = {
   modes: 'memory,disk,coalesce', peers: '', sizes: '1k,64k,1m', diskSizes: '16k', diskUrls: 2048, reps: 5, duration: 10,
   warm: 3, connections: 64, coalesceN: 1000, coalesceDelay: 200, coalesceTrials: 3, coalesceSizes: '1k',
   compressSizes: '100k', keys: '10000', keysSizes: '1k-64k', keysDists: 'uniform,zipf0.8,zipf1.0',
-  maxOtherCpu: 25, retries: 2, edgecacheFlags: '', diskFlags: '', edgecacheCpus: '0', out: '', compare: '', quick: false, freeze: true, keepTmp: false,
+  maxOtherCpu: 25, retries: 2, edgecacheFlags: '', variants: '', diskFlags: '', edgecacheCpus: '0', out: '', compare: '', quick: false, freeze: true, keepTmp: false,
 };
 const QUICK = { reps: 1, duration: 3, warm: 1, sizes: '1k', coalesceTrials: 1 };
 const BOOLEAN = new Set(['quick', 'freeze', 'keepTmp', 'help']);
@@ -656,6 +658,14 @@ async function main() {
     peerSizing.mallocMb = Math.max(512, Math.ceil((bytes * 1.5 + entries * 1024) / 1048576));
   }
   await startEdgecache('edgecache', ORIGIN_PORT, [...keysFlags, ...extra]);
+  const variantNames = [];
+  for (const spec of String(opts.variants).split(';').map((v) => v.trim()).filter(Boolean)) {
+    const eq = spec.indexOf('=');
+    const name = `edgecache-${eq < 0 ? spec : spec.slice(0, eq).trim()}`;
+    if (!/^edgecache-[a-z0-9-]+$/i.test(name) || targets.has(name)) throw new Error(`bad --variants entry "${spec}" (NAME=FLAGS; NAME: letters, digits, dashes; each once)`);
+    await startEdgecache(name, ORIGIN_PORT, [...keysFlags, ...extra, ...words(eq < 0 ? '' : spec.slice(eq + 1))]);
+    variantNames.push(name);
+  }
   if (hitModes.includes('disk')) await startEdgecache('edgecache-disk', ORIGIN_PORT, ['--memory-max', '1mb', '--max-object-size', '1mb', ...extra, ...words(opts.diskFlags)]);
   for (const p of peers) {
     try { await startPeer(p, ORIGIN_PORT, '0'); } catch (e) { log(`SKIP ${p}: ${e.message}`); results.notes.push(`${p} skipped: failed to start`); }
@@ -666,7 +676,7 @@ async function main() {
   // hit-path matrix: for rep: for (mode, size): for target
   const cells = [];
   if (hitModes.includes('memory')) {
-    for (const size of list(opts.sizes)) cells.push({ mode: 'memory', size, path: `/obj/${size}/bench-1`, targets: ['node-http', 'edgecache', ...peerNames] });
+    for (const size of list(opts.sizes)) cells.push({ mode: 'memory', size, path: `/obj/${size}/bench-1`, targets: ['node-http', 'edgecache', ...variantNames, ...peerNames] });
   }
   if (hitModes.includes('disk')) {
     for (const size of list(opts.diskSizes)) {
@@ -687,7 +697,7 @@ async function main() {
     for (const dist of list(opts.keysDists)) {
       const name = `keys-${set.n}-${set.spec}-${dist}`.replace(/[^0-9a-z.-]/gi, '');
       const script = writeWrkScript(TMP, name, set.paths, requestSequence(set.n, parseDist(dist)));
-      cells.push({ mode: 'keys', size: `${set.id} ${dist}`, set, script, targets: ['node-map', 'edgecache', ...peerNames] });
+      cells.push({ mode: 'keys', size: `${set.id} ${dist}`, set, script, targets: ['node-map', 'edgecache', ...variantNames, ...peerNames] });
     }
   }
   for (const cell of cells) {

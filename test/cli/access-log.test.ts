@@ -3,6 +3,7 @@
  * cache result, tier, bytes, origin time and total time; never Authorization, Cookie, Set-Cookie, nor the values
  * of the query parameters named in --log-redact-query.
  */
+import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCli } from '../helpers/cli.js';
 import { request } from '../helpers/http.js';
@@ -82,6 +83,46 @@ describe('--access-log on', () => {
     expect(miss.originMs).toBeGreaterThan(0);
     expect(lines.slice(1, 3).every((l) => l.cache === 'hit' && l.tier === 'memory' && l.originMs === undefined)).toBe(true);
     expect(priv.tier).toBe('origin');
+  });
+
+  it('under --workers 2 writes whole lines to the shared stdout, soon and not only at shutdown', async () => {
+    const cli = await startCli(['--origin', origin.url, '--workers', '2', '--disk-max', '0', '--access-log', 'on']);
+    const total = 4000;
+    // Long URLs (about 1 KiB a line) make the workers' batches large; keep-alive connections spread over both.
+    const path = `/shared?pad=${'p'.repeat(900)}&n=`;
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
+    const requestLines = (): string[] => cli.output().split('\n').filter((line) => line.includes('"msg":"request"'));
+    try {
+      let next = 0;
+      const client = async (): Promise<void> => {
+        while (next < total) {
+          const n = next++;
+          await new Promise<void>((resolve, reject) => {
+            http
+              .get(`${cli.url}${path}${n % 50}`, { agent }, (res) => {
+                res.resume();
+                res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`status ${res.statusCode}`))));
+              })
+              .on('error', reject);
+          });
+        }
+      };
+      await Promise.all(Array.from({ length: 32 }, client));
+      // Batched lines are written within about 100 ms, not held until shutdown.
+      for (let waited = 0; requestLines().length < total && waited < 10_000; waited += 50) await new Promise((r) => setTimeout(r, 50));
+      expect(requestLines()).toHaveLength(total);
+      expect(await cli.stop()).toBe(0);
+    } finally {
+      agent.destroy();
+      cli.process.kill('SIGKILL');
+    }
+    const lines = cli
+      .output()
+      .split('\n')
+      .filter((line) => line.includes('"msg":"request"'));
+    expect(lines).toHaveLength(total);
+    // Every line is one whole JSON object: no two workers' writes interleaved.
+    for (const line of lines) expect((JSON.parse(line) as Line).status).toBe(200);
   });
 
   it('is off by default', async () => {

@@ -131,6 +131,29 @@ describe('graceful drain on SIGTERM', () => {
     }
   });
 
+  it('nothing in flight: an idle keep-alive connection stays open for --shutdown-linger and its next request is served', async () => {
+    const cli = await startCli(['--origin', origin.url, '--workers', '1', '--disk-max', '0', '--shutdown-linger', '4s']);
+    const idle = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const first = await get(`${cli.url}/small`, idle);
+      expect(first.headers.connection).toBe('keep-alive');
+      let exitCode: number | null = null;
+      const exited = cli.stop('SIGTERM').then((code) => (exitCode = code));
+      // A load balancer that hears of the shutdown late: its next request on the open connection, 2 s later.
+      await sleep(2000);
+      expect(exitCode).toBeNull();
+      const late = await get(`${cli.url}/small`, idle);
+      expect(late.localPort).toBe(first.localPort);
+      expect(late.status).toBe(200);
+      expect(late.headers.connection).toBe('close');
+      // That was the last connection: the process exits without waiting out the linger.
+      expect(await exited).toBe(0);
+    } finally {
+      idle.destroy();
+      cli.process.kill('SIGKILL');
+    }
+  });
+
   it('a second signal exits at once, cutting the download off', async () => {
     const cli = await startCli(['--origin', origin.url, '--workers', '1', '--disk-max', '0']);
     try {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkH2Target, keysForSchemes, normalizeHost, parseRequestTarget, parseVary, TARGET_PROBLEMS, variantKey, varyKey, type RequestTarget } from '../../policies/http/cache-key.js';
 import { pathOf } from '../../cache-store/purge-log.js';
-import { deltaSeconds, parseCacheControl } from '../../policies/http/cache-control.js';
+import { deltaSeconds, parseCacheControl, qualifiedDirectives } from '../../policies/http/cache-control.js';
 import { surrogateDirectives } from '../../policies/http/surrogate-control.js';
 
 describe('request target and Host', () => {
@@ -106,6 +106,16 @@ describe('Cache-Control', () => {
   it('ignores malformed delta-seconds', () => {
     expect(deltaSeconds(parseCacheControl('max-age=1a'), 'max-age')).toBeUndefined();
     expect(deltaSeconds(parseCacheControl('max-age=-1'), 'max-age')).toBeUndefined();
+  });
+
+  it('qualified no-cache and private (RFC 9111 §5.2.2.4, §5.2.2.7): the fields they list, and the rest', () => {
+    expect(qualifiedDirectives('no-cache="Set-Cookie, X-A", max-age=60')).toEqual({ fields: ['set-cookie', 'x-a'], rest: 'max-age=60' });
+    expect(qualifiedDirectives('max-age=60, private=X-User, no-cache="x-user"')).toEqual({ fields: ['x-user'], rest: 'max-age=60' });
+    // Unqualified forms stay; an unqualified occurrence beside a qualified one decides; an empty list is unqualified.
+    expect(qualifiedDirectives('no-cache, max-age=60')).toEqual({ fields: [], rest: 'no-cache, max-age=60' });
+    expect(qualifiedDirectives('private="a", private')).toEqual({ fields: [], rest: 'private="a", private' });
+    expect(qualifiedDirectives('no-cache="", max-age=60')).toEqual({ fields: [], rest: 'no-cache, max-age=60' });
+    expect(qualifiedDirectives('private="a", no-cache, max-age=60')).toEqual({ fields: ['a'], rest: 'no-cache, max-age=60' });
   });
 });
 

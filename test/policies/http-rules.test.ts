@@ -9,7 +9,7 @@ import { clientValidatorsMatch, notModifiedFields } from '../../policies/http/co
 import { connectionNominated, endToEndResponseHeaders, withVia } from '../../policies/http/intermediary.js';
 import { invalidatedKeys, invalidates } from '../../policies/http/invalidation.js';
 import { allowsContentLength, bodyFraming, hasNoContent } from '../../policies/http/message-body.js';
-import { ifRangeMatches, MAX_RANGES, parseContentRange, parseRange, parseRanges, partialKey, RangeSlicer, rangeFraming, rangesWithin, storablePart } from '../../policies/http/ranges.js';
+import { combinedPart, ifRangeFor, ifRangeMatches, MAX_RANGES, missingRange, parseContentRange, parseRange, parseRanges, partialKey, RangeSlicer, rangeFraming, rangesWithin, storablePart, strongValidator } from '../../policies/http/ranges.js';
 import { freshenedHeaders, headResponseMatches, isOriginError, withoutClientValidators } from '../../policies/http/revalidation.js';
 import { earlyHintLinks } from '../../policies/http/early-hints.js';
 import { shareableUnstored } from '../../policies/http/sharing.js';
@@ -106,6 +106,31 @@ describe('stored partial content (RFC 9111 §3.3)', () => {
     expect(rangesWithin([{ start: 3, end: 5 }], part)).toBe(false);
     expect(rangesWithin([{ start: 9, end: 10 }], part)).toBe(false);
     expect(partialKey('a.test/x')).toBe('a.test/x\n\0PARTIAL');
+  });
+
+  it('combining parts (RFC 9110 §15.3.7.3): the strong validator, the missing range, the union', () => {
+    expect(strongValidator({ etag: '"a"' })).toBe('etag "a"');
+    expect(strongValidator({ etag: 'W/"a"', 'last-modified': 'Mon, 01 Jan 2024 00:00:00 GMT', date: 'Tue, 02 Jan 2024 00:00:00 GMT' })).toBeUndefined();
+    expect(strongValidator({ 'last-modified': 'Mon, 01 Jan 2024 00:00:00 GMT', date: 'Tue, 02 Jan 2024 00:00:00 GMT' })).toBe('date Mon, 01 Jan 2024 00:00:00 GMT');
+    // Modified within the second of its Date: weak (§8.8.2.2).
+    expect(strongValidator({ 'last-modified': 'Mon, 01 Jan 2024 00:00:00 GMT', date: 'Mon, 01 Jan 2024 00:00:00 GMT' })).toBeUndefined();
+    expect(strongValidator({})).toBeUndefined();
+    expect(ifRangeFor({ etag: '"a"' })).toBe('"a"');
+    expect(ifRangeFor({ 'last-modified': 'Mon, 01 Jan 2024 00:00:00 GMT', date: 'Tue, 02 Jan 2024 00:00:00 GMT' })).toBe('Mon, 01 Jan 2024 00:00:00 GMT');
+    expect(missingRange({ start: 0, end: 4, length: 10 })).toBe('bytes=5-');
+    expect(missingRange({ start: 4, end: 9, length: 10 })).toBe('bytes=0-3');
+    expect(missingRange({ start: 2, end: 5, length: 10 })).toBeUndefined();
+    expect(missingRange({ start: 0, end: 9, length: 10 })).toBeUndefined();
+    expect(combinedPart({ start: 0, end: 4, length: 10 }, { start: 5, end: 7, length: 10 })).toEqual({ start: 0, end: 7, length: 10 });
+    expect(combinedPart({ start: 4, end: 9, length: 10 }, { start: 0, end: 5, length: 10 })).toEqual({ start: 0, end: 9, length: 10 });
+    expect(combinedPart({ start: 0, end: 4, length: 10 }, { start: 6, end: 9, length: 10 })).toBeUndefined();
+    expect(combinedPart({ start: 0, end: 4, length: 10 }, { start: 5, end: 9, length: 11 })).toBeUndefined();
+  });
+
+  it('a slicer cuts ranges out of bytes that start at an offset (a part being cut down)', () => {
+    const slicer = new RangeSlicer(rangeFraming([{ start: 6, end: 7 }], 10, 'text/plain'), 4);
+    expect(Buffer.concat([...slicer.push(Buffer.from('45')), ...slicer.push(Buffer.from('6789'))]).toString()).toBe('67');
+    expect(slicer.done).toBe(true);
   });
 });
 

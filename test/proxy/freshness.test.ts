@@ -177,6 +177,70 @@ describe('what is not stored, or not reused without validation', () => {
   });
 });
 
+describe('qualified no-cache and private (RFC 9111 §5.2.2.4, §5.2.2.7)', () => {
+  it('no-cache="f": stored and reused without revalidation, without the listed fields; the first client gets them', async () => {
+    const path = url({ 'cache-control': 'no-cache="X-A, x-c", max-age=60', 'x-a': '1', 'x-b': '2', 'x-c': '3', etag: '"q"' });
+    const first = await request(`${proxy.url}${path}`);
+    expect([first.headers['x-a'], first.headers['x-b'], first.headers['x-c']]).toEqual(['1', '2', '3']);
+    const second = await request(`${proxy.url}${path}`);
+    expect([second.headers['x-cache'], second.headers['x-a'], second.headers['x-b'], second.headers['x-c'], second.text]).toEqual(['HIT', undefined, '2', undefined, '#1']);
+    expect(origin.count(path)).toBe(1);
+  });
+
+  it('private="f": stored without the listed fields; Set-Cookie named by either is left out, so the response is stored', async () => {
+    for (const cc of ['private="x-user, set-cookie", max-age=60', 'max-age=60, no-cache="set-cookie"', 'private="Set-Cookie", max-age=60']) {
+      const path = url({ 'cache-control': cc, 'x-user': 'alice', 'set-cookie': 'session=alice', 'x-b': '2' });
+      const first = await request(`${proxy.url}${path}`);
+      expect(first.headers['cache-status']).toContain('; stored');
+      expect(first.headers['set-cookie']).toEqual(['session=alice']);
+      const second = await request(`${proxy.url}${path}`);
+      expect([second.headers['x-cache'], second.headers['x-b'], second.headers['set-cookie']]).toEqual(['HIT', '2', undefined]);
+      if (cc.includes('x-user')) expect(second.headers['x-user']).toBeUndefined();
+      expect(origin.count(path)).toBe(1);
+    }
+  });
+
+  it('a cookie not named by the qualified directive still keeps the response out of the cache', async () => {
+    const path = url({ 'cache-control': 'private="x-user", max-age=60', 'set-cookie': 'session=alice' });
+    expect((await request(`${proxy.url}${path}`)).headers['cache-status']).toContain('detail=set-cookie');
+  });
+
+  it('unqualified forms, an empty list, or an unqualified one beside a qualified one: as before', async () => {
+    const privatePath = url({ 'cache-control': 'private, private="x-a", max-age=60', 'x-a': '1' });
+    expect((await request(`${proxy.url}${privatePath}`)).headers['cache-status']).toContain('detail=private');
+    for (const cc of ['no-cache="", max-age=60', 'no-cache, no-cache="x-a", max-age=60']) {
+      const path = url({ 'cache-control': cc, etag: '"e"' });
+      await xcache(path);
+      expect(await xcache(path)).not.toBe('HIT');
+      expect(origin.count(path)).toBe(2);
+    }
+  });
+
+  it('collapsed requests are not handed the listed fields: only the client the fetch was made for', async () => {
+    const slow = await startOrigin((_req, res) => {
+      setTimeout(() => {
+        res.writeHead(200, { 'cache-control': 'private="x-user", max-age=60', 'x-user': 'alice', 'x-b': '2' });
+        res.end('body');
+      }, 150);
+    });
+    const slowProxy = await startProxy(slow.url);
+    try {
+      const owner = request(`${slowProxy.url}/c`);
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      const waiters = await Promise.all([request(`${slowProxy.url}/c`), request(`${slowProxy.url}/c`)]);
+      expect((await owner).headers['x-user']).toBe('alice');
+      expect(waiters.map((r) => [r.text, r.headers['x-user'], r.headers['x-b']])).toEqual([
+        ['body', undefined, '2'],
+        ['body', undefined, '2'],
+      ]);
+      expect(slow.count('/c')).toBe(1);
+    } finally {
+      await slowProxy.close();
+      await slow.close();
+    }
+  });
+});
+
 describe('request directives (RFC 9111 §5.2.1)', () => {
   it('no-cache and Pragma: no-cache force a trip to the origin', async () => {
     const path = url({ 'cache-control': 'max-age=60' });

@@ -30,6 +30,13 @@ beforeAll(async () => {
       return;
     }
     const headers: Record<string, string> = { 'content-type': 'text/plain', 'cache-control': 'max-age=600', etag };
+    if (url.pathname === '/partial') {
+      // Part of the representation unasked (bytes 0-4), then what a Range asks for.
+      const [start, end] = req.headers.range === 'bytes=5-' ? [5, 9] : [0, 4];
+      res.writeHead(206, { ...headers, 'content-range': `bytes ${start}-${end}/10` });
+      res.end('0123456789'.slice(start, end + 1));
+      return;
+    }
     const tag = url.searchParams.get('tag');
     if (tag) headers['surrogate-key'] = tag;
     if (url.pathname.startsWith('/vary')) headers.vary = 'accept-language';
@@ -86,6 +93,18 @@ describe('two nodes sharing a Redis', () => {
     expect(local(b, '/shared')?.meta.key).toBe(`${HOST}/shared`);
     expect((await get(b, '/shared')).headers['x-cache']).toBe('HIT');
     expect((await redisStats(b)).reads).toBe(1);
+  });
+
+  it('partial content A stored is completed by B from Redis: B asks the origin only for the rest', async () => {
+    expect((await get(a, '/partial')).status).toBe(206);
+    await a.edgecache.pipeline.idle();
+    await a.edgecache.store.flush();
+    const whole = await get(b, '/partial');
+    expect([whole.status, whole.text]).toEqual([200, '0123456789']);
+    expect(origin.requests.filter((r) => r.url === '/partial').map((r) => r.headers.range)).toEqual([undefined, 'bytes=5-']);
+    await b.edgecache.pipeline.idle();
+    expect((await get(b, '/partial')).headers['x-cache']).toBe('HIT');
+    expect(origin.count('/partial')).toBe(2);
   });
 
   it('a URL purge through A reaches B; so does an invalidation after an unsafe request', async () => {

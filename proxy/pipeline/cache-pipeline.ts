@@ -27,10 +27,9 @@ import { writeError, writeOriginFailure } from '../http/error-answer.js';
 import { relayResponse } from '../http/relay.js';
 import { writeNotModified, writeRanges, writeRangeNotSatisfiable, writeStored, writeTransformed } from './stored-response.js';
 import type { Transform } from 'node:stream';
-import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import { acceptsEvery, encodingPreference, type Coding } from '../../policies/http/content-coding.js';
 import { encodedAs, foreignCoding, formBody, onTheFlyFields, servedForm, storedFields } from '../http/hit-head.js';
-import { compressStream, type Compressor } from './compressor.js';
+import { compressStream, decodeStream, type Compressor } from './compressor.js';
 import { SliceFill } from './slice-fill.js';
 import type { Dispatcher } from 'undici';
 import type { Coordinator } from '../cluster/coordinator.js';
@@ -80,11 +79,6 @@ export const DETACHED_FETCHES_PER_KEY = 8;
 /** The size a compression made on the fly is tuned for (its quality: see compressor.ts brotliQuality). */
 const ON_THE_FLY_LENGTH_HINT = 4 * 1024 * 1024;
 
-/** A stream that undoes a content coding. */
-function decoder(coding: 'br' | 'gzip' | 'deflate'): Transform {
-  if (coding === 'br') return createBrotliDecompress();
-  return coding === 'gzip' ? createGunzip() : createInflate();
-}
 
 export class CachePipeline {
   /** Fills in flight by cache key: misses and revalidations that later requests can join. */
@@ -248,7 +242,7 @@ export class CachePipeline {
     let transform: Transform | undefined;
     let fields: ReturnType<typeof onTheFlyFields> | undefined;
     if (encoded !== undefined && pref.identity) {
-      transform = decoder(encoded);
+      transform = decodeStream(encoded);
       fields = onTheFlyFields(entry, 'identity', false);
     } else if (encoded === undefined && this.options.compressor?.candidate(entry.meta.status, entry.meta.headers, undefined)) {
       const coding = pref.order.find((f): f is Coding => f !== 'identity');

@@ -1,6 +1,8 @@
 /**
  * Delivers an origin fill to one client: relays the streamed response (or serves the entry a revalidation
- * produced), answers the client's own conditional request with 304 when the new response matches it, cuts the
+ * produced), undoes the origin's content coding for a client that does not accept it (an origin that compresses
+ * whatever Accept-Encoding says), answers the client's own conditional request with 304 when the new response
+ * matches it, cuts the
  * client's byte ranges out of the response as it arrives (a 206 or 416 on a miss, RFC 9110 §14), and
  * aborts the client's response, rather than ending it cleanly, when the origin body breaks off.
  *
@@ -13,7 +15,10 @@
  * would not be known until its end.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { CacheEntry } from '../../cache-store/entry.js';
+import type { Transform } from 'node:stream';
+import type { CacheEntry, StoredHeaders } from '../../cache-store/entry.js';
+import { accepts, decodable, encodingPreference, formEtag, storedCoding, varyingOnEncoding } from '../../policies/http/content-coding.js';
+import { decodeStream } from './compressor.js';
 import type { CacheStatusFields, ForwardReason } from '../../policies/http/cache-status.js';
 import { withVia } from '../../policies/http/intermediary.js';
 import { SURROGATE_ONLY_FIELDS } from '../../policies/http/surrogate-control.js';
@@ -83,7 +88,29 @@ function missHeaders(outcome: StreamedHead, forward: ForwardReason, collapsed: b
   return headers;
 }
 
+/**
+ * A response's fields as decoded for a client that does not accept its content coding: no Content-Encoding, no
+ * Content-Length (the decoded length is not known in advance), the identity form's entity tag (as a hit decoded
+ * from the same stored entry gets, hit-head.ts onTheFlyFields) and Vary naming Accept-Encoding.
+ */
+function decodedFields(headers: StoredHeaders): StoredHeaders {
+  const out: StoredHeaders = {};
+  for (const name in headers) if (name !== 'content-encoding' && name !== 'content-length') out[name] = headers[name] as WireValue;
+  const etag = formEtag(headers.etag, 'identity');
+  if (etag !== undefined) out.etag = etag;
+  return varyingOnEncoding(out);
+}
+
+/** The streamed response as a client that does not accept its coding gets it (see ClientWriter.decode). */
+function decodedHead(outcome: StreamedHead): StreamedHead {
+  const decoded: StreamedHead = { ...outcome, headers: decodedFields(outcome.headers), contentLength: undefined, wire: undefined };
+  if (outcome.sharedHeaders !== undefined) decoded.sharedHeaders = decodedFields(outcome.sharedHeaders);
+  return decoded;
+}
+
 export class ClientWriter implements FillConsumer {
+  /** The origin's content coding being undone for this client (see decode()). */
+  private decoding: Transform | undefined;
   private bodyless = false;
   private finished = false;
   /** The relayed response, until its headers are written (with the first body byte, or at its end). */
@@ -148,6 +175,11 @@ export class ClientWriter implements FillConsumer {
       this.serveEntry(outcome);
       return;
     }
+    const coding = storedCoding(outcome.headers['content-encoding']);
+    if (coding !== 'identity' && decodable(coding) && outcome.status !== 206 && !accepts(encodingPreference(req.headers['accept-encoding']), coding)) {
+      this.decode(outcome, coding);
+      return;
+    }
     // (Validators answer a GET or HEAD with 304; a cached POST is answered in full.)
     if (outcome.status === 200 && req.method !== 'POST' && clientValidatorsMatch(req.headers, outcome.headers)) {
       ctx.outcomes.record('MISS', res);
@@ -202,6 +234,41 @@ export class ClientWriter implements FillConsumer {
     this.pending = outcome;
   }
 
+  /**
+   * The origin sent a coding this client does not accept (it compressed whatever Accept-Encoding said, as
+   * pre-compressed objects in a bucket are): the body is decoded on its way out, as a hit from the stored entry
+   * would be, never relayed in a coding the client refused and never fetched again. Validators and ranges are
+   * not evaluated against the decoded bytes: the whole decoded representation goes out (RFC 9110 §14.2 allows it).
+   */
+  private decode(outcome: StreamedHead, coding: 'br' | 'gzip' | 'deflate'): void {
+    const { req, res } = this;
+    this.pending = decodedHead(outcome);
+    if (req.method === 'HEAD' || hasNoContent(outcome.status)) {
+      this.writeHead();
+      res.end();
+      this.bodyless = true;
+      this.finished = true;
+      return;
+    }
+    const stream = decodeStream(coding);
+    this.decoding = stream;
+    // Its bytes go out with backpressure (pipe); once it has room again, the fill (or the read-back) goes on.
+    stream.on('drain', () => {
+      this.fill.resume();
+      if (this.lagging) this.pull();
+    });
+    stream.on('error', () => {
+      // A body that does not decode: the response cannot be completed.
+      this.finished = true;
+      res.destroy();
+    });
+    stream.on('end', () => {
+      this.finished = true;
+    });
+    this.writeHead();
+    stream.pipe(res);
+  }
+
   private writeHead(): void {
     const outcome = this.pending;
     if (outcome === undefined) return;
@@ -251,6 +318,7 @@ export class ClientWriter implements FillConsumer {
 
   private deliver(chunk: Buffer): boolean {
     if (this.bodyless) return true;
+    if (this.decoding !== undefined) return this.decoding.write(chunk);
     if (this.slicer !== undefined) return this.rangeData(this.slicer, chunk);
     if (this.rangeHeld !== undefined) {
       const held = this.rangeHeld;
@@ -297,6 +365,11 @@ export class ClientWriter implements FillConsumer {
     if (this.bodyless) return;
     if (this.lagging) {
       this.endPending = true;
+      return;
+    }
+    if (this.decoding !== undefined) {
+      // The decoder ends the response once its last bytes are out (pipe).
+      this.decoding.end();
       return;
     }
     if (this.rangeHeld !== undefined) return this.endHeldRange(this.rangeHeld);
@@ -360,6 +433,13 @@ export class ClientWriter implements FillConsumer {
     this.pending = undefined;
     clearImmediate(this.holdTimer);
     this.held = [];
+    if (this.decoding !== undefined) {
+      // The decoded response is under way: it cannot be completed.
+      this.decoding.unpipe(this.res);
+      this.decoding.destroy();
+      this.res.destroy();
+      return;
+    }
     if (!this.res.headersSent) {
       // Nothing of the response has gone out: answer as for an origin that failed before its headers.
       if (fallback) {

@@ -11,7 +11,7 @@
  * the level). At most COMPRESS_CONCURRENCY bodies are compressed at a time and QUEUE_LIMIT wait; beyond that a
  * response simply stays identity-only (counted as compressSkipped).
  */
-import { constants, createBrotliCompress, createGzip, type BrotliOptions, type ZlibOptions } from 'node:zlib';
+import { constants, createBrotliCompress, createBrotliDecompress, createGunzip, createGzip, createInflate, type BrotliOptions, type ZlibOptions } from 'node:zlib';
 import type { Transform } from 'node:stream';
 import { bodyChunks, bodyFromChunks, type Body } from '../../cache-store/body.js';
 import type { CacheStore } from '../../cache-store/cache-store.js';
@@ -178,6 +178,12 @@ export function compressStream(coding: Coding, length: number, text = true): Tra
     },
   };
   return createBrotliCompress(options);
+}
+
+/** A stream that undoes a content coding (for a client that does not accept the one a body is in). */
+export function decodeStream(coding: 'br' | 'gzip' | 'deflate'): Transform {
+  if (coding === 'br') return createBrotliDecompress();
+  return coding === 'gzip' ? createGunzip() : createInflate();
 }
 
 /** A body compressed to `coding` (asynchronously, on libuv's pool), as a stored Body. */

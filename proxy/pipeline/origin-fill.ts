@@ -31,7 +31,7 @@ import { softened } from '../../cache-store/purge.js';
 import { shareableUnstored, type NotStoredReason } from '../../policies/http/sharing.js';
 import { endToEndResponseHeaders } from '../../policies/http/intermediary.js';
 import type { OriginClient } from '../origin/origin-client.js';
-import { accepts, acceptsEvery, decodable, encodingPreference, storedCoding, variesOnEncoding, varyingOnEncoding } from '../../policies/http/content-coding.js';
+import { acceptsEvery, decodable, storedCoding, variesOnEncoding, varyingOnEncoding } from '../../policies/http/content-coding.js';
 import type { Compressor } from './compressor.js';
 import { postTag } from '../../policies/http/post-key.js';
 import { combinedPart, ifRangeFor, missingRange, parseRanges, partialKey, rangesWithin, storablePart, strongValidator, type StoredPart } from '../../policies/http/ranges.js';
@@ -354,16 +354,16 @@ export class OriginFill {
   }
 
   /**
-   * Whether a waiter accepts the streamed response's content coding. With --compress on, Accept-Encoding selects
-   * no variant (keyFields), so a waiter that does not accept what the origin sent is detached: it is served from
-   * the stored entry (decoded, or in a form it accepts) or fetches on its own, never handed a coding it refused.
+   * Whether a waiter may be handed the streamed response as far as its content coding goes. A coding edgecache can
+   * undo always: a waiter that does not accept it gets it decoded (client-writer.ts). With --compress on,
+   * Accept-Encoding selects no variant (keyFields), so a waiter that does not accept a coding edgecache cannot
+   * undo is detached: it fetches on its own, never handed a coding it refused.
    */
   private codingAccepted(headers: IncomingHttpHeaders): boolean {
     const outcome = this.outcome;
     if (outcome?.kind !== 'stream' || !this.deps.compressor?.enabled) return true;
     const coding = storedCoding(outcome.headers['content-encoding']);
-    if (coding === 'identity') return true;
-    if (decodable(coding)) return accepts(encodingPreference(headers['accept-encoding']), coding);
+    if (coding === 'identity' || decodable(coding)) return true;
     // A coding edgecache cannot undo (zstd, several codings), chosen by Accept-Encoding: only for a waiter that
     // accepts every one of them. (Without Vary: Accept-Encoding the origin says it is for any client.)
     return !variesOnEncoding(outcome.headers.vary) || acceptsEvery(headers['accept-encoding'], outcome.headers['content-encoding']);

@@ -61,6 +61,14 @@ beforeAll(async () => {
       res.end(gzip ? gzipSync(GZ_BODY) : GZ_BODY);
       return;
     }
+    if (url.startsWith('/always-gzipped.js')) {
+      // An origin that compresses whatever it is asked (a bucket of pre-compressed objects), slowly enough for
+      // waiters to join the fill.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      res.writeHead(200, { 'content-type': 'application/javascript', 'content-encoding': 'gzip', 'cache-control': 'public, max-age=600', etag: '"a1"' });
+      res.end(gzipSync(GZ_BODY));
+      return;
+    }
     if (url === '/pre-gzipped.js') {
       // An origin that compresses itself (whatever it is asked: the test checks what it was asked too).
       res.writeHead(200, { 'content-type': 'application/javascript', 'content-encoding': 'gzip', vary: 'Accept-Encoding', 'cache-control': 'public, max-age=600', etag: '"g1"' });
@@ -202,6 +210,41 @@ describe('compression stored once', () => {
     expect(plain.body.equals(GZ_BODY)).toBe(true);
     expect((await get('/pre-gzipped.js', { 'if-none-match': '"g1-identity"' })).status).toBe(304);
     expect(origin.count('/pre-gzipped.js')).toBe(1);
+  });
+
+  it('decodes on the miss for the client whose request fetched a coding it refused, and for waiters, in one fetch', async () => {
+    const p = '/always-gzipped.js?miss';
+    const owner = get(p, { 'accept-encoding': 'identity' });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const [identity, none, gzip] = await Promise.all([get(p, { 'accept-encoding': 'identity' }), get(p), get(p, { 'accept-encoding': 'gzip' })]);
+    const first = await owner;
+    expect(first.headers['x-cache']).toBe('MISS');
+    for (const res of [first, identity, none]) {
+      expect(res.status).toBe(200);
+      expect(res.headers['content-encoding']).toBeUndefined();
+      expect(res.headers['content-length']).toBeUndefined();
+      expect(res.headers.etag).toBe('"a1-identity"');
+      expect(res.headers.vary).toMatch(/accept-encoding/i);
+      expect(res.body.equals(GZ_BODY)).toBe(true);
+    }
+    expect(gzip.headers['content-encoding']).toBe('gzip');
+    expect(gunzipSync(gzip.body).equals(GZ_BODY)).toBe(true);
+    expect(origin.count(p)).toBe(1);
+    // Stored as sent: a HEAD says what a GET would send, a later identity GET is a decoded hit.
+    const head = await request(`${proxy.url}${p}`, { method: 'HEAD', headers: { 'accept-encoding': 'identity' } });
+    expect(head.headers['content-encoding']).toBeUndefined();
+    const hit = await get(p, { 'accept-encoding': 'identity' });
+    expect(hit.headers['x-cache']).toBe('HIT');
+    expect(hit.body.equals(GZ_BODY)).toBe(true);
+    expect(origin.count(p)).toBe(1);
+  });
+
+  it('decodes a HEAD on the miss the same way', async () => {
+    const head = await request(`${proxy.url}/always-gzipped.js?head`, { method: 'HEAD', headers: { 'accept-encoding': 'identity' } });
+    expect(head.status).toBe(200);
+    expect(head.headers['content-encoding']).toBeUndefined();
+    expect(head.headers['content-length']).toBeUndefined();
+    expect(head.headers.etag).toBe('"a1-identity"');
   });
 
   it('never hands a collapsed waiter a coding it did not accept', async () => {

@@ -13,7 +13,6 @@ import { MemoryTier } from './memory/memory-tier.js';
 import { RedisTier } from './redis/redis-tier.js';
 import type { CacheTier } from './tier.js';
 import type { EdgecacheConfig } from '../config/settings.js';
-import type { Freshness } from '../policies/http/freshness.js';
 
 /**
  * The disk tier could not be opened in --data-dir (a file where the directory should be, no permission...):
@@ -29,7 +28,6 @@ export class DataDirError extends Error {
 
 export interface StoreDependencies {
   config: EdgecacheConfig;
-  freshness: Freshness;
   log: Logger;
   now: () => number;
   /** Whether this process runs the disk tier's periodic expiry sweep (one process per data directory). */
@@ -39,7 +37,7 @@ export interface StoreDependencies {
 /** The smallest memory-tier object limit: bodies up to it are always eligible for memory. */
 const MEMORY_OBJECT_FLOOR = 1024 * 1024;
 
-export function buildStore({ config, freshness, log, now, sweeper }: StoreDependencies): CacheStore {
+export function buildStore({ config, log, now, sweeper }: StoreDependencies): CacheStore {
   let disk: LmdbTier | undefined;
   const spill = (key: string, record: CacheRecord): void => {
     // The disk tier stores one body: compressed forms go packed after it (forms.ts).
@@ -56,7 +54,6 @@ export function buildStore({ config, freshness, log, now, sweeper }: StoreDepend
       disk = new LmdbTier({
         path: path.resolve(config.dataDir, 'lmdb'),
         maxBytes: config.diskMax,
-        restorePolicy: (object) => freshness.restorePolicy(object),
         now,
         log: log.child({ component: 'disk' }),
         sweeper,
@@ -72,7 +69,6 @@ export function buildStore({ config, freshness, log, now, sweeper }: StoreDepend
         url: config.redis,
         cluster: config.redisCluster,
         prefix: config.redisPrefix,
-        restorePolicy: (object) => freshness.restorePolicy(object),
         now,
         log: log.child({ component: 'redis' }),
         maxBodyBytes: config.redisMaxObjectSize,

@@ -197,7 +197,7 @@ export class CacheStore {
         if (leasing && Buffer.isBuffer(record.body) && tier.isLeased(record.body)) {
           const own = exactCopy(record.body);
           tier.release(record.body);
-          record = { kind: 'entry', meta: record.meta, body: own, policy: record.policy };
+          record = { kind: 'entry', meta: record.meta, body: own };
         }
         record = unpacked(record);
         if (record === undefined) return undefined;
@@ -571,7 +571,7 @@ function ownBytes(record: CacheRecord): CacheRecord {
   const ownForms: EncodedForms = {};
   if (forms.br !== undefined) ownForms.br = ownBody(forms.br);
   if (forms.gzip !== undefined) ownForms.gzip = ownBody(forms.gzip);
-  return { kind: 'entry', meta: record.meta, body: owned, policy: record.policy, forms: ownForms };
+  return { kind: 'entry', meta: record.meta, body: owned, forms: ownForms };
 }
 
 function ownBody(body: Body): Body {

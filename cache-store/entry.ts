@@ -2,7 +2,6 @@
  * What the cache holds. A CacheEntry is one stored response (one Vary variant); a VaryRecord sits under the
  * primary key of a URL whose responses vary and lists the request fields that select a variant.
  */
-import type CachePolicy from 'http-cache-semantics';
 import type { Lifetimes } from '../policies/http/freshness.js';
 import type { Body } from './body.js';
 
@@ -48,7 +47,6 @@ export interface CacheEntry {
   kind: 'entry';
   meta: EntryMeta;
   body: Body;
-  policy: CachePolicy;
   /**
    * The body in each content coding edgecache compressed it to, beside the identity form `body` (see forms.ts).
    * Present whenever `meta.encodings` is; a lower tier keeps them packed after the body instead.

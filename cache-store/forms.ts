@@ -29,7 +29,7 @@ export function formsLayout(body: Body, forms: EncodedForms): FormsLayout {
 export function packed(record: CacheRecord): CacheRecord {
   if (record.kind !== 'entry' || record.forms === undefined) return record;
   const layout = record.meta.encodings;
-  if (layout == null || packedLength(layout) === layout.identity) return { kind: 'entry', meta: record.meta, body: record.body, policy: record.policy };
+  if (layout == null || packedLength(layout) === layout.identity) return { kind: 'entry', meta: record.meta, body: record.body };
   const parts: Buffer[] = [...bodyChunks(record.body)];
   for (const coding of FORM_ORDER) {
     const form = record.forms[coding];
@@ -38,7 +38,7 @@ export function packed(record: CacheRecord): CacheRecord {
   const length = packedLength(layout);
   const body: Body = length > CONTIGUOUS_LIMIT ? new ArrayBody(parts) : Buffer.concat(parts, length);
   if (body.length !== length) throw new Error(`packed forms are ${body.length} bytes, expected ${length}`);
-  return { kind: 'entry', meta: record.meta, body, policy: record.policy };
+  return { kind: 'entry', meta: record.meta, body };
 }
 
 /**
@@ -51,7 +51,7 @@ export function unpacked(record: CacheRecord): CacheRecord | undefined {
   const layout = record.meta.encodings;
   if (layout == null) return record;
   const { body } = record;
-  if (body.length === layout.identity) return { kind: 'entry', meta: record.meta, body, policy: record.policy, forms: {} };
+  if (body.length === layout.identity) return { kind: 'entry', meta: record.meta, body, forms: {} };
   if (body.length !== packedLength(layout)) return undefined;
   const forms: EncodedForms = {};
   let at = layout.identity;
@@ -61,7 +61,7 @@ export function unpacked(record: CacheRecord): CacheRecord | undefined {
     forms[coding] = slice(body, at, at + length);
     at += length;
   }
-  return { kind: 'entry', meta: record.meta, body: slice(body, 0, layout.identity), policy: record.policy, forms };
+  return { kind: 'entry', meta: record.meta, body: slice(body, 0, layout.identity), forms };
 }
 
 function slice(body: Body, start: number, end: number): Body {
@@ -108,5 +108,5 @@ export function withForms(entry: CacheEntry, forms: EncodedForms, encodings: For
     deletableAt: m.deletableAt,
     encodings,
   };
-  return { kind: 'entry', meta, body: entry.body, policy: entry.policy, forms };
+  return { kind: 'entry', meta, body: entry.body, forms };
 }

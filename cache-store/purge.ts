@@ -178,5 +178,5 @@ export function writeMeta(tier: CacheTier, key: string, entry: CacheEntry, store
 export function softened(entry: CacheEntry, now: number): CacheEntry {
   const lifetime = Math.max(0, Math.min(entry.meta.lifetime, now - entry.meta.ageBase));
   const lifetimes = { ...entry.meta, lifetime, freshUntil: entry.meta.ageBase + lifetime };
-  return { kind: 'entry', meta: { ...lifetimes, deletableAt: Math.max(deletableAt(lifetimes), now + 1) }, body: entry.body, policy: entry.policy };
+  return { kind: 'entry', meta: { ...lifetimes, deletableAt: Math.max(deletableAt(lifetimes), now + 1) }, body: entry.body };
 }

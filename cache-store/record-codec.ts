@@ -11,14 +11,13 @@
  * of the wrong type, a length that does not add up) is reported as corrupt, never guessed at.
  */
 import { crc32 } from 'node:zlib';
-import type CachePolicy from 'http-cache-semantics';
 import type { CacheEntry, EntryMeta, VaryRecord } from './entry.js';
 
 /**
  * On-disk format version, kept in `info` and in every meta envelope. Bump it whenever the layout or the
  * encoding changes: a tier that finds another version clears itself instead of misreading.
  */
-export const FORMAT_VERSION = 3;
+export const FORMAT_VERSION = 4;
 
 /** Largest body stored inside its meta value (at most one chunk): bigger ones go to `bodies` in chunks. */
 export const INLINE_LIMIT = 64 * 1024;
@@ -57,7 +56,7 @@ export interface BodyLayout {
 }
 
 export type DecodedRecord =
-  | { kind: 'entry'; key: string; size: number; meta: EntryMeta; policy: CachePolicy.CachePolicyObject; body: BodyLayout }
+  | { kind: 'entry'; key: string; size: number; meta: EntryMeta; body: BodyLayout }
   | { kind: 'vary'; key: string; size: number; record: VaryRecord };
 
 /** A record encoded except for its body id, which is only known inside the write transaction. */
@@ -85,7 +84,6 @@ export function prepareRecord(key: string, record: CacheEntry | VaryRecord, size
     k: key,
     s: size,
     m: storedMeta,
-    p: record.policy.toObject(),
     n: length,
     c: chunkCount,
     z: chunkSize,
@@ -159,17 +157,16 @@ export function decodeRecord(buf: Buffer): DecodedRecord {
     return { kind: 'vary', key, size, record: { kind: 'vary', primaryKey: r.primaryKey, fields: r.fields, variants: r.variants } };
   }
   if (buf[3] !== KIND_ENTRY) throw new CorruptRecordError(`unknown record kind ${buf[3]}`);
-  const { m, p, n, c, z, i } = payload;
+  const { m, n, c, z, i } = payload;
   if (!isCount(n) || !isCount(c) || !isCount(z) || z === 0 || typeof i !== 'boolean' || !isCount(bodyId)) {
     throw new CorruptRecordError('bad body layout');
   }
   if (i ? c !== 0 || n > inlineLimitFor(z) || jsonEnd + n !== buf.length : c !== chunkCountFor(n, z) || jsonEnd !== buf.length) {
     throw new CorruptRecordError('bad body layout');
   }
-  if (!isObject(p)) throw new CorruptRecordError('bad policy');
   const meta = checkMeta(m);
   const body: BodyLayout = { bodyId, length: n, chunkCount: c, chunkSize: z, inlineAt: i ? jsonEnd : -1 };
-  return { kind: 'entry', key, size, meta, policy: p as unknown as CachePolicy.CachePolicyObject, body };
+  return { kind: 'entry', key, size, meta, body };
 }
 
 function checkMeta(m: unknown): EntryMeta {

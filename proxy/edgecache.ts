@@ -118,7 +118,7 @@ export async function createEdgecache(config: EdgecacheConfig, overrides: Edgeca
     targetedFields: targetedFieldList(config.targetedCacheControl),
     now,
   });
-  const store = await openStore(config, { freshness, log, now, sweeper: overrides.sweeper ?? true });
+  const store = await openStore(config, { log, now, sweeper: overrides.sweeper ?? true });
   const metrics = new ProxyMetrics(stats, store);
   const accessLog = config.accessLog === 'on' ? new AccessLog(config.logRedactQuery) : undefined;
   const origin = connectOrigin(config, (seconds) => metrics.originDuration.observe(0, seconds));

@@ -6,7 +6,6 @@
  * Nothing here throws to the caller: failed writes, unreadable records and a broken environment are counted,
  * logged and turned into misses.
  */
-import type CachePolicy from 'http-cache-semantics';
 import { LRUCache } from 'lru-cache';
 import type { Body } from '../body.js';
 import { recordSize, type CacheEntry, type CacheRecord, type EntryMeta, type VaryRecord } from '../entry.js';
@@ -66,7 +65,6 @@ interface Decoded {
   /** The record (vary), or the parts of the entry a hit returns. */
   vary: VaryRecord | undefined;
   meta: EntryMeta | undefined;
-  policy: CachePolicy | undefined;
   body: BodyLayout | undefined;
   /** deletableAt of an entry (Infinity for a vary record). */
   deletableAt: number;
@@ -97,7 +95,6 @@ export class LmdbTier implements SyncCacheTier {
   private readonly chunkSize: number;
   private readonly now: () => number;
   private readonly log: TierLogger;
-  private readonly restorePolicy: LmdbTierOptions['restorePolicy'];
   private readonly maxPendingBytes: number;
   /** Storage keys found corrupt whose removal is queued (counted once). */
   private readonly corrupt = new Set<string>();
@@ -136,7 +133,6 @@ export class LmdbTier implements SyncCacheTier {
     this.chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
     this.now = options.now;
     this.log = options.log;
-    this.restorePolicy = options.restorePolicy;
     this.maxPendingBytes = options.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES;
     if (!(this.chunkSize >= 1024 && this.chunkSize <= 64 * MiB)) throw new RangeError('chunkSize must be between 1 KiB and 64 MiB');
     this.writeFaults = new BurstLog(
@@ -270,7 +266,7 @@ export class LmdbTier implements SyncCacheTier {
         }
         const body =
           cached.inlineAt >= 0 ? this.copyOut(raw, cached.inlineAt, cached.bodyLength, lease) : this.openBody(storage, cached.body as BodyLayout, lease);
-        record = { kind: 'entry', meta: cached.meta as EntryMeta, body, policy: cached.policy as CachePolicy };
+        record = { kind: 'entry', meta: cached.meta as EntryMeta, body };
       }
     } catch (err) {
       this.markCorrupt(storage, key, err);
@@ -786,7 +782,7 @@ export class LmdbTier implements SyncCacheTier {
   /**
    * Decodes a meta value, or returns the decoding of the same bytes from a previous read: the header's checksum
    * and body id identify the version (every write takes a new body id), so a record rewritten by any process is
-   * decoded afresh. Keeps hot disk hits from re-parsing JSON and rebuilding their policy and wire headers.
+   * decoded afresh. Keeps hot disk hits from re-parsing JSON and rebuilding their wire headers.
    */
   private decode(storage: string, raw: Buffer): Decoded {
     const stamped = raw.length >= 16;
@@ -798,7 +794,7 @@ export class LmdbTier implements SyncCacheTier {
     const entry = decoded.kind === 'entry';
     const layout = entry ? decoded.body : undefined;
     // Only what a hit needs is kept, in one object of a fixed shape: 4,096 of these stay in memory. (Not the decoded
-    // record spread with its restored policy, `{ ...decoded, restored }`: V8's optimized code gives each such object
+    // record spread with more fields, `{ ...decoded, more }`: V8's optimized code gives each such object
     // a hidden class of its own.)
     const fresh: Decoded = {
       checksum,
@@ -808,7 +804,6 @@ export class LmdbTier implements SyncCacheTier {
       keyIsStorage: decoded.key === storage,
       vary: entry ? undefined : decoded.record,
       meta: entry ? decoded.meta : undefined,
-      policy: entry ? this.restorePolicy(decoded.policy) : undefined,
       body: layout,
       deletableAt: entry ? decoded.meta.deletableAt : Infinity,
       inlineAt: layout?.inlineAt ?? -1,

@@ -1,5 +1,4 @@
 /** Options and statistics of the LMDB disk tier, and their defaults. */
-import type CachePolicy from 'http-cache-semantics';
 import type { TierLogger } from '../log-throttle.js';
 import type { TierStats } from '../tier.js';
 
@@ -11,8 +10,6 @@ export interface LmdbTierOptions {
    * it, and so do the pages LMDB uses for them, less a reserve for pages freed but not yet reusable.
    */
   maxBytes: number;
-  /** Rebuilds a CachePolicy from `policy.toObject()` (Freshness.restorePolicy). */
-  restorePolicy: (object: CachePolicy.CachePolicyObject) => CachePolicy;
   /** Clock for expiry and access times (epoch ms). */
   now: () => number;
   log: TierLogger;

@@ -10,13 +10,13 @@ import type { SyncCacheTier, TierStats } from '../tier.js';
 
 /**
  * What a record costs in process memory beyond what recordSize() charges (its body, header text, key and a
- * fixed 256 bytes): the JavaScript objects that hold it (metadata, headers object, the cache policy with its own
- * view of the headers and parsed Cache-Control, the string objects of every header value, the body's Buffer and
- * ArrayBuffer, the Map and eviction-policy nodes). Measured at about 1.3 KB for a typical small response (see
- * test/proxy/memory-bounds.test.ts); charged so that --memory-max bounds the memory the tier really holds,
- * also when it holds many small entries.
+ * fixed 256 bytes): the JavaScript objects that hold it (metadata, headers object, the string objects of every
+ * header value, the body's Buffer and ArrayBuffer, the Map and eviction-policy nodes). No cache-policy object is
+ * kept per entry (Freshness.storedPolicy makes one for a revalidation). Measured at about 900 bytes beyond body
+ * and header text for a small response (`npm run bench:entry-memory`, test/proxy/memory-bounds.test.ts); charged
+ * so that --memory-max bounds the memory the tier really holds, also when it holds many small entries.
  */
-const MEMORY_ENTRY_OVERHEAD = 1024;
+const MEMORY_ENTRY_OVERHEAD = 640;
 
 /** The bytes a record is charged in the memory tier's budget. */
 export function memoryRecordSize(record: CacheRecord): number {

@@ -1,7 +1,7 @@
 /**
  * The Redis tier's format: which Redis keys a cache entry occupies and how a record is encoded in them. It
- * reuses the disk tier's meta envelope (record-codec.ts: magic, version, kind, CRC-32, JSON with the EntryMeta
- * and `policy.toObject()`, a small body inline) behind a 4-byte Redis header of its own, so a change of either
+ * reuses the disk tier's meta envelope (record-codec.ts: magic, version, kind, CRC-32, JSON with the EntryMeta,
+ * a small body inline) behind a 4-byte Redis header of its own, so a change of either
  * format is a version mismatch, never a misreading.
  *
  * Keys, all under the configured prefix:
@@ -26,7 +26,7 @@ import type { CacheEntry, VaryRecord } from '../entry.js';
  * Version of the Redis layout. Bump it when the keys, the headers, or the disk envelope it embeds change
  * (record-codec's FORMAT_VERSION): a node that finds another version treats the value as corrupt and deletes it.
  */
-export const REDIS_FORMAT_VERSION = 2;
+export const REDIS_FORMAT_VERSION = 3;
 
 /** Largest value Redis accepts (proto-max-bulk-len's default): no body can need more than one body key. */
 const REDIS_MAX_VALUE = 512 * 1024 * 1024;

@@ -1,5 +1,4 @@
 /** Options and statistics of the Redis tier, and their defaults. */
-import type CachePolicy from 'http-cache-semantics';
 import type { TierLogger } from '../log-throttle.js';
 import type { TierStats } from '../tier.js';
 
@@ -10,8 +9,6 @@ export interface RedisTierOptions {
   cluster?: boolean;
   /** Prefix of every key and channel, so that several caches can share one Redis. */
   prefix: string;
-  /** Rebuilds a CachePolicy from `policy.toObject()` (Freshness.restorePolicy). */
-  restorePolicy: (object: CachePolicy.CachePolicyObject) => CachePolicy;
   /** Clock (epoch ms): expiry is written relative to it (PX), so Redis's own clock need not agree. */
   now: () => number;
   log: TierLogger;

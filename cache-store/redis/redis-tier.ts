@@ -215,7 +215,7 @@ export class RedisTier implements CacheTier {
         const bytes = decodeBody(bodyValue, layout.bodyId, layout.length);
         body = bytes.length > CONTIGUOUS_LIMIT ? new ArrayBody([bytes]) : bytes;
       }
-      return { kind: 'entry', meta: decoded.meta, body, policy: this.options.restorePolicy(decoded.policy) };
+      return { kind: 'entry', meta: decoded.meta, body };
     } catch (err) {
       this.counts.corruptRecords++;
       this.corruptLog.warn({ key, err: errorText(err) });

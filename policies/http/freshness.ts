@@ -305,8 +305,20 @@ export class Freshness {
     return fields;
   }
 
-  restorePolicy(object: CachePolicy.CachePolicyObject): CachePolicy {
-    return this.Policy.fromObject(object);
+  /**
+   * The cache policy of a stored response, for revalidating it: the validators a conditional request carries
+   * (RFC 9111 §4.3.1) and the update a 304 makes (§4.3.4). Stored entries do not keep the policy object they were
+   * stored with (about half a kilobyte each, in every tier): it is made again from the stored status and fields,
+   * which hold everything it reads (validators, Cache-Control, the targeted and Surrogate-Control fields), for the
+   * request at hand without the request fields that would make it refuse a stored response (its own
+   * Cache-Control, Pragma and Authorization), so that it stands for the response as stored.
+   */
+  storedPolicy(meta: PolicyResponse, request: PolicyRequest): CachePolicy {
+    const headers: PolicyRequest['headers'] = {};
+    for (const name in request.headers) {
+      if (name !== 'cache-control' && name !== 'pragma' && name !== 'authorization') headers[name] = request.headers[name];
+    }
+    return this.createPolicy({ method: request.method, url: request.url, headers }, { status: meta.status, headers: meta.headers });
   }
 
   /** Returns why the response must not be stored, or null when it may be. */

@@ -257,7 +257,8 @@ export class OriginFill {
     const headers = { ...this.request.headers };
     const stale = this.request.stale;
     if (stale?.meta.hasValidator) {
-      const validators = stale.policy.revalidationHeaders({ ...this.policyRequest, headers: withoutClientValidators(this.request.clientHeaders) });
+      const storedPolicy = this.deps.freshness.storedPolicy(stale.meta, this.policyRequest);
+      const validators = storedPolicy.revalidationHeaders({ ...this.policyRequest, headers: withoutClientValidators(this.request.clientHeaders) });
       if (validators['if-none-match']) headers['if-none-match'] = validators['if-none-match'];
       if (validators['if-modified-since']) headers['if-modified-since'] = validators['if-modified-since'];
     }
@@ -779,7 +780,6 @@ export class OriginFill {
         deletableAt: deletableAt(lifetimes, this.deps.freshness.grace),
       }),
       body,
-      policy,
     };
   }
 
@@ -816,7 +816,7 @@ export class OriginFill {
     const headers = freshenedHeaders(stale.meta.headers, update);
     // Vary keeps Accept-Encoding while the entry is served in several forms, whatever the 304 said.
     if (this.servedInForms(stale.meta.status, headers, stale.body.length)) varyingOnEncoding(headers);
-    const policy = this.deps.freshness.revalidatedPolicy(stale.policy, this.policyRequest, originHeaders, { status: stale.meta.status, headers });
+    const policy = this.deps.freshness.revalidatedPolicy(this.deps.freshness.storedPolicy(stale.meta, this.policyRequest), this.policyRequest, originHeaders, { status: stale.meta.status, headers });
     this.varyFields = stale.meta.vary;
     const entry = this.buildEntry(stale.meta.status, headers, stale.body, policy);
     entry.meta.key = stale.meta.key;

@@ -198,7 +198,9 @@ export class SliceFill {
     // A stale first slice is revalidated: the origin evaluates If-None-Match before Range (RFC 9110 §13.2.2).
     const conditional: Record<string, string> = {};
     if (previous !== undefined) {
-      const validators = previous.policy.revalidationHeaders({ ...policyRequest, headers: withoutClientValidators(req.headers) });
+      // The first slice's policy, made again from what is stored (a slice is revalidated as the 200 it is part of).
+      const stored = freshness.storedPolicy({ status: 200, headers: previous.meta.headers }, policyRequest);
+      const validators = stored.revalidationHeaders({ ...policyRequest, headers: withoutClientValidators(req.headers) });
       if (typeof validators['if-none-match'] === 'string') conditional['if-none-match'] = validators['if-none-match'];
       if (typeof validators['if-modified-since'] === 'string') conditional['if-modified-since'] = validators['if-modified-since'];
     }
@@ -256,13 +258,12 @@ export class SliceFill {
     // A cookie set on a 304 is not merged into a stored response every client gets (as origin-fill.ts freshen does).
     if (!freshness.cacheSetCookie) delete update['set-cookie'];
     const headers = freshenedHeaders(previous.meta.headers, update);
-    const policy = freshness.revalidatedPolicy(previous.policy, policyRequest, originHeaders, { status: 200, headers });
+    const policy = freshness.revalidatedPolicy(freshness.storedPolicy({ status: 200, headers: previous.meta.headers }, policyRequest), policyRequest, originHeaders, { status: 200, headers });
     const lifetimes = freshness.lifetimes(policy, { status: 200, headers }, jitter());
     const entry: CacheEntry = {
       kind: 'entry',
       meta: newEntryMeta(lifetimes, { ...previous.meta, headers, storedAt: this.options.now(), deletableAt: deletableAt(lifetimes, freshness.grace) }),
       body: previous.body,
-      policy,
     };
     await store.replace(entry, previous.meta, since).catch(() => undefined);
     return entry;
@@ -362,7 +363,6 @@ export class SliceFill {
         deletableAt: deletableAt(lifetimes, freshness.grace),
       }),
       body: bodyFromChunks(chunks, length),
-      policy,
     };
     const result = await store.putExact(entry, since).catch(() => 'stored' as const);
     if (result === 'dropped') stats.notStored++;

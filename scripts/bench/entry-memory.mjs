@@ -75,11 +75,6 @@ const out = {
   overhead_beyond_body_and_headers: Math.round(perEntry - BODY - headerText),
   charged_per_entry: Math.round((s1.bytes - s0.bytes) / N),
 };
-// Breakdown: what the memory goes back down by when each entry's CachePolicy (http-cache-semantics, with its own
-// copies of the request and response headers and parsed Cache-Control) is dropped. Destructive: measured last.
-const keys = Array.from({ length: N }, (_, i) => `127.0.0.1:${port}/e/${i}`);
-for (const k of keys) { const r = tier.get(k); if (r) r.policy = null; }
-out.cache_policy_per_entry = Math.round((after - used()) / N);
 console.log(JSON.stringify(out));
 agent.destroy();
 await edgecache.close();

@@ -23,7 +23,7 @@ afterEach(async () => {
 });
 
 async function tiered(maxVariants = 3): Promise<{ store: CacheStore; memory: MemoryTier; disk: LmdbHarness }> {
-  const disk = await lmdbHarness({ maxBytes: 64 * MiB, now: clock.now, restorePolicy: fx.restorePolicy });
+  const disk = await lmdbHarness({ maxBytes: 64 * MiB, now: clock.now });
   disks.push(disk);
   const memory = new MemoryTier({ maxBytes: 64 * MiB, now: clock.now, policy: 'lru' });
   return { store: new CacheStore({ memory, lower: [disk.tier], maxVariants }), memory, disk };

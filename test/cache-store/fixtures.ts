@@ -1,6 +1,5 @@
-/** Records for tier tests: real CachePolicy objects (via Freshness, on a clock the test controls). */
+/** Records for tier tests: lifetimes from real CachePolicy objects (via Freshness, on a clock the test controls). */
 import { createHash, randomBytes } from 'node:crypto';
-import type CachePolicy from 'http-cache-semantics';
 import { ArrayBody, bodyChunks, type Body } from '../../cache-store/body.js';
 import { deletableAt, type CacheEntry, type EntryMeta, type StoredHeaders, type VaryRecord } from '../../cache-store/entry.js';
 import { Freshness } from '../../policies/http/freshness.js';
@@ -31,8 +30,6 @@ export class Fixtures {
   constructor(readonly clock: TestClock) {
     this.freshness = new Freshness({ cacheSetCookie: false, now: clock.now });
   }
-
-  readonly restorePolicy = (object: CachePolicy.CachePolicyObject): CachePolicy => this.freshness.restorePolicy(object);
 
   request(key: string): { method: string; url: string; headers: Record<string, string> } {
     const slash = key.indexOf('/');
@@ -65,7 +62,7 @@ export class Fixtures {
       deletableAt: deletableAt(lifetimes),
       ...lifetimes,
     };
-    return { kind: 'entry', meta, body, policy };
+    return { kind: 'entry', meta, body };
   }
 
   vary(primaryKey: string, fields: string[], variants: string[]): VaryRecord {

@@ -40,7 +40,7 @@ afterEach(async () => {
 });
 
 async function lmdb(): Promise<CacheTier> {
-  const disk = await lmdbHarness({ maxBytes: 64 * MiB, now: clock.now, restorePolicy: fx.restorePolicy });
+  const disk = await lmdbHarness({ maxBytes: 64 * MiB, now: clock.now });
   disks.push(disk);
   return disk.tier;
 }
@@ -49,7 +49,6 @@ async function redisTier(): Promise<RedisTier> {
   const tier = new RedisTier({
     url: redis.url,
     prefix: 'forms:',
-    restorePolicy: fx.restorePolicy,
     now: clock.now,
     log: recordingLogger(),
     maxBodyBytes: 64 * MiB,
@@ -106,9 +105,9 @@ describe('packing', () => {
     const withForms: CacheEntry = { ...entry, meta: { ...entry.meta, encodings: { identity: entry.body.length, br: 10, gzip: 12 } }, forms: { br: Buffer.alloc(10, 1), gzip: Buffer.alloc(12, 2) } };
     const lower = packed(withForms) as CacheEntry;
     expect(lower.body.length).toBe(2 * MiB + 7 + 22);
-    const back = unpacked({ kind: 'entry', meta: lower.meta, body: lower.body, policy: lower.policy }) as CacheEntry;
+    const back = unpacked({ kind: 'entry', meta: lower.meta, body: lower.body }) as CacheEntry;
     expect(bodyBytes(back.body).equals(bodyBytes(entry.body))).toBe(true);
     expect(bodyBytes(back.forms?.gzip as Buffer).equals(Buffer.alloc(12, 2))).toBe(true);
-    expect(unpacked({ kind: 'entry', meta: lower.meta, body: Buffer.alloc(5), policy: lower.policy })).toBeUndefined();
+    expect(unpacked({ kind: 'entry', meta: lower.meta, body: Buffer.alloc(5) })).toBeUndefined();
   });
 });

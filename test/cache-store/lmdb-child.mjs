@@ -7,7 +7,6 @@
 //                                      the space is freed
 import { createHash, randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
-import CachePolicy from 'http-cache-semantics';
 
 const [mode, path] = process.argv.slice(2);
 const { LmdbTier } = await import(process.env.TIER_MODULE);
@@ -29,7 +28,6 @@ function sha256(body) {
 function entry(key, body, tags = []) {
   const now = Date.now();
   const headers = { 'content-type': 'application/octet-stream', 'cache-control': 'max-age=3600', 'x-body-sha256': sha256(body) };
-  const policy = new CachePolicy({ method: 'GET', url: '/', headers: { host: 'child.test' } }, { status: 200, headers }, { shared: true });
   const lifetime = 3_600_000;
   const meta = {
     key,
@@ -48,7 +46,7 @@ function entry(key, body, tags = []) {
     mustRevalidate: false,
     hasValidator: false,
   };
-  return { kind: 'entry', meta, body, policy };
+  return { kind: 'entry', meta, body };
 }
 
 function bodyDigest(body) {
@@ -63,7 +61,6 @@ function open(maxBytes) {
     path,
     maxBytes,
     now: Date.now,
-    restorePolicy: (obj) => CachePolicy.fromObject(obj),
     log,
     sweepIntervalMs: 0,
     atimeFlushMs: 0,

@@ -48,7 +48,6 @@ export async function lmdbHarness(context: TierContext, overrides: Partial<LmdbT
     path,
     maxBytes: context.maxBytes,
     now: context.now,
-    restorePolicy: context.restorePolicy,
     log,
     sweepIntervalMs: 0,
     atimeFlushMs: 0,

@@ -31,7 +31,7 @@ const harnesses: LmdbHarness[] = [];
 const cleanups: Array<() => Promise<void> | void> = [];
 
 async function harness(overrides: Partial<LmdbTierOptions> = {}, maxBytes = 64 * MiB): Promise<LmdbHarness> {
-  const h = await lmdbHarness({ maxBytes, now: clock.now, restorePolicy: fx.restorePolicy }, overrides);
+  const h = await lmdbHarness({ maxBytes, now: clock.now }, overrides);
   harnesses.push(h);
   return h;
 }

@@ -32,7 +32,7 @@ function openTier(maxBytes: number, overrides: Partial<LmdbTierOptions> = {}, pa
   const temp = path === undefined ? tempDir() : undefined;
   const dir = path ?? join((temp as { dir: string }).dir, 'env');
   const log = recordingLogger();
-  const tier = new LmdbTier({ path: dir, maxBytes, now: clock.now, restorePolicy: fx.restorePolicy, log, sweepIntervalMs: 0, atimeFlushMs: 0, ...overrides });
+  const tier = new LmdbTier({ path: dir, maxBytes, now: clock.now, log, sweepIntervalMs: 0, atimeFlushMs: 0, ...overrides });
   opened.push({ tier, remove: () => temp?.remove() });
   return { tier, path: dir, log };
 }

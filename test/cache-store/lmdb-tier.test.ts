@@ -23,7 +23,7 @@ const fx = new Fixtures(clock);
 const harnesses: LmdbHarness[] = [];
 
 async function harness(overrides: Partial<LmdbTierOptions> = {}, maxBytes = 64 * MiB): Promise<LmdbHarness> {
-  const h = await lmdbHarness({ maxBytes, now: clock.now, restorePolicy: fx.restorePolicy }, overrides);
+  const h = await lmdbHarness({ maxBytes, now: clock.now }, overrides);
   harnesses.push(h);
   return h;
 }
@@ -118,8 +118,7 @@ describe('LmdbTier: persistence and layout', () => {
       const got = entryOf(tier, original.meta.key);
       expect(got.meta).toEqual(original.meta);
       expect(digest(got.body)).toBe(digest(original.body));
-      expect(got.policy.age()).toBe(original.policy.age());
-      expect(got.policy.age()).toBeGreaterThanOrEqual(60);
+      expect(got.meta.ageBase).toBe(original.meta.ageBase);
     }
     expect(isChunked(entryOf(tier, big.meta.key).body)).toBe(true);
     expect(entryOf(tier, long).meta.key).toBe(long);
@@ -393,7 +392,7 @@ describe('LmdbTier: damaged data', () => {
     const temp = tempDir();
     const path = join(temp.dir, 'env');
     const log = recordingLogger();
-    const options: LmdbTierOptions = { path, maxBytes: MiB, now: clock.now, restorePolicy: fx.restorePolicy, log, sweepIntervalMs: 0, atimeFlushMs: 0 };
+    const options: LmdbTierOptions = { path, maxBytes: MiB, now: clock.now, log, sweepIntervalMs: 0, atimeFlushMs: 0 };
     try {
       let tier = new LmdbTier(options);
       tier.set('broken.test/1', fx.entry('broken.test/1'));
@@ -500,7 +499,7 @@ describe('LmdbTier: other processes', () => {
         expect((await c.exited).signal).toBe('SIGKILL');
 
         const log = recordingLogger();
-        const tier = new LmdbTier({ path, maxBytes: 8 * MiB, now: Date.now, restorePolicy: fx.restorePolicy, log, sweepIntervalMs: 0, atimeFlushMs: 0 });
+        const tier = new LmdbTier({ path, maxBytes: 8 * MiB, now: Date.now, log, sweepIntervalMs: 0, atimeFlushMs: 0 });
         try {
           expect(log.lines.filter((l) => l.level !== 'info')).toEqual([]);
           expect(tier.checkIntegrity().problems).toEqual([]);
@@ -560,7 +559,7 @@ describe('LmdbTier: other processes', () => {
       for (const msg of errors) expect(msg).toMatch(/no room on disk/);
 
       // Without the limit the environment opens, consistent, with the early entries.
-      const tier = new LmdbTier({ path, maxBytes: 8 * MiB, now: Date.now, restorePolicy: fx.restorePolicy, log: recordingLogger(), sweepIntervalMs: 0, atimeFlushMs: 0 });
+      const tier = new LmdbTier({ path, maxBytes: 8 * MiB, now: Date.now, log: recordingLogger(), sweepIntervalMs: 0, atimeFlushMs: 0 });
       try {
         expect(tier.checkIntegrity().problems).toEqual([]);
         expect(tier.keys('early.test/').sort()).toEqual(['early.test/1', 'early.test/2', 'early.test/3', 'early.test/4']);

@@ -26,7 +26,7 @@ const fx = new Fixtures(clock);
 const harnesses: LmdbHarness[] = [];
 
 async function harness(): Promise<LmdbHarness> {
-  const h = await lmdbHarness({ maxBytes: 64 * MiB, now: clock.now, restorePolicy: fx.restorePolicy });
+  const h = await lmdbHarness({ maxBytes: 64 * MiB, now: clock.now });
   harnesses.push(h);
   return h;
 }

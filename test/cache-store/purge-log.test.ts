@@ -89,7 +89,7 @@ describe('CacheStore: a write that started before a purge', () => {
   });
 
   async function storeWithDisk(): Promise<{ store: CacheStore; memory: MemoryTier; disk: LmdbHarness }> {
-    disk = await lmdbHarness({ maxBytes: 64 * 1024 * 1024, now: clock.now, restorePolicy: fx.restorePolicy });
+    disk = await lmdbHarness({ maxBytes: 64 * 1024 * 1024, now: clock.now });
     const memory = new MemoryTier({ maxBytes: 64 * 1024 * 1024, now: clock.now, policy: 'lru' });
     return { store: new CacheStore({ memory, lower: [disk.tier], maxVariants: 4 }), memory, disk };
   }

@@ -25,7 +25,6 @@ beforeAll(async () => {
     url: `redis://127.0.0.1:${cluster.ports[0]}`,
     cluster: true,
     prefix: PREFIX,
-    restorePolicy: fx.restorePolicy,
     now: clock.now,
     log: recordingLogger(),
     maxBodyBytes: 8 * 1024 * 1024,

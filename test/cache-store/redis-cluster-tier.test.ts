@@ -41,7 +41,6 @@ function newTier(context: TierContext, overrides: Partial<RedisTierOptions> = {}
     url: `redis://127.0.0.1:${cluster.ports[0]}`,
     cluster: true,
     prefix: `c${++prefixes}:`,
-    restorePolicy: context.restorePolicy,
     now: context.now,
     log: recordingLogger(),
     maxBodyBytes: context.maxBytes,
@@ -77,7 +76,7 @@ runTierSuite(
 const MiB = 1024 * 1024;
 const clock = new TestClock();
 const fx = new Fixtures(clock);
-const context: TierContext = { maxBytes: 8 * MiB, now: clock.now, restorePolicy: fx.restorePolicy };
+const context: TierContext = { maxBytes: 8 * MiB, now: clock.now };
 const open: RedisTier[] = [];
 
 async function tier(overrides: Partial<RedisTierOptions> = {}): Promise<{ tier: RedisTier; prefix: string }> {

@@ -33,7 +33,6 @@ function newTier(context: TierContext, overrides: Partial<RedisTierOptions> = {}
   return new RedisTier({
     url: redis.url,
     prefix: `t${++prefixes}:`,
-    restorePolicy: context.restorePolicy,
     now: context.now,
     log: recordingLogger(),
     maxBodyBytes: context.maxBytes,
@@ -68,7 +67,7 @@ runTierSuite('RedisTier', redisHarness, { expires: true, recency: false, account
 const MiB = 1024 * 1024;
 const clock = new TestClock();
 const fx = new Fixtures(clock);
-const context: TierContext = { maxBytes: 8 * MiB, now: clock.now, restorePolicy: fx.restorePolicy };
+const context: TierContext = { maxBytes: 8 * MiB, now: clock.now };
 const open: RedisTier[] = [];
 
 async function tier(overrides: Partial<RedisTierOptions> = {}): Promise<{ tier: RedisTier; prefix: string; log: ReturnType<typeof recordingLogger> }> {

@@ -75,6 +75,13 @@ interface Decoded {
   key: string;
 }
 
+/**
+ * Pages one record write copies in its transaction whatever its size (copy-on-write): the leaf of the meta tree that
+ * holds it and a leaf of each index it goes into (expiry, LRU, tags), so that a transaction of small records is
+ * bounded by the pages it touches, not only by its bytes.
+ */
+const RECORD_TXN_PAGES = 4;
+
 export class LmdbTier implements SyncCacheTier {
   readonly name = 'disk';
   readonly synchronous = true;
@@ -382,7 +389,11 @@ export class LmdbTier implements SyncCacheTier {
       }
       return writeRecord(this.dbs, { ...args, now: this.now(), inflightBytes });
     };
-    void this.queue.run({ storage, key, record }, queued, write).then((result) => {
+    // What it costs a transaction: its bytes, but at least the pages a record write copies (a leaf of the meta tree
+    // and of each index it is in): a batch of many small records would otherwise touch far more pages than its
+    // bytes say, and the file would outgrow the reserve kept for a transaction (space.ts).
+    const batchCost = Math.max(queued, RECORD_TXN_PAGES * this.space.pageSize);
+    void this.queue.run({ storage, key, record }, queued, write, batchCost).then((result) => {
       settled?.(result?.stored === true);
       if (result === undefined) return;
       if (result.stored && record.kind === 'entry') this.versions.set(record.meta, result.bodyId);

@@ -74,7 +74,7 @@ export class WriteQueue {
    * threw or the commit failed; never rejects: lmdb-js's commit errors (and their `commitError` promises) are
    * all handled here, since an unhandled rejection would end the process.
    */
-  run<T>(op: PendingOp | readonly PendingOp[] | null, size: number, work: () => T): Promise<T | undefined> {
+  run<T>(op: PendingOp | readonly PendingOp[] | null, size: number, work: () => T, batchCost = size): Promise<T | undefined> {
     const seq = ++this.seq;
     // Several keys for one operation (deleteMany): each is read as this operation's until it finishes.
     const ops: readonly PendingOp[] = op === null ? [] : 'storage' in op ? [op] : op;
@@ -82,7 +82,7 @@ export class WriteQueue {
     this.pendingBytes += size;
     const result = new Promise<T | undefined>((resolve) => {
       const start = (): void => {
-        this.batchBytes += size;
+        this.batchBytes += batchCost;
         let started: Promise<T>;
         const { beforeWork } = this.options;
         try {
@@ -111,13 +111,13 @@ export class WriteQueue {
             },
           )
           .then((value) => {
-            this.batchBytes -= size;
+            this.batchBytes -= batchCost;
             this.startWaiting();
             resolve(value);
           });
       };
-      if (this.waiting.length === 0 && this.hasRoom(size)) start();
-      else this.waiting.push({ size, start });
+      if (this.waiting.length === 0 && this.hasRoom(batchCost)) start();
+      else this.waiting.push({ size: batchCost, start });
     });
     const tracked = result.finally(() => {
       this.pendingBytes -= size;

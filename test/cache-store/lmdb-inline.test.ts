@@ -201,7 +201,7 @@ describe('LmdbTier: bodies stored inline', () => {
         raw.bodies.putSync([999, 0], Buffer.alloc(2_000));
       });
     });
-    expect(FORMAT_VERSION).toBe(3);
+    expect(FORMAT_VERSION).toBe(4);
     expect(h.tier.stats()).toMatchObject({ entries: 0, bytes: 0 });
     expect(h.tier.get('old.test/a')).toBeUndefined();
     expect(h.tier.get('old.test/b')).toBeUndefined();

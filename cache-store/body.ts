@@ -82,7 +82,8 @@ export function bodyChunks(body: Body): Iterable<Buffer> {
 
 /**
  * Writes bytes [start, end) of a body and ends the response. A chunked body is written with backpressure: the
- * next chunk is read only once the socket has drained, so a slow client holds at most one chunk in memory.
+ * next chunk is read only while less than SEQUENCE_QUEUE_BYTES (1 MiB) wait in the socket's buffer, so a slow client
+ * holds at most that and one chunk in memory.
  */
 export function writeBody(res: ServerResponse, body: Body, start = 0, end = body.length): void {
   if (!isChunked(body)) {
@@ -92,9 +93,12 @@ export function writeBody(res: ServerResponse, body: Body, start = 0, end = body
   writeSequence(res, body.chunks(start, end));
 }
 
+/** Bytes a sequence keeps queued on a response's socket before it waits for 'drain' (a slow client holds this much). */
+const SEQUENCE_QUEUE_BYTES = 1024 * 1024;
+
 /**
- * Writes a sequence of Buffers, read lazily, and ends the response: the next one is read only once the socket has
- * drained. A Buffer that cannot be read (the disk tier lost a chunk) aborts the response.
+ * Writes a sequence of Buffers, read lazily, and ends the response: the next one is read only while less than
+ * SEQUENCE_QUEUE_BYTES wait in the socket's buffer. A Buffer that cannot be read (the disk tier lost a chunk) aborts the response.
  */
 export function writeSequence(res: ServerResponse, sequence: Iterable<Buffer>): void {
   const iterator = sequence[Symbol.iterator]();
@@ -106,7 +110,9 @@ export function writeSequence(res: ServerResponse, sequence: Iterable<Buffer>): 
           res.end();
           return;
         }
-        if (!res.write(next.value)) {
+        // Up to SEQUENCE_QUEUE_BYTES wait in the socket's buffer: the next chunk is read while the kernel sends
+        // the previous ones, rather than after the buffer has emptied.
+        if (!res.write(next.value) && res.writableLength >= SEQUENCE_QUEUE_BYTES) {
           res.once('drain', pump);
           return;
         }

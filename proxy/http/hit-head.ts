@@ -221,24 +221,57 @@ export function writeHitHead(res: ServerResponse, entry: CacheEntry, now: number
   if (p.head === undefined || !setRawHead(res, entry.meta.status, p.head)) res.writeHead(entry.meta.status, p.hit);
 }
 
+/** The Age, X-Cache and Cache-Status lines of a hit without an upstream Cache-Status, for one (Age, ttl). */
+interface HitTail {
+  ageText: string;
+  cacheStatus: string;
+  tail: string;
+}
+
+/**
+ * Hit tails by (Age, ttl): with many hot keys nearly every hit is an entry's first in a new second of its Age,
+ * and entries stored with the same lifetime around the same time share the tail, instead of each building its
+ * own Cache-Status and field lines. Bounded: cleared when it holds TAIL_CACHE_MAX tails.
+ */
+const ownTails = new Map<string, HitTail>();
+const TAIL_CACHE_MAX = 50_000;
+
+function ownHitTail(age: number, ttl: number): HitTail {
+  const key = `${age} ${ttl}`;
+  let tail = ownTails.get(key);
+  if (tail === undefined) {
+    const ageText = String(age);
+    const outcome = outcomeFields('HIT', { hit: true, ttl });
+    tail = { ageText, cacheStatus: outcome[3], tail: flat([`age: ${ageText}\r\n${outcome[0]}: ${outcome[1]}\r\n${outcome[2]}: ${outcome[3]}\r\n`]) };
+    if (ownTails.size >= TAIL_CACHE_MAX) ownTails.clear();
+    ownTails.set(key, tail);
+  }
+  return tail;
+}
+
 function hitPrepared(entry: CacheEntry, now: number, form: Form): Prepared {
   const p = preparedForm(entry, form);
   const age = ageSeconds(entry, now);
   if (age !== p.age) {
     const ttl = Math.floor(entry.meta.lifetime / 1000) - age;
     const h = p.hit;
-    const ageText = String(age);
-    const outcome = outcomeFields('HIT', { hit: true, ttl }, p.originCacheStatus);
+    let ageText: string;
+    let cacheStatus: string;
+    let tail: string | undefined;
+    if (p.originCacheStatus === undefined) {
+      // Every value is edgecache's own (digits and tokens): one tail per (Age, ttl), shared by every entry.
+      const shared = ownHitTail(age, ttl);
+      ({ ageText, cacheStatus } = shared);
+      tail = p.headStart === undefined ? undefined : shared.tail;
+    } else {
+      ageText = String(age);
+      const outcome = outcomeFields('HIT', { hit: true, ttl }, p.originCacheStatus);
+      cacheStatus = outcome[3];
+      tail = p.headStart === undefined ? undefined : serializeFields(['age', ageText, ...outcome]);
+    }
     h[h.length - 5] = ageText;
-    h[h.length - 1] = outcome[3];
+    h[h.length - 1] = cacheStatus;
     p.age = age;
-    // Without a Cache-Status from upstream every value here is edgecache's own (digits and tokens): no check needed.
-    const tail =
-      p.headStart === undefined
-        ? undefined
-        : p.originCacheStatus === undefined
-          ? `age: ${ageText}\r\n${outcome[0]}: ${outcome[1]}\r\n${outcome[2]}: ${outcome[3]}\r\n`
-          : serializeFields(['age', ageText, ...outcome]);
     if (tail === undefined) p.head = undefined;
     else {
       // Not flattened here: setRawHead joins it with the connection fields into the one flat string sent, so a

@@ -6,15 +6,13 @@
 // reps interleaved; medians of req/s and of server CPU per request (from /proc). Loopback only; stops by itself.
 // Needs: npm run build, taskset, openssl, wrk, h2load (Debian nghttp2-client); nginx unless --no-nginx.
 import { execFileSync, spawn } from 'node:child_process';
+import { benchRun, freePort, groupStats, HOST, waitPort } from './process-groups.mjs';
 import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const HOST = '127.0.0.1';
 const { values: opts } = parseArgs({
   options: { reps: { type: 'string', default: '3' }, duration: { type: 'string', default: '5' }, 'no-nginx': { type: 'boolean', default: false } },
 });
@@ -26,75 +24,13 @@ if (!(reps > 0 && seconds > 0)) {
 }
 const PATH = '/obj/1k/edge-1';
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' })) || 100;
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'edgecache-bench-edge-'));
-// nginx's workers run as another user (nobody) when started as root: they must reach their cache directory.
-fs.chmodSync(tmp, 0o755);
-const groups = [];
+const { tmp, launch } = benchRun('edgecache-bench-edge-', ROOT);
 const log = (...a) => console.error(`[${new Date().toTimeString().slice(0, 8)}]`, ...a);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, HOST, () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function launch(name, cpus, argv) {
-  const fd = fs.openSync(path.join(tmp, `${name}.log`), 'a');
-  const child = spawn('taskset', ['-c', cpus, ...argv], { cwd: ROOT, detached: true, stdio: ['ignore', fd, fd], env: { PATH: process.env.PATH } });
-  fs.closeSync(fd);
-  const g = { name, pgid: child.pid };
-  groups.push(g);
-  return g;
-}
 
 /** CPU ticks of every live process in a process group. */
 function groupTicks(pgid) {
-  let ticks = 0;
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    let st;
-    try {
-      st = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
-    } catch {
-      continue;
-    }
-    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-    if (Number(f[2]) === pgid) ticks += Number(f[11]) + Number(f[12]);
-  }
-  return ticks;
+  return groupStats(pgid).reduce((ticks, { fields }) => ticks + Number(fields[11]) + Number(fields[12]), 0);
 }
-
-async function waitPort(port) {
-  for (let i = 0; i < 300; i++) {
-    const open = await new Promise((resolve) => {
-      const s = net.connect(port, HOST, () => (s.destroy(), resolve(true)));
-      s.on('error', () => resolve(false));
-    });
-    if (open) return;
-    await sleep(100);
-  }
-  throw new Error(`nothing listening on ${port}`);
-}
-
-function stopAll() {
-  for (const g of groups) {
-    try {
-      process.kill(-g.pgid, 'SIGTERM');
-    } catch {
-      // gone
-    }
-  }
-}
-process.on('exit', () => {
-  stopAll();
-  if (process.env.BENCH_KEEP_TMP) console.error(`temp dir kept: ${tmp}`);
-  else fs.rmSync(tmp, { recursive: true, force: true });
-});
-process.on('SIGINT', () => process.exit(1));
 
 function run(cmd, args) {
   return new Promise((resolve) => {

@@ -8,15 +8,13 @@
 // Servers on CPU 0, origin and curl on CPU 1. Loopback only; stops by itself.
 // Needs: npm run build, taskset, curl; nginx unless --no-nginx; openssl with --tls.
 import { execFileSync, spawn } from 'node:child_process';
+import { benchRun, freePort, groupStats, HOST, waitPort } from './process-groups.mjs';
 import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const HOST = '127.0.0.1';
 const { values: opts } = parseArgs({
   options: {
     size: { type: 'string', default: '1024' },
@@ -33,50 +31,14 @@ if (!(Number.isInteger(sizeMiB) && sizeMiB > 0 && sizeMiB <= 3072 && reps > 0)) 
 }
 const PATH = `/obj/${sizeMiB}m/large-1`;
 const scheme = opts.tls ? 'https' : 'http';
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'edgecache-bench-large-'));
-// nginx's workers run as another user (nobody) when started as root: they must reach their cache directory.
-fs.chmodSync(tmp, 0o755);
-const groups = [];
+const { tmp, launch } = benchRun('edgecache-bench-large-', ROOT);
 const log = (...a) => console.error(`[${new Date().toTimeString().slice(0, 8)}]`, ...a);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, HOST, () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function launch(name, cpus, argv) {
-  const fd = fs.openSync(path.join(tmp, `${name}.log`), 'a');
-  const child = spawn('taskset', ['-c', cpus, ...argv], { cwd: ROOT, detached: true, stdio: ['ignore', fd, fd], env: { PATH: process.env.PATH } });
-  fs.closeSync(fd);
-  const g = { name, pgid: child.pid };
-  groups.push(g);
-  return g;
-}
-
-/** Pids of the live processes in a process group. */
-function groupPids(pgid) {
-  const pids = [];
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const st = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
-      if (Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[2]) === pgid) pids.push(Number(d));
-    } catch {
-      // gone
-    }
-  }
-  return pids;
-}
 
 /** RssAnon of every process of the group (taskset's child and nginx's workers), in bytes. */
 function groupRssAnon(pgid) {
   let bytes = 0;
-  for (const pid of groupPids(pgid)) {
+  for (const { pid } of groupStats(pgid)) {
     try {
       bytes += Number(/RssAnon:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
     } catch {
@@ -85,32 +47,6 @@ function groupRssAnon(pgid) {
   }
   return bytes;
 }
-
-async function waitPort(port) {
-  for (let i = 0; i < 300; i++) {
-    const open = await new Promise((resolve) => {
-      const s = net.connect(port, HOST, () => (s.destroy(), resolve(true)));
-      s.on('error', () => resolve(false));
-    });
-    if (open) return;
-    await sleep(100);
-  }
-  throw new Error(`nothing listening on ${port}`);
-}
-
-process.on('exit', () => {
-  for (const g of groups) {
-    try {
-      process.kill(-g.pgid, 'SIGCONT');
-      process.kill(-g.pgid, 'SIGTERM');
-    } catch {
-      // gone
-    }
-  }
-  if (process.env.BENCH_KEEP_TMP) console.error(`temp dir kept: ${tmp}`);
-  else fs.rmSync(tmp, { recursive: true, force: true });
-});
-process.on('SIGINT', () => process.exit(1));
 
 /** One download by curl on CPU 1: status, bytes, seconds and X-Cache. */
 function download(url) {

@@ -146,6 +146,8 @@ export class ClientWriter implements FillConsumer {
       clearTimeout(this.waitTimer);
       clearImmediate(this.holdTimer);
       if (!this.finished) this.fill.leave(this);
+      // A client gone before the decoded body's end: its zlib stream (native memory) goes with it.
+      if (this.decoding !== undefined && !this.decoding.writableFinished) this.decoding.destroy();
     });
     res.on('drain', () => {
       this.fill.resume();

@@ -9,6 +9,12 @@
  * While it streams, read(offset) returns any byte received so far (from the chunks not yet committed, which it
  * holds, or from LMDB once they are), so that a client slower than the origin reads at its own pace from the
  * disk instead of holding the fill back or buffering the object in memory.
+ *
+ * Such readers retain the writer (retain/release): a write that fails (a full disk) or a body that is not stored
+ * after all (too large, purged, declined) must not pull the bytes from under a response in flight. After a
+ * failure or stop() the chunks already written stay where they are, the ones that failed and any appended later
+ * are held in memory (the fill pauses its origin meanwhile, so they are few), and abort() removes them only once
+ * the last reader has let go.
  */
 import { readCount } from './budget.js';
 import type { LmdbDbs } from './env.js';
@@ -34,7 +40,12 @@ export class DiskBodyWriter {
   private readonly pending = new Map<number, Buffer>();
   private pendingBytes = 0;
   private waiters: Array<() => void> = [];
+  /** failed: a write failed or stop() was called; nothing more is written, what was appended stays readable. */
   private state: 'writing' | 'failed' | 'finished' | 'aborted' = 'writing';
+  /** Responses reading the body back (retain/release): abort() waits for them. */
+  private readers = 0;
+  private abortWanted = false;
+  private failed: (() => void) | undefined;
   /** Resolves once every chunk queued so far has committed (or failed). */
   private last: Promise<unknown>;
 
@@ -50,8 +61,40 @@ export class DiskBodyWriter {
       this.bodyId = id;
       return true;
     }).then((ok) => {
-      if (ok === undefined) this.state = 'failed';
+      if (ok === undefined) this.fail();
     });
+  }
+
+  /** `callback` runs once, when a write fails (the body cannot be stored; see onWriteFailed in OriginFill). */
+  onFailure(callback: () => void): void {
+    this.failed = callback;
+  }
+
+  private fail(): void {
+    if (this.state !== 'writing') return;
+    this.state = 'failed';
+    const failed = this.failed;
+    this.failed = undefined;
+    failed?.();
+  }
+
+  /** Writes nothing more (the body will not be stored); what was appended stays readable for the readers. */
+  stop(): void {
+    if (this.state === 'writing') this.state = 'failed';
+    this.failed = undefined;
+  }
+
+  /** A response starts reading the body back (read): abort() waits until it releases. */
+  retain(): void {
+    this.readers++;
+  }
+
+  release(): void {
+    this.readers--;
+    if (this.readers === 0 && this.abortWanted) {
+      this.abortWanted = false;
+      this.abort();
+    }
   }
 
   /** Whether every write so far succeeded (a failed one means the body cannot be stored). */
@@ -64,9 +107,12 @@ export class DiskBodyWriter {
     return this.pendingBytes;
   }
 
-  /** Appends the next bytes of the body (copied: `bytes` may be reused by its owner). */
+  /**
+   * Appends the next bytes of the body (copied: `bytes` may be reused by its owner). After a failure or stop()
+   * they are only held in memory, for readers behind (the caller appends only while there are some).
+   */
   append(bytes: Buffer): void {
-    if (this.state !== 'writing') return;
+    if (this.state !== 'writing' && this.state !== 'failed') return;
     this.received += bytes.length;
     let offset = 0;
     while (offset < bytes.length) {
@@ -88,6 +134,8 @@ export class DiskBodyWriter {
     const index = this.chunkCount++;
     this.pending.set(index, chunk);
     this.pendingBytes += chunk.length;
+    // Writes stopped: held for the readers only.
+    if (this.state !== 'writing') return;
     this.last = this.queue
       .run(null, chunk.length, () => {
         if (this.bodyId === 0) throw new Error('disk tier: body id not allocated');
@@ -95,9 +143,9 @@ export class DiskBodyWriter {
         return true;
       })
       .then((ok) => {
-        if (ok === undefined && this.state === 'writing') this.state = 'failed';
-        this.pending.delete(index);
-        this.pendingBytes -= chunk.length;
+        // A chunk that failed stays in memory: a reader behind may still need it (until abort).
+        if (ok === undefined) return this.fail();
+        if (this.pending.delete(index)) this.pendingBytes -= chunk.length;
         if (this.pendingBytes <= WRITER_BACKLOG_LIMIT / 2) this.wake();
       });
   }
@@ -135,7 +183,10 @@ export class DiskBodyWriter {
    * count, or undefined when a write failed (then the chunks are removed).
    */
   async complete(): Promise<number | undefined> {
-    if (this.state !== 'writing') return undefined;
+    if (this.state !== 'writing') {
+      this.abort();
+      return undefined;
+    }
     this.flushStaging();
     await this.last;
     if (this.state !== 'writing') {
@@ -146,11 +197,18 @@ export class DiskBodyWriter {
     return this.chunkCount;
   }
 
-  /** Removes what was written (the fill failed, or its record was not stored). */
+  /** Removes what was written (the fill failed, or its record was not stored), once no reader needs it. */
   abort(): void {
     if (this.state === 'aborted') return;
+    if (this.readers > 0) {
+      this.stop();
+      this.abortWanted = true;
+      return;
+    }
     this.state = 'aborted';
     this.staging = undefined;
+    this.pending.clear();
+    this.pendingBytes = 0;
     this.wake();
     const count = this.chunkCount;
     void this.last.then(() =>

@@ -143,6 +143,7 @@ export class ClientWriter implements FillConsumer {
     private readonly ctx: ClientWriterContext,
   ) {
     res.on('close', () => {
+      this.setLagging(false);
       clearTimeout(this.waitTimer);
       clearImmediate(this.holdTimer);
       if (!this.finished) this.fill.leave(this);
@@ -285,7 +286,7 @@ export class ClientWriter implements FillConsumer {
     if (this.fill.readable && this.res.writableLength > LAG_BYTES) {
       // The client is slower than the origin, and the body is going to disk: it reads from there from now on,
       // at its own pace (pull), rather than buffering here or holding the fill back.
-      this.lagging = true;
+      this.setLagging(true);
       return true;
     }
     this.offset += chunk.length;
@@ -294,8 +295,15 @@ export class ClientWriter implements FillConsumer {
 
   /** Joined a disk-backed fill late: everything so far is read back from the disk tier. */
   behind(): void {
-    this.lagging = true;
+    this.setLagging(true);
     this.pull();
+  }
+
+  /** Starts or stops reading back from the fill's disk copy, which the fill keeps while this reads it. */
+  private setLagging(on: boolean): void {
+    if (this.lagging === on) return;
+    this.lagging = on;
+    this.fill.readingBack(on);
   }
 
   /** Writes bytes read back from the fill's disk copy until the socket pushes back or it has caught up. */
@@ -309,7 +317,7 @@ export class ClientWriter implements FillConsumer {
           this.res.destroy();
           return;
         }
-        this.lagging = false;
+        this.setLagging(false);
         if (this.endPending) this.end();
         return;
       }

@@ -207,6 +207,8 @@ export class OriginFill {
   private keepLimit = 0;
   /** Whether the response is to be stored once complete. */
   private storing = true;
+  /** Responses reading the body back from the disk copy (readingBack). */
+  private readers = 0;
   /** The part of the representation a 206 being stored as partial content holds (see onResponse). */
   private partial: StoredPart | undefined;
   /** A completion's request for the rest of a stored part is out (see start); cleared by its answer. */
@@ -394,9 +396,12 @@ export class OriginFill {
     return this.stream?.writer.read(offset);
   }
 
-  /** Resumes an unstored stream paused for backpressure (a body going to disk waits for the disk instead). */
+  /**
+   * Resumes an unstored stream paused for backpressure (a body going to disk waits for the disk instead, and one
+   * no longer stored for the responses still reading it back).
+   */
   resume(): void {
-    if (this.stream !== undefined && this.storing) return;
+    if (this.stream !== undefined && (this.storing || this.readers > 0)) return;
     this.body?.resume();
   }
 
@@ -475,7 +480,7 @@ export class OriginFill {
     if (reason === null) this.partial = part;
     else reason = this.notStoredReason(status, originHeaders, framing);
     if (reason === null && contentLength !== undefined && contentLength > this.deps.store.memoryObjectLimit) {
-      this.stream = this.deps.store.openStream();
+      this.openDiskStream();
       if (this.stream === undefined) reason = 'too-large';
     }
     // Served in several forms: Vary: Accept-Encoding on what is stored and streamed. (A body streamed to disk is
@@ -635,6 +640,9 @@ export class OriginFill {
   private onData(chunk: Buffer): void {
     if (this.stream !== undefined && this.storing) {
       this.toDisk(chunk);
+    } else if (this.stream !== undefined && this.readers > 0) {
+      // No longer stored, and responses are still reading it back: held for them (the origin is paused).
+      this.stream.writer.append(chunk);
     } else if (this.keep) {
       this.bytes += chunk.length;
       if (this.bytes > this.keepLimit) {
@@ -653,7 +661,7 @@ export class OriginFill {
         this.chunks.push(chunk);
         // A body of unknown length that outgrows the memory tier's limit goes on to disk from here.
         if (this.storing && this.bytes > this.deps.store.memoryObjectLimit) {
-          this.stream = this.deps.store.openStream();
+          this.openDiskStream();
           if (this.stream !== undefined) {
             this.keep = false;
             const kept = this.chunks.splice(0);
@@ -669,27 +677,80 @@ export class OriginFill {
     if (!wantsMore && !this.storing) this.body?.pause();
   }
 
+  /** Starts writing the body to the disk tier as it streams (this.stream stays undefined when it cannot). */
+  private openDiskStream(): void {
+    this.stream = this.deps.store.openStream();
+    this.stream?.writer.onFailure(() => this.stopStoring(undefined));
+  }
+
   /** Appends to the disk tier's copy; past --max-object-size it is not stored after all. */
   private toDisk(chunk: Buffer): void {
     const stream = this.stream as BodyStream;
     this.bytes += chunk.length;
     if (this.bytes > this.deps.maxObjectSize) {
-      stream.writer.abort();
-      this.storing = false;
-      if (this.outcome?.kind === 'stream') {
-        this.outcome.stored = false;
-        this.outcome.storedKnown = true;
-        this.outcome.reason = 'too-large';
-      }
+      // (Responses reading it back get this chunk from memory; see stopStoring.)
+      stream.writer.stop();
+      stream.writer.append(chunk);
+      this.stopStoring('too-large');
       return;
     }
     stream.writer.append(chunk);
     // The origin is read as fast as the disk takes it (never faster: the chunks not yet committed are held).
     if (stream.writer.backlog > WRITER_BACKLOG_LIMIT && this.body && !this.body.isPaused()) {
-      const body = this.body;
-      body.pause();
-      stream.writer.drained(() => body.resume());
+      this.body.pause();
+      stream.writer.drained(() => this.flow());
     }
+  }
+
+  /**
+   * The body going to disk will not be stored after all: a write failed (a full disk) or it outgrew
+   * --max-object-size. The response goes on from the origin. Responses reading it back from the disk copy keep
+   * reading what was written (the writer holds it until they let go) while the origin waits; once none is behind,
+   * the copy is removed and the rest streams from the origin to every client, paced by them.
+   */
+  private stopStoring(reason: NotStoredReason | undefined): void {
+    if (!this.storing || this.stream === undefined) return;
+    this.storing = false;
+    if (this.outcome?.kind === 'stream') {
+      this.outcome.stored = false;
+      this.outcome.storedKnown = true;
+      if (reason !== undefined) this.outcome.reason = reason;
+    }
+    this.flow();
+  }
+
+  /** Pauses or resumes the origin's body as the disk copy and the responses reading it back allow. */
+  private flow(): void {
+    const body = this.body;
+    const stream = this.stream;
+    if (stream !== undefined && this.storing) {
+      if (stream.writer.backlog <= WRITER_BACKLOG_LIMIT / 2) body?.resume();
+      return;
+    }
+    if (stream !== undefined && this.readers > 0) {
+      body?.pause();
+      return;
+    }
+    // Nobody reads the unstored copy back: it goes (the writer holds nothing more).
+    if (stream !== undefined) stream.writer.abort();
+    if (this.state === 'streaming') body?.resume();
+  }
+
+  /**
+   * A response starts (true) or stops (false) reading the body back from the disk copy (readAt): the copy is
+   * kept for it, and while the body is not being stored the origin waits until every such response caught up.
+   */
+  readingBack(on: boolean): void {
+    const writer = this.stream?.writer;
+    if (writer === undefined) return;
+    if (on) {
+      this.readers++;
+      writer.retain();
+      return;
+    }
+    this.readers--;
+    writer.release();
+    if (this.readers === 0 && !this.storing) this.flow();
   }
 
   /** Partial content whose body is not the length its Content-Range says: relayed, never stored. */

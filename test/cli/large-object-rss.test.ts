@@ -3,9 +3,12 @@
  * stored in the repository), written to the disk tier chunk by chunk, then served from it. The proxy's anonymous
  * RSS growth (RssAnon in /proc/PID/status: the process's own memory, not LMDB's file-backed pages read through
  * mmap) stays under 64 MiB on the miss and on a hit, and every byte is checked with a hash.
+ *
+ * On a machine whose temp filesystem cannot hold the object, the disk tier declines it (a full disk, see
+ * full-disk.test.ts): the second request is then a MISS streamed from the origin, under the same memory bound.
  */
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statfsSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -96,10 +99,16 @@ describe('a 1 GiB object', () => {
     // Warm up (JIT, pools) with a small request before the baseline.
     await fetchHashed(`${proxy.url}/warm`, pid).catch(() => undefined);
     const baseline = rssAnon(pid);
+    // Measured before the miss writes into it.
+    const stat = statfsSync(dataDir);
+    const freeBytes = stat.bavail * stat.bsize;
     const miss = await fetchHashed(`${proxy.url}/gib`, pid);
     expect([miss.status, miss.xcache, miss.bytes, miss.digest]).toEqual([200, 'MISS', SIZE, expected]);
     const hit = await fetchHashed(`${proxy.url}/gib`, pid);
-    expect([hit.status, hit.xcache, hit.bytes, hit.digest]).toEqual([200, 'HIT', SIZE, expected]);
+    const roomy = freeBytes > 1.25 * SIZE;
+    if (!roomy) console.log(`1 GiB: only ${(freeBytes / MiB).toFixed(0)} MiB free in ${tmpdir()}: the disk tier cannot hold the object`);
+    const served = roomy ? 'HIT' : hit.xcache === 'HIT' ? 'HIT' : 'MISS';
+    expect([hit.status, hit.xcache, hit.bytes, hit.digest], proxy.output()).toEqual([200, served, SIZE, expected]);
     const growth = { miss: miss.peakRss - baseline, hit: hit.peakRss - baseline };
     console.log(
       `1 GiB: RssAnon baseline ${(baseline / MiB).toFixed(1)} MiB, growth miss ${(growth.miss / MiB).toFixed(1)} MiB, hit ${(growth.hit / MiB).toFixed(1)} MiB; ` +
@@ -107,6 +116,6 @@ describe('a 1 GiB object', () => {
     );
     expect(growth.miss).toBeLessThan(64 * MiB);
     expect(growth.hit).toBeLessThan(64 * MiB);
-    expect(origin.count('/gib')).toBe(1);
+    expect(origin.count('/gib')).toBe(served === 'HIT' ? 1 : 2);
   }, 180_000);
 });

@@ -121,7 +121,7 @@ export class CachePipeline {
       } else if (entry && verdict === 'stale-allowed') {
         // only-if-cached with max-stale: a stale answer, told as such (as without only-if-cached).
         this.serveEntry(req, res, entry, 'STALE', { hit: true, detail: 'max-stale' });
-      } else {
+      } else if (!(entry === undefined && (await this.cachedParts(req, res, target, key, vary)))) {
         // Nothing went forward (RFC 9211 fwd is for requests sent towards the origin): the detail says why.
         writeError(res, 504, 'not in cache (only-if-cached)', { xcache: 'MISS', cacheStatus: { detail: 'only-if-cached' } });
       }
@@ -161,6 +161,18 @@ export class CachePipeline {
         if (req.method === 'HEAD') return this.revalidateHead(req, res, target, { entry, since }, requestForbidsReuse(req) ? 'request' : 'stale');
         return this.fill(req, res, target, entry.meta.key, { entry, since }, requestForbidsReuse(req) ? 'request' : 'stale');
     }
+  }
+
+  /**
+   * only-if-cached for a URL with no stored whole response: answered from what is stored of it in parts, its slices
+   * (--slice-size) or its stored partial content for a Range within it. Returns false when they cannot answer it.
+   */
+  private async cachedParts(req: IncomingMessage, res: ServerResponse, target: RequestTarget, key: string, vary: unknown): Promise<boolean> {
+    if (vary !== undefined || key !== target.key) return false;
+    if (this.slices !== undefined && this.slices.takes(req, target) && (await this.slices.serveCached(req, res, target))) return true;
+    if (req.method !== 'GET' || req.headers.range === undefined) return false;
+    const part = await this.freshPart(target, req);
+    return part !== undefined && this.servePartial(req, res, part);
   }
 
   /**

@@ -144,6 +144,30 @@ export class SliceFill {
     }
   }
 
+  /**
+   * A request with only-if-cached (RFC 9111 §5.2.1.7): answered from the URL's stored slices when its first slice is
+   * fresh for the request and every slice the response needs is stored; returns false (nothing written) otherwise.
+   */
+  async serveCached(req: IncomingMessage, res: ServerResponse, target: RequestTarget): Promise<boolean> {
+    const { store, freshness, now } = this.options;
+    const first = await store.lookupExact(sliceKey(target.key, 0)).catch(() => undefined);
+    const object = first === undefined ? undefined : this.describe(first);
+    if (first === undefined || object === undefined || freshness.evaluate(first.meta, req.headers, now()) !== 'fresh') return false;
+    const ranges = req.method === 'GET' ? parseRanges(req.headers, first.meta.headers, object.length) : null;
+    if (Array.isArray(ranges) || ranges === null) {
+      const parts: RangePart[] = ranges === null ? [{ start: 0, end: object.length - 1, head: EMPTY }] : rangeFraming(ranges, object.length, first.meta.headers['content-type']).parts;
+      const indices = req.method === 'HEAD' ? [] : neededSlices(parts, this.options.sliceSize);
+      if (!indices.every((i) => i === 0 || this.storedNow(object, i))) return false;
+    }
+    try {
+      // Every slice is stored: answer() reads them (one evicted meanwhile would be fetched, as a MISS).
+      if ((await this.answer(req, res, target, { kind: 'slice', entry: first, how: 'stored' })) === 'changed' && !res.headersSent) return false;
+    } catch (err) {
+      this.failed(res, err);
+    }
+    return true;
+  }
+
   private failed(res: ServerResponse, err: unknown): void {
     this.options.stats.originError(err);
     this.options.log.warn({ err }, 'sliced fill failed');

@@ -51,6 +51,13 @@ describe('stored partial content (RFC 9111 §3.3)', () => {
     expect(several.headers['content-type']).toMatch(/^multipart\/byteranges; boundary=/);
     expect(several.text).toContain('Content-Range: bytes 4-4/10\r\n\r\n4\r\n');
     expect(several.text).toContain('Content-Range: bytes 9-9/10\r\n\r\n9\r\n');
+    // only-if-cached (RFC 9111 §5.2.1.7): a range within the stored part is answered from it; anything else is a 504.
+    const cachedOnly = { 'cache-control': 'only-if-cached' };
+    const within = await request(`${proxy.url}${p}`, { headers: { ...cachedOnly, range: 'bytes=5-6' } });
+    expect([within.status, within.text, within.headers['x-cache']]).toEqual([206, '56', 'HIT']);
+    const outside = await request(`${proxy.url}${p}`, { headers: { ...cachedOnly, range: 'bytes=0-5' } });
+    const whole = await request(`${proxy.url}${p}`, { headers: cachedOnly });
+    expect([outside.status, whole.status]).toEqual([504, 504]);
     expect(origin.count(p)).toBe(1);
   });
 

@@ -143,6 +143,29 @@ describe('a large object filled in slices', () => {
     expect(origin.count(path)).toBe(before);
   });
 
+  it('only-if-cached is answered from the stored slices when they hold every byte it needs, else 504, never from the origin', async () => {
+    const path = '/obj/cached-only';
+    const { bytes } = objectOf(path);
+    const cachedOnly = (range?: string) => request(`${proxy.url}${path}`, { headers: { 'cache-control': 'only-if-cached', ...(range && { range }) } });
+    expect((await cachedOnly()).status).toBe(504);
+    expect(origin.count(path)).toBe(0);
+    // The first and the last slice are stored now.
+    await request(`${proxy.url}${path}`, { headers: { range: `bytes=${SIZE - 100}-` } });
+    const fetched = origin.count(path);
+    const last = await cachedOnly(`bytes=${SIZE - 50}-`);
+    expect([last.status, last.headers['x-cache'], last.body.equals(bytes.subarray(SIZE - 50))]).toEqual([206, 'HIT', true]);
+    const head = await request(`${proxy.url}${path}`, { method: 'HEAD', headers: { 'cache-control': 'only-if-cached' } });
+    expect([head.status, head.headers['content-length']]).toEqual([200, String(SIZE)]);
+    // A range in a slice not stored, and the whole object: 504.
+    const [middle, whole] = [await cachedOnly(`bytes=${SLICE * 5}-${SLICE * 5 + 9}`), await cachedOnly()];
+    expect([middle.status, whole.status, whole.headers['cache-status']]).toEqual([504, 504, 'edgecache; detail=only-if-cached']);
+    expect(origin.count(path)).toBe(fetched);
+    // Once every slice is stored, the whole object too.
+    await request(`${proxy.url}${path}`);
+    const all = await cachedOnly();
+    expect([all.status, all.headers['x-cache'], sha(all.body)]).toEqual([200, 'HIT', sha(bytes)]);
+  });
+
   it('concurrent requests for one cold slice make one origin request for it', async () => {
     const path = '/slow/concurrent';
     const { bytes } = objectOf(path);

@@ -3,6 +3,8 @@
  * The `edgecache` command: read flags, environment and config file, start the proxy and the admin API, stop
  * gracefully on SIGINT/SIGTERM (shutdown.ts). A configuration problem prints one line and exits with code 2.
  */
+// First: runs before any other module's code (see the module).
+import './http/tick-warmup.js';
 import { readFileSync } from 'node:fs';
 import { helpText } from '../config/help.js';
 import { ConfigError } from '../config/errors.js';

@@ -42,6 +42,9 @@ Options:
   --disk-flags "..."        extra flags for the disk-mode edgecache only (after --memory-max 1mb --max-object-size 1mb)
   --variants "NAME=FLAGS;…" more edgecache targets in the memory and keys modes, measured interleaved with the plain
                             one, e.g. --variants "log=--access-log on" adds edgecache-log (what a feature costs)
+  --baseline DIR            also run edgecache-baseline, another build of edgecache (DIR: a checkout with dist/ built,
+                            e.g. a git worktree of an older commit), with the same flags, in the memory and keys
+                            modes, interleaved: what a change does, measured in one run
   --edgecache-cpus LIST     CPUs for edgecache (default 0; 0,1 gives 2 workers with --workers auto, sharing CPU 1 with wrk)
   --out FILE.json           results (default bench-results/<timestamp>.json; a .md with the tables is written next to it)
   --compare OLD.json        also print the ratio of each cell to an older run
@@ -58,7 +61,7 @@ const DEFAULTS = {
   modes: 'memory,disk,coalesce', peers: '', sizes: '1k,64k,1m', diskSizes: '16k', diskUrls: 2048, reps: 5, duration: 10,
   warm: 3, connections: 64, coalesceN: 1000, coalesceDelay: 200, coalesceTrials: 3, coalesceSizes: '1k',
   compressSizes: '100k', keys: '10000', keysSizes: '1k-64k', keysDists: 'uniform,zipf0.8,zipf1.0',
-  maxOtherCpu: 25, retries: 2, edgecacheFlags: '', variants: '', diskFlags: '', edgecacheCpus: '0', out: '', compare: '', quick: false, freeze: true, keepTmp: false,
+  maxOtherCpu: 25, retries: 2, edgecacheFlags: '', variants: '', baseline: '', diskFlags: '', edgecacheCpus: '0', out: '', compare: '', quick: false, freeze: true, keepTmp: false,
 };
 const QUICK = { reps: 1, duration: 3, warm: 1, sizes: '1k', coalesceTrials: 1 };
 const BOOLEAN = new Set(['quick', 'freeze', 'keepTmp', 'help']);
@@ -229,15 +232,15 @@ function cleanupSync() {
 /** name -> { name, port, adminPort?, group, cpus } */
 const targets = new Map();
 
-async function startEdgecache(name, originPort, extra) {
+async function startEdgecache(name, originPort, extra, root = ROOT) {
   const port = await freePort();
   const adminPort = await freePort();
   const dataDir = path.join(TMP, `${name}-data`);
   fs.mkdirSync(dataDir);
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('EDGECACHE_')));
-  const argv = ['node', path.join(ROOT, 'dist/proxy/cli.js'), '--origin', `http://${HOST}:${originPort}`, '--port', String(port),
+  const argv = ['node', path.join(root, 'dist/proxy/cli.js'), '--origin', `http://${HOST}:${originPort}`, '--port', String(port),
     '--host', HOST, '--admin-port', String(adminPort), '--log-level', 'warn', '--data-dir', dataDir, ...extra];
-  const g = launch(name, opts.edgecacheCpus, argv, { cwd: ROOT, env });
+  const g = launch(name, opts.edgecacheCpus, argv, { cwd: root, env });
   await waitReady(g, port, '/obj/1k/startup-probe');
   targets.set(name, { name, port, adminPort, group: g, cpus: opts.edgecacheCpus, argv: argv.slice(1) });
 }
@@ -665,6 +668,12 @@ async function main() {
     if (!/^edgecache-[a-z0-9-]+$/i.test(name) || targets.has(name)) throw new Error(`bad --variants entry "${spec}" (NAME=FLAGS; NAME: letters, digits, dashes; each once)`);
     await startEdgecache(name, ORIGIN_PORT, [...keysFlags, ...extra, ...words(eq < 0 ? '' : spec.slice(eq + 1))]);
     variantNames.push(name);
+  }
+  if (opts.baseline) {
+    const root = path.resolve(String(opts.baseline));
+    if (!fs.existsSync(path.join(root, 'dist/proxy/cli.js'))) throw new Error(`--baseline ${root}: no dist/proxy/cli.js there (build it first)`);
+    await startEdgecache('edgecache-baseline', ORIGIN_PORT, [...keysFlags, ...extra], root);
+    variantNames.push('edgecache-baseline');
   }
   if (hitModes.includes('disk')) await startEdgecache('edgecache-disk', ORIGIN_PORT, ['--memory-max', '1mb', '--max-object-size', '1mb', ...extra, ...words(opts.diskFlags)]);
   for (const p of peers) {

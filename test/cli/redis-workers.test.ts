@@ -63,6 +63,8 @@ async function purge(adminUrl: string, body: Record<string, unknown>): Promise<v
 describe('--workers with --redis', () => {
   it('a purge through the cluster node reaches the other node; one through the other node reaches every worker', async () => {
     expect((await get(single.url, '/w/1?tag=t')).headers['x-cache']).toBe('MISS');
+    // The fill is over (its writes queued) before the tiers' queues are flushed.
+    await single.edgecache.pipeline.idle();
     await single.edgecache.store.flush();
     const fromRedis = await get(cluster.url, '/w/1?tag=t');
     expect([fromRedis.headers['x-cache'], fromRedis.text]).toEqual(['HIT', '/w/1 #1']);

@@ -2,6 +2,7 @@
  * What the cache holds. A CacheEntry is one stored response (one Vary variant); a VaryRecord sits under the
  * primary key of a URL whose responses vary and lists the request fields that select a variant.
  */
+import { shareFieldValues } from './field-values.js';
 import type { Lifetimes } from '../policies/http/freshness.js';
 import type { Body } from './body.js';
 
@@ -70,6 +71,9 @@ export type CacheRecord = CacheEntry | VaryRecord;
  * by new fields, `{ ...lifetimes, key, ... }`, gives V8 a dictionary-mode object with a hidden class of its own:
  * about 0.5 KB more per stored entry, and slower property reads on every hit.)
  */
+/** The tags of every entry without any (one array for all: tags are never added to a stored entry's). */
+const NO_TAGS: string[] = [];
+
 export function newEntryMeta(lifetimes: Lifetimes, fields: Omit<EntryMeta, keyof Lifetimes | 'encodings'> & { encodings?: FormsLayout | null }): EntryMeta {
   return {
     ageBase: lifetimes.ageBase,
@@ -83,10 +87,10 @@ export function newEntryMeta(lifetimes: Lifetimes, fields: Omit<EntryMeta, keyof
     key: fields.key,
     primaryKey: fields.primaryKey,
     status: fields.status,
-    headers: fields.headers,
+    headers: shareFieldValues(fields.headers),
     storedAt: fields.storedAt,
     vary: fields.vary,
-    tags: fields.tags,
+    tags: fields.tags.length === 0 ? NO_TAGS : fields.tags,
     deletableAt: fields.deletableAt,
     encodings: fields.encodings ?? null,
   };

@@ -11,7 +11,8 @@
  * of the wrong type, a length that does not add up) is reported as corrupt, never guessed at.
  */
 import { crc32 } from 'node:zlib';
-import type { CacheEntry, EntryMeta, VaryRecord } from './entry.js';
+import type { CacheEntry, EntryMeta, StoredHeaders, VaryRecord } from './entry.js';
+import { shareFieldValues } from './field-values.js';
 
 /**
  * On-disk format version, kept in `info` and in every meta envelope. Bump it whenever the layout or the
@@ -190,6 +191,7 @@ function checkMeta(m: unknown): EntryMeta {
     typeof m.hasValidator === 'boolean' &&
     (m.encodings === undefined || m.encodings === null || isFormsLayout(m.encodings));
   if (!ok) throw new CorruptRecordError('bad meta fields');
+  shareFieldValues(m.headers as StoredHeaders);
   return { ...(m as unknown as EntryMeta), deletableAt: m.deletableAt === null ? Infinity : (m.deletableAt as number) };
 }
 

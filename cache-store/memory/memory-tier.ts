@@ -12,7 +12,7 @@ import type { SyncCacheTier, TierStats } from '../tier.js';
  * What a record costs in process memory beyond what recordSize() charges (its body, header text, key and a
  * fixed 256 bytes): the JavaScript objects that hold it (metadata, headers object, the string objects of every
  * header value, the body's Buffer and ArrayBuffer, the Map and eviction-policy nodes). No cache-policy object is
- * kept per entry (Freshness.storedPolicy makes one for a revalidation). Measured at about 900 bytes beyond body
+ * kept per entry (Freshness.storedPolicy makes one for a revalidation). Measured at about 730 bytes beyond body
  * and header text for a small response (`npm run bench:entry-memory`, test/proxy/memory-bounds.test.ts); charged
  * so that --memory-max bounds the memory the tier really holds, also when it holds many small entries.
  */

@@ -24,14 +24,12 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
-import type { Logger } from 'pino';
 import { bodyFromChunks, isChunked } from '../../cache-store/body.js';
-import type { CacheStore } from '../../cache-store/cache-store.js';
 import { deletableAt, newEntryMeta, type CacheEntry, type StoredHeaders } from '../../cache-store/entry.js';
 import type { CacheStatusFields } from '../../policies/http/cache-status.js';
 import type { RequestTarget } from '../../policies/http/cache-key.js';
 import { clientValidatorsMatch, notModifiedFields } from '../../policies/http/conditionals.js';
-import type { Freshness, PolicyRequest } from '../../policies/http/freshness.js';
+import type { PolicyRequest } from '../../policies/http/freshness.js';
 import { parseHttpDate } from '../../policies/http/http-date.js';
 import { endToEndResponseHeaders } from '../../policies/http/intermediary.js';
 import { freshenedHeaders, isOriginError, withoutClientValidators } from '../../policies/http/revalidation.js';
@@ -39,28 +37,16 @@ import { postTag } from '../../policies/http/post-key.js';
 import { ifRangeFor, parseContentRange, parseRanges, rangeFraming, strongValidator, type ByteRange, type RangePart } from '../../policies/http/ranges.js';
 import { firstSliceKind, isSlice, sliceCount, sliceKey, sliceRange, slicesCovering } from '../../policies/http/slices.js';
 import { parseSurrogateKeys, TAG_FIELDS } from '../../policies/http/surrogate-keys.js';
-import type { ProxyStats } from '../admin/stats.js';
 import { writeOriginFailure } from '../http/error-answer.js';
 import { ageSeconds, storedFields, ttlSeconds, type WireValue } from '../http/hit-head.js';
-import type { Forwarding } from '../origin/forwarding.js';
-import type { OriginClient } from '../origin/origin-client.js';
-import type { Compressor } from './compressor.js';
 import { HitForMiss } from './hit-for-miss.js';
-import { outcomeFields, type OutcomeRecorder, type XCache } from './outcome.js';
+import { outcomeFields, type XCache } from './outcome.js';
 import { notSatisfiableFields, withRangeFields } from './stored-response.js';
+import type { PipelineOptions } from './cache-pipeline.js';
 
-export interface SliceFillOptions {
-  store: CacheStore;
-  freshness: Freshness;
-  origin: OriginClient;
-  stats: ProxyStats;
-  outcomes: OutcomeRecorder;
-  log: Logger;
-  now: () => number;
-  forwarding: Forwarding;
-  jitter: () => number;
-  exposeTagHeaders: boolean;
-  compressor?: Compressor;
+/** The pipeline's dependencies that slice fills share (see PipelineOptions), and their own. */
+export interface SliceFillOptions
+  extends Pick<PipelineOptions, 'store' | 'freshness' | 'origin' | 'stats' | 'outcomes' | 'log' | 'now' | 'forwarding' | 'jitter' | 'exposeTagHeaders' | 'compressor'> {
   /** Bytes per slice (--slice-size). */
   sliceSize: number;
   /**

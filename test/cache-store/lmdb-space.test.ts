@@ -3,9 +3,8 @@
  * (lmdb-js aborted the process there, see cache-store/lmdb/space.ts), a full map takes the same path, and the
  * data file stays within --disk-max while many times the budget is written through.
  */
-import { spawn, execFileSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +14,7 @@ import { LmdbTier, type LmdbTierOptions } from '../../cache-store/lmdb/lmdb-tier
 import { buildTierForChildren, type ChildBuild } from './child-build.js';
 import { digest, Fixtures, recordingLogger, TestClock } from './fixtures.js';
 import { openRaw, tempDir } from './lmdb-harness.js';
+import { canMountTmpfs, mountTmpfs, skipWithoutTmpfs, type Tmpfs } from '../helpers/tmpfs.js';
 
 const MiB = 1024 * 1024;
 const clock = new TestClock();
@@ -147,26 +147,23 @@ describe('LmdbTier: the data file holds the budget', () => {
   });
 });
 
-const canMount = process.platform === 'linux' && process.getuid?.() === 0;
-if (!canMount) console.warn('edgecache: not running as root, so the full-filesystem tier test (it mounts a tmpfs) is skipped');
+skipWithoutTmpfs('the full-filesystem tier test');
 
-describe.runIf(canMount)('LmdbTier on a full filesystem (a 24 MiB tmpfs)', () => {
+describe.runIf(canMountTmpfs)('LmdbTier on a full filesystem (a 24 MiB tmpfs)', () => {
   let build: ChildBuild;
+  let tmpfs: Tmpfs | undefined;
   let mount: string;
-  let mounted = false;
   const script = fileURLToPath(new URL('./lmdb-child.mjs', import.meta.url));
 
   beforeAll(() => {
     build = buildTierForChildren();
-    mount = mkdtempSync(join(tmpdir(), 'edgecache-tmpfs-'));
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=24m', 'tmpfs', mount]);
-    mounted = true;
+    tmpfs = mountTmpfs('24m');
+    mount = tmpfs.path;
   });
 
   afterAll(() => {
     build?.remove();
-    if (mounted) execFileSync('umount', [mount]);
-    rmSync(mount, { recursive: true, force: true });
+    tmpfs?.unmount();
   });
 
   /** Writes zeros to `file` until the filesystem refuses a single block. */

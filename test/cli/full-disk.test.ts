@@ -5,19 +5,17 @@
  * error path, see cache-store/lmdb/space.ts); the tier must never let LMDB write where there is no space.
  * Mounting a tmpfs needs root: elsewhere this file is skipped, with one line saying so.
  */
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCli, type RunningCli } from '../helpers/cli.js';
+import { canMountTmpfs, mountTmpfs, skipWithoutTmpfs, type Tmpfs } from '../helpers/tmpfs.js';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';
 import { request, sleep } from '../helpers/http.js';
 
 const MiB = 1024 * 1024;
-const canMount = process.platform === 'linux' && process.getuid?.() === 0;
-if (!canMount) console.warn('edgecache: not running as root, so the full-disk test (it mounts a tmpfs) is skipped');
+skipWithoutTmpfs('the full-disk test');
 
 /** The body of object `i`: 100-610 KB, bytes that depend on `i` and on the offset (a swapped or cut body shows). */
 function bodyOf(i: number): Buffer {
@@ -66,10 +64,10 @@ async function fetchAll(proxy: RunningCli, ids: number[], cachedOnly = false): P
   return hits;
 }
 
-describe.runIf(canMount)('a full disk (the data directory on a 24 MiB tmpfs)', () => {
+describe.runIf(canMountTmpfs)('a full disk (the data directory on a 24 MiB tmpfs)', () => {
   let origin: TestOrigin;
+  let tmpfs: Tmpfs | undefined;
   let mount: string;
-  let mounted = false;
 
   beforeAll(async () => {
     origin = await startOrigin((req, res) => {
@@ -77,15 +75,13 @@ describe.runIf(canMount)('a full disk (the data directory on a 24 MiB tmpfs)', (
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'cache-control': 'public, max-age=3600', 'content-length': body.length });
       res.end(body);
     });
-    mount = mkdtempSync(path.join(tmpdir(), 'edgecache-tmpfs-'));
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=24m', 'tmpfs', mount]);
-    mounted = true;
+    tmpfs = mountTmpfs('24m');
+    mount = tmpfs.path;
   });
 
   afterAll(async () => {
     await origin?.close();
-    if (mounted) execFileSync('umount', [mount]);
-    rmSync(mount, { recursive: true, force: true });
+    tmpfs?.unmount();
   });
 
   it('keeps serving exact bytes from memory and the origin, counts it, survives a restart on the full disk, and writes again once space is freed', async () => {

@@ -5,15 +5,13 @@
  * origin waits meanwhile, and the rest comes straight from the origin. (It used to be cut off mid-body.)
  * The full-disk case mounts a small tmpfs, which needs root: elsewhere it is skipped, with one line saying so.
  */
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
+import { canMountTmpfs, mountTmpfs, skipWithoutTmpfs, type Tmpfs } from '../helpers/tmpfs.js';
 
 const MiB = 1024 * 1024;
 const SIZE = 40 * MiB;
@@ -21,8 +19,7 @@ const BODY = Buffer.allocUnsafe(SIZE);
 for (let i = 0; i * 64 < SIZE; i++) createHash('sha512').update(String(i)).digest().copy(BODY, i * 64);
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
-const canMount = process.platform === 'linux' && process.getuid?.() === 0;
-if (!canMount) console.warn('edgecache: not running as root, so the full-disk reader test (it mounts a tmpfs) is skipped');
+skipWithoutTmpfs('the full-disk reader test');
 
 let origin: TestOrigin;
 
@@ -81,23 +78,19 @@ describe('a client reading a streamed body back from disk', () => {
   });
 });
 
-describe.skipIf(!canMount)('a client reading a streamed body back from a disk that fills up', () => {
-  let mount = '';
-  let mounted = false;
+describe.runIf(canMountTmpfs)('a client reading a streamed body back from a disk that fills up', () => {
+  let tmpfs: Tmpfs | undefined;
   let proxy: TestProxy;
   beforeAll(() => {
-    mount = mkdtempSync(path.join(tmpdir(), 'edgecache-tmpfs-'));
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=24m', 'tmpfs', mount]);
-    mounted = true;
+    tmpfs = mountTmpfs('24m');
   });
   afterAll(async () => {
     await proxy?.close();
-    if (mounted) execFileSync('umount', [mount]);
-    rmSync(mount, { recursive: true, force: true });
+    tmpfs?.unmount();
   });
 
   it('gets every byte from the origin once the copy it read is used up; so do clients keeping up', async () => {
-    proxy = await startProxy(origin.url, { memoryMax: 16 * MiB, maxObjectSize: 64 * MiB, dataDir: path.join(mount, 'data') });
+    proxy = await startProxy(origin.url, { memoryMax: 16 * MiB, maxObjectSize: 64 * MiB, dataDir: path.join((tmpfs as Tmpfs).path, 'data') });
     const results = await Promise.all([slowGet(`${proxy.url}/full/a`, 400), slowGet(`${proxy.url}/full/a`, 0), slowGet(`${proxy.url}/full/a`, 1000)]);
     for (const res of results) expect([res.status, res.complete, res.body.length, sha(res.body)]).toEqual([200, true, SIZE, sha(BODY)]);
     expect(origin.count('/full/a')).toBe(1);

@@ -1,7 +1,7 @@
 /**
- * The in-memory tier: records in a Map, with an eviction policy (policies/eviction) deciding what stays
- * within the byte budget. `get` is synchronous and allocation-free so the hit path can call it directly;
- * the policy records the access in O(1).
+ * The in-memory tier: records kept by an eviction policy (policies/eviction), which decides what stays within the
+ * byte budget and holds each resident record, so one Map indexes both. `get` is synchronous and allocation-free
+ * so the hit path can call it directly: one lookup, and the policy records the access in O(1).
  */
 import { createEvictionPolicy, type EvictionPolicy, type EvictionPolicyName } from '../../policies/eviction/index.js';
 import { recordSize, type CacheRecord } from '../entry.js';
@@ -11,8 +11,8 @@ import type { SyncCacheTier, TierStats } from '../tier.js';
 /**
  * What a record costs in process memory beyond what recordSize() charges (its body, header text, key and a
  * fixed 256 bytes): the JavaScript objects that hold it (metadata, headers object, the string objects of every
- * header value, the body's Buffer and ArrayBuffer, the Map and eviction-policy nodes). No cache-policy object is
- * kept per entry (Freshness.storedPolicy makes one for a revalidation). Measured at about 730 bytes beyond body
+ * header value, the body's Buffer and ArrayBuffer, the eviction-policy node and its Map slot). No cache-policy object is
+ * kept per entry (Freshness.storedPolicy makes one for a revalidation). Measured at about 710 bytes beyond body
  * and header text for a small response (`npm run bench:entry-memory`, test/proxy/memory-bounds.test.ts); charged
  * so that --memory-max bounds the memory the tier really holds, also when it holds many small entries.
  */
@@ -35,11 +35,11 @@ export interface MemoryTierOptions {
 export class MemoryTier implements SyncCacheTier {
   readonly name = 'memory';
   readonly synchronous = true;
-  private readonly records = new Map<string, CacheRecord>();
   private readonly policy: EvictionPolicy;
   private readonly tags = new TagIndex();
-  /** Reused for every offer: the policy reports the keys that must leave here. */
+  /** Reused for every offer: the policy reports the keys that must leave here, and their records. */
   private readonly evicted: string[] = [];
+  private readonly evictedRecords: unknown[] = [];
   private evictions = 0;
   private rejections = 0;
 
@@ -48,22 +48,27 @@ export class MemoryTier implements SyncCacheTier {
   }
 
   get(key: string): CacheRecord | undefined {
-    const record = this.records.get(key);
-    if (record !== undefined) this.policy.recordAccess(key);
-    return record;
+    return this.policy.get(key) as CacheRecord | undefined;
   }
 
   /** Stores a record if the policy admits it; false when it does not fit or is not admitted. */
   set(key: string, record: CacheRecord): boolean {
-    const previous = this.records.get(key);
+    const previous = this.policy.peek(key) as CacheRecord | undefined;
     if (previous !== undefined) this.tags.remove(key, previous);
-    this.records.set(key, record);
     this.tags.add(key, record);
     const expiresAt = record.kind === 'entry' ? record.meta.deletableAt : Infinity;
-    const resident = this.policy.offer(key, memoryRecordSize(record), expiresAt, this.evicted);
+    const { evicted, evictedRecords } = this;
+    const resident = this.policy.offer(key, memoryRecordSize(record), expiresAt, evicted, record, evictedRecords);
     if (!resident) this.rejections++;
-    for (const gone of this.evicted) this.drop(gone, gone === key && !resident);
-    this.evicted.length = 0;
+    for (let i = 0; i < evicted.length; i++) {
+      const gone = evicted[i] as string;
+      const goneRecord = evictedRecords[i] as CacheRecord;
+      // The record this one replaced (expired during the offer): its tags are already gone.
+      if (gone === key && goneRecord !== record) continue;
+      this.drop(gone, goneRecord, gone === key && !resident);
+    }
+    evicted.length = 0;
+    evictedRecords.length = 0;
     return resident;
   }
 
@@ -76,16 +81,13 @@ export class MemoryTier implements SyncCacheTier {
   }
 
   delete(key: string): void {
-    const record = this.records.get(key);
-    if (record === undefined) return;
-    this.records.delete(key);
-    this.tags.remove(key, record);
-    this.policy.remove(key);
+    const record = this.policy.remove(key) as CacheRecord | undefined;
+    if (record !== undefined) this.tags.remove(key, record);
   }
 
   keys(prefix: string): string[] {
     const out: string[] = [];
-    for (const key of this.records.keys()) if (key.startsWith(prefix)) out.push(key);
+    for (const key of this.policy.residentKeys()) if (key.startsWith(prefix)) out.push(key);
     return out;
   }
 
@@ -94,7 +96,6 @@ export class MemoryTier implements SyncCacheTier {
   }
 
   clear(): void {
-    this.records.clear();
     this.tags.clear();
     this.policy.clear();
   }
@@ -103,7 +104,7 @@ export class MemoryTier implements SyncCacheTier {
     return {
       name: this.name,
       policy: this.policy.name,
-      entries: this.records.size,
+      entries: this.policy.count,
       bytes: this.policy.bytes,
       maxBytes: this.options.maxBytes,
       evictions: this.evictions,
@@ -116,10 +117,7 @@ export class MemoryTier implements SyncCacheTier {
   }
 
   /** A key the policy let go: forget it here and hand it to onEvict (e.g. the disk tier in spill mode). */
-  private drop(key: string, rejected: boolean): void {
-    const record = this.records.get(key);
-    if (record === undefined) return;
-    this.records.delete(key);
+  private drop(key: string, record: CacheRecord, rejected: boolean): void {
     this.tags.remove(key, record);
     if (!rejected) this.evictions++;
     this.options.onEvict?.(key, record);

@@ -20,6 +20,8 @@ export abstract class BasePolicy implements EvictionPolicy {
   private readonly now: () => number;
   private readonly expiry = new ExpiryQueue();
   private readonly pool: PolicyEntry[] = [];
+  /** While an offer runs: where the values of the keys it reports as evicted go (see offer). */
+  private evictedValues: unknown[] | undefined = undefined;
 
   constructor(options: EvictionPolicyOptions) {
     const { maxBytes } = options;
@@ -47,18 +49,44 @@ export abstract class BasePolicy implements EvictionPolicy {
     if (entry !== undefined) this.onAccess(entry);
   }
 
-  offer(key: string, size: number, expiresAt: number, evicted: string[]): boolean {
+  get(key: string): unknown {
+    const entry = this.entries.get(key);
+    if (entry === undefined) return undefined;
+    this.onAccess(entry);
+    return entry.value;
+  }
+
+  peek(key: string): unknown {
+    return this.entries.get(key)?.value;
+  }
+
+  residentKeys(): IterableIterator<string> {
+    return this.entries.keys();
+  }
+
+  offer(key: string, size: number, expiresAt: number, evicted: string[], value?: unknown, evictedValues?: unknown[]): boolean {
     assertSize(size);
     if (Number.isNaN(expiresAt)) throw new RangeError('expiresAt must be a number (Infinity for no expiry)');
+    this.evictedValues = evictedValues;
+    try {
+      return this.admit(key, size, expiresAt, evicted, value);
+    } finally {
+      this.evictedValues = undefined;
+    }
+  }
+
+  private admit(key: string, size: number, expiresAt: number, evicted: string[], value: unknown): boolean {
     const now = this.evictExpired(evicted, expiresAt !== Infinity);
     const existing = this.entries.get(key);
     if (size > this.maxBytes || expiresAt < now) {
       if (existing !== undefined) this.drop(existing);
       this.onRefused(key);
       evicted.push(key);
+      this.evictedValues?.push(value);
       return false;
     }
     if (existing !== undefined) {
+      existing.value = value;
       this.unlink(existing);
       this.usedBytes += size - existing.size;
       existing.size = size;
@@ -66,6 +94,7 @@ export abstract class BasePolicy implements EvictionPolicy {
       this.relink(existing, evicted);
     } else {
       const entry = this.acquireEntry(key, size);
+      entry.value = value;
       this.entries.set(key, entry);
       this.usedBytes += size;
       this.setExpiry(entry, expiresAt);
@@ -79,9 +108,12 @@ export abstract class BasePolicy implements EvictionPolicy {
     return size <= this.maxBytes;
   }
 
-  remove(key: string): void {
+  remove(key: string): unknown {
     const entry = this.entries.get(key);
-    if (entry !== undefined) this.drop(entry);
+    if (entry === undefined) return undefined;
+    const value = entry.value;
+    this.drop(entry);
+    return value;
   }
 
   clear(): void {
@@ -118,6 +150,7 @@ export abstract class BasePolicy implements EvictionPolicy {
   /** Removes a linked entry and reports it. */
   protected evict(entry: PolicyEntry, evicted: string[]): void {
     evicted.push(entry.key);
+    this.evictedValues?.push(entry.value);
     this.drop(entry);
   }
 
@@ -136,6 +169,7 @@ export abstract class BasePolicy implements EvictionPolicy {
     entry.queue = 0;
     entry.hash = 0;
     entry.expiresAt = Infinity;
+    entry.value = undefined;
     if (this.pool.length < ENTRY_POOL_LIMIT) this.pool.push(entry);
   }
 

@@ -1,7 +1,10 @@
 import { BasePolicy } from './base-policy.js';
 import { EntryList, type PolicyEntry } from './entry-list.js';
 
-/** Least recently used: a hit moves the key to the tail; victims leave from the head. */
+/**
+ * Least recently used: a hit moves the key to the tail; victims leave from the head. Exact on every hit (the
+ * simulator's reference; tinylfu, the default, skips moves that would not matter, see EntryList.touch).
+ */
 export class LruPolicy extends BasePolicy {
   readonly name = 'lru' as const;
   private readonly list = new EntryList();

@@ -119,14 +119,14 @@ export class TinyLfuPolicy extends BasePolicy {
     this.sketch.increment(entry.hash);
     switch (entry.queue) {
       case WINDOW:
-        this.window.moveToBack(entry);
+        this.window.touch(entry);
         break;
       case PROBATION:
         this.probation.remove(entry);
         this.promote(entry);
         break;
       default:
-        this.protected.moveToBack(entry);
+        this.protected.touch(entry);
     }
   }
 

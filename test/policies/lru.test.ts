@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { LruPolicy } from '../../policies/eviction/lru.js';
+import { EXACT_ORDER_BELOW } from '../../policies/eviction/entry-list.js';
 
 describe('LruPolicy', () => {
   it('evicts the least recently used key', () => {
@@ -48,5 +49,14 @@ describe('LruPolicy', () => {
     lru.recordAccess('zzz');
     lru.offer('c', 1, Infinity, evicted);
     expect(evicted).toEqual(['a']);
+  });
+
+  it('keeps exact recency order on every hit, also in a long list', () => {
+    const n = 4 * EXACT_ORDER_BELOW;
+    const lru = new LruPolicy({ maxBytes: n });
+    const evicted: string[] = [];
+    for (let i = 0; i < n; i++) lru.offer(`k${i}`, 1, Infinity, evicted);
+    lru.recordAccess(`k${n - 2}`);
+    expect(lru.keys().at(-1)).toBe(`k${n - 2}`);
   });
 });

@@ -6,6 +6,7 @@ import { mulberry32 } from '../../scripts/simulator/prng.js';
 interface Shadow {
   size: number;
   expiresAt: number;
+  value: string;
 }
 
 function clockedPolicy(name: EvictionPolicyName, maxBytes: number) {
@@ -35,12 +36,27 @@ describe.each(EVICTION_POLICY_NAMES)('%s: the EvictionPolicy contract', (name) =
         const size = random() < 0.05 ? maxBytes + 1 + Math.floor(random() * 50) : Math.floor(random() ** 3 * 40);
         const action = random();
         if (action < 0.45) {
-          policy.recordAccess(key);
+          if (random() < 0.5) policy.recordAccess(key);
+          else expect(policy.get(key)).toBe(shadow.get(key)?.value);
         } else if (action < 0.9) {
           const expiresAt = random() < 0.3 ? clock.now + Math.floor(random() * 50) - 5 : Infinity;
           evicted.length = 0;
-          const admitted = policy.offer(key, size, expiresAt, evicted);
-          expect(new Set(evicted).size).toBe(evicted.length);
+          const value = `${key}@${step}`;
+          const evictedValues: unknown[] = [];
+          const previous = shadow.get(key);
+          const admitted = policy.offer(key, size, expiresAt, evicted, value, evictedValues);
+          // Every key at most once, except the offered one: its expired predecessor, then itself when refused.
+          const others = evicted.filter((gone) => gone !== key);
+          expect(new Set(others).size).toBe(others.length);
+          const own = evictedValues.filter((_, i) => evicted[i] === key);
+          if (own.length === 2) expect(own).toEqual([previous?.value, value]);
+          else expect(own.length).toBeLessThanOrEqual(1);
+          // Each evicted key's value, in the same order: the one it held, or the offered one when refused.
+          expect(evictedValues).toHaveLength(evicted.length);
+          evicted.forEach((gone, i) => {
+            const held = gone === key ? [value, previous?.value] : [shadow.get(gone)?.value];
+            expect(held).toContain(evictedValues[i]);
+          });
           let seenLive = false;
           for (const gone of evicted) {
             const entry = shadow.get(gone);
@@ -54,13 +70,13 @@ describe.each(EVICTION_POLICY_NAMES)('%s: the EvictionPolicy contract', (name) =
           expect(admitted).toBe(policy.has(key));
           if (admitted) {
             expect(size <= maxBytes && expiresAt >= clock.now).toBe(true);
-            shadow.set(key, { size, expiresAt });
+            shadow.set(key, { size, expiresAt, value });
           } else {
             expect(evicted).toContain(key);
           }
           expect([...shadow.values()].every((entry) => entry.expiresAt >= clock.now)).toBe(true);
         } else if (action < 0.97) {
-          policy.remove(key);
+          expect(policy.remove(key)).toBe(shadow.get(key)?.value);
           shadow.delete(key);
         } else {
           const before = [policy.count, policy.bytes];
@@ -75,6 +91,8 @@ describe.each(EVICTION_POLICY_NAMES)('%s: the EvictionPolicy contract', (name) =
         expect(policy.bytes).toBe(sum);
         expect(policy.count).toBe(shadow.size);
         expect([...shadow.keys()].every((resident) => policy.has(resident))).toBe(true);
+        expect(new Set(policy.residentKeys())).toEqual(new Set(shadow.keys()));
+        expect(policy.peek(key)).toBe(shadow.get(key)?.value);
       }
     }
   });

@@ -6,7 +6,7 @@
  * body. A packed body whose length does not add up is never guessed at: the record reads as absent.
  */
 import { ArrayBody, bodyChunks, CONTIGUOUS_LIMIT, isChunked, type Body, type ChunkedBody } from './body.js';
-import type { CacheEntry, CacheRecord, EncodedForms, EntryMeta, FormsLayout } from './entry.js';
+import { withHitSlot, type CacheEntry, type CacheRecord, type EncodedForms, type EntryMeta, type FormsLayout } from './entry.js';
 
 const FORM_ORDER = ['br', 'gzip'] as const;
 
@@ -89,7 +89,7 @@ class SliceBody implements ChunkedBody {
 /** An entry with compressed forms added: new metadata (listing them) for the same response. */
 export function withForms(entry: CacheEntry, forms: EncodedForms, encodings: FormsLayout): CacheEntry {
   const m = entry.meta;
-  const meta: EntryMeta = {
+  const meta: EntryMeta = withHitSlot({
     ageBase: m.ageBase,
     lifetime: m.lifetime,
     freshUntil: m.freshUntil,
@@ -107,6 +107,6 @@ export function withForms(entry: CacheEntry, forms: EncodedForms, encodings: For
     tags: m.tags,
     deletableAt: m.deletableAt,
     encodings,
-  };
+  });
   return { kind: 'entry', meta, body: entry.body, forms };
 }

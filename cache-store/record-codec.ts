@@ -11,8 +11,7 @@
  * of the wrong type, a length that does not add up) is reported as corrupt, never guessed at.
  */
 import { crc32 } from 'node:zlib';
-import type { CacheEntry, EntryMeta, StoredHeaders, VaryRecord } from './entry.js';
-import { shareFieldValues } from './field-values.js';
+import { newEntryMeta, type CacheEntry, type EntryMeta, type VaryRecord } from './entry.js';
 
 /**
  * On-disk format version, kept in `info` and in every meta envelope. Bump it whenever the layout or the
@@ -191,8 +190,10 @@ function checkMeta(m: unknown): EntryMeta {
     typeof m.hasValidator === 'boolean' &&
     (m.encodings === undefined || m.encodings === null || isFormsLayout(m.encodings));
   if (!ok) throw new CorruptRecordError('bad meta fields');
-  shareFieldValues(m.headers as StoredHeaders);
-  return { ...(m as unknown as EntryMeta), deletableAt: m.deletableAt === null ? Infinity : (m.deletableAt as number) };
+  // One literal (newEntryMeta) rather than a spread of the parsed object: every decoded meta then has the hidden
+  // class of a filled one (adding a field to a spread copy gives each object a map of its own).
+  const meta = m as unknown as EntryMeta;
+  return newEntryMeta(meta, { ...meta, deletableAt: m.deletableAt === null ? Infinity : (m.deletableAt as number) });
 }
 
 /** A stored entry's forms layout (entry.ts FormsLayout): the identity length and each form's. */

@@ -1,7 +1,7 @@
 /** Records for tier tests: lifetimes from real CachePolicy objects (via Freshness, on a clock the test controls). */
 import { createHash, randomBytes } from 'node:crypto';
 import { ArrayBody, bodyChunks, type Body } from '../../cache-store/body.js';
-import { deletableAt, type CacheEntry, type EntryMeta, type StoredHeaders, type VaryRecord } from '../../cache-store/entry.js';
+import { deletableAt, newEntryMeta, type CacheEntry, type EntryMeta, type StoredHeaders, type VaryRecord } from '../../cache-store/entry.js';
 import { Freshness } from '../../policies/http/freshness.js';
 
 export class TestClock {
@@ -51,7 +51,8 @@ export class Fixtures {
     const response = { status: 200, headers };
     const policy = this.freshness.createPolicy(request, response);
     const lifetimes = this.freshness.lifetimes(policy, response, 0);
-    const meta: EntryMeta = {
+    // As a fill makes it (one literal, every field), so that a record read back from a tier compares equal.
+    const meta: EntryMeta = newEntryMeta(lifetimes, {
       key,
       primaryKey: options.primaryKey ?? key,
       status: 200,
@@ -60,8 +61,7 @@ export class Fixtures {
       vary: options.vary ?? null,
       tags: options.tags ?? [],
       deletableAt: deletableAt(lifetimes),
-      ...lifetimes,
-    };
+    });
     return { kind: 'entry', meta, body };
   }
 

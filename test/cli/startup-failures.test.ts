@@ -24,7 +24,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Runs the command until it exits (or 15 s pass, then kills it: a restart loop never exits). */
+/** Runs the command until it exits (or 40 s pass, then kills it: a restart loop never exits; a loaded machine takes over 15 s to start two workers). */
 function run(args: string[]): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [CLI, '--origin', 'http://127.0.0.1:9', '--host', '127.0.0.1', '--log-level', 'warn', ...args], {
@@ -33,7 +33,7 @@ function run(args: string[]): Promise<{ code: number | null; stderr: string }> {
     });
     let stderr = '';
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 40_000);
     child.on('exit', (code) => {
       clearTimeout(timer);
       resolve({ code, stderr });
@@ -54,13 +54,13 @@ describe.concurrent('start-up failures', () => {
     const out = await run(['--workers', workers, '--port', String(takenPort), '--admin-port', String(await freePort()), '--data-dir', path.join(dir, `p${workers}`)]);
     expect(out.code).toBe(1);
     expectOneLine(out.stderr, new RegExp(`^edgecache: cannot listen on 127\\.0\\.0\\.1:${takenPort} \\(--host, --port\\): .*EADDRINUSE`));
-  });
+  }, 60_000);
 
   it.each(['1', '2'])('the admin port in use (--workers %s)', async (workers) => {
     const out = await run(['--workers', workers, '--port', String(await freePort()), '--admin-port', String(takenPort), '--data-dir', path.join(dir, `a${workers}`)]);
     expect(out.code).toBe(1);
     expectOneLine(out.stderr, /^edgecache: cannot listen on .* \(--admin-host, --admin-port\): .*EADDRINUSE/);
-  });
+  }, 60_000);
 
   it.each(['1', '2'])('a --data-dir that cannot be used (--workers %s)', async (workers) => {
     const file = path.join(dir, `not-a-directory-${workers}`);
@@ -68,7 +68,7 @@ describe.concurrent('start-up failures', () => {
     const out = await run(['--workers', workers, '--port', String(await freePort()), '--admin-port', String(await freePort()), '--data-dir', file]);
     expect(out.code).toBe(1);
     expectOneLine(out.stderr, /^edgecache: cannot use --data-dir .*not-a-directory.*: ENOTDIR/);
-  });
+  }, 60_000);
 
   it.each(['1', '2'])('a missing or invalid --tls-cert / --tls-key (--workers %s)', async (workers) => {
     const key = path.join(dir, `key-${workers}.pem`);

@@ -1,0 +1,41 @@
+/** The hit slot of stored metadata (cache-store/entry.ts HIT_SLOT): per meta object, never copied or stored. */
+import { describe, expect, it } from 'vitest';
+import { HIT_SLOT } from '../../cache-store/entry.js';
+import { decodeRecord, finishRecord, prepareRecord } from '../../cache-store/record-codec.js';
+import { storedFields, writeHitHead } from '../../proxy/http/hit-head.js';
+import { Fixtures, TestClock } from './fixtures.js';
+
+describe('the hit slot of stored metadata', () => {
+  const fixtures = new Fixtures(new TestClock());
+
+  it('is filled by the first hit and reused by the next ones', () => {
+    const entry = fixtures.entry('example.test/a', { body: 10 });
+    expect(entry.meta[HIT_SLOT]).toBeUndefined();
+    const first = storedFields(entry);
+    expect(entry.meta[HIT_SLOT]).toBe(first);
+    expect(storedFields(entry)).toBe(first);
+  });
+
+  it('is not carried by a copy: a copy with other fields gets heads of its own', () => {
+    const entry = fixtures.entry('example.test/b', { body: 10 });
+    storedFields(entry);
+    const copy = { ...entry, meta: { ...entry.meta, headers: { ...entry.meta.headers, 'set-cookie': 'id=1' } } };
+    expect(copy.meta[HIT_SLOT]).toBeUndefined();
+    expect(storedFields(copy).base).toContain('set-cookie');
+    expect(storedFields(entry).base).not.toContain('set-cookie');
+    // The stored entry's head is untouched by the copy's.
+    const written: unknown[] = [];
+    const res = { writeHead: (...args: unknown[]) => written.push(args), socket: null } as unknown as Parameters<typeof writeHitHead>[0];
+    writeHitHead(res, entry, Date.now());
+    expect(JSON.stringify(written)).not.toContain('set-cookie');
+  });
+
+  it('is neither serialized nor decoded by the tiers', () => {
+    const entry = fixtures.entry('example.test/c', { body: 10 });
+    storedFields(entry);
+    expect(JSON.stringify(entry.meta)).not.toContain('hit');
+    const encoded = finishRecord(prepareRecord('example.test/c', entry, 100, 64 * 1024), 1, [entry.body as Buffer]);
+    const decoded = decodeRecord(encoded);
+    expect(decoded.kind === 'entry' && decoded.meta[HIT_SLOT]).toBeUndefined();
+  });
+});

@@ -85,8 +85,13 @@ export type CacheRecord = CacheEntry | VaryRecord;
 /** The tags of every entry without any (one array for all: tags are never added to a stored entry's). */
 const NO_TAGS: string[] = [];
 
-/** Gives a new meta object its (empty) hit slot; see HIT_SLOT. */
-export function withHitSlot(meta: EntryMeta): EntryMeta {
+/**
+ * Gives a new meta object its (empty) hit slot; see HIT_SLOT. `meta` is a fresh object literal whose last property
+ * is `reserved: undefined`: deleting that last property leaves V8 the in-object room the slot then takes (8 bytes
+ * per entry, where a property added to a literal without room costs an out-of-object array of about 40).
+ */
+export function withHitSlot(meta: EntryMeta & { reserved?: undefined }): EntryMeta {
+  delete meta.reserved;
   return Object.defineProperty(meta, HIT_SLOT, { value: undefined, writable: true, enumerable: false, configurable: true });
 }
 
@@ -109,6 +114,7 @@ export function newEntryMeta(lifetimes: Lifetimes, fields: Omit<EntryMeta, keyof
     tags: fields.tags.length === 0 ? NO_TAGS : fields.tags,
     deletableAt: fields.deletableAt,
     encodings: fields.encodings ?? null,
+    reserved: undefined,
   });
 }
 

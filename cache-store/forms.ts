@@ -107,6 +107,7 @@ export function withForms(entry: CacheEntry, forms: EncodedForms, encodings: For
     tags: m.tags,
     deletableAt: m.deletableAt,
     encodings,
+    reserved: undefined,
   });
   return { kind: 'entry', meta, body: entry.body, forms };
 }

@@ -1,4 +1,5 @@
 /** The hit slot of stored metadata (cache-store/entry.ts HIT_SLOT): per meta object, never copied or stored. */
+import v8 from 'node:v8';
 import { describe, expect, it } from 'vitest';
 import { HIT_SLOT } from '../../cache-store/entry.js';
 import { decodeRecord, finishRecord, prepareRecord } from '../../cache-store/record-codec.js';
@@ -37,5 +38,17 @@ describe('the hit slot of stored metadata', () => {
     const encoded = finishRecord(prepareRecord('example.test/c', entry, 100, 64 * 1024), 1, [entry.body as Buffer]);
     const decoded = decodeRecord(encoded);
     expect(decoded.kind === 'entry' && decoded.meta[HIT_SLOT]).toBeUndefined();
+  });
+
+  it('filling it changes no hidden class: filled and empty metas stay one shape, in fast mode', () => {
+    v8.setFlagsFromString('--allow-natives-syntax');
+    const sameMap = new Function('a', 'b', 'return %HaveSameMap(a, b)') as (a: object, b: object) => boolean;
+    const fast = new Function('a', 'return %HasFastProperties(a)') as (a: object) => boolean;
+    const hit = fixtures.entry('example.test/d', { body: 10 });
+    const notHit = fixtures.entry('example.test/e', { body: 10 });
+    expect(sameMap(hit.meta, notHit.meta)).toBe(true);
+    storedFields(hit);
+    expect(fast(hit.meta)).toBe(true);
+    expect(sameMap(hit.meta, notHit.meta)).toBe(true);
   });
 });

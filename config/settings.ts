@@ -215,7 +215,7 @@ export const SETTINGS = {
     kind: 'size',
     default: '256mib',
     min: 1024 * 1024,
-    description: 'Byte budget of the in-memory tier, per worker: bodies, header text and 1.25 KiB per entry for the objects that hold it (docs/reliability.md says what RSS to expect). Units: k, mb, gib, ... (binary).',
+    description: 'Byte budget of the in-memory tier, per worker: bodies, header text, the key and about 0.9 KiB per entry for the objects that hold it (docs/reliability.md says what RSS to expect). Units: k, mb, gib, ... (binary).',
   },
   eviction: {
     kind: 'enum',

@@ -4,17 +4,19 @@
  * so the hit path can call it directly: one lookup, and the policy records the access in O(1).
  */
 import { createEvictionPolicy, type EvictionPolicy, type EvictionPolicyName } from '../../policies/eviction/index.js';
-import { recordSize, type CacheRecord } from '../entry.js';
+import { recordSize, type CacheEntry, type CacheRecord } from '../entry.js';
+import { BodySlabs } from './body-slabs.js';
 import { TagIndex } from './tag-index.js';
 import type { SyncCacheTier, TierStats } from '../tier.js';
 
 /**
  * What a record costs in process memory beyond what recordSize() charges (its body, header text, key and a
  * fixed 256 bytes): the JavaScript objects that hold it (metadata, headers object, the string objects of every
- * header value, the body's Buffer and ArrayBuffer, the eviction-policy node and its Map slot). No cache-policy object is
- * kept per entry (Freshness.storedPolicy makes one for a revalidation). Measured at about 710 bytes beyond body
- * and header text for a small response (`npm run bench:entry-memory`, test/proxy/memory-bounds.test.ts); charged
- * so that --memory-max bounds the memory the tier really holds, also when it holds many small entries.
+ * header value, the body's Buffer, the eviction-policy node and its Map slot; a small body shares a slab's
+ * ArrayBuffer, see body-slabs.ts, whose slabs may hold up to about twice the live small bodies). No cache-policy
+ * object is kept per entry (Freshness.storedPolicy makes one for a revalidation). Measured at about 640 bytes beyond
+ * body and header text for a small response (`npm run bench:entry-memory`, test/proxy/memory-bounds.test.ts);
+ * charged so that --memory-max bounds the memory the tier really holds, also when it holds many small entries.
  */
 const MEMORY_ENTRY_OVERHEAD = 640;
 
@@ -42,19 +44,37 @@ export class MemoryTier implements SyncCacheTier {
   private readonly evictedRecords: unknown[] = [];
   private evictions = 0;
   private rejections = 0;
+  /** Small bodies, packed (see body-slabs.ts). */
+  private readonly slabs: BodySlabs;
 
   constructor(private readonly options: MemoryTierOptions) {
     this.policy = createEvictionPolicy(options.policy, { maxBytes: options.maxBytes, ...(options.now && { now: options.now }) });
+    this.slabs = new BodySlabs({
+      bodyOf: (key) => {
+        const record = this.policy.peek(key) as CacheRecord | undefined;
+        return record?.kind === 'entry' && Buffer.isBuffer(record.body) ? record.body : undefined;
+      },
+      moveBody: (key, body) => {
+        (this.policy.peek(key) as CacheEntry).body = body;
+      },
+    });
   }
 
   get(key: string): CacheRecord | undefined {
     return this.policy.get(key) as CacheRecord | undefined;
   }
 
-  /** Stores a record if the policy admits it; false when it does not fit or is not admitted. */
-  set(key: string, record: CacheRecord): boolean {
+  /**
+   * Stores a record if the policy admits it; false when it does not fit or is not admitted. A small body is
+   * copied into the tier's slabs: what the tier holds is then a record of its own, with the same metadata.
+   */
+  set(key: string, given: CacheRecord): boolean {
+    const record = this.packed(key, given);
     const previous = this.policy.peek(key) as CacheRecord | undefined;
-    if (previous !== undefined) this.tags.remove(key, previous);
+    if (previous !== undefined) {
+      this.tags.remove(key, previous);
+      this.freeBody(previous);
+    }
     this.tags.add(key, record);
     const expiresAt = record.kind === 'entry' ? record.meta.deletableAt : Infinity;
     const { evicted, evictedRecords } = this;
@@ -82,7 +102,14 @@ export class MemoryTier implements SyncCacheTier {
 
   delete(key: string): void {
     const record = this.policy.remove(key) as CacheRecord | undefined;
-    if (record !== undefined) this.tags.remove(key, record);
+    if (record === undefined) return;
+    this.tags.remove(key, record);
+    this.freeBody(record);
+  }
+
+  /** Whether `body` lives in this tier's slabs (tests: a stored body pins no memory but the tier's). */
+  holdsInSlab(body: Uint8Array): boolean {
+    return this.slabs.holds(body);
   }
 
   keys(prefix: string): string[] {
@@ -97,6 +124,7 @@ export class MemoryTier implements SyncCacheTier {
 
   clear(): void {
     this.tags.clear();
+    this.slabs.clear();
     this.policy.clear();
   }
 
@@ -119,7 +147,19 @@ export class MemoryTier implements SyncCacheTier {
   /** A key the policy let go: forget it here and hand it to onEvict (e.g. the disk tier in spill mode). */
   private drop(key: string, record: CacheRecord, rejected: boolean): void {
     this.tags.remove(key, record);
+    this.freeBody(record);
     if (!rejected) this.evictions++;
     this.options.onEvict?.(key, record);
+  }
+
+  /** The record as kept: a small body copied into a slab (the given record is left as it was). */
+  private packed(key: string, record: CacheRecord): CacheRecord {
+    if (record.kind !== 'entry' || !Buffer.isBuffer(record.body) || !BodySlabs.fits(record.body.length)) return record;
+    const body = this.slabs.place(key, record.body);
+    return record.forms === undefined ? { kind: 'entry', meta: record.meta, body } : { kind: 'entry', meta: record.meta, body, forms: record.forms };
+  }
+
+  private freeBody(record: CacheRecord): void {
+    if (record.kind === 'entry' && Buffer.isBuffer(record.body)) this.slabs.free(record.body);
   }
 }

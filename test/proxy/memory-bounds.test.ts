@@ -93,9 +93,14 @@ describe('memory per distinct URL', () => {
     return record as CacheEntry;
   }
 
-  /** Whether a Buffer is the whole of its own memory (not a view into a larger ArrayBuffer). */
+  /**
+   * Whether a stored Buffer pins no memory but its own or the memory tier's: the whole of an ArrayBuffer, or a view
+   * of one of the tier's slabs of small bodies (never of a socket read, Node's pool or a Redis reply).
+   */
   function ownsItsBytes(body: CacheEntry['body']): boolean {
-    return Buffer.isBuffer(body) && body.byteOffset === 0 && body.buffer.byteLength === body.length;
+    if (!Buffer.isBuffer(body)) return false;
+    const memory = proxy.edgecache.store.memory as unknown as { holdsInSlab?: (b: Uint8Array) => boolean };
+    return (body.byteOffset === 0 && body.buffer.byteLength === body.length) || memory.holdsInSlab?.(body) === true;
   }
 
   // First in the file: garbage that earlier tests leave behind would be collected during the measurement.

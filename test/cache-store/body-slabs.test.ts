@@ -1,0 +1,78 @@
+/** Small bodies of the memory tier in shared slabs (cache-store/memory/body-slabs.ts), through the real tier. */
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { SLAB_BODY_LIMIT, SLAB_BYTES } from '../../cache-store/memory/body-slabs.js';
+import { MemoryTier } from '../../cache-store/memory/memory-tier.js';
+import type { CacheEntry } from '../../cache-store/entry.js';
+import { Fixtures, TestClock } from './fixtures.js';
+
+function slabStats(tier: MemoryTier): { slabs: number; bytes: number; live: number } {
+  return (tier as unknown as { slabs: { stats(): { slabs: number; bytes: number; live: number } } }).slabs.stats();
+}
+
+describe('MemoryTier: small bodies in slabs', () => {
+  const clock = new TestClock();
+  const fixtures = new Fixtures(clock);
+
+  it('keeps a small body as a view of a slab, a large one in memory of its own, both byte for byte', () => {
+    const tier = new MemoryTier({ maxBytes: 64 * 1024 * 1024, now: clock.now, policy: 'tinylfu' });
+    const small = fixtures.entry('example.test/small', { body: 300 });
+    const large = fixtures.entry('example.test/large', { body: SLAB_BODY_LIMIT + 1 });
+    tier.set('example.test/small', small);
+    tier.set('example.test/large', large);
+    const gotSmall = tier.get('example.test/small') as CacheEntry;
+    const gotLarge = tier.get('example.test/large') as CacheEntry;
+    expect(tier.holdsInSlab(gotSmall.body as Buffer)).toBe(true);
+    expect(Buffer.compare(gotSmall.body as Buffer, small.body as Buffer)).toBe(0);
+    expect(gotSmall.meta).toBe(small.meta);
+    // The record given is left as it was.
+    expect(tier.holdsInSlab(small.body as Buffer)).toBe(false);
+    expect(tier.holdsInSlab(gotLarge.body as Buffer)).toBe(false);
+    expect(gotLarge.body).toBe(large.body);
+  });
+
+  it('compacts slabs that deletes leave mostly empty, keeping every live body intact', () => {
+    const tier = new MemoryTier({ maxBytes: 1024 * 1024 * 1024, now: clock.now, policy: 'tinylfu' });
+    const bodies = new Map<string, Buffer>();
+    const n = 4_000;
+    for (let i = 0; i < n; i++) {
+      const key = `example.test/${i}`;
+      const body = randomBytes(64 + (i % 200));
+      bodies.set(key, body);
+      tier.set(key, fixtures.entry(key, { body }));
+    }
+    const full = slabStats(tier);
+    expect(full.live).toBe([...bodies.values()].reduce((sum, b) => sum + b.length, 0));
+    // Delete three of every four: every sealed slab falls under half full and is compacted.
+    for (let i = 0; i < n; i++) {
+      if (i % 4 === 0) continue;
+      tier.delete(`example.test/${i}`);
+      bodies.delete(`example.test/${i}`);
+    }
+    const after = slabStats(tier);
+    const live = [...bodies.values()].reduce((sum, b) => sum + b.length, 0);
+    expect(after.live).toBe(live);
+    // Slabs hold at most twice the live bytes, plus the one being filled (and the views still alive pin nothing here).
+    expect(after.bytes).toBeLessThanOrEqual(2 * live + 2 * SLAB_BYTES);
+    expect(after.slabs).toBeLessThan(full.slabs);
+    for (const [key, body] of bodies) {
+      const got = tier.get(key) as CacheEntry;
+      expect(tier.holdsInSlab(got.body as Buffer)).toBe(true);
+      expect(Buffer.compare(got.body as Buffer, body)).toBe(0);
+    }
+  });
+
+  it('accounts replacements, evictions and clear: live bytes are those of the bodies held', () => {
+    const tier = new MemoryTier({ maxBytes: 2 * 1024 * 1024, now: clock.now, policy: 'lru' });
+    for (let i = 0; i < 20_000; i++) {
+      const key = `example.test/${i % 3_000}`;
+      tier.set(key, fixtures.entry(key, { body: 50 + (i % 500) }));
+    }
+    let held = 0;
+    for (const key of tier.keys('')) held += ((tier.get(key) as CacheEntry).body as Buffer).length;
+    expect(slabStats(tier).live).toBe(held);
+    expect(slabStats(tier).bytes).toBeLessThanOrEqual(2 * held + 2 * SLAB_BYTES);
+    tier.clear();
+    expect(slabStats(tier)).toEqual({ slabs: 0, bytes: 0, live: 0 });
+  });
+});

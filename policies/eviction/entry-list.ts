@@ -29,9 +29,22 @@ export class PolicyEntry {
 
 /**
  * Counts placements at the tail of every list (shared by all lists, so an entry moved between lists keeps a stamp
- * no newer than its place): `clock - entry.stamp` is at least the number of entries placed behind it since.
+ * no newer than its place): `clock - entry.stamp` is at least the number of entries placed behind it since. A
+ * 32-bit counter that wraps (a stamp stays a small integer, never a boxed double, however long the process runs);
+ * distances are taken modulo 2^32, so one entry left unplaced for over 4 billion placements may be moved once late.
  */
 let clock = 0;
+
+/** Sets the counter (tests: to check the wrap). */
+export function setListClock(value: number): void {
+  clock = value | 0;
+}
+
+/** The next stamp. */
+function tick(): number {
+  clock = (clock + 1) | 0;
+  return clock;
+}
 
 /**
  * Lists shorter than this keep exact recency order on every hit; longer ones skip moving an entry that is already
@@ -68,7 +81,7 @@ export class EntryList {
     const tail = this.sentinel.prev;
     entry.prev = tail;
     entry.next = this.sentinel;
-    entry.stamp = ++clock;
+    entry.stamp = tick();
     tail.next = entry;
     this.sentinel.prev = entry;
     this.length++;
@@ -87,7 +100,7 @@ export class EntryList {
 
   /** Moves an entry that this list holds to the tail. */
   moveToBack(entry: PolicyEntry): void {
-    entry.stamp = ++clock;
+    entry.stamp = tick();
     const tail = this.sentinel.prev;
     if (tail === entry) return;
     entry.prev.next = entry.next;
@@ -107,7 +120,7 @@ export class EntryList {
    */
   touch(entry: PolicyEntry): void {
     const length = this.length;
-    if (length >= EXACT_ORDER_BELOW && clock - entry.stamp < length >>> 1) return;
+    if (length >= EXACT_ORDER_BELOW && (clock - entry.stamp) >>> 0 < length >>> 1) return;
     this.moveToBack(entry);
   }
 

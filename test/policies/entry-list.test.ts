@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EntryList, EXACT_ORDER_BELOW, PolicyEntry } from '../../policies/eviction/entry-list.js';
+import { EntryList, EXACT_ORDER_BELOW, PolicyEntry, setListClock } from '../../policies/eviction/entry-list.js';
 
 function filled(n: number): { list: EntryList; entries: PolicyEntry[] } {
   const list = new EntryList();
@@ -43,5 +43,16 @@ describe('EntryList.touch (a hit in a policy that tolerates approximate recency)
     const { list, entries } = filled(EXACT_ORDER_BELOW - 1);
     list.touch(entries[EXACT_ORDER_BELOW - 3] as PolicyEntry);
     expect(list.keys().at(-1)).toBe(`k${EXACT_ORDER_BELOW - 3}`);
+  });
+
+  it('works the same across the wrap of its 32-bit placement counter, and stamps stay small integers', () => {
+    setListClock(2 ** 31 - 500);
+    const { list, entries } = filled(1_000);
+    expect(entries.every((entry) => entry.stamp === (entry.stamp | 0))).toBe(true);
+    // k900 was placed after the wrap, k10 before it.
+    list.touch(entries[900] as PolicyEntry);
+    expect(list.keys().indexOf('k900')).toBe(900);
+    list.touch(entries[10] as PolicyEntry);
+    expect(list.keys().at(-1)).toBe('k10');
   });
 });

@@ -64,12 +64,21 @@ describe('MemoryTier: small bodies in slabs', () => {
 
   it('accounts replacements, evictions and clear: live bytes are those of the bodies held', () => {
     const tier = new MemoryTier({ maxBytes: 2 * 1024 * 1024, now: clock.now, policy: 'lru' });
+    // Each version of each key has bytes of its own: whatever compaction moves, a key must keep its latest body.
+    const latest = new Map<string, Buffer>();
     for (let i = 0; i < 20_000; i++) {
       const key = `example.test/${i % 3_000}`;
-      tier.set(key, fixtures.entry(key, { body: 50 + (i % 500) }));
+      const body = Buffer.alloc(50 + (i % 500), `${key}#${i};`);
+      latest.set(key, body);
+      tier.set(key, fixtures.entry(key, { body }));
     }
     let held = 0;
-    for (const key of tier.keys('')) held += ((tier.get(key) as CacheEntry).body as Buffer).length;
+    for (const key of tier.keys('')) {
+      const body = (tier.get(key) as CacheEntry).body as Buffer;
+      expect(Buffer.compare(body, latest.get(key) as Buffer)).toBe(0);
+      held += body.length;
+    }
+    expect(held).toBeGreaterThan(0);
     expect(slabStats(tier).live).toBe(held);
     expect(slabStats(tier).bytes).toBeLessThanOrEqual(2 * held + 2 * SLAB_BYTES);
     tier.clear();

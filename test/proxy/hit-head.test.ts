@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { probeRawHead, rawHeadSupported } from '../../proxy/http/raw-head.js';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
-import { raw, request } from '../helpers/http.js';
+import { raw, rawStatus, request } from '../helpers/http.js';
 
 let origin: TestOrigin;
 let proxy: TestProxy;
@@ -158,5 +158,49 @@ describe('prepared hit heads', () => {
       expect(closing.endsWith('body of /many-0')).toBe(true);
       proxy.advance(-step);
     }
+  });
+});
+
+describe('the hit path reads request fields in any letter case', () => {
+  const get = (path: string, extra = ''): Promise<string> => raw(proxy.port, `GET ${path} HTTP/1.1\r\nHOST: ${host()}\r\n${extra}Connection: close\r\n\r\n`);
+
+  it('answers a fresh hit whatever the case of Host', async () => {
+    await request(`${proxy.url}/case-host`);
+    const reply = await get('/case-host');
+    expect(reply).toMatch(/^HTTP\/1\.1 200 /);
+    expect(reply).toMatch(/\r\nx-cache: HIT\r\n/i);
+    expect(origin.count('/case-host')).toBe(1);
+  });
+
+  it.each([
+    ['CACHE-CONTROL: no-cache', 'a revalidation (the origin is asked)'],
+    ['PRAGMA: no-cache', 'a revalidation (the origin is asked)'],
+  ])('leaves %s to the pipeline: %s', async (field) => {
+    const path = `/case-${field.slice(0, 6).toLowerCase()}`;
+    await request(`${proxy.url}${path}`);
+    const reply = await get(path, `${field}\r\n`);
+    // (After a 103 Early Hints: a revalidation sends the stored Link fields first.)
+    expect(reply).toMatch(/(^|\r\n\r\n)HTTP\/1\.1 200 /);
+    expect(origin.count(path)).toBe(2);
+  });
+
+  it('leaves a Range, a validator and a body length to the pipeline, whatever their case', async () => {
+    await request(`${proxy.url}/case-more`);
+    expect(await get('/case-more', 'RANGE: bytes=0-3\r\n')).toMatch(/^HTTP\/1\.1 206 [^]*\r\n\r\nbody$/);
+    expect(rawStatus(await get('/case-more', 'IF-NONE-MATCH: "h1"\r\n'))).toBe(304);
+    expect(rawStatus(await get('/case-more', 'if-modified-since: Sun, 01 Jan 2040 00:00:00 GMT\r\nIf-None-Match: "other"\r\n'))).toBe(200);
+    expect(origin.count('/case-more')).toBe(1);
+  });
+
+  it('serves the coding the client accepts, also when Accept-Encoding comes twice or in capitals', async () => {
+    await request(`${proxy.url}/case-coding`);
+    const once = await get('/case-coding', 'ACCEPT-ENCODING: identity\r\n');
+    const twice = await get('/case-coding', 'Accept-Encoding: identity\r\naccept-encoding: gzip;q=0\r\n');
+    for (const reply of [once, twice]) {
+      expect(reply).toMatch(/^HTTP\/1\.1 200 /);
+      expect(reply).not.toMatch(/\r\ncontent-encoding:/i);
+      expect(reply.endsWith('body of /case-coding')).toBe(true);
+    }
+    expect(origin.count('/case-coding')).toBe(1);
   });
 });

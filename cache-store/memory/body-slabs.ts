@@ -5,8 +5,8 @@
  * of 100 bytes, each its own Buffer, grew the process by 466 bytes apiece; as views of 64 KiB slabs, by 120
  * (docs/benchmarks.md, "Memory per entry"). A view keeps its whole slab alive, so the tier tells the slabs when a
  * body leaves it (`free`): a slab that is no longer being filled and holds less than half its size in live bodies
- * is compacted, its live bodies copied into the slab being filled, so the slabs never hold more than about twice
- * the live bytes (plus the slab being filled). Bodies larger than SLAB_BODY_LIMIT keep memory of their own.
+ * (or fewer live bodies than gone ones) is compacted, its live bodies copied into the slab being filled, so the slabs
+ * never hold more than about twice the live bytes (plus the slab being filled). Bodies larger than SLAB_BODY_LIMIT keep memory of their own.
  */
 
 /** Bodies up to this many bytes go into slabs. */
@@ -22,6 +22,8 @@ interface Slab {
   live: number;
   /** The keys of the bodies placed in it (some since gone: `relocate` checks each). */
   readonly keys: string[];
+  /** Bodies placed in it that have left the tier (their keys above are kept alive until it is compacted). */
+  gone: number;
 }
 
 /** What the slabs need from the tier to move a body: the stored body of a key, and a way to replace it. */
@@ -49,7 +51,7 @@ export class BodySlabs {
     let slab = this.current;
     while (slab === undefined || slab.filled + body.length > SLAB_BYTES) {
       const full = slab;
-      this.current = { bytes: Buffer.allocUnsafeSlow(SLAB_BYTES), filled: 0, live: 0, keys: [] };
+      this.current = { bytes: Buffer.allocUnsafeSlow(SLAB_BYTES), filled: 0, live: 0, keys: [], gone: 0 };
       this.slabs.set(this.current.bytes.buffer, this.current);
       // After the switch: compacting the full one places its live bodies (under half a slab) in the new one.
       if (full !== undefined) this.sealed(full);
@@ -73,6 +75,7 @@ export class BodySlabs {
     const slab = this.slabs.get(body.buffer);
     if (slab === undefined) return;
     slab.live -= body.length;
+    slab.gone++;
     if (slab !== this.current) this.sealed(slab);
   }
 
@@ -88,10 +91,13 @@ export class BodySlabs {
     this.current = undefined;
   }
 
-  /** A slab no longer filled: let it go when empty, compact it when mostly empty. */
+  /**
+   * A slab no longer filled: let it go when empty, compact it when under half its bytes are live bodies, or when
+   * most of the bodies placed in it have gone (their keys would otherwise stay alive with it).
+   */
   private sealed(slab: Slab): void {
     if (slab.live <= 0) this.slabs.delete(slab.bytes.buffer);
-    else if (slab.live < SLAB_BYTES / 2) this.relocate(slab);
+    else if (slab.live < SLAB_BYTES / 2 || 2 * slab.gone > slab.keys.length) this.relocate(slab);
   }
 
   /** Copies the live bodies of `slab` into the slab being filled; the old one is freed once no view is in use. */

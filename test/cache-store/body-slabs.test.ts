@@ -84,4 +84,23 @@ describe('MemoryTier: small bodies in slabs', () => {
     tier.clear();
     expect(slabStats(tier)).toEqual({ slabs: 0, bytes: 0, live: 0 });
   });
+
+  it('compacts a slab most of whose bodies have gone even when its live bytes are over half (their keys are let go)', () => {
+    const tier = new MemoryTier({ maxBytes: 1024 * 1024 * 1024, now: clock.now, policy: 'tinylfu' });
+    const big = Array.from({ length: 16 }, (_, i) => [`example.test/big${i}`, Buffer.alloc(SLAB_BODY_LIMIT, i)] as const);
+    for (const [key, body] of big) tier.set(key, fixtures.entry(key, { body }));
+    const small = Array.from({ length: 300 }, (_, i) => `example.test/small${i}`);
+    for (const key of small) tier.set(key, fixtures.entry(key, { body: 100 }));
+    const firstSlab = (tier.get('example.test/big0') as CacheEntry).body as Buffer;
+    // Fill up to the next slab, so the first one is no longer the one being filled.
+    for (let i = 0; slabStats(tier).slabs < 2; i++) tier.set(`example.test/filler${i}`, fixtures.entry(`example.test/filler${i}`, { body: 1024 }));
+    for (const key of small) tier.delete(key);
+    // 32 KiB of big bodies stay live (half the slab), but 300 of its 316+ bodies have gone: compacted.
+    expect(tier.holdsInSlab(firstSlab)).toBe(false);
+    for (const [key, body] of big) {
+      const got = (tier.get(key) as CacheEntry).body as Buffer;
+      expect(tier.holdsInSlab(got)).toBe(true);
+      expect(Buffer.compare(got, body)).toBe(0);
+    }
+  });
 });

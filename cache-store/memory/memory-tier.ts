@@ -129,6 +129,7 @@ export class MemoryTier implements SyncCacheTier {
   }
 
   stats(): TierStats {
+    const slabs = this.slabs.stats();
     return {
       name: this.name,
       policy: this.policy.name,
@@ -137,6 +138,8 @@ export class MemoryTier implements SyncCacheTier {
       maxBytes: this.options.maxBytes,
       evictions: this.evictions,
       rejections: this.rejections,
+      slabBytes: slabs.bytes,
+      slabLiveBytes: slabs.live,
     };
   }
 

@@ -107,6 +107,8 @@ const TIER_FIELDS: Record<string, TierField> = {
   maxBytes: { type: 'gauge', help: "The tier's byte budget." },
   evictions: { type: 'counter', help: 'Entries evicted from the tier to stay within its budget.' },
   rejections: { type: 'counter', help: "Entries the memory tier's eviction policy declined to admit." },
+  slabBytes: { type: 'gauge', help: "Bytes of the memory tier's slabs of small bodies (live bodies, and room not yet reclaimed by compaction)." },
+  slabLiveBytes: { type: 'gauge', help: "Bytes of small bodies the memory tier holds in its slabs." },
   writeFailures: { type: 'counter', help: 'Disk writes that failed to commit (I/O error) or found no room in the data file.' },
   writesDeclined: { type: 'counter', help: 'Writes declined (over budget or size limit, expired, queue full, disk or map full, Redis unavailable).' },
   diskFull: { type: 'counter', help: 'Times disk writes paused because the filesystem was full.' },

@@ -73,6 +73,9 @@ describe('GET /metrics', () => {
     }
     expect(metrics.value('edgecache_tier_write_failures_total', { tier: 'disk' })).toBe(0);
     expect(metrics.value('edgecache_purges_total')).toBe(0);
+    // The ten small bodies ('metered') sit in the memory tier's slabs.
+    expect(metrics.value('edgecache_tier_slab_live_bytes', { tier: 'memory' })).toBe(10 * 'metered'.length);
+    expect(metrics.value('edgecache_tier_slab_bytes', { tier: 'memory' })).toBeGreaterThanOrEqual(10 * 'metered'.length);
 
     // prom-client's default process and Node metrics.
     expect(metrics.value('process_resident_memory_bytes')).toBeGreaterThan(0);
@@ -94,6 +97,7 @@ describe('GET /metrics', () => {
     const metrics = parseExposition((await request(`${proxy.adminUrl}/metrics`)).text);
     expect(metrics.value('edgecache_purges_total')).toBe(1);
     expect(metrics.value('edgecache_tier_entries', { tier: 'memory' })).toBe(0);
+    expect(metrics.value('edgecache_tier_slab_live_bytes', { tier: 'memory' })).toBe(0);
   });
 });
 

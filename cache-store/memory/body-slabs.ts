@@ -5,8 +5,9 @@
  * of 100 bytes, each its own Buffer, grew the process by 466 bytes apiece; as views of 64 KiB slabs, by 120
  * (docs/benchmarks.md, "Memory per entry"). A view keeps its whole slab alive, so the tier tells the slabs when a
  * body leaves it (`free`): a slab that is no longer being filled and holds less than half its size in live bodies
- * (or fewer live bodies than gone ones) is compacted, its live bodies copied into the slab being filled, so the slabs
- * never hold more than about twice the live bytes (plus the slab being filled). Bodies larger than SLAB_BODY_LIMIT keep memory of their own.
+ * (or fewer live bodies than gone ones) is compacted, its live bodies copied into the slab being filled, so the
+ * slabs never hold more than about twice the live bytes (plus the slab being filled). Bodies larger than
+ * SLAB_BODY_LIMIT keep memory of their own.
  */
 
 /** Bodies up to this many bytes go into slabs. */

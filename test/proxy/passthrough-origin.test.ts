@@ -93,10 +93,15 @@ describe('pass-through: an origin that sends its headers and closes before any b
 
   it('a break after the first body byte aborts the connection: the client never sees a complete response', async () => {
     const reply = await send('POST', '/partial');
-    expect(rawStatus(reply)).toBe(200);
-    expect(reply).toContain('first bytes');
-    // Content-Length 100 announced, 11 bytes sent, then the connection closed: incomplete on the wire.
     const body = reply.slice(reply.indexOf('\r\n\r\n') + 4);
+    if (rawStatus(reply) === 502) {
+      // On a loaded machine the break can reach the proxy before it has relayed the head: then it answers the
+      // 502 of an origin that closed early (also never a complete 200).
+      expect(body).toBe('origin closed the connection\n');
+      return;
+    }
+    expect(rawStatus(reply)).toBe(200);
+    // Content-Length 100 announced, 11 bytes sent, then the connection closed: incomplete on the wire.
     expect(body).toBe('first bytes');
   });
 

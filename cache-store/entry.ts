@@ -92,7 +92,15 @@ const NO_TAGS: string[] = [];
  */
 export function withHitSlot(meta: EntryMeta & { reserved?: undefined }): EntryMeta {
   delete meta.reserved;
-  return Object.defineProperty(meta, HIT_SLOT, { value: undefined, writable: true, enumerable: false, configurable: true });
+  return fillHitSlot(meta, undefined);
+}
+
+/**
+ * Sets a meta's hit slot, non-enumerable whether or not the meta was made with one (a spread copy of a meta has
+ * none: a plain assignment would add an enumerable property, which the next spread would copy).
+ */
+export function fillHitSlot(meta: EntryMeta, value: unknown): EntryMeta {
+  return Object.defineProperty(meta, HIT_SLOT, { value, writable: true, enumerable: false, configurable: true });
 }
 
 export function newEntryMeta(lifetimes: Lifetimes, fields: Omit<EntryMeta, keyof Lifetimes | 'encodings'> & { encodings?: FormsLayout | null }): EntryMeta {

@@ -7,7 +7,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { Body } from '../../cache-store/body.js';
-import { HIT_SLOT, type CacheEntry, type StoredHeaders } from '../../cache-store/entry.js';
+import { fillHitSlot, HIT_SLOT, type CacheEntry, type StoredHeaders } from '../../cache-store/entry.js';
 import { accepts, decodable, encodingPreference, formEtag, storedCoding, variesOnEncoding, type Coding, type Form } from '../../policies/http/content-coding.js';
 import { allowsContentLength } from '../../policies/http/message-body.js';
 import { withVia } from '../../policies/http/intermediary.js';
@@ -121,14 +121,14 @@ function prepare(entry: CacheEntry, form: Coding | undefined, length: number): P
 /**
  * Wire-ready headers per stored response, kept in its metadata's hit slot (a meta object always describes one
  * body, so its length is fixed; an entry decoded again from disk with the same metadata reuses them). A meta made
- * without a slot (a spread copy) gets one on its first hit.
+ * without a slot (a spread copy) gets one on its first hit, non-enumerable too (fillHitSlot).
  */
 function prepared(entry: CacheEntry): Prepared {
   const meta = entry.meta;
   const kept = meta[HIT_SLOT] as Prepared | undefined;
   if (kept !== undefined) return kept;
   const made = prepare(entry, undefined, entry.body.length);
-  meta[HIT_SLOT] = made;
+  fillHitSlot(meta, made);
   return made;
 }
 

@@ -31,6 +31,16 @@ describe('the hit slot of stored metadata', () => {
     expect(JSON.stringify(written)).not.toContain('set-cookie');
   });
 
+  it('stays out of copies of copies: a spread meta gets its own slot on its first hit, and a spread of that has none', () => {
+    const entry = fixtures.entry('example.test/f', { body: 10 });
+    const copy = { ...entry, meta: { ...entry.meta } };
+    storedFields(copy);
+    expect(copy.meta[HIT_SLOT]).toBeDefined();
+    const second = { ...copy, meta: { ...copy.meta, headers: { ...copy.meta.headers, 'set-cookie': 'id=2' } } };
+    expect(second.meta[HIT_SLOT]).toBeUndefined();
+    expect(storedFields(second).base).toContain('set-cookie');
+  });
+
   it('is neither serialized nor decoded by the tiers', () => {
     const entry = fixtures.entry('example.test/c', { body: 10 });
     storedFields(entry);

@@ -2,7 +2,7 @@
  * What the cache holds. A CacheEntry is one stored response (one Vary variant); a VaryRecord sits under the
  * primary key of a URL whose responses vary and lists the request fields that select a variant.
  */
-import { shareFieldValues } from './field-values.js';
+import { compactFields, shareFieldValues } from './field-values.js';
 import type { Lifetimes } from '../policies/http/freshness.js';
 import type { Body } from './body.js';
 
@@ -77,11 +77,6 @@ export interface VaryRecord {
 
 export type CacheRecord = CacheEntry | VaryRecord;
 
-/**
- * A new entry's metadata, every field listed in one object literal, always in this order. (Object spread followed
- * by new fields, `{ ...lifetimes, key, ... }`, gives V8 a dictionary-mode object with a hidden class of its own:
- * about 0.5 KB more per stored entry, and slower property reads on every hit.)
- */
 /** The tags of every entry without any (one array for all: tags are never added to a stored entry's). */
 const NO_TAGS: string[] = [];
 
@@ -103,7 +98,17 @@ export function fillHitSlot(meta: EntryMeta, value: unknown): EntryMeta {
   return Object.defineProperty(meta, HIT_SLOT, { value, writable: true, enumerable: false, configurable: true });
 }
 
-export function newEntryMeta(lifetimes: Lifetimes, fields: Omit<EntryMeta, keyof Lifetimes | 'encodings'> & { encodings?: FormsLayout | null }): EntryMeta {
+/**
+ * A new entry's metadata, every field listed in one object literal, always in this order. (Object spread followed
+ * by new fields, `{ ...lifetimes, key, ... }`, gives V8 a dictionary-mode object with a hidden class of its own:
+ * about 0.5 KB more per stored entry, and slower property reads on every hit.)
+ */
+export function newEntryMeta(
+  lifetimes: Lifetimes,
+  fields: Omit<EntryMeta, keyof Lifetimes | 'encodings'> & { encodings?: FormsLayout | null },
+  /** 'decoded': the headers come from a tier's record (JSON.parse), already compact (see compactFields). */
+  source: 'filled' | 'decoded' = 'filled',
+): EntryMeta {
   return withHitSlot({
     ageBase: lifetimes.ageBase,
     lifetime: lifetimes.lifetime,
@@ -116,7 +121,7 @@ export function newEntryMeta(lifetimes: Lifetimes, fields: Omit<EntryMeta, keyof
     key: fields.key,
     primaryKey: fields.primaryKey,
     status: fields.status,
-    headers: shareFieldValues(fields.headers),
+    headers: source === 'decoded' ? shareFieldValues(fields.headers) : compactFields(fields.headers),
     storedAt: fields.storedAt,
     vary: fields.vary,
     tags: fields.tags.length === 0 ? NO_TAGS : fields.tags,

@@ -59,3 +59,14 @@ export function shareFieldValues(headers: StoredHeaders): StoredHeaders {
   }
   return headers;
 }
+
+/**
+ * The stored form of a response's fields: a copy laid out compactly, its repeated values shared (shareFieldValues).
+ * An object built field by field, as fields arrive, keeps four of them in the object itself and the rest in an
+ * array of their own that grows in steps: about 40 bytes more per stored entry with five fields, 90 with twelve.
+ * JSON.parse makes the object with room for exactly its fields. (A meta decoded from a tier's record already comes
+ * from JSON.parse and only needs its values shared.)
+ */
+export function compactFields(headers: StoredHeaders): StoredHeaders {
+  return shareFieldValues(JSON.parse(JSON.stringify(headers)) as StoredHeaders);
+}

@@ -193,7 +193,7 @@ function checkMeta(m: unknown): EntryMeta {
   // One literal (newEntryMeta) rather than a spread of the parsed object: every decoded meta then has the hidden
   // class of a filled one (adding a field to a spread copy gives each object a map of its own).
   const meta = m as unknown as EntryMeta;
-  return newEntryMeta(meta, { ...meta, deletableAt: m.deletableAt === null ? Infinity : (m.deletableAt as number) });
+  return newEntryMeta(meta, { ...meta, deletableAt: m.deletableAt === null ? Infinity : (m.deletableAt as number) }, 'decoded');
 }
 
 /** A stored entry's forms layout (entry.ts FormsLayout): the identity length and each form's. */

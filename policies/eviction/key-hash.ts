@@ -10,7 +10,11 @@ export function hashKey(key: string): number {
   return mix32(h);
 }
 
-/** murmur3 fmix32: a bijective avalanche of a 32-bit integer. */
+/**
+ * murmur3 fmix32: a bijective avalanche of a 32-bit integer, as a signed 32-bit integer (a small integer to V8:
+ * kept unboxed in a PolicyEntry's field, where an unsigned result above 2^31 made the field a boxed double, 16
+ * bytes more per entry). Callers use only its bits (`& mask`, `| 0`), so the sign changes no index.
+ */
 export function mix32(value: number): number {
   let h = value | 0;
   h ^= h >>> 16;
@@ -18,5 +22,5 @@ export function mix32(value: number): number {
   h ^= h >>> 13;
   h = Math.imul(h, 0xc2b2ae35);
   h ^= h >>> 16;
-  return h >>> 0;
+  return h | 0;
 }

@@ -29,8 +29,12 @@ const { loadConfig } = await import(path.join(ROOT, 'dist/config/load.js'));
 const { createEdgecache } = await import(path.join(ROOT, 'dist/proxy/edgecache.js'));
 
 const body = Buffer.alloc(BODY, 'x');
+// Each response has an entity tag of its own, as real ones do (of one length, so every entry's header text is the
+// same); the other fields repeat, as an API's do.
+let served = 0;
 const origin = http.createServer((req, res) => {
-  res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'public, max-age=3600', etag: '"v1"', 'content-length': String(BODY) });
+  const etag = `"${(served++).toString(16).padStart(16, '0')}"`;
+  res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'public, max-age=3600', etag, 'content-length': String(BODY) });
   res.end(body);
 });
 await new Promise((r) => origin.listen(0, '127.0.0.1', r));

@@ -3,6 +3,17 @@ import { CountMinSketch } from '../../policies/eviction/count-min-sketch.js';
 import { hashKey } from '../../policies/eviction/key-hash.js';
 
 describe('CountMinSketch', () => {
+  it('takes key hashes that are signed 32-bit integers (unboxed in an entry), both signs in use', () => {
+    const hashes = Array.from({ length: 1000 }, (_, i) => hashKey(`/k${i}`));
+    for (const h of hashes) expect(h | 0).toBe(h);
+    expect(hashes.some((h) => h < 0) && hashes.some((h) => h > 0)).toBe(true);
+    // A negative hash indexes the same counters as its unsigned twin did.
+    const sketch = new CountMinSketch(1024);
+    const negative = hashes.find((h) => h < 0) as number;
+    sketch.increment(negative);
+    expect(sketch.estimate(negative >>> 0)).toBe(1);
+  });
+
   it('counts exactly for a few keys and saturates at 15', () => {
     const sketch = new CountMinSketch(1024);
     const a = hashKey('/a');

@@ -19,6 +19,8 @@ export abstract class BasePolicy implements EvictionPolicy {
   protected usedBytes = 0;
   private readonly now: () => number;
   private readonly expiry = new ExpiryQueue();
+  /** The last expiry stamp given (see PolicyEntry.expiry): 1..2^31-1, wrapping. */
+  private expiryStamp = 0;
   private readonly pool: PolicyEntry[] = [];
   /** While an offer runs: where the values of the keys it reports as evicted go (see offer). */
   private evictedValues: unknown[] | undefined = undefined;
@@ -168,7 +170,7 @@ export abstract class BasePolicy implements EvictionPolicy {
     entry.freq = 0;
     entry.queue = 0;
     entry.hash = 0;
-    entry.expiresAt = Infinity;
+    entry.expiry = 0;
     entry.value = undefined;
     if (this.pool.length < ENTRY_POOL_LIMIT) this.pool.push(entry);
   }
@@ -180,11 +182,20 @@ export abstract class BasePolicy implements EvictionPolicy {
     this.releaseEntry(entry);
   }
 
+  /**
+   * Gives the entry its expiry: none (Infinity), or a new triple in the queue whose stamp the entry keeps, which
+   * makes any earlier triple of the key stale. (Stamps wrap after 2^31 - 1 expiries: a triple left that long
+   * could match again and evict its key early, never late.)
+   */
   private setExpiry(entry: PolicyEntry, expiresAt: number): void {
-    if (entry.expiresAt === expiresAt) return;
-    entry.expiresAt = expiresAt;
-    if (expiresAt === Infinity) return;
-    this.expiry.push(expiresAt, entry.key);
+    if (expiresAt === Infinity) {
+      entry.expiry = 0;
+      return;
+    }
+    const stamp = this.expiryStamp === 0x7fffffff ? 1 : this.expiryStamp + 1;
+    this.expiryStamp = stamp;
+    entry.expiry = stamp;
+    this.expiry.push(expiresAt, entry.key, stamp);
     if (this.expiry.size > 2 * this.entries.size + 64) this.compactExpiry();
   }
 
@@ -197,26 +208,18 @@ export abstract class BasePolicy implements EvictionPolicy {
     if (this.expiry.size === 0 && !needNow) return -Infinity;
     const now = this.now();
     while (this.expiry.peekTime() < now) {
-      const time = this.expiry.peekTime();
       const key = this.expiry.peekKey();
+      const stamp = this.expiry.peekStamp();
       this.expiry.pop();
       const entry = this.entries.get(key);
-      // A pair is stale when its key left or got a new expiry since it was pushed.
-      if (entry !== undefined && entry.expiresAt === time) this.evict(entry, evicted);
+      // A triple is stale when its key left or got a new expiry since it was pushed.
+      if (entry !== undefined && entry.expiry === stamp) this.evict(entry, evicted);
     }
     return now;
   }
 
   private compactExpiry(): void {
-    const times: number[] = [];
-    const keys: string[] = [];
-    for (const entry of this.entries.values()) {
-      if (entry.expiresAt !== Infinity) {
-        times.push(entry.expiresAt);
-        keys.push(entry.key);
-      }
-    }
-    this.expiry.rebuild(times, keys);
+    this.expiry.retain((key, stamp) => this.entries.get(key)?.expiry === stamp);
   }
 }
 

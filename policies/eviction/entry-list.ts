@@ -12,7 +12,11 @@
 export class PolicyEntry {
   key = '';
   size = 0;
-  expiresAt = Infinity;
+  /**
+   * 0 when the entry never expires; else the stamp of its pending triple in the policy's expiry queue (a small
+   * integer: the time itself, a boxed double in every node, would cost 16 bytes more per entry).
+   */
+  expiry = 0;
   prev: PolicyEntry = this;
   next: PolicyEntry = this;
   /** LFU: access count. S3-FIFO: 0..3 saturating counter. */

@@ -136,6 +136,27 @@ describe.each(EVICTION_POLICY_NAMES)('%s: the EvictionPolicy contract', (name) =
     expect(evicted).toEqual(['a']);
   });
 
+  it('follows the latest expiry through many re-offers (the queue compacted on the way), also back to none', () => {
+    const { policy, clock, evicted } = clockedPolicy(name, 1_000);
+    for (let i = 0; i < 20; i++) policy.offer(`k${i}`, 1, 10_000 + i, evicted);
+    policy.offer('never', 1, 50, evicted);
+    // Hundreds of re-offers: far more stale triples than entries, so the queue is compacted several times.
+    for (let round = 1; round <= 50; round++) for (let i = 0; i < 20; i++) policy.offer(`k${i}`, 1, 100 + round * 10 + i, evicted);
+    policy.offer('never', 1, Infinity, evicted);
+    expect(evicted).toEqual([]);
+    // Latest expiries: k<i> at 600 + i. An earlier triple (100..599) must not evict anything.
+    clock.now = 600;
+    policy.offer('x', 1, Infinity, evicted);
+    expect(evicted).toEqual([]);
+    clock.now = 605;
+    policy.offer('y', 1, Infinity, evicted);
+    expect(evicted).toEqual(['k0', 'k1', 'k2', 'k3', 'k4']);
+    clock.now = 100_000;
+    policy.offer('z', 1, Infinity, evicted);
+    expect(evicted.length).toBe(20);
+    expect(policy.has('never')).toBe(true);
+  });
+
   it('refuses an offer whose expiry has already passed', () => {
     const { policy, clock, evicted } = clockedPolicy(name, 10);
     policy.offer('x', 2, Infinity, evicted);

@@ -14,9 +14,11 @@ import type { SyncCacheTier, TierStats } from '../tier.js';
  * fixed 256 bytes): the JavaScript objects that hold it (metadata, headers object, the string objects of every
  * header value, the body's Buffer, the eviction-policy node and its Map slot; a small body shares a slab's
  * ArrayBuffer, see body-slabs.ts, whose slabs may hold up to about twice the live small bodies). No cache-policy
- * object is kept per entry (Freshness.storedPolicy makes one for a revalidation). Measured at about 640 bytes beyond
- * body and header text for a small response (`npm run bench:entry-memory`, test/proxy/memory-bounds.test.ts);
- * charged so that --memory-max bounds the memory the tier really holds, also when it holds many small entries.
+ * object is kept per entry (Freshness.storedPolicy makes one for a revalidation). Measured at about 550 bytes beyond
+ * body and header text for a small response (`npm run bench:entry-memory`, test/proxy/memory-bounds.test.ts; 640
+ * before stored fields were laid out compactly); charged a little above that, with recordSize's fixed 256, so
+ * that --memory-max bounds the memory the tier really holds, also when it holds many small entries, with some of
+ * the heap's own slack (docs/reliability.md "Memory" says what RSS to expect per budget).
  */
 const MEMORY_ENTRY_OVERHEAD = 640;
 

@@ -12,6 +12,7 @@ import { purgeTiers, softened, tiersWithin, urlKeys, writeMeta, type PurgeOption
 import { selectedVariant, variantKeys, varyRecordWith } from './vary.js';
 import type { CacheTier, SyncCacheTier, TierStats } from './tier.js';
 import { postTag } from '../policies/http/post-key.js';
+import { freshUntil } from '../policies/http/freshness.js';
 import type { DiskBodyWriter } from './lmdb/body-writer.js';
 
 /**
@@ -324,12 +325,12 @@ export class CacheStore {
     for (const tier of this.syncLower) {
       const stored = tier.get(key);
       if (stored?.kind !== 'entry') continue;
-      if (stored.meta.freshUntil <= entry.meta.freshUntil) return undefined;
+      if (freshUntil(stored.meta) <= freshUntil(entry.meta)) return undefined;
       // Compressed forms are packed after the body below memory (forms.ts).
       const found = unpacked(stored);
       if (found?.kind !== 'entry') return undefined;
       const admitted = this.admit(found, this.purges.current);
-      if (admitted === undefined || admitted.meta.freshUntil <= entry.meta.freshUntil) return undefined;
+      if (admitted === undefined || freshUntil(admitted.meta) <= freshUntil(entry.meta)) return undefined;
       if (this.fitsMemory(admitted)) this.memory.set(key, ownBytes(admitted));
       this.foundIn.set(admitted, tier.name);
       return admitted;

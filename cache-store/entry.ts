@@ -3,7 +3,7 @@
  * primary key of a URL whose responses vary and lists the request fields that select a variant.
  */
 import { compactFields, shareFieldValues } from './field-values.js';
-import type { Lifetimes } from '../policies/http/freshness.js';
+import { freshUntil, type Lifetimes } from '../policies/http/freshness.js';
 import type { Body } from './body.js';
 
 /** Response header fields as stored: lower-case names, hop-by-hop fields already removed. */
@@ -112,7 +112,6 @@ export function newEntryMeta(
   return withHitSlot({
     ageBase: lifetimes.ageBase,
     lifetime: lifetimes.lifetime,
-    freshUntil: lifetimes.freshUntil,
     staleWhileRevalidate: lifetimes.staleWhileRevalidate,
     staleIfError: lifetimes.staleIfError,
     mustRevalidate: lifetimes.mustRevalidate,
@@ -163,7 +162,7 @@ export const STALE_KEEP_MS = 10 * 60_000;
  */
 export function deletableAt(lifetimes: Lifetimes, grace = 0): number {
   if (lifetimes.hasValidator) return Infinity;
-  if (lifetimes.mustRevalidate) return lifetimes.freshUntil;
+  if (lifetimes.mustRevalidate) return freshUntil(lifetimes);
   const staleUse = Math.max(lifetimes.staleWhileRevalidate, lifetimes.staleIfError, lifetimes.sharedMaxAge ? 0 : grace);
-  return lifetimes.freshUntil + staleUse + (lifetimes.sharedMaxAge ? 0 : STALE_KEEP_MS);
+  return freshUntil(lifetimes) + staleUse + (lifetimes.sharedMaxAge ? 0 : STALE_KEEP_MS);
 }

@@ -92,7 +92,6 @@ export function withForms(entry: CacheEntry, forms: EncodedForms, encodings: For
   const meta: EntryMeta = withHitSlot({
     ageBase: m.ageBase,
     lifetime: m.lifetime,
-    freshUntil: m.freshUntil,
     staleWhileRevalidate: m.staleWhileRevalidate,
     staleIfError: m.staleIfError,
     mustRevalidate: m.mustRevalidate,

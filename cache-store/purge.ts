@@ -177,6 +177,6 @@ export function writeMeta(tier: CacheTier, key: string, entry: CacheEntry, store
 /** The entry as if it had just expired: the next request revalidates; stale-while-revalidate still applies. */
 export function softened(entry: CacheEntry, now: number): CacheEntry {
   const lifetime = Math.max(0, Math.min(entry.meta.lifetime, now - entry.meta.ageBase));
-  const lifetimes = { ...entry.meta, lifetime, freshUntil: entry.meta.ageBase + lifetime };
+  const lifetimes = { ...entry.meta, lifetime };
   return { kind: 'entry', meta: { ...lifetimes, deletableAt: Math.max(deletableAt(lifetimes), now + 1) }, body: entry.body };
 }

@@ -12,6 +12,7 @@
  */
 import { crc32 } from 'node:zlib';
 import { newEntryMeta, type CacheEntry, type EntryMeta, type VaryRecord } from './entry.js';
+import { freshUntil } from '../policies/http/freshness.js';
 
 /**
  * On-disk format version, kept in `info` and in every meta envelope. Bump it whenever the layout or the
@@ -76,7 +77,8 @@ export function prepareRecord(key: string, record: CacheEntry | VaryRecord, size
     return { kind: KIND_VARY, json: Buffer.from(JSON.stringify(payload)), inlineBytes: 0, chunkCount: 0 };
   }
   const { meta } = record;
-  const storedMeta = { ...meta, deletableAt: Number.isFinite(meta.deletableAt) ? meta.deletableAt : null };
+  // freshUntil is no longer kept in the metadata, but stays in the record, as readers of this format expect it.
+  const storedMeta = { ...meta, freshUntil: freshUntil(meta), deletableAt: Number.isFinite(meta.deletableAt) ? meta.deletableAt : null };
   const length = record.body.length;
   const inline = length <= inlineLimitFor(chunkSize);
   const chunkCount = inline ? 0 : chunkCountFor(length, chunkSize);
@@ -183,7 +185,6 @@ function checkMeta(m: unknown): EntryMeta {
     (m.deletableAt === null || typeof m.deletableAt === 'number') &&
     typeof m.ageBase === 'number' &&
     typeof m.lifetime === 'number' &&
-    typeof m.freshUntil === 'number' &&
     typeof m.staleWhileRevalidate === 'number' &&
     typeof m.staleIfError === 'number' &&
     typeof m.mustRevalidate === 'boolean' &&

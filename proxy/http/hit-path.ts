@@ -45,7 +45,7 @@ export function createHitPath(store: CacheStore, outcomes: OutcomeRecorder, now:
     if (form === undefined) return false;
     const body = formBody(entry, form);
     // (A leased body not used here is dropped: the pool's lease on it is garbage collected.)
-    if (time >= entry.meta.freshUntil || !Buffer.isBuffer(body)) return false;
+    if (time >= entry.meta.ageBase + entry.meta.lifetime || !Buffer.isBuffer(body)) return false;
     const startBytes = logging ? req.socket.bytesWritten : 0;
     writeHitHead(res, entry, time, form);
     const leased = store.isLeased(body);
@@ -112,7 +112,7 @@ export function createH2HitPath(store: CacheStore, outcomes: OutcomeRecorder, no
     const form = servedForm(entry, headers['accept-encoding']);
     if (form === undefined) return false;
     const body = formBody(entry, form);
-    if (time >= entry.meta.freshUntil || !Buffer.isBuffer(body)) return false;
+    if (time >= entry.meta.ageBase + entry.meta.lifetime || !Buffer.isBuffer(body)) return false;
     if (stream.destroyed) {
       // The client reset the stream already: there is nobody to answer.
       if (store.isLeased(body)) store.release(body);

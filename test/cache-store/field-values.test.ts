@@ -26,7 +26,7 @@ describe('shared field values', () => {
   it('keep values right past the table size, and stored metadata carries them', () => {
     for (let i = 0; i < 10_000; i++) {
       const meta = newEntryMeta(
-        { ageBase: 0, lifetime: 1000, freshUntil: 1000, staleWhileRevalidate: 0, staleIfError: 0, mustRevalidate: false, sharedMaxAge: false, hasValidator: false },
+        { ageBase: 0, lifetime: 1000, staleWhileRevalidate: 0, staleIfError: 0, mustRevalidate: false, sharedMaxAge: false, hasValidator: false },
         { key: `k${i}`, primaryKey: `k${i}`, status: 200, headers: { 'last-modified': `v${i}`, 'content-type': 'text/plain' }, storedAt: 0, vary: null, tags: [], deletableAt: Infinity },
       );
       expect(meta.headers).toEqual({ 'last-modified': `v${i}`, 'content-type': 'text/plain' });
@@ -55,7 +55,7 @@ describe('shared field values', () => {
   it('stored metadata of a fill holds a compact copy, and the caller keeps its own object', () => {
     const headers: Record<string, string> = { 'content-type': 'text/plain', etag: '"x"' };
     const meta = newEntryMeta(
-      { ageBase: 0, lifetime: 1000, freshUntil: 1000, staleWhileRevalidate: 0, staleIfError: 0, mustRevalidate: false, sharedMaxAge: false, hasValidator: true },
+      { ageBase: 0, lifetime: 1000, staleWhileRevalidate: 0, staleIfError: 0, mustRevalidate: false, sharedMaxAge: false, hasValidator: true },
       { key: 'k', primaryKey: 'k', status: 200, headers, storedAt: 0, vary: null, tags: [], deletableAt: Infinity },
     );
     expect(meta.headers).toEqual(headers);

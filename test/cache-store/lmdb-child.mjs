@@ -40,7 +40,6 @@ function entry(key, body, tags = []) {
     deletableAt: now + lifetime,
     ageBase: now,
     lifetime,
-    freshUntil: now + lifetime,
     staleWhileRevalidate: 0,
     staleIfError: 0,
     mustRevalidate: false,

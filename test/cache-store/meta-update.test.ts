@@ -13,6 +13,7 @@ import { CacheStore } from '../../cache-store/cache-store.js';
 import type { CacheEntry, EntryMeta } from '../../cache-store/entry.js';
 import { MemoryTier } from '../../cache-store/memory/memory-tier.js';
 import { decodeRecord } from '../../cache-store/record-codec.js';
+import { freshUntil } from '../../policies/http/freshness.js';
 import { INFO, storageKey } from '../../cache-store/lmdb/layout.js';
 import { digest, Fixtures, partsBody, TestClock } from './fixtures.js';
 import { lmdbHarness, openRaw, type LmdbHarness } from './lmdb-harness.js';
@@ -66,7 +67,7 @@ describe('LmdbTier.updateMeta', () => {
     const bytesBefore = h.tier.stats().bytes;
     for (const key of ['meta.test/big', 'meta.test/small']) {
       const stored = h.tier.get(key) as CacheEntry;
-      const updated = withMeta(stored, { headers: { ...stored.meta.headers, 'x-revalidated': 'yes' }, freshUntil: clock.now() + 5, tags: ['b'] });
+      const updated = withMeta(stored, { headers: { ...stored.meta.headers, 'x-revalidated': 'yes' }, lifetime: clock.now() + 5 - stored.meta.ageBase, tags: ['b'] });
       expect(h.tier.updateMeta(key, updated, stored.meta)).toBe(true);
     }
     await h.settle();
@@ -75,7 +76,7 @@ describe('LmdbTier.updateMeta', () => {
     expect(bodyRows(h.path, 'meta.test/small').nextBodyId).toBe(before.nextBodyId);
     for (const key of ['meta.test/big', 'meta.test/small']) {
       const read = h.tier.get(key) as CacheEntry;
-      expect([read.meta.headers['x-revalidated'], read.meta.freshUntil, read.meta.tags]).toEqual(['yes', clock.now() + 5, ['b']]);
+      expect([read.meta.headers['x-revalidated'], freshUntil(read.meta), read.meta.tags]).toEqual(['yes', clock.now() + 5, ['b']]);
       expect(read.meta.headers['x-body-sha256']).toBe(digest(read.body));
     }
     expect(h.tier.keysForTag('a')).toEqual([]);
@@ -96,7 +97,7 @@ describe('LmdbTier.updateMeta', () => {
     await h.settle();
     const between = bodyRows(h.path, 'meta.test/x');
     // The old entry, softened, written back as a soft purge would: its own body goes with it, whole.
-    expect(h.tier.updateMeta('meta.test/x', withMeta(old, { freshUntil: clock.now() }), old.meta)).toBe(true);
+    expect(h.tier.updateMeta('meta.test/x', withMeta(old, { lifetime: clock.now() - old.meta.ageBase }), old.meta)).toBe(true);
     await h.settle();
     const after = bodyRows(h.path, 'meta.test/x');
     expect(after.nextBodyId).toBe(between.nextBodyId + 1);
@@ -125,7 +126,7 @@ describe('CacheStore over memory and LMDB', () => {
     expect(keys.map((key) => bodyRows(h.path, key))).toEqual(before);
     for (const key of keys) {
       const stale = h.tier.get(key) as CacheEntry;
-      expect(stale.meta.freshUntil).toBeLessThanOrEqual(clock.now());
+      expect(freshUntil(stale.meta)).toBeLessThanOrEqual(clock.now());
       expect(fx.freshness.evaluate(stale.meta, {}, clock.now())).toBe('revalidate');
     }
     expect(h.tier.checkIntegrity().problems).toEqual([]);
@@ -138,12 +139,12 @@ describe('CacheStore over memory and LMDB', () => {
     await s.flush();
     const before = bodyRows(h.path, 'refresh.test/big');
     clock.advance(10_000);
-    const refreshed = withMeta(entry, { headers: { ...entry.meta.headers, date: new Date(clock.now()).toUTCString() }, ageBase: clock.now(), freshUntil: clock.now() + 3_600_000 });
+    const refreshed = withMeta(entry, { headers: { ...entry.meta.headers, date: new Date(clock.now()).toUTCString() }, ageBase: clock.now(), lifetime: 3_600_000 });
     expect(await s.replace(refreshed, entry.meta)).toBe('stored');
     await s.flush();
     expect(bodyRows(h.path, 'refresh.test/big')).toEqual(before);
     const onDisk = h.tier.get('refresh.test/big') as CacheEntry;
-    expect([onDisk.meta.freshUntil, onDisk.meta.headers.date]).toEqual([clock.now() + 3_600_000, new Date(clock.now()).toUTCString()]);
+    expect([freshUntil(onDisk.meta), onDisk.meta.headers.date]).toEqual([clock.now() + 3_600_000, new Date(clock.now()).toUTCString()]);
     expect(digest(onDisk.body)).toBe(digest(entry.body));
   });
 });

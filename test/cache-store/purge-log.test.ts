@@ -4,6 +4,7 @@ import type { CacheEntry } from '../../cache-store/entry.js';
 import { MemoryTier } from '../../cache-store/memory/memory-tier.js';
 import { MAX_MARKS, PurgeLog, type PurgeSubject } from '../../cache-store/purge-log.js';
 import { Fixtures, TestClock } from './fixtures.js';
+import { freshUntil } from '../../policies/http/freshness.js';
 import { lmdbHarness, type LmdbHarness } from './lmdb-harness.js';
 
 const page: PurgeSubject = { key: 'shop.test/p/1', primaryKey: 'shop.test/p/1', tags: ['product-1'] };
@@ -117,7 +118,7 @@ describe('CacheStore: a write that started before a purge', () => {
     await disk.settle();
     for (const tier of [store.memory, disk.tier]) {
       const entry = tier.get('shop.test/p/1') as CacheEntry;
-      expect(entry.meta.freshUntil).toBeLessThanOrEqual(clock.now());
+      expect(freshUntil(entry.meta)).toBeLessThanOrEqual(clock.now());
       expect(fx.freshness.evaluate(entry.meta, {}, clock.now())).toBe('revalidate');
     }
   });

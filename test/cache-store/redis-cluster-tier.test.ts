@@ -13,6 +13,7 @@ import { startRedisCluster, type TestRedisCluster } from '../helpers/redis-clust
 import { eventually } from '../helpers/redis.js';
 import { bodyBytes, Fixtures, recordingLogger, TestClock } from './fixtures.js';
 import { runTierSuite, type TierContext, type TierHarness } from './tier-suite.js';
+import { freshUntil } from '../../policies/http/freshness.js';
 
 let cluster: TestRedisCluster;
 /** A plain Cluster client for reaching into Redis directly. */
@@ -137,10 +138,10 @@ describe('RedisTier on a Redis Cluster: what spans slots', () => {
     await t.flushed();
     const read = (await t.get(big.meta.key)) as CacheEntry;
     const bodyBefore = (await client.getBuffer(bodyKey(prefix, big.meta.key))) as Buffer;
-    const refreshed: CacheEntry = { ...read, meta: { ...read.meta, freshUntil: read.meta.freshUntil + 1_000 } };
+    const refreshed: CacheEntry = { ...read, meta: { ...read.meta, lifetime: read.meta.lifetime + 1_000 } };
     expect(t.updateMeta(big.meta.key, refreshed, read.meta)).toBe(true);
     await t.flushed();
-    expect(((await t.get(big.meta.key)) as CacheEntry).meta.freshUntil).toBe(refreshed.meta.freshUntil);
+    expect(freshUntil(((await t.get(big.meta.key)) as CacheEntry).meta)).toBe(freshUntil(refreshed.meta));
     expect((await client.getBuffer(bodyKey(prefix, big.meta.key)))?.equals(bodyBefore)).toBe(true);
     expect(t.stats().writes).toBe(2);
   });

@@ -16,6 +16,8 @@ import { probeRawHead } from '../../dist/proxy/http/raw-head.js';
 import { ProxyMetrics } from '../../dist/proxy/admin/metrics.js';
 import { ProxyStats } from '../../dist/proxy/admin/stats.js';
 import { OutcomeRecorder } from '../../dist/proxy/pipeline/outcome.js';
+import { MemoryTier } from '../../dist/cache-store/memory/memory-tier.js';
+import { newEntryMeta } from '../../dist/cache-store/entry.js';
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => { const i = args.indexOf(`--${name}`); return i === -1 ? dflt : args[i + 1]; };
@@ -103,7 +105,37 @@ const OUTCOMES = new OutcomeRecorder(STATS, new ProxyMetrics(STATS, undefined), 
 const HIT_REQ = { socket: { bytesWritten: 0 } };
 const HIT_RES = { statusCode: 200 };
 
+/**
+ * MemoryTier.get over `n` resident keys (the default tinylfu policy) in a random order, each lookup with a key string
+ * made for it by concatenation as the hit path makes one: the lookup and the policy's bookkeeping of a hit, with
+ * the cache misses of a large index. Built only when the case runs (a million entries take a few seconds and
+ * about 700 MB).
+ */
+function tierGets(n) {
+  let tier;
+  let parts;
+  const order = new Uint32Array(1 << 20);
+  const fn = (i) => {
+    const k = parts[order[i & (order.length - 1)]];
+    return tier.get(k[0] + k[1]);
+  };
+  fn.setup = () => {
+    tier = new MemoryTier({ maxBytes: 1e12, policy: 'tinylfu' });
+    parts = [];
+    for (let i = 0; i < n; i++) {
+      const key = `www.example.com/obj/100/${i}`;
+      parts.push(['www.example.com', `/obj/100/${i}`]);
+      const meta = newEntryMeta(lifetimes, { key, primaryKey: key, status: 200, headers: { 'content-type': 'application/json', etag: `"${i}"` }, storedAt: NOW, vary: null, tags: [], deletableAt: Infinity });
+      tier.set(key, { kind: 'entry', meta, body: Buffer.alloc(100, 'x') });
+    }
+    for (let i = 0; i < order.length; i++) order[i] = Math.floor(Math.random() * n);
+  };
+  return fn;
+}
+
 const CASES = [
+  ['memory-tier', 'MemoryTier.get, 10,000 keys', tierGets(10_000)],
+  ['memory-tier', 'MemoryTier.get, 1,000,000 keys', tierGets(1_000_000)],
   ['outcome', 'a hit counted: clock + OutcomeRecorder.hit (stats, metrics)', (i) => OUTCOMES.hit(HIT_REQ, HIT_RES, i & 1, performance.now())],
   ['outcome', 'a hit counted without metrics (the stats counter only)', () => STATS.hits++],
   ['cache-key', 'parseRequestTarget', (i) => parseRequestTarget(URLS[i & 7], HOSTS[i & 7], RAWS[i & 7], 'http')],
@@ -138,6 +170,7 @@ const median = (a) => { const s = [...a].sort((x, y) => x - y); const m = s.leng
 const rows = [];
 for (const [group, name, fn] of CASES) {
   if (FILTER && !`${group} ${name}`.toLowerCase().includes(FILTER.toLowerCase())) continue;
+  fn.setup?.();
   // warm-up and calibration: grow n until one batch takes >= 20 ms, then scale to TIME_MS per run
   let n = 1000;
   let ms = batch(fn, n);

@@ -154,10 +154,20 @@ function groupProcs(pgid) {
   return out;
 }
 const groupTicks = (pgid) => groupProcs(pgid).reduce((a, p) => a + p.ticks, 0);
+/**
+ * Resident memory of a target's processes, without file pages (RssAnon + RssShmem: VmRSS less RssFile). File
+ * pages are the page cache mapped in: edgecache's disk tier (LMDB maps its data file, and every record written
+ * also passes through it) would otherwise count as the process's memory; nginx's keys zone is shared memory and
+ * stays counted.
+ */
 function groupRssKb(pgid) {
   let kb = 0;
   for (const { pid } of groupProcs(pgid)) {
-    try { kb += Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0); } catch { /* exited */ }
+    try {
+      const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+      const field = (name) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+      kb += field('RssAnon') + field('RssShmem');
+    } catch { /* exited */ }
   }
   return kb;
 }

@@ -113,7 +113,8 @@ describe.runIf(canMountTmpfs)('a full disk (the data directory on a 24 MiB tmpfs
       // (Whether /readyz says 503 now depends on the last write each worker tried: one that committed into pages
       // its evictions freed makes it ready again. The return to ready once space is freed is checked below.)
     } finally {
-      expect(await two.stop()).toBe(0);
+      const code = await two.stop();
+      expect(code, two.output().slice(-4000)).toBe(0);
     }
     expect(two.output()).not.toMatch(/worker died|corrupted|malloc|Assertion|Aborted/);
 
@@ -146,7 +147,8 @@ describe.runIf(canMountTmpfs)('a full disk (the data directory on a 24 MiB tmpfs
       // Writes commit again: ready.
       expect((await request(`${one.adminUrl}/readyz`)).status).toBe(200);
     } finally {
-      expect(await one.stop()).toBe(0);
+      const code = await one.stop();
+      expect(code, one.output().slice(-4000)).toBe(0);
     }
     expect(one.output()).not.toMatch(/corrupted|malloc|Assertion|Aborted/);
   }, 60_000);

@@ -13,7 +13,7 @@ import { allowsContentLength } from '../../policies/http/message-body.js';
 import { withVia } from '../../policies/http/intermediary.js';
 import { SURROGATE_ONLY_FIELDS } from '../../policies/http/surrogate-control.js';
 import { outcomeFields } from '../pipeline/outcome.js';
-import { flat, preparedHead, rawHeadSupported, serializeFields, setRawHead, statusLine, type PreparedHead } from './raw-head.js';
+import { flat, preparedHead, rawHeadSupported, serializeFields, setRawHead, setRawHeadOnce, statusLine, type PreparedHead } from './raw-head.js';
 
 export type WireValue = string | string[];
 
@@ -25,12 +25,17 @@ interface Prepared {
   /** The stored fields of this form (its Content-Encoding and ETag): what the client's validators are held to. */
   headers: StoredHeaders;
   originCacheStatus: string | string[] | undefined;
-  /** The Age the `hit` array (and `head`) currently carry. */
+  /** The Age the `hit` array (and `tail`) currently carry. */
   age: number;
   /** Status line and the `hit` fields before Age, serialized; undefined when not prepared (see raw-head.ts). */
   headStart: string | undefined;
-  /** The whole hit head for the current Age. */
+  /** The Age, X-Cache and Cache-Status lines for `age`, serialized (with headStart). */
+  tail: string | undefined;
+  /** The whole hit head kept for one second of Age, `headAge` (see writeHitHead). */
   head: PreparedHead | undefined;
+  headAge: number;
+  /** Hits in second `age` of Age before its head is kept. */
+  ageHits: number;
   /** The compressed forms' own (made when first served). */
   br?: Prepared;
   gzip?: Prepared;
@@ -110,7 +115,10 @@ function prepare(entry: CacheEntry, form: Coding | undefined, length: number): P
     originCacheStatus: headers['cache-status'],
     age: NaN,
     headStart,
+    tail: undefined,
     head: undefined,
+    headAge: NaN,
+    ageHits: 0,
     encoded: decodable(coding) ? coding : undefined,
     foreign: form === undefined && coding !== 'identity' && !decodable(coding) && variesOnEncoding(headers.vary),
     h2: undefined,
@@ -215,12 +223,37 @@ export function hitHeaders(entry: CacheEntry, now: number, form: Form = 'identit
 }
 
 /**
+ * Hits an entry takes in one second of its Age before that second's head is kept on it. A kept head outlives
+ * the young generation and is copied out of it (a scavenge's most costly work), then left as garbage in the old
+ * one a second later: with many hot keys, each hit about once a second, keeping every head made GC about a third
+ * of the CPU (docs/benchmarks.md). Below this many hits the head is joined for the response alone, which a
+ * scavenge frees for nothing; an entry hit more often keeps one head per second and writes it as it is.
+ */
+const HEAD_KEEP_HITS = 8;
+
+/**
  * The hit path: writes a fresh hit's status and headers, as a prepared head when the response allows it
  * (raw-head.ts), else through writeHead with the stored array.
  */
 export function writeHitHead(res: ServerResponse, entry: CacheEntry, now: number, form: Form = 'identity'): void {
   const p = hitPrepared(entry, now, form);
-  if (p.head === undefined || !setRawHead(res, entry.meta.status, p.head)) res.writeHead(entry.meta.status, p.hit);
+  const status = entry.meta.status;
+  let done: boolean;
+  if (p.headStart === undefined) done = false;
+  else if (p.headAge === p.age) done = setRawHead(res, status, p.head as PreparedHead);
+  else if (++p.ageHits < HEAD_KEEP_HITS) done = setRawHeadOnce(res, status, p.headStart, p.tail as string);
+  else {
+    // Not flattened here: setRawHead joins it with the connection fields into the one flat string sent.
+    const fields = p.headStart + (p.tail as string);
+    if (p.head === undefined) p.head = preparedHead(fields);
+    else {
+      p.head.fields = fields;
+      p.head.connectionFields = '';
+    }
+    p.headAge = p.age;
+    done = setRawHead(res, status, p.head);
+  }
+  if (!done) res.writeHead(status, p.hit);
 }
 
 /** The Age, X-Cache and Cache-Status lines of a hit without an upstream Cache-Status, for one (Age, ttl). */
@@ -274,17 +307,8 @@ function hitPrepared(entry: CacheEntry, now: number, form: Form): Prepared {
     h[h.length - 5] = ageText;
     h[h.length - 1] = cacheStatus;
     p.age = age;
-    if (tail === undefined) p.head = undefined;
-    else {
-      // Not flattened here: setRawHead joins it with the connection fields into the one flat string sent, so a
-      // new second of Age costs one join (and one head string per entry), whatever the number of hot keys.
-      const fields = p.headStart + tail;
-      if (p.head === undefined) p.head = preparedHead(fields);
-      else {
-        p.head.fields = fields;
-        p.head.connectionFields = '';
-      }
-    }
+    p.tail = tail;
+    p.ageHits = 0;
   }
   return p;
 }

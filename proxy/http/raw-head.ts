@@ -71,6 +71,21 @@ export function setRawHead(res: ServerResponse, status: number, head: PreparedHe
   return true;
 }
 
+/**
+ * setRawHead for a head sent once: `start` and `tail` (status line and fields) joined with the connection
+ * fields into a string that lives as long as this response.
+ */
+export function setRawHeadOnce(res: ServerResponse, status: number, start: string, tail: string): boolean {
+  if (!supported) return false;
+  const internals = res as unknown as OutgoingInternals;
+  const fields = keepAliveFields(internals);
+  if (fields === undefined) return false;
+  res.statusCode = status;
+  if (status === 204 || status === 304) internals._hasBody = false;
+  internals._header = flat([start, tail, fields]);
+  return true;
+}
+
 /** A head being reused across responses: `fields` is set by the owner, the rest is this module's cache. */
 export interface PreparedHead {
   /** Status line and header fields, CRLF-terminated, no blank line. */

@@ -161,6 +161,44 @@ describe('prepared hit heads', () => {
   });
 });
 
+describe('an entry hit many times in a second of its Age', () => {
+  it('sends the same head on every hit of that second, whether joined for the hit or kept, and the next Age after', async () => {
+    const stored = Date.now();
+    await request(`${proxy.url}/hot`);
+    // 12 hits a second: the first few are joined for the response alone, the rest reuse the head kept (hit-head.ts).
+    const burst = async (): Promise<string[]> => {
+      const wanted = Array.from({ length: 12 }, () => `GET /hot HTTP/1.1\r\nHost: ${host()}\r\n\r\n`).join('');
+      const got = responses(await raw(proxy.port, wanted, 500));
+      expect(got.map((r) => r.body)).toEqual(Array.from({ length: 12 }, () => 'body of /hot'));
+      return got.map((r) => r.head);
+    };
+    let moved = 0;
+    for (const [to, age] of [
+      [0, 0],
+      [3_000, 3],
+      [3_000, 3],
+      [9_000, 9],
+      [3_000, 3],
+    ] as const) {
+      proxy.advance(to - moved);
+      moved = to;
+      // (Real time runs too, half a second per burst.)
+      const lowest = age + Math.floor((Date.now() - stored) / 1000) - 1;
+      const heads = await burst();
+      const highest = age + Math.floor((Date.now() - stored) / 1000) + 1;
+      for (const head of heads) {
+        const seen = Number(/\r\nage: (\d+)\r\nx-cache: HIT\r\n/.exec(head)?.[1]);
+        expect(seen >= Math.max(age, lowest) && seen <= highest, head).toBe(true);
+        expect(head).toMatch(new RegExp(`\\r\\ncache-status: edgecache; hit; ttl=${60 - seen}\\r\\nConnection: keep-alive\\r\\nKeep-Alive: timeout=5\\r\\n$`));
+        // Every other byte as on the first hit.
+        expect(head.replace(/age: \d+/, 'age: A').replace(/ttl=\d+/, 'ttl=T')).toBe(heads[0]?.replace(/age: \d+/, 'age: A').replace(/ttl=\d+/, 'ttl=T'));
+      }
+      expect(new Set(heads).size).toBeLessThanOrEqual(2);
+    }
+    proxy.advance(-moved);
+  });
+});
+
 describe('the hit path reads request fields in any letter case', () => {
   const get = (path: string, extra = ''): Promise<string> => raw(proxy.port, `GET ${path} HTTP/1.1\r\nHOST: ${host()}\r\n${extra}Connection: close\r\n\r\n`);
 

@@ -71,6 +71,29 @@ function renderHits(results) {
   return lines.join('\n');
 }
 
+/** --gc: what garbage collection cost each Node target during the measured runs (medians per cell). */
+function renderGc(results) {
+  const runs = (results.runs ?? []).filter((r) => !r.discarded && r.gc);
+  if (runs.length === 0) return '';
+  const groups = new Map();
+  for (const r of runs) {
+    const k = `${r.mode} | ${r.size} | ${r.target}`;
+    if (!groups.has(k)) groups.set(k, []);
+    groups.get(k).push(r);
+  }
+  const lines = [
+    '### Garbage collection during the measured runs (--gc: --trace-gc-nvp, medians per run)',
+    '',
+    '| mode | size | target | collections (full) | pause ms | helper threads ms | promoted MB | GC µs per request |',
+    '|---|---|---|---:|---:|---:|---:|---:|',
+  ];
+  for (const [k, g] of groups) {
+    const m = (f) => median(g.map(f));
+    lines.push(`| ${k} | ${fmt(m((r) => r.gc.collections))} (${fmt(m((r) => r.gc.full))}) | ${fmt(m((r) => r.gc.pause_ms))} | ${fmt(m((r) => r.gc.background_ms))} | ${fmt(m((r) => r.gc.promoted_mb), 1)} | ${fmt(m((r) => r.gc_us_per_req), 2)} |`);
+  }
+  return lines.join('\n');
+}
+
 function renderKeys(results) {
   const cs = cells(results).filter((c) => c.mode === 'keys');
   if (cs.length === 0) return '';
@@ -152,7 +175,7 @@ function renderChecks(results) {
 export function renderReport(results) {
   const m = results.meta ?? {};
   const head = [`## edgecache benchmark, ${m.date ?? ''}`, '', `\`${m.command ?? ''}\``, '', `${m.host ?? ''}; node ${m.node ?? ''}; ${[m.wrk, m.nginx, m.varnish].filter(Boolean).join('; ')}; edgecache ${m.commit ?? ''} (dist built ${m.dist_built ?? '?'})`];
-  return [head.join('\n'), renderHits(results), renderKeys(results), renderCoalesce(results), renderChecks(results)].filter(Boolean).join('\n\n');
+  return [head.join('\n'), renderHits(results), renderKeys(results), renderGc(results), renderCoalesce(results), renderChecks(results)].filter(Boolean).join('\n\n');
 }
 
 /** Ratio new/old for each cell present in both runs (req/s and server CPU per request). */

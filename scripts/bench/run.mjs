@@ -53,6 +53,9 @@ Options:
   --retries N (2)           ... at most N times, 5 s apart; the quietest attempt counts (0: never redo)
   --no-freeze               do not SIGSTOP idle targets while another one is measured
   --keep-tmp                keep the temp dir (logs, configs) instead of deleting it
+  --gc                      run the Node targets (edgecache, node-http, node-map) with --trace-gc-nvp and report what
+                            garbage collection cost during each measured run: its main-thread pause and its helper
+                            threads' time per request, bytes promoted (counted whatever else the machine runs)
 Needs: npm run build first, taskset, wrk (Debian: apt-get install -y wrk); nginx / varnish for --peers.
 `;
 
@@ -61,10 +64,10 @@ const DEFAULTS = {
   modes: 'memory,disk,coalesce', peers: '', sizes: '1k,64k,1m', diskSizes: '16k', diskUrls: 2048, reps: 5, duration: 10,
   warm: 3, connections: 64, coalesceN: 1000, coalesceDelay: 200, coalesceTrials: 3, coalesceSizes: '1k',
   compressSizes: '100k', keys: '10000', keysSizes: '1k-64k', keysDists: 'uniform,zipf0.8,zipf1.0',
-  maxOtherCpu: 25, retries: 2, edgecacheFlags: '', variants: '', baseline: '', diskFlags: '', edgecacheCpus: '0', out: '', compare: '', quick: false, freeze: true, keepTmp: false,
+  maxOtherCpu: 25, retries: 2, edgecacheFlags: '', variants: '', baseline: '', diskFlags: '', edgecacheCpus: '0', out: '', compare: '', quick: false, freeze: true, keepTmp: false, gc: false,
 };
 const QUICK = { reps: 1, duration: 3, warm: 1, sizes: '1k', coalesceTrials: 1 };
-const BOOLEAN = new Set(['quick', 'freeze', 'keepTmp', 'help']);
+const BOOLEAN = new Set(['quick', 'freeze', 'keepTmp', 'gc', 'help']);
 
 function parseArgs(argv) {
   const given = {};
@@ -248,7 +251,7 @@ async function startEdgecache(name, originPort, extra, root = ROOT) {
   const dataDir = path.join(TMP, `${name}-data`);
   fs.mkdirSync(dataDir);
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('EDGECACHE_')));
-  const argv = ['node', path.join(root, 'dist/proxy/cli.js'), '--origin', `http://${HOST}:${originPort}`, '--port', String(port),
+  const argv = [...nodeCommand(), path.join(root, 'dist/proxy/cli.js'), '--origin', `http://${HOST}:${originPort}`, '--port', String(port),
     '--host', HOST, '--admin-port', String(adminPort), '--log-level', 'warn', '--data-dir', dataDir, ...extra];
   const g = launch(name, opts.edgecacheCpus, argv, { cwd: root, env });
   await waitReady(g, port, '/obj/1k/startup-probe');
@@ -497,6 +500,34 @@ async function warmKeys(cell, t) {
   return ok;
 }
 
+/** `node`, with --gc traced into the target's log (see gcBetween). */
+const nodeCommand = () => (opts.gc ? ['node', '--trace-gc-nvp'] : ['node']);
+
+const fileSize = (file) => { try { return fs.statSync(file).size; } catch { return 0; } };
+
+/**
+ * What garbage collection cost in a target between two offsets of its log (--gc: one --trace-gc-nvp line per
+ * collection): the main-thread pause and the helper threads' time (every `background.*` phase), bytes promoted.
+ */
+function gcBetween(file, from, to) {
+  const fd = fs.openSync(file, 'r');
+  const buf = Buffer.alloc(Math.max(0, to - from));
+  fs.readSync(fd, buf, 0, buf.length, from);
+  fs.closeSync(fd);
+  const gc = { collections: 0, full: 0, pause_ms: 0, background_ms: 0, promoted_mb: 0 };
+  for (const line of buf.toString('latin1').split('\n')) {
+    if (!/ gc=\w+/.test(line)) continue;
+    gc.collections++;
+    if (!/ gc=s /.test(line)) gc.full++;
+    for (const [, name, value] of line.matchAll(/ ([\w.]+)=([\d.]+)/g)) {
+      if (name === 'pause') gc.pause_ms += Number(value);
+      else if (name.startsWith('background.')) gc.background_ms += Number(value);
+      else if (name === 'promoted') gc.promoted_mb += Number(value) / 1e6;
+    }
+  }
+  return gc;
+}
+
 async function measure(cell, t, rep) {
   freezeOthers(t.name);
   await sleep(300);
@@ -508,7 +539,9 @@ async function measure(cell, t, rep) {
   const w0 = childTicks();
   let peak = groupRssKb(t.group.pgid);
   const sampler = setInterval(() => { peak = Math.max(peak, groupRssKb(t.group.pgid)); }, 500);
+  const gc0 = opts.gc ? fileSize(t.group.log) : 0;
   const { out, cmd } = await runWrk(url, opts.duration, cell.script, cell.headers);
+  const gc1 = opts.gc ? fileSize(t.group.log) : 0;
   clearInterval(sampler);
   peak = Math.max(peak, groupRssKb(t.group.pgid));
   const k1 = groupTicks(t.group.pgid);
@@ -529,12 +562,18 @@ async function measure(cell, t, rep) {
   };
   // CPU time on CPUs 0 and 1 that neither the server nor wrk used: other processes on a shared machine (plus the
   // idle origin, this harness and unattributed kernel work, a few % when the machine is quiet).
+  const gc = opts.gc && gc1 > gc0 ? gcBetween(t.group.log, gc0, gc1) : undefined;
+  if (gc !== undefined && gc.collections > 0) {
+    run.gc = gc;
+    run.gc_us_per_req = ((run.gc.pause_ms + run.gc.background_ms) * 1000) / w.requests;
+  }
   run.other_cpu_pct = Math.round(run.cpu0_pct + run.cpu1_pct - (100 * run.srv_cpu_s) / opts.duration - run.wrk_cpu_pct);
   if (!Number.isFinite(w.rps)) run.wrk_output = out.slice(-2000);
   results.runs.push(run);
   const warn = run.origin_delta || run.non2xx || run.sockerr ? '  <-- CHECK' : '';
   const noisy = opts.maxOtherCpu > 0 && run.other_cpu_pct > opts.maxOtherCpu ? `  other CPU ${run.other_cpu_pct}%` : '';
   log(`${cell.mode} ${cell.size} ${t.name.padEnd(14)} r${rep} ${Math.round(w.rps).toLocaleString('en-US').padStart(8)} req/s  p50 ${w.p50_ms.toFixed(2)} ms  p99 ${w.p99_ms.toFixed(2)} ms  ${run.srv_us_per_req.toFixed(1)} µs/req  rss ${(peak / 1024).toFixed(0)} MB  wrk ${run.wrk_cpu_pct}%  origin +${run.origin_delta}  non2xx ${w.non2xx} sockerr ${w.sockerr}${warn}${noisy}`);
+  if (run.gc) log(`  GC: ${run.gc.collections} collections (${run.gc.full} full), pause ${run.gc.pause_ms.toFixed(0)} ms, helper threads ${run.gc.background_ms.toFixed(0)} ms, ${run.gc_us_per_req.toFixed(2)} µs/req, promoted ${run.gc.promoted_mb.toFixed(1)} MB`);
   if (!Number.isFinite(w.rps)) log(`wrk output:\n${out}`);
   return run;
 }
@@ -649,13 +688,13 @@ async function main() {
   await waitReady(og, ORIGIN_PORT);
   if (hitModes.includes('memory') || hitModes.includes('disk')) {
     const port = await freePort();
-    const g = launch('node-http', '0', ['node', path.join(HERE, 'targets/node-http.mjs'), String(port)]);
+    const g = launch('node-http', '0', [...nodeCommand(), path.join(HERE, 'targets/node-http.mjs'), String(port)]);
     await waitReady(g, port, '/obj/1k/x');
     targets.set('node-http', { name: 'node-http', port, group: g, cpus: '0' });
   }
   if (hitModes.includes('keys')) {
     const port = await freePort();
-    const g = launch('node-map', '0', ['node', path.join(HERE, 'targets/node-map.mjs'), String(port)]);
+    const g = launch('node-map', '0', [...nodeCommand(), path.join(HERE, 'targets/node-map.mjs'), String(port)]);
     await waitReady(g, port);
     targets.set('node-map', { name: 'node-map', port, group: g, cpus: '0' });
   }

@@ -17,11 +17,22 @@ import { flat, preparedHead, rawHeadSupported, serializeFields, setRawHead, setR
 
 export type WireValue = string | string[];
 
+/**
+ * What a stored response's hits and other responses are built from, made on its first hit. The field arrays are
+ * made only when something asks for them (a response that cannot take the prepared head, an HTTP/2 hit, a
+ * response other than a fresh hit): most entries are only ever served a prepared head, and every object kept per
+ * entry costs memory and the full collections' marking time.
+ */
 interface Prepared {
-  /** [name, value, ...] ending with age, x-cache, cache-status (HIT values). */
-  hit: WireValue[];
-  /** The same without the last three pairs and without content-length, for building other responses. */
-  base: WireValue[];
+  /** [name, value, ...] ending with age, x-cache, cache-status (HIT values); made on demand (hitFields). */
+  hit: WireValue[] | undefined;
+  /** The same without the last three pairs and without content-length, for building other responses (baseOf). */
+  base: WireValue[] | undefined;
+  /** The body's length, for Content-Length (-1: the status allows none). */
+  length: number;
+  /** Age and Cache-Status values for `age`. */
+  ageText: string;
+  cacheStatus: string;
   /** The stored fields of this form (its Content-Encoding and ETag): what the client's validators are held to. */
   headers: StoredHeaders;
   originCacheStatus: string | string[] | undefined;
@@ -101,16 +112,17 @@ export function onTheFlyFields(entry: CacheEntry, form: Form, weak: boolean): { 
 
 function prepare(entry: CacheEntry, form: Coding | undefined, length: number): Prepared {
   const headers = form === undefined ? entry.meta.headers : formHeaders(entry.meta.headers, form);
-  const base = baseFields(headers);
-  const contentLength = allowsContentLength(entry.meta.status) ? ['content-length', String(length)] : [];
+  const withLength = allowsContentLength(entry.meta.status) ? length : -1;
   // Age and Cache-Status are filled in per second of Age (hitPrepared).
-  const hit = [...base, ...contentLength, 'age', '', ...outcomeFields('HIT', { hit: true })];
-  const fields = rawHeadSupported() ? serializeFields(hit.slice(0, -6)) : undefined;
+  const fields = rawHeadSupported() ? serializeFields(headFields(baseFields(headers), withLength)) : undefined;
   const headStart = fields === undefined ? undefined : flat([statusLine(entry.meta.status), fields]);
   const coding = form === undefined ? storedCoding(headers['content-encoding']) : undefined;
   return {
-    hit,
-    base,
+    hit: undefined,
+    base: undefined,
+    length: withLength,
+    ageText: '',
+    cacheStatus: '',
     headers,
     originCacheStatus: headers['cache-status'],
     age: NaN,
@@ -124,6 +136,26 @@ function prepare(entry: CacheEntry, form: Coding | undefined, length: number): P
     h2: undefined,
     h2Age: NaN,
   };
+}
+
+/** A hit's fields before Age: the base fields and Content-Length. */
+function headFields(base: WireValue[], length: number): WireValue[] {
+  return length < 0 ? base : [...base, 'content-length', String(length)];
+}
+
+function baseOf(p: Prepared): WireValue[] {
+  p.base ??= baseFields(p.headers);
+  return p.base;
+}
+
+/** The hit's field array for the Age `p` carries (writeHead's, and the HTTP/2 header object's source). */
+function hitFields(p: Prepared): WireValue[] {
+  if (p.hit === undefined) {
+    const outcome = outcomeFields('HIT', { hit: true });
+    outcome[3] = p.cacheStatus;
+    p.hit = [...headFields(baseOf(p), p.length), 'age', p.ageText, ...outcome];
+  }
+  return p.hit;
 }
 
 /**
@@ -202,7 +234,9 @@ export function storedFields(
   entry: CacheEntry,
   form: Form = 'identity',
 ): { readonly base: readonly WireValue[]; readonly headers: StoredHeaders; readonly originCacheStatus: string | string[] | undefined } {
-  return preparedForm(entry, form);
+  const p = preparedForm(entry, form);
+  baseOf(p);
+  return p as Prepared & { base: WireValue[] };
 }
 
 export function ageSeconds(entry: CacheEntry, now: number): number {
@@ -219,7 +253,7 @@ export function ttlSeconds(entry: CacheEntry, now: number): number {
  * stored array while Age and ttl stay the same.
  */
 export function hitHeaders(entry: CacheEntry, now: number, form: Form = 'identity'): WireValue[] {
-  return hitPrepared(entry, now, form).hit;
+  return hitFields(hitPrepared(entry, now, form));
 }
 
 /**
@@ -253,7 +287,7 @@ export function writeHitHead(res: ServerResponse, entry: CacheEntry, now: number
     p.headAge = p.age;
     done = setRawHead(res, status, p.head);
   }
-  if (!done) res.writeHead(status, p.hit);
+  if (!done) res.writeHead(status, hitFields(p));
 }
 
 /** The Age, X-Cache and Cache-Status lines of a hit without an upstream Cache-Status, for one (Age, ttl). */
@@ -289,7 +323,6 @@ function hitPrepared(entry: CacheEntry, now: number, form: Form): Prepared {
   const age = ageSeconds(entry, now);
   if (age !== p.age) {
     const ttl = Math.floor(entry.meta.lifetime / 1000) - age;
-    const h = p.hit;
     let ageText: string;
     let cacheStatus: string;
     let tail: string | undefined;
@@ -304,8 +337,13 @@ function hitPrepared(entry: CacheEntry, now: number, form: Form): Prepared {
       cacheStatus = outcome[3];
       tail = p.headStart === undefined ? undefined : serializeFields(['age', ageText, ...outcome]);
     }
-    h[h.length - 5] = ageText;
-    h[h.length - 1] = cacheStatus;
+    p.ageText = ageText;
+    p.cacheStatus = cacheStatus;
+    const h = p.hit;
+    if (h !== undefined) {
+      h[h.length - 5] = ageText;
+      h[h.length - 1] = cacheStatus;
+    }
     p.age = age;
     p.tail = tail;
     p.ageHits = 0;
@@ -323,7 +361,7 @@ export function h2HitHeaders(entry: CacheEntry, now: number, form: Form = 'ident
   let fields = p.h2;
   if (fields === undefined) {
     fields = { ':status': entry.meta.status };
-    const h = p.hit;
+    const h = hitFields(p);
     for (let i = 0; i < h.length; i += 2) {
       const name = h[i] as string;
       if (!CONNECTION_SPECIFIC.has(name)) fields[name] = h[i + 1] as WireValue;
@@ -331,9 +369,8 @@ export function h2HitHeaders(entry: CacheEntry, now: number, form: Form = 'ident
     p.h2 = fields;
     p.h2Age = p.age;
   } else if (p.h2Age !== p.age) {
-    const h = p.hit;
-    fields.age = h[h.length - 5] as string;
-    fields['cache-status'] = h[h.length - 1] as string;
+    fields.age = p.ageText;
+    fields['cache-status'] = p.cacheStatus;
     p.h2Age = p.age;
   }
   return fields;

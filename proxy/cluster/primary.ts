@@ -166,10 +166,14 @@ class Primary {
     this.stopping = true;
     const grace = this.config.shutdownGrace;
     const exited = new Promise<void>((resolve) => {
+      // Every worker's process has exited. (Node removes a worker from cluster.workers once it has both exited and
+      // disconnected, in either order: a worker whose 'exit' comes before its 'disconnect', which happens on a busy
+      // machine, is still listed when 'exit' fires, so the list's length alone would wait for the force timer.)
       const check = (): void => {
-        if (Object.keys(cluster.workers ?? {}).length === 0) resolve();
+        if (Object.values(cluster.workers ?? {}).every((worker) => worker === undefined || worker.isDead())) resolve();
       };
       cluster.on('exit', check);
+      cluster.on('disconnect', check);
       check();
     });
     // Each worker answers once it has stopped accepting; /readyz turns 503 then (or after 2 s without answers).

@@ -267,7 +267,7 @@ const HEAD_KEEP_HITS = 8;
 
 /**
  * The hit path: writes a fresh hit's status and headers, as a prepared head when the response allows it
- * (raw-head.ts), else through writeHead with the stored array.
+ * (raw-head.ts), else through writeHead with the hit's field array.
  */
 export function writeHitHead(res: ServerResponse, entry: CacheEntry, now: number, form: Form = 'identity'): void {
   const p = hitPrepared(entry, now, form);

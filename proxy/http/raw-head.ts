@@ -64,11 +64,15 @@ export function setRawHead(res: ServerResponse, status: number, head: PreparedHe
     head.connectionFields = fields;
     head.text = flat([head.fields, fields]);
   }
-  res.statusCode = status;
-  // As writeHead() does: these statuses have no body, whatever is written.
-  if (status === 204 || status === 304) internals._hasBody = false;
-  internals._header = head.text;
+  useHead(res, internals, status, head.text);
   return true;
+}
+
+/** What writeHead() would have set: the status, no body for 204 and 304 (whatever is written), the head. */
+function useHead(res: ServerResponse, internals: OutgoingInternals, status: number, text: string): void {
+  res.statusCode = status;
+  if (status === 204 || status === 304) internals._hasBody = false;
+  internals._header = text;
 }
 
 /**
@@ -80,9 +84,7 @@ export function setRawHeadOnce(res: ServerResponse, status: number, start: strin
   const internals = res as unknown as OutgoingInternals;
   const fields = keepAliveFields(internals);
   if (fields === undefined) return false;
-  res.statusCode = status;
-  if (status === 204 || status === 304) internals._hasBody = false;
-  internals._header = flat([start, tail, fields]);
+  useHead(res, internals, status, flat([start, tail, fields]));
   return true;
 }
 

@@ -560,13 +560,13 @@ async function measure(cell, t, rep) {
     cpu0_pct: cpuBusyPct(c0, c1, '0'), cpu1_pct: cpuBusyPct(c0, c1, '1'),
     rss_peak_kb: peak, stats_delta: statsDelta(s0, s1), cmd,
   };
-  // CPU time on CPUs 0 and 1 that neither the server nor wrk used: other processes on a shared machine (plus the
-  // idle origin, this harness and unattributed kernel work, a few % when the machine is quiet).
   const gc = opts.gc && gc1 > gc0 ? gcBetween(t.group.log, gc0, gc1) : undefined;
   if (gc !== undefined && gc.collections > 0) {
     run.gc = gc;
     run.gc_us_per_req = ((run.gc.pause_ms + run.gc.background_ms) * 1000) / w.requests;
   }
+  // CPU time on CPUs 0 and 1 that neither the server nor wrk used: other processes on a shared machine (plus the
+  // idle origin, this harness and unattributed kernel work, a few % when the machine is quiet).
   run.other_cpu_pct = Math.round(run.cpu0_pct + run.cpu1_pct - (100 * run.srv_cpu_s) / opts.duration - run.wrk_cpu_pct);
   if (!Number.isFinite(w.rps)) run.wrk_output = out.slice(-2000);
   results.runs.push(run);

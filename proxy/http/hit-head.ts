@@ -273,12 +273,12 @@ export function writeHitHead(res: ServerResponse, entry: CacheEntry, now: number
   const p = hitPrepared(entry, now, form);
   const status = entry.meta.status;
   let done: boolean;
-  if (p.headStart === undefined) done = false;
+  if (p.headStart === undefined || p.tail === undefined) done = false;
   else if (p.headAge === p.age) done = setRawHead(res, status, p.head as PreparedHead);
-  else if (++p.ageHits < HEAD_KEEP_HITS) done = setRawHeadOnce(res, status, p.headStart, p.tail as string);
+  else if (++p.ageHits < HEAD_KEEP_HITS) done = setRawHeadOnce(res, status, p.headStart, p.tail);
   else {
     // Not flattened here: setRawHead joins it with the connection fields into the one flat string sent.
-    const fields = p.headStart + (p.tail as string);
+    const fields = p.headStart + p.tail;
     if (p.head === undefined) p.head = preparedHead(fields);
     else {
       p.head.fields = fields;
@@ -290,30 +290,39 @@ export function writeHitHead(res: ServerResponse, entry: CacheEntry, now: number
   if (!done) res.writeHead(status, hitFields(p));
 }
 
-/** The Age, X-Cache and Cache-Status lines of a hit without an upstream Cache-Status, for one (Age, ttl). */
+/** The Age, X-Cache and Cache-Status values of a hit, and their serialized lines, for one (Age, ttl, upstream). */
 interface HitTail {
   ageText: string;
   cacheStatus: string;
-  tail: string;
+  /** Undefined when a value cannot be sent as a prepared head (an upstream Cache-Status writeHead would refuse). */
+  tail: string | undefined;
 }
 
 /**
- * Hit tails by (Age, ttl): with many hot keys nearly every hit is an entry's first in a new second of its Age,
- * and entries stored with the same lifetime around the same time share the tail, instead of each building its
- * own Cache-Status and field lines. Bounded: cleared when it holds TAIL_CACHE_MAX tails.
+ * Hit tails by (Age, ttl) and the Cache-Status of caches nearer the origin: with many hot keys nearly every hit is
+ * an entry's first in a new second of its Age, and entries stored with the same lifetime around the same time
+ * share the tail, instead of each building (and keeping, until its next second) its own values and lines.
+ * Bounded: cleared when it holds TAIL_CACHE_MAX tails; an upstream value longer than UPSTREAM_SHARED_MAX, or sent
+ * as several fields, is not kept here.
  */
-const ownTails = new Map<string, HitTail>();
+const tails = new Map<string, HitTail>();
 const TAIL_CACHE_MAX = 50_000;
+const UPSTREAM_SHARED_MAX = 256;
 
-function ownHitTail(age: number, ttl: number): HitTail {
-  const key = `${age} ${ttl}`;
-  let tail = ownTails.get(key);
+function makeTail(age: number, ttl: number, upstream: string | string[] | undefined): HitTail {
+  const ageText = String(age);
+  const outcome = outcomeFields('HIT', { hit: true, ttl }, upstream);
+  return { ageText, cacheStatus: outcome[3], tail: serializeFields(['age', ageText, ...outcome]) };
+}
+
+function hitTail(age: number, ttl: number, upstream: string | string[] | undefined): HitTail {
+  if (typeof upstream === 'object' || (upstream !== undefined && upstream.length > UPSTREAM_SHARED_MAX)) return makeTail(age, ttl, upstream);
+  const key = upstream === undefined ? `${age} ${ttl}` : `${age} ${ttl} ${upstream}`;
+  let tail = tails.get(key);
   if (tail === undefined) {
-    const ageText = String(age);
-    const outcome = outcomeFields('HIT', { hit: true, ttl });
-    tail = { ageText, cacheStatus: outcome[3], tail: flat([`age: ${ageText}\r\n${outcome[0]}: ${outcome[1]}\r\n${outcome[2]}: ${outcome[3]}\r\n`]) };
-    if (ownTails.size >= TAIL_CACHE_MAX) ownTails.clear();
-    ownTails.set(key, tail);
+    tail = makeTail(age, ttl, upstream);
+    if (tails.size >= TAIL_CACHE_MAX) tails.clear();
+    tails.set(key, tail);
   }
   return tail;
 }
@@ -322,21 +331,7 @@ function hitPrepared(entry: CacheEntry, now: number, form: Form): Prepared {
   const p = preparedForm(entry, form);
   const age = ageSeconds(entry, now);
   if (age !== p.age) {
-    const ttl = Math.floor(entry.meta.lifetime / 1000) - age;
-    let ageText: string;
-    let cacheStatus: string;
-    let tail: string | undefined;
-    if (p.originCacheStatus === undefined) {
-      // Every value is edgecache's own (digits and tokens): one tail per (Age, ttl), shared by every entry.
-      const shared = ownHitTail(age, ttl);
-      ({ ageText, cacheStatus } = shared);
-      tail = p.headStart === undefined ? undefined : shared.tail;
-    } else {
-      ageText = String(age);
-      const outcome = outcomeFields('HIT', { hit: true, ttl }, p.originCacheStatus);
-      cacheStatus = outcome[3];
-      tail = p.headStart === undefined ? undefined : serializeFields(['age', ageText, ...outcome]);
-    }
+    const { ageText, cacheStatus, tail } = hitTail(age, Math.floor(entry.meta.lifetime / 1000) - age, p.originCacheStatus);
     p.ageText = ageText;
     p.cacheStatus = cacheStatus;
     const h = p.hit;
@@ -345,7 +340,7 @@ function hitPrepared(entry: CacheEntry, now: number, form: Form): Prepared {
       h[h.length - 1] = cacheStatus;
     }
     p.age = age;
-    p.tail = tail;
+    p.tail = p.headStart === undefined ? undefined : tail;
     p.ageHits = 0;
   }
   return p;

@@ -3,15 +3,33 @@
  * freshness is computed by http-cache-semantics; this parser only answers "which directives are present, with
  * which argument", and treats a duplicated directive with conflicting values as the more cautious one.
  */
-export type Directives = Map<string, string | true>;
+export type Directives = ReadonlyMap<string, string | true>;
 
 const EMPTY: Directives = new Map();
 
+/**
+ * Parsed values by their text: Cache-Control values repeat (an origin sends the same few on every response), and a
+ * miss reads its response's value several times. Results are shared, hence read-only. Cleared when full, so made-up
+ * values cannot grow it.
+ */
+const PARSED_MEMO_LIMIT = 256;
+const parsedMemo = new Map<string, Directives>();
+
+/** The directives of a Cache-Control value (a read-only map, shared by every caller that parses the same text). */
 export function parseCacheControl(value: string | string[] | undefined): Directives {
   if (value === undefined) return EMPTY;
   const text = Array.isArray(value) ? value.join(',') : value;
   if (text.length === 0) return EMPTY;
-  const out: Directives = new Map();
+  const known = parsedMemo.get(text);
+  if (known !== undefined) return known;
+  const parsed = parseDirectives(text);
+  if (parsedMemo.size >= PARSED_MEMO_LIMIT) parsedMemo.clear();
+  parsedMemo.set(text, parsed);
+  return parsed;
+}
+
+function parseDirectives(text: string): Directives {
+  const out = new Map<string, string | true>();
   // Split on commas that are not inside a quoted string (no-cache="a, b").
   const parts = text.match(/(?:[^,"]|"(?:[^"\\]|\\.)*")+/g) ?? [];
   for (const part of parts) {
@@ -52,6 +70,9 @@ export function pragmaNoCache(pragma: string | string[] | undefined): boolean {
 
 /** Directives whose argument, in a response, lists header fields (RFC 9111 §5.2.2.4, §5.2.2.7). */
 const QUALIFIABLE = new Set(['no-cache', 'private']);
+/** A value where one of them may have an argument (also matches inside a quoted string: then the full reading decides). */
+const MAY_QUALIFY = /(?:^|[\s,])(?:no-cache|private)\s*=/i;
+const NO_FIELDS: readonly string[] = Object.freeze([]);
 
 /** One directive of a Cache-Control value as written: its name (lower case), its argument unquoted, its text. */
 interface DirectivePart {
@@ -83,7 +104,9 @@ function directiveParts(text: string): DirectivePart[] {
  * qualified directives, for the freshness rules to read as if they were absent. A directive that also appears
  * unqualified is not qualified (the unqualified form decides): it is kept, bare, as is one with an empty list.
  */
-export function qualifiedDirectives(value: string): { fields: string[]; rest: string } {
+export function qualifiedDirectives(value: string): { fields: readonly string[]; rest: string } {
+  // Nearly every value qualifies nothing: then it is read as it is (the parts below would only be re-joined).
+  if (!MAY_QUALIFY.test(value)) return { fields: NO_FIELDS, rest: value };
   const parts = directiveParts(value);
   const plain = new Set(parts.filter((p) => QUALIFIABLE.has(p.name) && p.fields === undefined).map((p) => p.name));
   const fields: string[] = [];

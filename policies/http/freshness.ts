@@ -136,8 +136,11 @@ function normalizeAge(age: string | string[] | undefined): string | undefined {
 /** An Expires that is not an HTTP-date means "already expired" (RFC 9111 §5.3): a date long past. */
 const ALREADY_EXPIRED = formatHttpDate(0);
 
+const HAS_UPPER_CASE = /[A-Z]/;
+
 /** Directive names are case-insensitive (RFC 9111 §5.2); http-cache-semantics matches them exactly. */
 function lowerCaseDirectives(value: string): string {
+  if (!HAS_UPPER_CASE.test(value)) return value;
   return value.replace(/(^|,)\s*([^=,]+)/g, (_m, sep: string, name: string) => `${sep}${name.toLowerCase()}`);
 }
 
@@ -207,8 +210,10 @@ function responsePolicyHeaders(
   }
   const directives = parseCacheControl(out['cache-control']);
   if (directives.has('must-understand') && directives.has('no-store') && UNDERSTOOD_STATUSES.has(status)) {
-    directives.delete('no-store');
-    out['cache-control'] = [...directives].map(([name, arg]) => (arg === true ? name : `${name}=${arg}`)).join(', ');
+    out['cache-control'] = [...directives]
+      .filter(([name]) => name !== 'no-store')
+      .map(([name, arg]) => (arg === true ? name : `${name}=${arg}`))
+      .join(', ');
   }
   return out;
 }

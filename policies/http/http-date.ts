@@ -38,12 +38,29 @@ function fullYear(twoDigits: number, now: number): number {
   return year;
 }
 
+/**
+ * IMF-fixdates read lately, by their text: a miss reads its response's Date and Expires several times, and every
+ * response of the same second carries the same Date. (Only this form: the RFC 850 form's century depends on `now`.)
+ * Cleared when full, so made-up dates cannot grow it.
+ */
+const RECENT_FIXDATES_LIMIT = 256;
+const recentFixdates = new Map<string, number>();
+
 /** Epoch milliseconds of an HTTP-date, or undefined when the value is not one (several field lines are not). */
 export function parseHttpDate(value: string | string[] | undefined, now: number = Date.now()): number | undefined {
   if (value === undefined || Array.isArray(value)) return undefined;
   const text = value.trim();
+  const known = recentFixdates.get(text);
+  if (known !== undefined) return known;
   let m = IMF_FIXDATE.exec(text);
-  if (m) return toEpoch(Number(m[3]), m[2] as string, Number(m[1]), Number(m[4]), Number(m[5]), Number(m[6]));
+  if (m) {
+    const ms = toEpoch(Number(m[3]), m[2] as string, Number(m[1]), Number(m[4]), Number(m[5]), Number(m[6]));
+    if (ms !== undefined) {
+      if (recentFixdates.size >= RECENT_FIXDATES_LIMIT) recentFixdates.clear();
+      recentFixdates.set(text, ms);
+    }
+    return ms;
+  }
   m = RFC850_DATE.exec(text);
   if (m) return toEpoch(fullYear(Number(m[3]), now), m[2] as string, Number(m[1]), Number(m[4]), Number(m[5]), Number(m[6]));
   m = ASCTIME_DATE.exec(text);

@@ -2,6 +2,7 @@
  * The connection pool to the origin (undici Pool) and the mapping of its failures to gateway errors:
  * nothing listening → 502, no headers in time → 504 (RFC 9110 §15.6.3, §15.6.5).
  */
+import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import { Pool, errors, type Dispatcher } from 'undici';
@@ -23,9 +24,24 @@ export interface OriginRequest {
   /** Path and query as received; the origin's base path is prepended. */
   path: string;
   headers: Record<string, string | string[]>;
-  signal?: AbortSignal;
+  signal?: AbortSignal | OriginAbort;
   /** Each interim (1xx) response the origin sends before the final one (undici's `onInfo`). */
   onInfo?: (status: number, headers: Record<string, string | string[] | undefined>) => void;
+}
+
+/**
+ * What aborts an origin request: undici takes an EventEmitter as a request's signal, and one costs a fraction of
+ * an AbortController (whose AbortSignal is an EventTarget: about 2 % of a miss's CPU, made for every fill and
+ * nearly never used). `abort()` emits 'abort' once; undici then fails the request (RequestAbortedError).
+ */
+export class OriginAbort extends EventEmitter {
+  aborted = false;
+
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.emit('abort');
+  }
 }
 
 export class OriginClient {

@@ -30,7 +30,7 @@ import { freshenedHeaders, headResponseMatches, isOriginError, withoutClientVali
 import { softened } from '../../cache-store/purge.js';
 import { shareableUnstored, type NotStoredReason } from '../../policies/http/sharing.js';
 import { endToEndResponseHeaders } from '../../policies/http/intermediary.js';
-import type { OriginClient } from '../origin/origin-client.js';
+import { OriginAbort, type OriginClient } from '../origin/origin-client.js';
 import { acceptsEvery, decodable, storedCoding, variesOnEncoding, varyingOnEncoding } from '../../policies/http/content-coding.js';
 import type { Compressor } from './compressor.js';
 import { postTag } from '../../policies/http/post-key.js';
@@ -225,7 +225,7 @@ export class OriginFill {
    * instead of being kept here; consumers behind the origin read it back from there (readAt).
    */
   private stream: BodyStream | undefined;
-  private readonly abort = new AbortController();
+  private readonly abort = new OriginAbort();
   private policy: CachePolicy | undefined;
   private readonly policyRequest: PolicyRequest;
   /** Resolves when the fill is over (stored, failed, or streamed out). */
@@ -288,8 +288,8 @@ export class OriginFill {
     const post = this.request.post;
     const method = this.request.head && this.request.stale ? ('HEAD' as const) : ('GET' as const);
     const request = post
-      ? { method: 'POST' as const, path: this.request.path, headers, body: post.body, signal: this.abort.signal, onInfo }
-      : { method, path: this.request.path, headers, signal: this.abort.signal, onInfo };
+      ? { method: 'POST' as const, path: this.request.path, headers, body: post.body, signal: this.abort, onInfo }
+      : { method, path: this.request.path, headers, signal: this.abort, onInfo };
     // An answer received before the fill began is used once (a second send is a new request).
     const answered = this.answered;
     this.answered = undefined;

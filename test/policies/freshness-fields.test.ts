@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Freshness, type PolicyResponse } from '../../policies/http/freshness.js';
+import { parseCacheControl } from '../../policies/http/cache-control.js';
 import { parseHttpDate } from '../../policies/http/http-date.js';
 import { targetedCacheControl, targetedDirectives, targetedFieldList } from '../../policies/http/targeted-cache-control.js';
 
@@ -19,6 +20,16 @@ describe('HTTP-date (RFC 9110 §5.6.7)', () => {
     expect(parseHttpDate('Sun Nov  6 08:49:37 1994')).toBe(expected);
     expect(parseHttpDate('Sun Nov 16 08:49:37 1994')).toBe(Date.UTC(1994, 10, 16, 8, 49, 37));
     expect(parseHttpDate('SUN, 06 NOV 1994 08:49:37 gmt')).toBe(expected);
+  });
+
+  it('reads a date the same the second time (remembered) and an obsolete one by the time asked (never remembered)', () => {
+    for (let i = 0; i < 3; i++) expect(parseHttpDate('Sun, 06 Nov 1994 08:49:37 GMT')).toBe(expected);
+    expect(parseHttpDate('Sun, 06 Nov 1994 08:49:38 GMT')).toBe(expected + 1000);
+    // The century of a two-digit year depends on when it is read.
+    expect(parseHttpDate('Thursday, 18-Aug-50 02:01:18 GMT', T)).toBe(Date.UTC(2050, 7, 18, 2, 1, 18));
+    expect(parseHttpDate('Thursday, 18-Aug-50 02:01:18 GMT', Date.UTC(1990, 0, 1))).toBe(Date.UTC(1950, 7, 18, 2, 1, 18));
+    expect(parseHttpDate('Thu, 31 Feb 2050 02:01:18 GMT')).toBeUndefined();
+    expect(parseHttpDate('Thu, 31 Feb 2050 02:01:18 GMT')).toBeUndefined();
   });
 
   it('puts a two-digit year more than 50 years ahead in the past century', () => {
@@ -143,6 +154,21 @@ describe('what the freshness policy reads from a response', () => {
     expect(decide(299, { 'cache-control': 'max-age=60, must-understand' }).reason).toBe('not-cacheable');
     expect(decide(299, { 'cache-control': 'max-age=60, no-store, must-understand' }).reason).toBe('not-cacheable');
     expect(decide(200, { 'cache-control': 'max-age=60, no-store' }).reason).toBe('no-store');
+  });
+
+  it('reads a Cache-Control value the same every time, whatever was decided with it before', () => {
+    // Parsed values are shared between responses that send the same text: deciding for one must not change them.
+    const value = 'max-age=60, no-store, must-understand';
+    for (let i = 0; i < 2; i++) {
+      expect(decide(200, { 'cache-control': value })).toEqual({ reason: null, lifetime: 60 });
+      expect(parseCacheControl(value).has('no-store')).toBe(true);
+      expect(decide(299, { 'cache-control': value }).reason).toBe('not-cacheable');
+    }
+    const written = 'Max-Age=60, NO-STORE, Must-Understand';
+    expect(decide(200, { 'cache-control': written })).toEqual({ reason: null, lifetime: 60 });
+    expect(decide(200, { 'cache-control': 'MAX-AGE=60, No-Store' }).reason).toBe('no-store');
+    expect(decide(200, { 'cache-control': 'max-age=60, no-cache="Set-Cookie"', 'set-cookie': 'a=1' })).toEqual({ reason: null, lifetime: 60 });
+    expect(decide(200, { 'cache-control': 'max-age=60, x-note="no-cache=set-cookie"', 'set-cookie': 'a=1' }).reason).toBe('set-cookie');
   });
 
   it('CDN-Cache-Control replaces Cache-Control and Expires for edgecache, both ways', () => {

@@ -50,7 +50,7 @@ function cells(results) {
 }
 
 function renderHits(results) {
-  const cs = cells(results).filter((c) => c.mode !== 'keys');
+  const cs = cells(results).filter((c) => c.mode !== 'keys' && c.mode !== 'misses');
   if (cs.length === 0) return '';
   const s = results.settings ?? {};
   const lines = [
@@ -116,6 +116,24 @@ function renderKeys(results) {
   return lines.join('\n');
 }
 
+/** The misses mode: CPU per miss, each edgecache target and peer against nginx's when it ran. */
+function renderMisses(results) {
+  const cs = cells(results).filter((c) => c.mode === 'misses');
+  if (cs.length === 0) return '';
+  const s = results.settings ?? {};
+  const lines = [
+    `### Misses (wrk -t1 -c${s.connections ?? 64} -d${s.duration ?? '?'}s, every request a URL not requested before, ${s.reps ?? '?'} interleaved reps, medians)`,
+    '',
+    '| size | target | misses/s median (min–max, n) | p50 ms | p99 ms | server CPU µs per miss | × nginx CPU | peak RSS MB | other CPU % (runs redone) | origin fetches | non-2xx + sock err |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const c of cs) {
+    const nginx = cs.find((b) => b.size === c.size && b.target === 'nginx');
+    lines.push(`| ${c.size} | ${c.target} | ${kfmt(c.rps)} (${kfmt(c.rps_min)}–${kfmt(c.rps_max)}, ${c.n}) | ${fmt(c.p50_ms, 2)} | ${fmt(c.p99_ms, 2)} | ${fmt(c.srv_us_per_req, 1)} | ${nginx ? fmt(c.srv_us_per_req / nginx.srv_us_per_req, 2) : '-'} | ${fmt(c.rss_peak_mb, 1)} | ${fmt(c.other_cpu_pct)} (${c.redone}) | ${c.origin_fetches} | ${c.errors} |`);
+  }
+  return lines.join('\n');
+}
+
 function coalesceCells(results) {
   const groups = new Map();
   for (const t of results.coalesce ?? []) {
@@ -175,7 +193,7 @@ function renderChecks(results) {
 export function renderReport(results) {
   const m = results.meta ?? {};
   const head = [`## edgecache benchmark, ${m.date ?? ''}`, '', `\`${m.command ?? ''}\``, '', `${m.host ?? ''}; node ${m.node ?? ''}; ${[m.wrk, m.nginx, m.varnish].filter(Boolean).join('; ')}; edgecache ${m.commit ?? ''} (dist built ${m.dist_built ?? '?'})`];
-  return [head.join('\n'), renderHits(results), renderKeys(results), renderGc(results), renderCoalesce(results), renderChecks(results)].filter(Boolean).join('\n\n');
+  return [head.join('\n'), renderHits(results), renderKeys(results), renderMisses(results), renderGc(results), renderCoalesce(results), renderChecks(results)].filter(Boolean).join('\n\n');
 }
 
 /** Ratio new/old for each cell present in both runs (req/s and server CPU per request). */

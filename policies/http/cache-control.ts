@@ -13,6 +13,8 @@ const EMPTY: Directives = new Map();
  * values cannot grow it.
  */
 const PARSED_MEMO_LIMIT = 256;
+/** Longer values are parsed every time (they are rare, and would make the table large). */
+const PARSED_MEMO_LENGTH = 512;
 const parsedMemo = new Map<string, Directives>();
 
 /** The directives of a Cache-Control value (a read-only map, shared by every caller that parses the same text). */
@@ -20,6 +22,7 @@ export function parseCacheControl(value: string | string[] | undefined): Directi
   if (value === undefined) return EMPTY;
   const text = Array.isArray(value) ? value.join(',') : value;
   if (text.length === 0) return EMPTY;
+  if (text.length > PARSED_MEMO_LENGTH) return parseDirectives(text);
   const known = parsedMemo.get(text);
   if (known !== undefined) return known;
   const parsed = parseDirectives(text);

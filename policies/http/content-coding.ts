@@ -4,6 +4,7 @@
  * form a client gets, and the validators of each form (RFC 9110 §8.8.3: a strong validator differs per encoding).
  */
 import { LRUCache } from 'lru-cache';
+import { parseCacheControl } from './cache-control.js';
 
 /** The content codings edgecache produces and decodes itself, in its order of preference (smaller first). */
 export type Coding = 'br' | 'gzip';
@@ -50,9 +51,7 @@ export function isCompressibleType(contentType: string | string[] | undefined): 
 
 /** Whether Cache-Control carries no-transform (RFC 9111 §5.2.2.6): then no intermediary may change the content. */
 export function hasNoTransform(cacheControl: string | string[] | undefined): boolean {
-  if (cacheControl === undefined) return false;
-  const text = Array.isArray(cacheControl) ? cacheControl.join(',') : cacheControl;
-  return text.split(',').some((d) => d.trim().toLowerCase() === 'no-transform');
+  return parseCacheControl(cacheControl).has('no-transform');
 }
 
 /**

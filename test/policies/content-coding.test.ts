@@ -34,6 +34,9 @@ describe('compressible types', () => {
   it('reads no-transform and the stored coding', () => {
     expect(hasNoTransform('public, No-Transform')).toBe(true);
     expect(hasNoTransform('public, max-age=1')).toBe(false);
+    expect(hasNoTransform(['max-age=1', 'no-transform'])).toBe(true);
+    // A quoted argument is not a directive of its own.
+    expect(hasNoTransform('private="x-a, no-transform", max-age=1')).toBe(false);
     expect(storedCoding(undefined)).toBe('identity');
     expect(storedCoding('x-gzip')).toBe('gzip');
     expect(storedCoding('gzip, br')).toBeUndefined();

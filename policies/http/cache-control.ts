@@ -8,26 +8,30 @@ export type Directives = ReadonlyMap<string, string | true>;
 const EMPTY: Directives = new Map();
 
 /**
- * Parsed values by their text: Cache-Control values repeat (an origin sends the same few on every response), and a
- * miss reads its response's value several times. Results are shared, hence read-only. Cleared when full, so made-up
- * values cannot grow it.
+ * The values parsed last, by their text: Cache-Control values repeat (an origin sends the same few on every
+ * response, clients send a handful), and a miss reads its response's value several times. A small ring, searched
+ * in order: a value not among them costs a few string comparisons more than parsing it, and nothing is kept but
+ * the last RECENT_VALUES. Results are shared, hence read-only.
  */
-const PARSED_MEMO_LIMIT = 256;
-/** Longer values are parsed every time (they are rare, and would make the table large). */
-const PARSED_MEMO_LENGTH = 512;
-const parsedMemo = new Map<string, Directives>();
+const RECENT_VALUES = 16;
+/** Longer values are parsed every time (rare; a comparison of long strings would cost more than it saves). */
+const RECENT_VALUE_LENGTH = 512;
+/** (Empty slots hold undefined, which no text equals.) */
+const recentTexts: Array<string | undefined> = new Array<string | undefined>(RECENT_VALUES).fill(undefined);
+const recentParsed: Directives[] = new Array<Directives>(RECENT_VALUES).fill(EMPTY);
+let recentNext = 0;
 
 /** The directives of a Cache-Control value (a read-only map, shared by every caller that parses the same text). */
 export function parseCacheControl(value: string | string[] | undefined): Directives {
   if (value === undefined) return EMPTY;
   const text = Array.isArray(value) ? value.join(',') : value;
   if (text.length === 0) return EMPTY;
-  if (text.length > PARSED_MEMO_LENGTH) return parseDirectives(text);
-  const known = parsedMemo.get(text);
-  if (known !== undefined) return known;
+  if (text.length > RECENT_VALUE_LENGTH) return parseDirectives(text);
+  for (let i = 0; i < RECENT_VALUES; i++) if (recentTexts[i] === text) return recentParsed[i] as Directives;
   const parsed = parseDirectives(text);
-  if (parsedMemo.size >= PARSED_MEMO_LIMIT) parsedMemo.clear();
-  parsedMemo.set(text, parsed);
+  recentTexts[recentNext] = text;
+  recentParsed[recentNext] = parsed;
+  recentNext = (recentNext + 1) % RECENT_VALUES;
   return parsed;
 }
 

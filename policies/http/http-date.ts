@@ -39,25 +39,28 @@ function fullYear(twoDigits: number, now: number): number {
 }
 
 /**
- * IMF-fixdates read lately, by their text: a miss reads its response's Date and Expires several times, and every
- * response of the same second carries the same Date. (Only this form: the RFC 850 form's century depends on `now`.)
- * Cleared when full, so made-up dates cannot grow it.
+ * The IMF-fixdates read last, by their text: a miss reads its response's Date and Expires several times, and every
+ * response of the same second carries the same Date. A small ring searched in order (a date not among them costs a
+ * few string comparisons). Only this form: the RFC 850 form's century depends on `now`.
  */
-const RECENT_FIXDATES_LIMIT = 256;
-const recentFixdates = new Map<string, number>();
+const RECENT_DATES = 8;
+/** (Empty slots hold undefined, which no text equals.) */
+const recentTexts: Array<string | undefined> = new Array<string | undefined>(RECENT_DATES).fill(undefined);
+const recentTimes: number[] = new Array<number>(RECENT_DATES).fill(0);
+let recentNext = 0;
 
 /** Epoch milliseconds of an HTTP-date, or undefined when the value is not one (several field lines are not). */
 export function parseHttpDate(value: string | string[] | undefined, now: number = Date.now()): number | undefined {
   if (value === undefined || Array.isArray(value)) return undefined;
   const text = value.trim();
-  const known = recentFixdates.get(text);
-  if (known !== undefined) return known;
+  for (let i = 0; i < RECENT_DATES; i++) if (recentTexts[i] === text) return recentTimes[i] as number;
   let m = IMF_FIXDATE.exec(text);
   if (m) {
     const ms = toEpoch(Number(m[3]), m[2] as string, Number(m[1]), Number(m[4]), Number(m[5]), Number(m[6]));
     if (ms !== undefined) {
-      if (recentFixdates.size >= RECENT_FIXDATES_LIMIT) recentFixdates.clear();
-      recentFixdates.set(text, ms);
+      recentTexts[recentNext] = text;
+      recentTimes[recentNext] = ms;
+      recentNext = (recentNext + 1) % RECENT_DATES;
     }
     return ms;
   }

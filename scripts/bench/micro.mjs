@@ -94,6 +94,8 @@ let tick = 0; // across batches, so each entry's next hit is always in a later s
 const hitHeadNewSecond = () => { const k = tick++; return hitHead(MANY[k % 10_000], NOW + Math.floor(k / 10_000) * 1000); };
 const CC_SIMPLE = 'public, max-age=3600';
 const CC_COMPLEX = 'private, no-cache="set-cookie, x-foo", max-age=0, s-maxage=600, stale-while-revalidate=30, stale-if-error=86400, MUST-REVALIDATE';
+// 1,024 distinct values: more than parseCacheControl remembers (256), so each parse is a first one.
+const CC_UNSEEN = Array.from({ length: 1024 }, (_, i) => `public, max-age=${3600 + i}`);
 const RELOAD = { ...BROWSER, 'cache-control': 'max-age=0' };
 delete RELOAD['if-none-match'];
 const PLAIN = { ...BROWSER };
@@ -157,8 +159,9 @@ const CASES = [
     const p = freshness.createPolicy(policyRequest, policyResponse);
     return freshness.notStorableReason(p, policyRequest, policyResponse) ?? p;
   }],
-  ['cache-control', 'parseCacheControl (public, max-age)', () => parseCacheControl(CC_SIMPLE)],
-  ['cache-control', 'parseCacheControl (7 directives, quoted)', () => parseCacheControl(CC_COMPLEX)],
+  ['cache-control', 'parseCacheControl (public, max-age; remembered)', () => parseCacheControl(CC_SIMPLE)],
+  ['cache-control', 'parseCacheControl (7 directives, quoted; remembered)', () => parseCacheControl(CC_COMPLEX)],
+  ['cache-control', 'parseCacheControl (public, max-age; a value not seen lately)', (i) => parseCacheControl(CC_UNSEEN[i & 1023])],
 ];
 
 // ------------------------------------------------------------------ timing

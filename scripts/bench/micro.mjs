@@ -94,7 +94,7 @@ let tick = 0; // across batches, so each entry's next hit is always in a later s
 const hitHeadNewSecond = () => { const k = tick++; return hitHead(MANY[k % 10_000], NOW + Math.floor(k / 10_000) * 1000); };
 const CC_SIMPLE = 'public, max-age=3600';
 const CC_COMPLEX = 'private, no-cache="set-cookie, x-foo", max-age=0, s-maxage=600, stale-while-revalidate=30, stale-if-error=86400, MUST-REVALIDATE';
-// 1,024 distinct values: more than parseCacheControl remembers (256), so each parse is a first one.
+// 1,024 distinct values in turn: far more than parseCacheControl remembers (the last 16), so each parse is a first one.
 const CC_UNSEEN = Array.from({ length: 1024 }, (_, i) => `public, max-age=${3600 + i}`);
 const RELOAD = { ...BROWSER, 'cache-control': 'max-age=0' };
 delete RELOAD['if-none-match'];

@@ -3,23 +3,20 @@
  * freshness is computed by http-cache-semantics; this parser only answers "which directives are present, with
  * which argument", and treats a duplicated directive with conflicting values as the more cautious one.
  */
+import { RecentValues } from './recent-values.js';
+
 export type Directives = ReadonlyMap<string, string | true>;
 
 const EMPTY: Directives = new Map();
 
 /**
- * The values parsed last, by their text: Cache-Control values repeat (an origin sends the same few on every
- * response, clients send a handful), and a miss reads its response's value several times. A small ring, searched
- * in order: a value not among them costs a few string comparisons more than parsing it, and nothing is kept but
- * the last RECENT_VALUES. Results are shared, hence read-only.
+ * The values parsed last (see RecentValues): Cache-Control values repeat (an origin sends the same few on every
+ * response, clients send a handful), and a miss reads its response's value several times. Results are shared,
+ * hence read-only.
  */
-const RECENT_VALUES = 16;
+const recentValues = new RecentValues<Directives>(16);
 /** Longer values are parsed every time (rare; a comparison of long strings would cost more than it saves). */
 const RECENT_VALUE_LENGTH = 512;
-/** (Empty slots hold undefined, which no text equals.) */
-const recentTexts: Array<string | undefined> = new Array<string | undefined>(RECENT_VALUES).fill(undefined);
-const recentParsed: Directives[] = new Array<Directives>(RECENT_VALUES).fill(EMPTY);
-let recentNext = 0;
 
 /** The directives of a Cache-Control value (a read-only map, shared by every caller that parses the same text). */
 export function parseCacheControl(value: string | string[] | undefined): Directives {
@@ -27,11 +24,10 @@ export function parseCacheControl(value: string | string[] | undefined): Directi
   const text = Array.isArray(value) ? value.join(',') : value;
   if (text.length === 0) return EMPTY;
   if (text.length > RECENT_VALUE_LENGTH) return parseDirectives(text);
-  for (let i = 0; i < RECENT_VALUES; i++) if (recentTexts[i] === text) return recentParsed[i] as Directives;
+  const known = recentValues.get(text);
+  if (known !== undefined) return known;
   const parsed = parseDirectives(text);
-  recentTexts[recentNext] = text;
-  recentParsed[recentNext] = parsed;
-  recentNext = (recentNext + 1) % RECENT_VALUES;
+  recentValues.set(text, parsed);
   return parsed;
 }
 

@@ -4,6 +4,7 @@
  * in IMF-fixdate, a missing comma, extra or missing spaces, one-digit hours, a list of dates) is not a date.
  * http-cache-semantics reads dates with the lenient Date.parse; freshness.ts hands it only dates checked here.
  */
+import { RecentValues } from './recent-values.js';
 
 const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
 const DAY = '(?:mon|tue|wed|thu|fri|sat|sun)';
@@ -39,29 +40,22 @@ function fullYear(twoDigits: number, now: number): number {
 }
 
 /**
- * The IMF-fixdates read last, by their text: a miss reads its response's Date and Expires several times, and every
- * response of the same second carries the same Date. A small ring searched in order (a date not among them costs a
- * few string comparisons). Only this form: the RFC 850 form's century depends on `now`.
+ * The IMF-fixdates read last (see RecentValues): a miss reads its response's Date and Expires several times, and
+ * every response of the same second carries the same Date. Only this form: the RFC 850 form's century depends on
+ * `now`.
  */
-const RECENT_DATES = 8;
-/** (Empty slots hold undefined, which no text equals.) */
-const recentTexts: Array<string | undefined> = new Array<string | undefined>(RECENT_DATES).fill(undefined);
-const recentTimes: number[] = new Array<number>(RECENT_DATES).fill(0);
-let recentNext = 0;
+const recentFixdates = new RecentValues<number>(8);
 
 /** Epoch milliseconds of an HTTP-date, or undefined when the value is not one (several field lines are not). */
 export function parseHttpDate(value: string | string[] | undefined, now: number = Date.now()): number | undefined {
   if (value === undefined || Array.isArray(value)) return undefined;
   const text = value.trim();
-  for (let i = 0; i < RECENT_DATES; i++) if (recentTexts[i] === text) return recentTimes[i] as number;
+  const known = recentFixdates.get(text);
+  if (known !== undefined) return known;
   let m = IMF_FIXDATE.exec(text);
   if (m) {
     const ms = toEpoch(Number(m[3]), m[2] as string, Number(m[1]), Number(m[4]), Number(m[5]), Number(m[6]));
-    if (ms !== undefined) {
-      recentTexts[recentNext] = text;
-      recentTimes[recentNext] = ms;
-      recentNext = (recentNext + 1) % RECENT_DATES;
-    }
+    if (ms !== undefined) recentFixdates.set(text, ms);
     return ms;
   }
   m = RFC850_DATE.exec(text);

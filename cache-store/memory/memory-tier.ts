@@ -4,8 +4,8 @@
  * so the hit path can call it directly: one lookup, and the policy records the access in O(1).
  */
 import { createEvictionPolicy, type EvictionPolicy, type EvictionPolicyName } from '../../policies/eviction/index.js';
-import { recordSize, type CacheEntry, type CacheRecord } from '../entry.js';
-import { BodySlabs } from './body-slabs.js';
+import { recordSize, type CacheRecord, type EncodedForms, type EntryMeta } from '../entry.js';
+import { BodySlabs, slabBody, type SlabResident } from './body-slabs.js';
 import { TagIndex } from './tag-index.js';
 import type { SyncCacheTier, TierStats } from '../tier.js';
 
@@ -14,9 +14,9 @@ import type { SyncCacheTier, TierStats } from '../tier.js';
  * fixed 256 bytes): the JavaScript objects that hold it (metadata, headers object, the string objects of every
  * header value, the body's Buffer, the eviction-policy node and its Map slot; a small body shares a slab's
  * ArrayBuffer, see body-slabs.ts, whose slabs may hold up to about twice the live small bodies). No cache-policy
- * object is kept per entry (Freshness.storedPolicy makes one for a revalidation). Measured at about 550 bytes beyond
- * body and header text for a small response (`npm run bench:entry-memory`, test/proxy/memory-bounds.test.ts; 640
- * before stored fields were laid out compactly); charged a little above that, with recordSize's fixed 256, so
+ * object is kept per entry (Freshness.storedPolicy makes one for a revalidation). Measured at about 460 bytes beyond
+ * body and header text for a small response never read since it was stored, about 530 once read (its body's view
+ * made: see body-slabs.ts) (`npm run bench:entry-memory`, test/proxy/memory-bounds.test.ts); charged above that, with recordSize's fixed 256, so
  * that --memory-max bounds the memory the tier really holds, also when it holds many small entries, with some of
  * the heap's own slack (docs/reliability.md "Memory" says what RSS to expect per budget).
  */
@@ -25,6 +25,32 @@ const MEMORY_ENTRY_OVERHEAD = 640;
 /** The bytes a record is charged in the memory tier's budget. */
 export function memoryRecordSize(record: CacheRecord): number {
   return recordSize(record) + MEMORY_ENTRY_OVERHEAD;
+}
+
+/**
+ * An entry as the tier keeps it when its body is in a slab: `body` is made from `slab` and `span` when the record
+ * is first read (see body-slabs.ts), so an entry never read since it was stored holds no Buffer view. Every such
+ * record has these fields in this order (one shape); it leaves the tier only through `get` and `onEvict`, with its
+ * body made.
+ */
+interface SlabEntry extends SlabResident {
+  kind: 'entry';
+  meta: EntryMeta;
+  forms: EncodedForms | undefined;
+}
+
+/** A record the tier holds: as given (a large body, a Vary record), or with its body in a slab. */
+type HeldRecord = CacheRecord | SlabEntry;
+
+/** Whether the record's body is a slab's (and may not have its view yet). */
+function inSlab(record: HeldRecord): record is SlabEntry {
+  return (record as Partial<SlabEntry>).slab !== undefined;
+}
+
+/** The record as handed out: with its body's view made. */
+function readable(record: HeldRecord): CacheRecord {
+  if (record.kind === 'entry' && record.body === undefined) slabBody(record as SlabEntry);
+  return record as CacheRecord;
 }
 
 export interface MemoryTierOptions {
@@ -52,18 +78,16 @@ export class MemoryTier implements SyncCacheTier {
   constructor(private readonly options: MemoryTierOptions) {
     this.policy = createEvictionPolicy(options.policy, { maxBytes: options.maxBytes, ...(options.now && { now: options.now }) });
     this.slabs = new BodySlabs({
-      bodyOf: (key) => {
-        const record = this.policy.peek(key) as CacheRecord | undefined;
-        return record?.kind === 'entry' && Buffer.isBuffer(record.body) ? record.body : undefined;
-      },
-      moveBody: (key, body) => {
-        (this.policy.peek(key) as CacheEntry).body = body;
+      residentOf: (key) => {
+        const record = this.policy.peek(key) as HeldRecord | undefined;
+        return record !== undefined && inSlab(record) ? record : undefined;
       },
     });
   }
 
   get(key: string): CacheRecord | undefined {
-    return this.policy.get(key) as CacheRecord | undefined;
+    const record = this.policy.get(key) as HeldRecord | undefined;
+    return record === undefined ? undefined : readable(record);
   }
 
   /**
@@ -72,7 +96,7 @@ export class MemoryTier implements SyncCacheTier {
    */
   set(key: string, given: CacheRecord): boolean {
     const record = this.packed(key, given);
-    const previous = this.policy.peek(key) as CacheRecord | undefined;
+    const previous = this.policy.peek(key) as HeldRecord | undefined;
     if (previous !== undefined) {
       this.tags.remove(key, previous);
       this.freeBody(previous);
@@ -80,11 +104,11 @@ export class MemoryTier implements SyncCacheTier {
     this.tags.add(key, record);
     const expiresAt = record.kind === 'entry' ? record.meta.deletableAt : Infinity;
     const { evicted, evictedRecords } = this;
-    const resident = this.policy.offer(key, memoryRecordSize(record), expiresAt, evicted, record, evictedRecords);
+    const resident = this.policy.offer(key, memoryRecordSize(given), expiresAt, evicted, record, evictedRecords);
     if (!resident) this.rejections++;
     for (let i = 0; i < evicted.length; i++) {
       const gone = evicted[i] as string;
-      const goneRecord = evictedRecords[i] as CacheRecord;
+      const goneRecord = evictedRecords[i] as HeldRecord;
       // The record this one replaced (expired during the offer): its tags are already gone.
       if (gone === key && goneRecord !== record) continue;
       this.drop(gone, goneRecord, gone === key && !resident);
@@ -103,7 +127,7 @@ export class MemoryTier implements SyncCacheTier {
   }
 
   delete(key: string): void {
-    const record = this.policy.remove(key) as CacheRecord | undefined;
+    const record = this.policy.remove(key) as HeldRecord | undefined;
     if (record === undefined) return;
     this.tags.remove(key, record);
     this.freeBody(record);
@@ -150,21 +174,24 @@ export class MemoryTier implements SyncCacheTier {
   }
 
   /** A key the policy let go: forget it here and hand it to onEvict (e.g. the disk tier in spill mode). */
-  private drop(key: string, record: CacheRecord, rejected: boolean): void {
-    this.tags.remove(key, record);
+  private drop(key: string, record: HeldRecord, rejected: boolean): void {
+    // Its body's view is made before the slab lets the bytes go (onEvict may keep them, e.g. spill them to disk).
+    const gone = readable(record);
+    this.tags.remove(key, gone);
     this.freeBody(record);
     if (!rejected) this.evictions++;
-    this.options.onEvict?.(key, record);
+    this.options.onEvict?.(key, gone);
   }
 
   /** The record as kept: a small body copied into a slab (the given record is left as it was). */
-  private packed(key: string, record: CacheRecord): CacheRecord {
+  private packed(key: string, record: CacheRecord): HeldRecord {
     if (record.kind !== 'entry' || !Buffer.isBuffer(record.body) || !BodySlabs.fits(record.body.length)) return record;
-    const body = this.slabs.place(key, record.body);
-    return record.forms === undefined ? { kind: 'entry', meta: record.meta, body } : { kind: 'entry', meta: record.meta, body, forms: record.forms };
+    const held: SlabEntry = { kind: 'entry', meta: record.meta, body: undefined, forms: record.forms, slab: record.body, span: 0 };
+    this.slabs.place(key, record.body, held);
+    return held;
   }
 
-  private freeBody(record: CacheRecord): void {
-    if (record.kind === 'entry' && Buffer.isBuffer(record.body)) this.slabs.free(record.body);
+  private freeBody(record: HeldRecord): void {
+    if (inSlab(record)) this.slabs.free(record);
   }
 }

@@ -1,10 +1,12 @@
 /** An in-memory tag → keys index for a tier that holds entries in process memory. */
-import type { CacheRecord } from '../entry.js';
+
+/** What the index reads of a record: an entry's tags (a Vary record has none). */
+type Tagged = { kind: 'vary' } | { kind: 'entry'; meta: { tags: readonly string[] } };
 
 export class TagIndex {
   private readonly byTag = new Map<string, Set<string>>();
 
-  add(key: string, record: CacheRecord): void {
+  add(key: string, record: Tagged): void {
     if (record.kind !== 'entry') return;
     for (const tag of record.meta.tags) {
       let keys = this.byTag.get(tag);
@@ -16,7 +18,7 @@ export class TagIndex {
     }
   }
 
-  remove(key: string, record: CacheRecord): void {
+  remove(key: string, record: Tagged): void {
     if (record.kind !== 'entry') return;
     for (const tag of record.meta.tags) {
       const keys = this.byTag.get(tag);

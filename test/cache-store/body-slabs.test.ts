@@ -103,4 +103,53 @@ describe('MemoryTier: small bodies in slabs', () => {
       expect(Buffer.compare(got, body)).toBe(0);
     }
   });
+
+  it('makes an entry\'s body view when it is first read, and keeps it', () => {
+    const tier = new MemoryTier({ maxBytes: 64 * 1024 * 1024, now: clock.now, policy: 'tinylfu' });
+    const peek = (key: string) => (tier as unknown as { policy: { peek(k: string): { body: unknown } } }).policy.peek(key);
+    tier.set('example.test/a', fixtures.entry('example.test/a', { body: Buffer.alloc(300, 'a') }));
+    // Stored, never read: no Buffer view yet (the bytes are in a slab).
+    expect(peek('example.test/a').body).toBeUndefined();
+    const first = (tier.get('example.test/a') as CacheEntry).body as Buffer;
+    expect(first.toString()).toBe('a'.repeat(300));
+    expect(peek('example.test/a').body).toBe(first);
+    expect((tier.get('example.test/a') as CacheEntry).body).toBe(first);
+  });
+
+  it('counts live bytes right when resident keys are replaced while slabs are compacted', () => {
+    const tier = new MemoryTier({ maxBytes: 1024 * 1024 * 1024, now: clock.now, policy: 'tinylfu' });
+    const latest = new Map<string, Buffer>();
+    // 600 keys, every one replaced 20 times while it stays resident: sealed slabs fall under half live and are
+    // compacted while the record being replaced is still the one the policy holds.
+    for (let round = 0; round < 20; round++) {
+      for (let i = 0; i < 600; i++) {
+        const key = `example.test/${i}`;
+        const body = Buffer.alloc(200 + ((i + round) % 300), `${key}#${round};`);
+        latest.set(key, body);
+        tier.set(key, fixtures.entry(key, { body }));
+      }
+    }
+    let held = 0;
+    for (const [key, body] of latest) {
+      const got = (tier.get(key) as CacheEntry).body as Buffer;
+      expect(Buffer.compare(got, body)).toBe(0);
+      held += body.length;
+    }
+    expect(slabStats(tier).live).toBe(held);
+    expect(slabStats(tier).bytes).toBeLessThanOrEqual(2 * held + 2 * SLAB_BYTES);
+  });
+
+  it('a record read before a compaction moves its body still reads the same bytes', () => {
+    const tier = new MemoryTier({ maxBytes: 1024 * 1024 * 1024, now: clock.now, policy: 'tinylfu' });
+    for (let i = 0; i < 400; i++) tier.set(`example.test/${i}`, fixtures.entry(`example.test/${i}`, { body: Buffer.alloc(500, i % 251) }));
+    const held = tier.get('example.test/0') as CacheEntry;
+    const before = held.body as Buffer;
+    // Delete most of the first slab's bodies, then fill on: the slab is compacted and example.test/0 moves.
+    for (let i = 1; i < 100; i++) tier.delete(`example.test/${i}`);
+    for (let i = 400; i < 600; i++) tier.set(`example.test/${i}`, fixtures.entry(`example.test/${i}`, { body: Buffer.alloc(500, i % 251) }));
+    expect(tier.holdsInSlab(before)).toBe(false);
+    expect(tier.holdsInSlab(held.body as Buffer)).toBe(true);
+    expect(Buffer.compare(held.body as Buffer, Buffer.alloc(500, 0))).toBe(0);
+    expect(Buffer.compare(before, Buffer.alloc(500, 0))).toBe(0);
+  });
 });

@@ -110,6 +110,12 @@ export function onTheFlyFields(entry: CacheEntry, form: Form, weak: boolean): { 
   return { base: baseFields(headers), headers, originCacheStatus: headers['cache-status'] };
 }
 
+/**
+ * The Age of prepared fields not made for any Age yet. A small integer, as every Age is (whole seconds): NaN would
+ * make V8 keep the three Age fields of every entry's prepared fields as boxed doubles, 48 bytes per served entry.
+ */
+const NO_AGE = -1;
+
 function prepare(entry: CacheEntry, form: Coding | undefined, length: number): Prepared {
   const headers = form === undefined ? entry.meta.headers : formHeaders(entry.meta.headers, form);
   const withLength = allowsContentLength(entry.meta.status) ? length : -1;
@@ -125,16 +131,16 @@ function prepare(entry: CacheEntry, form: Coding | undefined, length: number): P
     cacheStatus: '',
     headers,
     originCacheStatus: headers['cache-status'],
-    age: NaN,
+    age: NO_AGE,
     headStart,
     tail: undefined,
     head: undefined,
-    headAge: NaN,
+    headAge: NO_AGE,
     ageHits: 0,
     encoded: decodable(coding) ? coding : undefined,
     foreign: form === undefined && coding !== 'identity' && !decodable(coding) && variesOnEncoding(headers.vary),
     h2: undefined,
-    h2Age: NaN,
+    h2Age: NO_AGE,
   };
 }
 

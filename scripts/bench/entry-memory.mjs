@@ -1,9 +1,11 @@
 #!/usr/bin/env node
-// `node --expose-gc scripts/bench/entry-memory.mjs [--entries N] [--body BYTES]`: what one memory-tier entry
-// costs in process memory beyond its body and header text. A real edgecache (dist/, in this process, no disk tier)
-// fills N distinct URLs of BYTES-byte bodies from an origin in this process that keeps nothing per request; the V8
-// heap plus ArrayBuffers is measured after full GCs before and after the fill. Also prints what --memory-max is
-// charged per entry (the memory tier's accounting), to compare. Needs `npm run build` first.
+// `node --expose-gc scripts/bench/entry-memory.mjs [--entries N] [--body BYTES] [--read-once]`: what one
+// memory-tier entry costs in process memory beyond its body and header text. A real edgecache (dist/, in this
+// process, no disk tier) fills N distinct URLs of BYTES-byte bodies from an origin in this process that keeps
+// nothing per request; the V8 heap plus ArrayBuffers is measured after full GCs before and after the fill. Also
+// prints what --memory-max is charged per entry (the memory tier's accounting), to compare. With --read-once,
+// every entry is then requested once more (a fresh hit each) and the heap measured again: what an entry costs once
+// it has been served (the prepared hit fields it keeps, its body's view). Needs `npm run build` first.
 import http from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +19,7 @@ const arg = (name, dflt) => {
 };
 const N = arg('entries', 100_000);
 const BODY = arg('body', 100);
+const READ_ONCE = process.argv.includes('--read-once');
 if (typeof globalThis.gc !== 'function') {
   console.error('entry-memory: run with node --expose-gc');
   process.exit(2);
@@ -48,12 +51,15 @@ const edgecache = await createEdgecache({ ...config, dataDir });
 const { port } = await edgecache.listen();
 const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
 const get = (p) => new Promise((resolve, reject) => {
-  http.get({ host: '127.0.0.1', port, path: p, agent }, (res) => { res.resume(); res.on('end', resolve); res.on('error', reject); }).on('error', reject);
+  http.get({ host: '127.0.0.1', port, path: p, agent }, (res) => { res.resume(); res.on('end', () => resolve(res.headers['x-cache'])); res.on('error', reject); }).on('error', reject);
 });
+/** Requests /prefix/0 .. n-1, 32 at a time; resolves to how many responses were not hits. */
 async function fill(prefix, n) {
   let next = 0;
-  await Promise.all(Array.from({ length: 32 }, async () => { while (next < n) await get(`/${prefix}/${next++}`); }));
+  let notHits = 0;
+  await Promise.all(Array.from({ length: 32 }, async () => { while (next < n) if ((await get(`/${prefix}/${next++}`)) !== 'HIT') notHits++; }));
   await edgecache.pipeline.idle();
+  return notHits;
 }
 const used = () => {
   for (let i = 0; i < 3; i++) globalThis.gc();
@@ -84,6 +90,13 @@ const out = {
   overhead_beyond_body_and_headers: Math.round(perEntry - BODY - headerText),
   charged_per_entry: Math.round((s1.bytes - s0.bytes) / N),
 };
+if (READ_ONCE) {
+  const notHits = await fill('e', N);
+  const read = used();
+  out.heap_and_arraybuffers_per_entry_read_once = Math.round((read - before) / N);
+  out.overhead_read_once = Math.round((read - before) / N - BODY - headerText);
+  if (notHits > 0) out.warning = `${notHits} of the re-read responses were not hits`;
+}
 console.log(JSON.stringify(out));
 agent.destroy();
 await edgecache.close();

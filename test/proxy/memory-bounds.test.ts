@@ -133,6 +133,15 @@ describe('memory per distinct URL', () => {
     // three quarters of what it holds, and not more than half as much again.
     expect(charged).toBeGreaterThan(0.75 * real);
     expect(charged).toBeLessThan(1.5 * real);
+    // Served once (a fresh hit each), an entry also keeps its prepared hit fields and its body's view: the charge
+    // still covers most of it.
+    const reread = client(proxy.url);
+    await getAll(reread.get, Array.from({ length: count }, (_, i) => `/cost/${i}`));
+    reread.close();
+    const served = (used() - before) / count;
+    expect(proxy.edgecache.store.memory.stats().entries - entriesBefore).toBe(count);
+    expect(served).toBeGreaterThan(real);
+    expect(charged).toBeGreaterThan(0.75 * served);
   }, 60_000);
 
   it('a stored body owns exactly its bytes: not the socket read it came in, nor a slice of the buffer pool', async () => {

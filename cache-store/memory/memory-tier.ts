@@ -29,14 +29,24 @@ export function memoryRecordSize(record: CacheRecord): number {
 
 /**
  * An entry as the tier keeps it when its body is in a slab: `body` is made from `slab` and `span` when the record
- * is first read (see body-slabs.ts), so an entry never read since it was stored holds no Buffer view. Every such
- * record has these fields in this order (one shape); it leaves the tier only through `get` and `onEvict`, with its
- * body made.
+ * is first read (see body-slabs.ts), so an entry never read since it was stored holds no Buffer view. It leaves the
+ * tier only through `get` and `onEvict`, with its body made. A class, so that a spread copy of one handed out
+ * (a plain object with the same fields) is never taken for a record whose bytes the slabs hold.
  */
-interface SlabEntry extends SlabResident {
-  kind: 'entry';
-  meta: EntryMeta;
-  forms: EncodedForms | undefined;
+class SlabEntry implements SlabResident {
+  readonly kind = 'entry';
+  body: Buffer | undefined = undefined;
+  slab: Buffer;
+  span = 0;
+
+  constructor(
+    readonly meta: EntryMeta,
+    readonly forms: EncodedForms | undefined,
+    /** The body to copy into a slab (BodySlabs.place points the record at its copy). */
+    given: Buffer,
+  ) {
+    this.slab = given;
+  }
 }
 
 /** A record the tier holds: as given (a large body, a Vary record), or with its body in a slab. */
@@ -44,7 +54,7 @@ type HeldRecord = CacheRecord | SlabEntry;
 
 /** Whether the record's body is a slab's (and may not have its view yet). */
 function inSlab(record: HeldRecord): record is SlabEntry {
-  return (record as Partial<SlabEntry>).slab !== undefined;
+  return record instanceof SlabEntry;
 }
 
 /** The record as handed out: with its body's view made. */
@@ -186,7 +196,7 @@ export class MemoryTier implements SyncCacheTier {
   /** The record as kept: a small body copied into a slab (the given record is left as it was). */
   private packed(key: string, record: CacheRecord): HeldRecord {
     if (record.kind !== 'entry' || !Buffer.isBuffer(record.body) || !BodySlabs.fits(record.body.length)) return record;
-    const held: SlabEntry = { kind: 'entry', meta: record.meta, body: undefined, forms: record.forms, slab: record.body, span: 0 };
+    const held = new SlabEntry(record.meta, record.forms, record.body);
     this.slabs.place(key, record.body, held);
     return held;
   }

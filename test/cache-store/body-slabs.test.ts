@@ -152,4 +152,19 @@ describe('MemoryTier: small bodies in slabs', () => {
     expect(Buffer.compare(held.body as Buffer, Buffer.alloc(500, 0))).toBe(0);
     expect(Buffer.compare(before, Buffer.alloc(500, 0))).toBe(0);
   });
+
+  it('a spread copy of a record read from the tier is stored as a record of its own, whatever its body', () => {
+    const tier = new MemoryTier({ maxBytes: 64 * 1024 * 1024, now: clock.now, policy: 'tinylfu' });
+    tier.set('example.test/a', fixtures.entry('example.test/a', { body: Buffer.alloc(300, 'a') }));
+    tier.set('example.test/b', fixtures.entry('example.test/b', { body: Buffer.alloc(200, 'b') }));
+    const read = tier.get('example.test/a') as CacheEntry;
+    // The copy carries the fields of the tier's record; its body is now a large one of its own.
+    const large = Buffer.alloc(SLAB_BODY_LIMIT + 10, 'c');
+    tier.set('example.test/c', { ...read, body: large });
+    expect((tier.get('example.test/c') as CacheEntry).body).toBe(large);
+    tier.delete('example.test/c');
+    // Deleting the copy freed nothing in the slabs: a's and b's bytes are still counted, and still read right.
+    expect(slabStats(tier).live).toBe(500);
+    expect(((tier.get('example.test/a') as CacheEntry).body as Buffer).toString()).toBe('a'.repeat(300));
+  });
 });

@@ -30,18 +30,18 @@ interface Prepared {
   base: WireValue[] | undefined;
   /** The body's length, for Content-Length (-1: the status allows none). */
   length: number;
-  /** Age and Cache-Status values for `age`. */
-  ageText: string;
-  cacheStatus: string;
+  /**
+   * The Age and Cache-Status values for `age` and their serialized lines (shared by entries with the same Age, ttl
+   * and upstream Cache-Status: see hitTail); one field rather than three.
+   */
+  now: HitTail;
   /** The stored fields of this form (its Content-Encoding and ETag): what the client's validators are held to. */
   headers: StoredHeaders;
   originCacheStatus: string | string[] | undefined;
-  /** The Age the `hit` array (and `tail`) currently carry. */
+  /** The Age the `hit` array (and `now`) currently carry. */
   age: number;
   /** Status line and the `hit` fields before Age, serialized; undefined when not prepared (see raw-head.ts). */
   headStart: string | undefined;
-  /** The Age, X-Cache and Cache-Status lines for `age`, serialized (with headStart). */
-  tail: string | undefined;
   /** The whole hit head kept for one second of Age, `headAge` (see writeHitHead). */
   head: PreparedHead | undefined;
   headAge: number;
@@ -127,13 +127,11 @@ function prepare(entry: CacheEntry, form: Coding | undefined, length: number): P
     hit: undefined,
     base: undefined,
     length: withLength,
-    ageText: '',
-    cacheStatus: '',
+    now: NO_TAIL,
     headers,
     originCacheStatus: headers['cache-status'],
     age: NO_AGE,
     headStart,
-    tail: undefined,
     head: undefined,
     headAge: NO_AGE,
     ageHits: 0,
@@ -158,8 +156,8 @@ function baseOf(p: Prepared): WireValue[] {
 function hitFields(p: Prepared): WireValue[] {
   if (p.hit === undefined) {
     const outcome = outcomeFields('HIT', { hit: true });
-    outcome[3] = p.cacheStatus;
-    p.hit = [...headFields(baseOf(p), p.length), 'age', p.ageText, ...outcome];
+    outcome[3] = p.now.cacheStatus;
+    p.hit = [...headFields(baseOf(p), p.length), 'age', p.now.ageText, ...outcome];
   }
   return p.hit;
 }
@@ -279,12 +277,13 @@ export function writeHitHead(res: ServerResponse, entry: CacheEntry, now: number
   const p = hitPrepared(entry, now, form);
   const status = entry.meta.status;
   let done: boolean;
-  if (p.headStart === undefined || p.tail === undefined) done = false;
+  const tail = p.now.tail;
+  if (p.headStart === undefined || tail === undefined) done = false;
   else if (p.headAge === p.age) done = setRawHead(res, status, p.head as PreparedHead);
-  else if (++p.ageHits < HEAD_KEEP_HITS) done = setRawHeadOnce(res, status, p.headStart, p.tail);
+  else if (++p.ageHits < HEAD_KEEP_HITS) done = setRawHeadOnce(res, status, p.headStart, tail);
   else {
     // Not flattened here: setRawHead joins it with the connection fields into the one flat string sent.
-    const fields = p.headStart + p.tail;
+    const fields = p.headStart + tail;
     if (p.head === undefined) p.head = preparedHead(fields);
     else {
       p.head.fields = fields;
@@ -303,6 +302,9 @@ interface HitTail {
   /** Undefined when a value cannot be sent as a prepared head (an upstream Cache-Status writeHead would refuse). */
   tail: string | undefined;
 }
+
+/** The tail of prepared fields not made for any Age yet (NO_AGE). */
+const NO_TAIL: HitTail = { ageText: '', cacheStatus: '', tail: undefined };
 
 /**
  * Hit tails by (Age, ttl) and the Cache-Status of caches nearer the origin: with many hot keys nearly every hit is
@@ -337,16 +339,14 @@ function hitPrepared(entry: CacheEntry, now: number, form: Form): Prepared {
   const p = preparedForm(entry, form);
   const age = ageSeconds(entry, now);
   if (age !== p.age) {
-    const { ageText, cacheStatus, tail } = hitTail(age, Math.floor(entry.meta.lifetime / 1000) - age, p.originCacheStatus);
-    p.ageText = ageText;
-    p.cacheStatus = cacheStatus;
+    const now = hitTail(age, Math.floor(entry.meta.lifetime / 1000) - age, p.originCacheStatus);
+    p.now = now;
     const h = p.hit;
     if (h !== undefined) {
-      h[h.length - 5] = ageText;
-      h[h.length - 1] = cacheStatus;
+      h[h.length - 5] = now.ageText;
+      h[h.length - 1] = now.cacheStatus;
     }
     p.age = age;
-    p.tail = p.headStart === undefined ? undefined : tail;
     p.ageHits = 0;
   }
   return p;
@@ -370,8 +370,8 @@ export function h2HitHeaders(entry: CacheEntry, now: number, form: Form = 'ident
     p.h2 = fields;
     p.h2Age = p.age;
   } else if (p.h2Age !== p.age) {
-    fields.age = p.ageText;
-    fields['cache-status'] = p.cacheStatus;
+    fields.age = p.now.ageText;
+    fields['cache-status'] = p.now.cacheStatus;
     p.h2Age = p.age;
   }
   return fields;

@@ -14,11 +14,12 @@ import type { SyncCacheTier, TierStats } from '../tier.js';
  * fixed 256 bytes): the JavaScript objects that hold it (metadata, headers object, the string objects of every
  * header value, the body's Buffer, the eviction-policy node and its Map slot; a small body shares a slab's
  * ArrayBuffer, see body-slabs.ts, whose slabs may hold up to about twice the live small bodies). No cache-policy
- * object is kept per entry (Freshness.storedPolicy makes one for a revalidation). Measured at about 460 bytes beyond
- * body and header text for a small response never read since it was stored, about 530 once read (its body's view
- * made: see body-slabs.ts) (`npm run bench:entry-memory`, test/proxy/memory-bounds.test.ts); charged above that, with recordSize's fixed 256, so
- * that --memory-max bounds the memory the tier really holds, also when it holds many small entries, with some of
- * the heap's own slack (docs/reliability.md "Memory" says what RSS to expect per budget).
+ * object is kept per entry (Freshness.storedPolicy makes one for a revalidation). Measured beyond body and header
+ * text for a 100-byte response: about 460 bytes while it was never read since it was stored, about 900 once served
+ * (its body's view made, see body-slabs.ts, and the hit path's prepared fields on its metadata)
+ * (`npm run bench:entry-memory -- --read-once`, test/proxy/memory-bounds.test.ts). With recordSize's fixed 256 and
+ * the header text, the charge covers a served entry, so that --memory-max bounds the memory the tier really holds,
+ * also when it holds many small entries (docs/reliability.md "Memory" says what RSS to expect per budget).
  */
 const MEMORY_ENTRY_OVERHEAD = 640;
 

@@ -18,8 +18,9 @@ import type { SyncCacheTier, TierStats } from '../tier.js';
  * text for a 100-byte response: about 460 bytes while it was never read since it was stored, about 900 once served
  * (its body's view made, see body-slabs.ts, and the hit path's prepared fields on its metadata)
  * (`npm run bench:entry-memory -- --read-once`, test/proxy/memory-bounds.test.ts). With recordSize's fixed 256 and
- * the header text, the charge covers a served entry, so that --memory-max bounds the memory the tier really holds,
- * also when it holds many small entries (docs/reliability.md "Memory" says what RSS to expect per budget).
+ * the header text, the charge is about what such an entry holds once served (1,172 bytes charged, 1,139 held; the
+ * test's 1 KiB entries are charged at least three quarters of it), so that --memory-max bounds the memory the
+ * tier really holds, also with many small entries (docs/reliability.md "Memory" says what RSS to expect per budget).
  */
 const MEMORY_ENTRY_OVERHEAD = 640;
 

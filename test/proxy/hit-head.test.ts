@@ -3,7 +3,7 @@
  * connection case: keep-alive, pipelining, HEAD, Connection: close, HTTP/1.0, and Age moving on.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { probeRawHead, rawHeadSupported } from '../../proxy/http/raw-head.js';
+import { probeRawHead, rawHeadSupported, serializeFields } from '../../proxy/http/raw-head.js';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { raw, rawStatus, request } from '../helpers/http.js';
@@ -240,5 +240,23 @@ describe('the hit path reads request fields in any letter case', () => {
       expect(reply.endsWith('body of /case-coding')).toBe(true);
     }
     expect(origin.count('/case-coding')).toBe(1);
+  });
+});
+
+describe('serializeFields', () => {
+  it('writes each field as Node does, a field with several values once per value', () => {
+    expect(serializeFields(['content-type', 'text/plain', 'set-cookie', ['a=1', 'b=2'], 'etag', '"x"'])).toBe(
+      'content-type: text/plain\r\nset-cookie: a=1\r\nset-cookie: b=2\r\netag: "x"\r\n',
+    );
+    expect(serializeFields(['age', '1', 'x-cache', 'HIT'], 2)).toBe('x-cache: HIT\r\n');
+    expect(serializeFields([])).toBe('');
+  });
+
+  it('refuses what writeHead would refuse, also for a name it accepted before', () => {
+    expect(serializeFields(['x-ok', 'fine'])).toBe('x-ok: fine\r\n');
+    expect(serializeFields(['x-ok', 'bad\u0001value'])).toBeUndefined();
+    expect(serializeFields(['x-ok', ['fine', 'bad\nvalue']])).toBeUndefined();
+    expect(serializeFields(['bad name', 'v'])).toBeUndefined();
+    expect(serializeFields(['x-ok', 'fine', 'bad:name', 'v'])).toBeUndefined();
   });
 });

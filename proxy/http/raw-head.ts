@@ -135,13 +135,11 @@ export function serializeFields(fields: ReadonlyArray<string | readonly string[]
     const name = fields[i] as string;
     const value = fields[i + 1] as string | readonly string[];
     if (!isTokenName(name)) return undefined;
-    if (typeof value === 'string') {
-      if (INVALID_VALUE.test(value)) return undefined;
-      if (first === '') first = flat([name, ': ', value, '\r\n']);
-      else rest += name + ': ' + value + '\r\n';
-      continue;
-    }
-    for (const one of value) {
+    // A field with several values is written once per value (no array made for a single one).
+    const several = typeof value !== 'string';
+    const count = several ? value.length : 1;
+    for (let j = 0; j < count; j++) {
+      const one = several ? (value[j] as string) : value;
       if (INVALID_VALUE.test(one)) return undefined;
       if (first === '') first = flat([name, ': ', one, '\r\n']);
       else rest += name + ': ' + one + '\r\n';

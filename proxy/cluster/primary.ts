@@ -313,6 +313,7 @@ class Primary {
   private async snapshot(): Promise<Record<string, unknown>> {
     const peers = [...this.peers.values()];
     const parts = await Promise.all(peers.map((peer) => peer.call<Record<string, unknown>>('stats', {}, 5_000).catch(() => undefined)));
-    return sumWorkerStats(parts, this.stats.toJSON(), this.peers.size);
+    // `workersListening`: how many of them accept connections now (fewer while one is being replaced or starts).
+    return { workersListening: this.listeningWorkers.size, ...sumWorkerStats(parts, this.stats.toJSON(), this.peers.size) };
   }
 }

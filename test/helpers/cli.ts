@@ -1,6 +1,7 @@
 /** Runs the compiled `edgecache` command as a child process, as users do, and waits for it to listen. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
+import { request, sleep } from './http.js';
 
 export const CLI = new URL('../../dist/proxy/cli.js', import.meta.url).pathname;
 
@@ -28,6 +29,19 @@ async function waitForPort(port: number, ms = 15_000): Promise<void> {
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`nothing listening on ${port} after ${ms} ms`);
+}
+
+/** Polls the admin API's /stats until `workers` worker processes are listening on the proxy port. */
+async function waitForWorkers(adminPort: number, workers: number, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  let listening: unknown;
+  while (Date.now() < deadline) {
+    const stats = await request(`http://127.0.0.1:${adminPort}/stats`).catch(() => undefined);
+    if (stats?.status === 200) listening = (JSON.parse(stats.text) as { workersListening?: unknown }).workersListening;
+    if (typeof listening === 'number' && listening >= workers) return;
+    await sleep(50);
+  }
+  throw new Error(`${String(listening)} of ${workers} workers listening after ${ms} ms`);
 }
 
 export interface RunningCli {
@@ -73,6 +87,10 @@ export async function startCli(args: string[], env: NodeJS.ProcessEnv = {}): Pro
       throw new Error(`edgecache exited with ${code} before listening:\n${output()}`);
     }),
   ]);
+  // Under --workers N the port opens with the first worker's listen(); wait for all N, or a test meant to spread
+  // its requests over the workers may find every one taken by the first.
+  const workers = Number(args[args.indexOf('--workers') + 1]);
+  if (args.includes('--workers') && workers > 1) await waitForWorkers(adminPort, workers);
   return {
     process: child,
     port,

@@ -108,9 +108,14 @@ describe('a 1 GiB object', () => {
     const hit = await fetchHashed(`${proxy.url}/gib`, pid);
     const roomy = freeBytes > 1.25 * SIZE;
     if (!roomy) console.log(`1 GiB: only ${(freeBytes / MiB).toFixed(0)} MiB free in ${tmpdir()}: the disk tier cannot hold the object`);
-    const served = roomy ? 'HIT' : hit.xcache === 'HIT' ? 'HIT' : 'MISS';
+    // The first fill may still be writing the object to the disk tier when the second request comes (a loaded
+    // machine: the client has every byte before the write commits). That request is then answered from the fill
+    // in flight, reading back what was written (RFC 9211: `fwd=uri-miss; collapsed`, X-Cache MISS), without a
+    // second origin fetch and within the same memory bound.
+    const collapsed = hit.xcache === 'MISS' && /(^|;)\s*collapsed(;|$)/.test(hit.cacheStatus);
+    const served = roomy ? (collapsed ? 'MISS' : 'HIT') : hit.xcache === 'HIT' ? 'HIT' : 'MISS';
     if (hit.xcache !== served) {
-      // What the proxy knew of it (a MISS where a HIT was due has been seen once on a loaded machine).
+      // What the proxy knew of it, when the answer is not the one due.
       const disk = (JSON.parse((await request(`${proxy.adminUrl}/stats`)).text) as { tiers: { disk: unknown } }).tiers.disk;
       console.log(`1 GiB: miss Cache-Status ${miss.cacheStatus}; hit Cache-Status ${hit.cacheStatus}; disk tier ${JSON.stringify(disk)}\n${proxy.output()}`);
     }
@@ -122,6 +127,6 @@ describe('a 1 GiB object', () => {
     );
     expect(growth.miss).toBeLessThan(64 * MiB);
     expect(growth.hit).toBeLessThan(64 * MiB);
-    expect(origin.count('/gib')).toBe(served === 'HIT' ? 1 : 2);
+    expect(origin.count('/gib')).toBe(served === 'HIT' || collapsed ? 1 : 2);
   }, 180_000);
 });

@@ -133,7 +133,7 @@ class Primary {
       unready: async () => this.unready(),
       metrics: () => this.metricsText(),
       hotKeys: async (limit) => {
-        const lists = await Promise.all([...this.peers.values()].map((peer) => peer.call<HotKeyList>('hot-keys', { limit }, 2_000).catch(() => [])));
+        const lists = await Promise.all(this.answeringPeers().map(([, peer]) => peer.call<HotKeyList>('hot-keys', { limit }, 2_000).catch(() => [])));
         return mergeHotKeys(lists, limit);
       },
       stats: this.stats,
@@ -264,7 +264,11 @@ class Primary {
 
   /** Applies a purge in every worker; `within: 'host'` when another node has purged the shared Redis tier already. */
   private readonly purgeNode: NodePurge = async (request, within) => {
-    const [first, ...others] = [...this.peers.values()];
+    // Applied through the workers that listen: one still starting holds nothing yet (and cannot answer). With
+    // none listening (every worker being replaced), the purge waits for the first to listen: it is not lost.
+    await this.someListening();
+    const targets = this.answeringPeers();
+    const [first, ...others] = targets.map(([, peer]) => peer);
     if (first === undefined) throw new Error('no worker is running');
     // Every worker first records the purge and commits its queued disk writes: a fill that was in flight in any
     // of them cannot then store the purged response after the deletes below (see CacheStore.put). A worker that
@@ -275,6 +279,10 @@ class Primary {
     const shared = await first.call<number>('purge', { request, ...(within && { within }) }, PURGE_TIMEOUT_MS);
     const counts = await Promise.all(others.map((peer) => peer.call<number>('purge', { request, within: 'process' }, PURGE_TIMEOUT_MS)));
     const affected = Math.max(shared, ...counts);
+    // A worker that started listening meanwhile may have copied a purged entry from the disk tier into its memory
+    // before the shared tiers were purged: it purges its memory too.
+    const late = this.answeringPeers().filter(([id]) => !targets.some(([target]) => target === id));
+    await Promise.all(late.map(([, peer]) => peer.call<number>('purge', { request, within: 'process' }, PURGE_TIMEOUT_MS).catch(() => 0)));
     // Counted once here, not by each worker that applied its part.
     countPurge(this.stats, request.invalidation === true, affected);
     return affected;
@@ -287,7 +295,7 @@ class Primary {
   private async unready(): Promise<string[]> {
     if (this.draining) return ['draining: shutting down'];
     if (this.listeningWorkers.size === 0) return ['no worker is listening'];
-    const answers = await Promise.all([...this.peers.values()].map((peer) => peer.call<string[]>('unready', {}, 300).catch(() => [])));
+    const answers = await Promise.all(this.answeringPeers().map(([, peer]) => peer.call<string[]>('unready', {}, 300).catch(() => [])));
     return [...new Set(answers.flat())];
   }
 
@@ -297,7 +305,7 @@ class Primary {
    */
   private async metricsText(): Promise<string> {
     await Promise.all(
-      [...this.peers].map(([id, peer], index) =>
+      this.answeringPeers().map(([id, peer], index) =>
         peer.call<MetricsJson>('metrics', { shared: index === 0 }, 5_000).then(
           (json) => {
             if (this.peers.has(id)) this.lastMetrics.set(id, json);
@@ -310,9 +318,34 @@ class Primary {
     return aggregateWorkers([...this.lastMetrics.values(), ...this.retiredMetrics, await this.metrics.json(true)]);
   }
 
+  /**
+   * The workers that have listened, which the admin API and purges ask. A worker still starting (forked, loading
+   * its modules) has no channel listener yet: a message sent to it then is lost, and asking it would wait for the
+   * call's whole timeout (5 s on /stats, 120 s on a purge). It has served nothing and holds nothing yet.
+   */
+  private answeringPeers(): Array<[number, RpcPeer]> {
+    return [...this.peers].filter(([id]) => this.listeningWorkers.has(id));
+  }
+
+  /** Resolves once a worker listens (at once when one does); rejects after PURGE_TIMEOUT_MS without one. */
+  private someListening(): Promise<void> {
+    if (this.listeningWorkers.size > 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const listened = (): void => {
+        clearTimeout(timer);
+        cluster.off('listening', listened);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        cluster.off('listening', listened);
+        reject(new Error('no worker is running'));
+      }, PURGE_TIMEOUT_MS);
+      cluster.on('listening', listened);
+    });
+  }
+
   private async snapshot(): Promise<Record<string, unknown>> {
-    const peers = [...this.peers.values()];
-    const parts = await Promise.all(peers.map((peer) => peer.call<Record<string, unknown>>('stats', {}, 5_000).catch(() => undefined)));
+    const parts = await Promise.all(this.answeringPeers().map(([, peer]) => peer.call<Record<string, unknown>>('stats', {}, 5_000).catch(() => undefined)));
     // `workersListening`: how many of them accept connections now (fewer while one is being replaced or starts).
     return { workersListening: this.listeningWorkers.size, ...sumWorkerStats(parts, this.stats.toJSON(), this.peers.size) };
   }

@@ -51,7 +51,7 @@ async function untilHealthy(cli: SpawnedCli, ms = 20_000): Promise<{ statuses: n
   throw new Error(`/healthz never said ok; saw ${[...new Set(statuses)].join(', ')}\n${cli.output()}`);
 }
 
-/** The pids of the workers that answer /stats. */
+/** The pids of the workers in /stats (those listening). */
 async function workerPids(cli: SpawnedCli): Promise<number[]> {
   const stats = JSON.parse((await request(`http://127.0.0.1:${cli.adminPort}/stats`)).text) as { processes: Array<{ pid: number }> };
   return stats.processes.map((p) => p.pid);
@@ -98,7 +98,12 @@ describe('/healthz and the proxy port', () => {
       // The primary's admin port opens before the workers have started: it said so meanwhile.
       expect(statuses).toContain(503);
 
-      const pids = await workerPids(cli);
+      // /stats lists the workers that listen: the second may still be starting.
+      let pids = await workerPids(cli);
+      for (const deadline = Date.now() + 15_000; Date.now() < deadline && pids.length < 2; ) {
+        await sleep(50);
+        pids = await workerPids(cli);
+      }
       expect(pids).toHaveLength(2);
 
       // One worker dies: the other still serves the port, so the node stays ready while it is replaced.

@@ -280,9 +280,15 @@ class Primary {
     const counts = await Promise.all(others.map((peer) => peer.call<number>('purge', { request, within: 'process' }, PURGE_TIMEOUT_MS)));
     const affected = Math.max(shared, ...counts);
     // A worker that started listening meanwhile may have copied a purged entry from the disk tier into its memory
-    // before the shared tiers were purged: it purges its memory too.
+    // before the shared tiers were purged, or stored a fill that predates the purge after it: it applies the
+    // whole purge too, as the first worker did (rare, and idempotent).
     const late = this.answeringPeers().filter(([id]) => !targets.some(([target]) => target === id));
-    await Promise.all(late.map(([, peer]) => peer.call<number>('purge', { request, within: 'process' }, PURGE_TIMEOUT_MS).catch(() => 0)));
+    await Promise.allSettled(
+      late.map(async ([, peer]) => {
+        await peer.call('purge-fence', request, PURGE_TIMEOUT_MS);
+        await peer.call<number>('purge', { request, ...(within && { within }) }, PURGE_TIMEOUT_MS);
+      }),
+    );
     // Counted once here, not by each worker that applied its part.
     countPurge(this.stats, request.invalidation === true, affected);
     return affected;

@@ -62,6 +62,13 @@ export abstract class BasePolicy implements EvictionPolicy {
     return this.entries.get(key)?.value;
   }
 
+  replaceValue(key: string, value: unknown): boolean {
+    const entry = this.entries.get(key);
+    if (entry === undefined) return false;
+    entry.value = value;
+    return true;
+  }
+
   residentKeys(): IterableIterator<string> {
     return this.entries.keys();
   }

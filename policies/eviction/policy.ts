@@ -36,6 +36,8 @@ export interface EvictionPolicy {
   get(key: string): unknown;
   /** A resident key's value, without counting an access. */
   peek(key: string): unknown;
+  /** Replaces a resident key's value, without counting an access (false, and nothing kept, when it is not resident). */
+  replaceValue(key: string, value: unknown): boolean;
   /** Every resident key (a live iterator: do not offer or remove while iterating). */
   residentKeys(): IterableIterator<string>;
   /**

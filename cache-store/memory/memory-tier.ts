@@ -1,69 +1,71 @@
 /**
  * The in-memory tier: records kept by an eviction policy (policies/eviction), which decides what stays within the
- * byte budget and holds each resident record, so one Map indexes both. `get` is synchronous and allocation-free
- * so the hit path can call it directly: one lookup, and the policy records the access in O(1).
+ * byte budget and holds each resident record, so one Map indexes both. Small entries are kept packed, as bytes in
+ * shared slabs (packed-entry.ts, record-slabs.ts), and decoded when they are hit; a bounded set of them stays
+ * decoded (decoded-entries.ts), the hot ones. `get` is synchronous so the hit path can call it directly: one
+ * lookup, the policy records the access in O(1), and an entry already decoded (or kept as objects) is handed out
+ * as it is, with no allocation.
  */
 import { createEvictionPolicy, type EvictionPolicy, type EvictionPolicyName } from '../../policies/eviction/index.js';
-import { recordSize, type CacheRecord, type EncodedForms, type EntryMeta } from '../entry.js';
-import { BodySlabs, slabBody, type SlabResident } from './body-slabs.js';
+import { recordSize, type CacheRecord } from '../entry.js';
+import { DecodedEntries, DecodedEntry } from './decoded-entries.js';
+import { decodeEntry, encodeEntry, packedTags, packedViews } from './packed-entry.js';
+import { RecordSlabs } from './record-slabs.js';
 import { TagIndex } from './tag-index.js';
 import type { SyncCacheTier, TierStats } from '../tier.js';
 
 /**
- * What a record costs in process memory beyond what recordSize() charges (its body, header text, key and a
- * fixed 256 bytes): the JavaScript objects that hold it (metadata, headers object, the string objects of every
- * header value, the body's Buffer, the eviction-policy node and its Map slot; a small body shares a slab's
- * ArrayBuffer, see body-slabs.ts, whose slabs may hold up to about twice the live small bodies). No cache-policy
- * object is kept per entry (Freshness.storedPolicy makes one for a revalidation). Measured beyond body and header
- * text for a 100-byte response: about 460 bytes while it was never read since it was stored, about 900 once served
- * (its body's view made, see body-slabs.ts, and the hit path's prepared fields on its metadata)
- * (`npm run bench:entry-memory -- --read-once`, test/proxy/memory-bounds.test.ts). With recordSize's fixed 256 and
- * the header text, the charge is about what such an entry holds once served (1,172 bytes charged, 1,139 held; the
- * test's 1 KiB entries are charged at least three quarters of it), so that --memory-max bounds the memory the
- * tier really holds, also with many small entries (docs/reliability.md "Memory" says what RSS to expect per budget).
+ * What a record kept as objects costs in process memory beyond what recordSize() charges (its body, header text,
+ * key and a fixed 256 bytes): the JavaScript objects that hold it (metadata, headers object, the string objects of
+ * every header value, the body's Buffer, the eviction-policy node and its Map slot). Such are the entries with a
+ * large body and Vary records; small entries are packed (below). Measured beyond body and header text for a 100-byte
+ * response kept as objects: about 460 bytes while it was never read, about 900 once served (the hit path's
+ * prepared fields on its metadata), so that --memory-max bounds the memory the tier really holds.
  */
 const MEMORY_ENTRY_OVERHEAD = 640;
 
-/** The bytes a record is charged in the memory tier's budget. */
+/**
+ * What a packed entry (packed-entry.ts, record-slabs.ts) costs beyond its packed bytes and its key's characters:
+ * the key string's header and the policy's Map slot, the policy's node, the frequency sketch's share, the slab's
+ * note of its key, and the slabs' room not yet reclaimed by compaction (measured: docs/benchmarks.md
+ * "Packed small entries").
+ */
+const PACKED_ENTRY_OVERHEAD = 240;
+
+/**
+ * What a packed entry costs while it is decoded, beyond its packed form: the entry and metadata objects, the
+ * headers object and its unshared values, the body's view, and once hit, the hit path's prepared head (measured as
+ * above). The tier keeps a share of its budget for decoded entries (DECODED_SHARE) and lets more be decoded while
+ * the budget has room.
+ */
+const DECODED_ENTRY_COST = 1024;
+
+/** The share of --memory-max kept for decoded entries even when the packed ones fill the rest. */
+const DECODED_SHARE = 1 / 16;
+
+/** The value a key's policy entry holds between its record's release and its replacement (see set). */
+const RELEASED = Symbol('released');
+
+/**
+ * The bytes a record is charged in the memory tier's budget: packed, its packed length, key and
+ * PACKED_ENTRY_OVERHEAD; kept as objects, its recordSize and MEMORY_ENTRY_OVERHEAD.
+ */
 export function memoryRecordSize(record: CacheRecord): number {
+  if (record.kind !== 'entry') return objectCharge(record);
+  const packed = encodeEntry(record.meta.key, record);
+  return packed === undefined ? objectCharge(record) : packedCharge(record.meta.key, packed.length);
+}
+
+function objectCharge(record: CacheRecord): number {
   return recordSize(record) + MEMORY_ENTRY_OVERHEAD;
 }
 
-/**
- * An entry as the tier keeps it when its body is in a slab: `body` is made from `slab` and `span` when the record
- * is first read (see body-slabs.ts), so an entry never read since it was stored holds no Buffer view. It leaves the
- * tier only through `get` and `onEvict`, with its body made. A class, so that a spread copy of one handed out
- * (a plain object with the same fields) is never taken for a record whose bytes the slabs hold.
- */
-class SlabEntry implements SlabResident {
-  readonly kind = 'entry';
-  body: Buffer | undefined = undefined;
-  slab: Buffer;
-  span = 0;
-
-  constructor(
-    readonly meta: EntryMeta,
-    readonly forms: EncodedForms | undefined,
-    /** The body to copy into a slab (BodySlabs.place points the record at its copy). */
-    given: Buffer,
-  ) {
-    this.slab = given;
-  }
+function packedCharge(key: string, packedLength: number): number {
+  return packedLength + key.length + PACKED_ENTRY_OVERHEAD;
 }
 
-/** A record the tier holds: as given (a large body, a Vary record), or with its body in a slab. */
-type HeldRecord = CacheRecord | SlabEntry;
-
-/** Whether the record's body is a slab's (and may not have its view yet). */
-function inSlab(record: HeldRecord): record is SlabEntry {
-  return record instanceof SlabEntry;
-}
-
-/** The record as handed out: with its body's view made. */
-function readable(record: HeldRecord): CacheRecord {
-  if (record.kind === 'entry' && record.body === undefined) slabBody(record as SlabEntry);
-  return record as CacheRecord;
-}
+/** What the policy holds for a key: a packed entry's handle, the same decoded, or a record kept as objects. */
+type Held = number | DecodedEntry | CacheRecord | typeof RELEASED;
 
 export interface MemoryTierOptions {
   maxBytes: number;
@@ -84,46 +86,83 @@ export class MemoryTier implements SyncCacheTier {
   private readonly evictedRecords: unknown[] = [];
   private evictions = 0;
   private rejections = 0;
-  /** Small bodies, packed (see body-slabs.ts). */
-  private readonly slabs: BodySlabs;
+  /** Small entries, packed (see packed-entry.ts). */
+  private readonly slabs: RecordSlabs;
+  /** The packed entries held decoded (see decoded-entries.ts). */
+  private readonly decoded: DecodedEntries;
+  /** Decoded entries allowed whatever the packed ones take (DECODED_SHARE of the budget). */
+  private readonly minDecoded: number;
 
   constructor(private readonly options: MemoryTierOptions) {
-    this.policy = createEvictionPolicy(options.policy, { maxBytes: options.maxBytes, ...(options.now && { now: options.now }) });
-    this.slabs = new BodySlabs({
-      residentOf: (key) => {
-        const record = this.policy.peek(key) as HeldRecord | undefined;
-        return record !== undefined && inSlab(record) ? record : undefined;
+    const reserve = Math.floor(options.maxBytes * DECODED_SHARE);
+    this.minDecoded = Math.max(1, Math.floor(reserve / DECODED_ENTRY_COST));
+    this.policy = createEvictionPolicy(options.policy, { maxBytes: options.maxBytes - reserve, ...(options.now && { now: options.now }) });
+    this.slabs = new RecordSlabs({
+      handleOf: (key) => {
+        const held = this.policy.peek(key) as Held | undefined;
+        return typeof held === 'number' ? held : held instanceof DecodedEntry ? held.handle : -1;
       },
+      moved: (key, handle) => {
+        const held = this.policy.peek(key) as Held | undefined;
+        if (typeof held === 'number') this.policy.replaceValue(key, handle);
+        else if (held instanceof DecodedEntry) {
+          // Its views follow the bytes, so that the old slab is freed (one read before keeps its own bytes).
+          const moved = packedViews(this.slabs.bytesOf(handle), RecordSlabs.offsetOf(handle));
+          held.handle = handle;
+          held.body = moved.body;
+          held.forms = moved.forms;
+        }
+      },
+    });
+    this.decoded = new DecodedEntries((entry) => {
+      this.policy.replaceValue(entry.key, entry.handle);
+      entry.handle = -1;
     });
   }
 
   get(key: string): CacheRecord | undefined {
-    const record = this.policy.get(key) as HeldRecord | undefined;
-    return record === undefined ? undefined : readable(record);
+    const held = this.policy.get(key) as Held | undefined;
+    if (held === undefined) return undefined;
+    if (typeof held === 'number') return this.decode(key, held);
+    if (held instanceof DecodedEntry) held.hit = true;
+    return held as CacheRecord;
   }
 
   /**
-   * Stores a record if the policy admits it; false when it does not fit or is not admitted. A small body is
-   * copied into the tier's slabs: what the tier holds is then a record of its own, with the same metadata.
+   * Stores a record if the policy admits it; false when it does not fit or is not admitted. A small entry is
+   * packed into the tier's slabs (the given record is left as it was); another is kept as given.
    */
   set(key: string, given: CacheRecord): boolean {
-    const record = this.packed(key, given);
-    const previous = this.policy.peek(key) as HeldRecord | undefined;
+    const expiresAt = given.kind === 'entry' ? given.meta.deletableAt : Infinity;
+    // Checked before anything changes (the policy would refuse it half-way through).
+    if (Number.isNaN(expiresAt)) throw new RangeError(`deletableAt must be a number, got NaN for ${key}`);
+    const previous = this.policy.peek(key) as Held | undefined;
     if (previous !== undefined) {
-      this.tags.remove(key, previous);
-      this.freeBody(previous);
+      this.release(key, previous);
+      // Until the offer replaces it: nothing to move or free (a compaction while this record is placed asks).
+      this.policy.replaceValue(key, RELEASED);
     }
-    this.tags.add(key, record);
-    const expiresAt = record.kind === 'entry' ? record.meta.deletableAt : Infinity;
+    let held: Held = given;
+    let size = 0;
+    const packed = given.kind === 'entry' ? encodeEntry(key, given) : undefined;
+    if (packed !== undefined) {
+      const handle = this.slabs.place(key, packed);
+      if (handle !== -1) {
+        held = handle;
+        size = packedCharge(key, packed.length);
+      }
+    }
+    if (held === given) size = objectCharge(given);
+    this.tags.add(key, given);
     const { evicted, evictedRecords } = this;
-    const resident = this.policy.offer(key, memoryRecordSize(given), expiresAt, evicted, record, evictedRecords);
+    const resident = this.policy.offer(key, size, expiresAt, evicted, held, evictedRecords);
     if (!resident) this.rejections++;
     for (let i = 0; i < evicted.length; i++) {
       const gone = evicted[i] as string;
-      const goneRecord = evictedRecords[i] as HeldRecord;
-      // The record this one replaced (expired during the offer): its tags are already gone.
-      if (gone === key && goneRecord !== record) continue;
-      this.drop(gone, goneRecord, gone === key && !resident);
+      const goneHeld = evictedRecords[i] as Held;
+      // The record this one replaced (expired during the offer): already released.
+      if (goneHeld === RELEASED) continue;
+      this.drop(gone, goneHeld, gone === key && !resident);
     }
     evicted.length = 0;
     evictedRecords.length = 0;
@@ -139,10 +178,8 @@ export class MemoryTier implements SyncCacheTier {
   }
 
   delete(key: string): void {
-    const record = this.policy.remove(key) as HeldRecord | undefined;
-    if (record === undefined) return;
-    this.tags.remove(key, record);
-    this.freeBody(record);
+    const held = this.policy.remove(key) as Held | undefined;
+    if (held !== undefined) this.release(key, held);
   }
 
   /** Whether `body` lives in this tier's slabs (tests: a stored body pins no memory but the tier's). */
@@ -161,7 +198,12 @@ export class MemoryTier implements SyncCacheTier {
   }
 
   clear(): void {
+    for (const key of this.policy.residentKeys()) {
+      const held = this.policy.peek(key);
+      if (held instanceof DecodedEntry) held.handle = -1;
+    }
     this.tags.clear();
+    this.decoded.clear();
     this.slabs.clear();
     this.policy.clear();
   }
@@ -178,6 +220,8 @@ export class MemoryTier implements SyncCacheTier {
       rejections: this.rejections,
       slabBytes: slabs.bytes,
       slabLiveBytes: slabs.live,
+      decodedEntries: this.decoded.size,
+      decodedBytes: this.decoded.size * DECODED_ENTRY_COST,
     };
   }
 
@@ -185,25 +229,47 @@ export class MemoryTier implements SyncCacheTier {
     this.clear();
   }
 
+  /** A packed entry being hit: decoded, held decoded by the policy until the clock lets it go (decoded-entries.ts). */
+  private decode(key: string, handle: number): DecodedEntry {
+    const { meta, body, forms } = decodeEntry(key, this.slabs.bytesOf(handle), RecordSlabs.offsetOf(handle));
+    const entry = new DecodedEntry(key, meta, body, forms, handle);
+    this.policy.replaceValue(key, entry);
+    const room = Math.floor((this.options.maxBytes - this.policy.bytes) / DECODED_ENTRY_COST);
+    this.decoded.add(entry, Math.max(this.minDecoded, room));
+    return entry;
+  }
+
+  /** The record a policy value stands for, made when it is packed. */
+  private record(key: string, held: Exclude<Held, typeof RELEASED>): CacheRecord {
+    if (typeof held !== 'number') return held;
+    const { meta, body, forms } = decodeEntry(key, this.slabs.bytesOf(held), RecordSlabs.offsetOf(held));
+    return forms === undefined ? { kind: 'entry', meta, body } : { kind: 'entry', meta, body, forms };
+  }
+
+  /** A key's record has left the policy (or is about to be replaced): its tags and packed bytes go. */
+  private release(key: string, held: Held): void {
+    if (held === RELEASED) return;
+    if (typeof held === 'number') {
+      const bytes = this.slabs.bytesOf(held);
+      const tags = packedTags(bytes, RecordSlabs.offsetOf(held));
+      if (tags.length > 0) this.tags.remove(key, { kind: 'entry', meta: { tags } });
+      this.slabs.free(held);
+      return;
+    }
+    this.tags.remove(key, held);
+    if (held instanceof DecodedEntry) {
+      this.slabs.free(held.handle);
+      held.handle = -1;
+    }
+  }
+
   /** A key the policy let go: forget it here and hand it to onEvict (e.g. the disk tier in spill mode). */
-  private drop(key: string, record: HeldRecord, rejected: boolean): void {
-    // Its body's view is made before the slab lets the bytes go (onEvict may keep them, e.g. spill them to disk).
-    const gone = readable(record);
-    this.tags.remove(key, gone);
-    this.freeBody(record);
+  private drop(key: string, held: Exclude<Held, typeof RELEASED>, rejected: boolean): void {
+    // Decoded before the slab lets the bytes go (onEvict may keep them, e.g. spill them to disk; slabs are never
+    // overwritten, so its views stay valid).
+    const gone = this.options.onEvict === undefined ? undefined : this.record(key, held);
+    this.release(key, held);
     if (!rejected) this.evictions++;
-    this.options.onEvict?.(key, gone);
-  }
-
-  /** The record as kept: a small body copied into a slab (the given record is left as it was). */
-  private packed(key: string, record: CacheRecord): HeldRecord {
-    if (record.kind !== 'entry' || !Buffer.isBuffer(record.body) || !BodySlabs.fits(record.body.length)) return record;
-    const held = new SlabEntry(record.meta, record.forms, record.body);
-    this.slabs.place(key, record.body, held);
-    return held;
-  }
-
-  private freeBody(record: HeldRecord): void {
-    if (inSlab(record)) this.slabs.free(record);
+    if (gone !== undefined) this.options.onEvict?.(key, gone);
   }
 }

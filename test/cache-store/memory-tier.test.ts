@@ -27,7 +27,7 @@ describe('MemoryTier: replacing a record whose predecessor expired', () => {
     clock.advance(old.meta.deletableAt - clock.now() + 1_000);
     const fresh = fixtures.entry('example.test/a', { maxAge: 3600, tags: ['t'] });
     expect(tier.set('example.test/a', fresh)).toBe(true);
-    expect((tier.get('example.test/a') as CacheEntry).meta).toBe(fresh.meta);
+    expect((tier.get('example.test/a') as CacheEntry).meta).toEqual(fresh.meta);
     expect(tier.keysForTag('t')).toEqual(['example.test/a']);
     expect(tier.stats()).toMatchObject({ entries: 1, bytes: memoryRecordSize(fresh) });
   });

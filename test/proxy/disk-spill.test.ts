@@ -1,6 +1,6 @@
 /**
  * `--disk-write spill`: responses are stored in the memory tier only, and the disk tier gets what the memory tier
- * lets go. Small bodies live in the memory tier's slabs (cache-store/memory/body-slabs.ts) and are handed to the
+ * lets go. Small entries live packed in the memory tier's slabs (cache-store/memory/record-slabs.ts) and are handed to the
  * disk tier as they leave: every one must come back from disk byte for byte, its slab since compacted or not.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

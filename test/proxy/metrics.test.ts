@@ -73,9 +73,13 @@ describe('GET /metrics', () => {
     }
     expect(metrics.value('edgecache_tier_write_failures_total', { tier: 'disk' })).toBe(0);
     expect(metrics.value('edgecache_purges_total')).toBe(0);
-    // The ten small bodies ('metered') sit in the memory tier's slabs.
-    expect(metrics.value('edgecache_tier_slab_live_bytes', { tier: 'memory' })).toBe(10 * 'metered'.length);
-    expect(metrics.value('edgecache_tier_slab_bytes', { tier: 'memory' })).toBeGreaterThanOrEqual(10 * 'metered'.length);
+    // The ten small entries ('metered' and their header fields) sit packed in the memory tier's slabs, and each
+    // was hit, so decoded.
+    const live = metrics.value('edgecache_tier_slab_live_bytes', { tier: 'memory' }) ?? 0;
+    expect(live).toBeGreaterThan(10 * (64 + 'metered'.length));
+    expect(live).toBeLessThan(10 * 1024);
+    expect(metrics.value('edgecache_tier_slab_bytes', { tier: 'memory' })).toBeGreaterThanOrEqual(live);
+    expect(metrics.value('edgecache_tier_decoded_entries', { tier: 'memory' })).toBe(10);
 
     // prom-client's default process and Node metrics.
     expect(metrics.value('process_resident_memory_bytes')).toBeGreaterThan(0);

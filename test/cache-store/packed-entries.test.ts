@@ -1,16 +1,25 @@
-/** Small bodies of the memory tier in shared slabs (cache-store/memory/body-slabs.ts), through the real tier. */
+/**
+ * Small entries of the memory tier packed into shared slabs (cache-store/memory/packed-entry.ts, record-slabs.ts)
+ * and decoded when hit (decoded-entries.ts), through the real tier.
+ */
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { SLAB_BODY_LIMIT, SLAB_BYTES } from '../../cache-store/memory/body-slabs.js';
+import { PACKED_BODY_LIMIT as SLAB_BODY_LIMIT, encodeEntry } from '../../cache-store/memory/packed-entry.js';
+import { SLAB_BYTES } from '../../cache-store/memory/record-slabs.js';
 import { MemoryTier } from '../../cache-store/memory/memory-tier.js';
-import type { CacheEntry } from '../../cache-store/entry.js';
+import type { CacheEntry, CacheRecord } from '../../cache-store/entry.js';
 import { Fixtures, TestClock } from './fixtures.js';
+
+/** The bytes a packed entry takes in a slab (what the slabs count live). */
+function packedBytes(key: string, entry: CacheEntry): number {
+  return (encodeEntry(key, entry) as Buffer).length;
+}
 
 function slabStats(tier: MemoryTier): { slabs: number; bytes: number; live: number } {
   return (tier as unknown as { slabs: { stats(): { slabs: number; bytes: number; live: number } } }).slabs.stats();
 }
 
-describe('MemoryTier: small bodies in slabs', () => {
+describe('MemoryTier: small entries packed in slabs', () => {
   const clock = new TestClock();
   const fixtures = new Fixtures(clock);
 
@@ -24,7 +33,7 @@ describe('MemoryTier: small bodies in slabs', () => {
     const gotLarge = tier.get('example.test/large') as CacheEntry;
     expect(tier.holdsInSlab(gotSmall.body as Buffer)).toBe(true);
     expect(Buffer.compare(gotSmall.body as Buffer, small.body as Buffer)).toBe(0);
-    expect(gotSmall.meta).toBe(small.meta);
+    expect(gotSmall.meta).toEqual(small.meta);
     // The record given is left as it was.
     expect(tier.holdsInSlab(small.body as Buffer)).toBe(false);
     expect(tier.holdsInSlab(gotLarge.body as Buffer)).toBe(false);
@@ -34,23 +43,27 @@ describe('MemoryTier: small bodies in slabs', () => {
   it('compacts slabs that deletes leave mostly empty, keeping every live body intact', () => {
     const tier = new MemoryTier({ maxBytes: 1024 * 1024 * 1024, now: clock.now, policy: 'tinylfu' });
     const bodies = new Map<string, Buffer>();
+    const packed = new Map<string, number>();
     const n = 4_000;
     for (let i = 0; i < n; i++) {
       const key = `example.test/${i}`;
       const body = randomBytes(64 + (i % 200));
+      const entry = fixtures.entry(key, { body });
       bodies.set(key, body);
-      tier.set(key, fixtures.entry(key, { body }));
+      packed.set(key, packedBytes(key, entry));
+      tier.set(key, entry);
     }
     const full = slabStats(tier);
-    expect(full.live).toBe([...bodies.values()].reduce((sum, b) => sum + b.length, 0));
+    expect(full.live).toBe([...packed.values()].reduce((sum, b) => sum + b, 0));
     // Delete three of every four: every sealed slab falls under half full and is compacted.
     for (let i = 0; i < n; i++) {
       if (i % 4 === 0) continue;
       tier.delete(`example.test/${i}`);
       bodies.delete(`example.test/${i}`);
+      packed.delete(`example.test/${i}`);
     }
     const after = slabStats(tier);
-    const live = [...bodies.values()].reduce((sum, b) => sum + b.length, 0);
+    const live = [...packed.values()].reduce((sum, b) => sum + b, 0);
     expect(after.live).toBe(live);
     // Slabs hold at most twice the live bytes, plus the one being filled (and the views still alive pin nothing here).
     expect(after.bytes).toBeLessThanOrEqual(2 * live + 2 * SLAB_BYTES);
@@ -66,17 +79,20 @@ describe('MemoryTier: small bodies in slabs', () => {
     const tier = new MemoryTier({ maxBytes: 2 * 1024 * 1024, now: clock.now, policy: 'lru' });
     // Each version of each key has bytes of its own: whatever compaction moves, a key must keep its latest body.
     const latest = new Map<string, Buffer>();
+    const packed = new Map<string, number>();
     for (let i = 0; i < 20_000; i++) {
       const key = `example.test/${i % 3_000}`;
       const body = Buffer.alloc(50 + (i % 500), `${key}#${i};`);
+      const entry = fixtures.entry(key, { body });
       latest.set(key, body);
-      tier.set(key, fixtures.entry(key, { body }));
+      packed.set(key, packedBytes(key, entry));
+      tier.set(key, entry);
     }
     let held = 0;
     for (const key of tier.keys('')) {
       const body = (tier.get(key) as CacheEntry).body as Buffer;
       expect(Buffer.compare(body, latest.get(key) as Buffer)).toBe(0);
-      held += body.length;
+      held += packed.get(key) as number;
     }
     expect(held).toBeGreaterThan(0);
     expect(slabStats(tier).live).toBe(held);
@@ -87,7 +103,7 @@ describe('MemoryTier: small bodies in slabs', () => {
 
   it('compacts a slab most of whose bodies have gone even when its live bytes are over half (their keys are let go)', () => {
     const tier = new MemoryTier({ maxBytes: 1024 * 1024 * 1024, now: clock.now, policy: 'tinylfu' });
-    const big = Array.from({ length: 16 }, (_, i) => [`example.test/big${i}`, Buffer.alloc(SLAB_BODY_LIMIT, i)] as const);
+    const big = Array.from({ length: 14 }, (_, i) => [`example.test/big${i}`, Buffer.alloc(SLAB_BODY_LIMIT, i)] as const);
     for (const [key, body] of big) tier.set(key, fixtures.entry(key, { body }));
     const small = Array.from({ length: 300 }, (_, i) => `example.test/small${i}`);
     for (const key of small) tier.set(key, fixtures.entry(key, { body: 100 }));
@@ -95,7 +111,8 @@ describe('MemoryTier: small bodies in slabs', () => {
     // Fill up to the next slab, so the first one is no longer the one being filled.
     for (let i = 0; slabStats(tier).slabs < 2; i++) tier.set(`example.test/filler${i}`, fixtures.entry(`example.test/filler${i}`, { body: 1024 }));
     for (const key of small) tier.delete(key);
-    // 32 KiB of big bodies stay live (half the slab), but 300 of its 316+ bodies have gone: compacted.
+    // Over 28 KiB of big entries stay live (with their headers, over half the slab), but 300 of its 314+ entries
+    // have gone: compacted.
     expect(tier.holdsInSlab(firstSlab)).toBe(false);
     for (const [key, body] of big) {
       const got = (tier.get(key) as CacheEntry).body as Buffer;
@@ -104,36 +121,40 @@ describe('MemoryTier: small bodies in slabs', () => {
     }
   });
 
-  it('makes an entry\'s body view when it is first read, and keeps it', () => {
+  it('keeps a small entry packed until it is read, then decoded, the same object on every later read', () => {
     const tier = new MemoryTier({ maxBytes: 64 * 1024 * 1024, now: clock.now, policy: 'tinylfu' });
-    const peek = (key: string) => (tier as unknown as { policy: { peek(k: string): { body: unknown } } }).policy.peek(key);
+    const peek = (key: string) => (tier as unknown as { policy: { peek(k: string): unknown } }).policy.peek(key);
     tier.set('example.test/a', fixtures.entry('example.test/a', { body: Buffer.alloc(300, 'a') }));
-    // Stored, never read: no Buffer view yet (the bytes are in a slab).
-    expect(peek('example.test/a').body).toBeUndefined();
-    const first = (tier.get('example.test/a') as CacheEntry).body as Buffer;
-    expect(first.toString()).toBe('a'.repeat(300));
-    expect(peek('example.test/a').body).toBe(first);
-    expect((tier.get('example.test/a') as CacheEntry).body).toBe(first);
+    // Stored, never read: a handle, no object.
+    expect(typeof peek('example.test/a')).toBe('number');
+    const first = tier.get('example.test/a') as CacheEntry;
+    expect((first.body as Buffer).toString()).toBe('a'.repeat(300));
+    expect(peek('example.test/a')).toBe(first);
+    expect(tier.get('example.test/a')).toBe(first);
+    expect(tier.stats().decodedEntries).toBe(1);
   });
 
   it('counts live bytes right when resident keys are replaced while slabs are compacted', () => {
     const tier = new MemoryTier({ maxBytes: 1024 * 1024 * 1024, now: clock.now, policy: 'tinylfu' });
     const latest = new Map<string, Buffer>();
+    const packed = new Map<string, number>();
     // 600 keys, every one replaced 20 times while it stays resident: sealed slabs fall under half live and are
     // compacted while the record being replaced is still the one the policy holds.
     for (let round = 0; round < 20; round++) {
       for (let i = 0; i < 600; i++) {
         const key = `example.test/${i}`;
         const body = Buffer.alloc(200 + ((i + round) % 300), `${key}#${round};`);
+        const entry = fixtures.entry(key, { body });
         latest.set(key, body);
-        tier.set(key, fixtures.entry(key, { body }));
+        packed.set(key, packedBytes(key, entry));
+        tier.set(key, entry);
       }
     }
     let held = 0;
     for (const [key, body] of latest) {
       const got = (tier.get(key) as CacheEntry).body as Buffer;
       expect(Buffer.compare(got, body)).toBe(0);
-      held += body.length;
+      held += packed.get(key) as number;
     }
     expect(slabStats(tier).live).toBe(held);
     expect(slabStats(tier).bytes).toBeLessThanOrEqual(2 * held + 2 * SLAB_BYTES);
@@ -164,7 +185,101 @@ describe('MemoryTier: small bodies in slabs', () => {
     expect((tier.get('example.test/c') as CacheEntry).body).toBe(large);
     tier.delete('example.test/c');
     // Deleting the copy freed nothing in the slabs: a's and b's bytes are still counted, and still read right.
-    expect(slabStats(tier).live).toBe(500);
+    expect(slabStats(tier).live).toBe(packedBytes('example.test/a', read) + packedBytes('example.test/b', tier.get('example.test/b') as CacheEntry));
     expect(((tier.get('example.test/a') as CacheEntry).body as Buffer).toString()).toBe('a'.repeat(300));
+  });
+
+  it('decodes every field of the metadata as it was stored, and the compressed forms', () => {
+    const tier = new MemoryTier({ maxBytes: 64 * 1024 * 1024, now: clock.now, policy: 'lru' });
+    const key = 'example.test/v?q=1\u0000accept-language:fr';
+    const entry = fixtures.entry(key, {
+      body: Buffer.from('{"a":1}'),
+      etag: '"e1"',
+      tags: ['t1', 'caf\u00e9'],
+      primaryKey: 'example.test/v?q=1',
+      vary: ['accept-language'],
+      headers: { 'set-cookie': ['a=1', 'b=2'], 'x-note': 'na\u00efve \u2603', link: '</a>; rel=preload' },
+    });
+    const br = Buffer.from('brotli bytes');
+    const gzip = Buffer.from('gzip bytes!');
+    const withForms: CacheEntry = {
+      kind: 'entry',
+      meta: { ...entry.meta, status: 203, mustRevalidate: true, sharedMaxAge: true, staleWhileRevalidate: 1234.5, encodings: { identity: 7, br: br.length, gzip: gzip.length } },
+      body: entry.body,
+      forms: { br, gzip },
+    };
+    tier.set(key, withForms);
+    const got = tier.get(key) as CacheEntry;
+    expect(got.meta).toEqual(withForms.meta);
+    expect(got.meta.deletableAt).toBe(Infinity);
+    expect(String(got.body)).toBe('{"a":1}');
+    expect(String(got.forms?.br)).toBe('brotli bytes');
+    expect(String(got.forms?.gzip)).toBe('gzip bytes!');
+    expect(tier.keysForTag('caf\u00e9')).toEqual([key]);
+    // A finite deletableAt (no validator) too, and a meta key other than the tier's.
+    const plain = fixtures.entry('example.test/p', { body: 10, maxAge: 60 });
+    tier.set('example.test/p', plain);
+    expect((tier.get('example.test/p') as CacheEntry).meta).toEqual(plain.meta);
+    expect(Number.isFinite(plain.meta.deletableAt)).toBe(true);
+  });
+
+  it('keeps the decoded entries within the budget, hit ones longest, and decodes the others again as they were', () => {
+    // 2 MiB: 128 KiB for decoded entries whatever the packed ones take, which fill the rest.
+    const tier = new MemoryTier({ maxBytes: 2 * 1024 * 1024, now: clock.now, policy: 'lru' });
+    const n = 5_000;
+    const keys = Array.from({ length: n }, (_, i) => `example.test/${i}`);
+    for (const key of keys) tier.set(key, fixtures.entry(key, { body: Buffer.from(key) }));
+    const resident = tier.keys('');
+    expect(resident.length).toBeGreaterThan(2_000);
+    const hot = resident.slice(0, 20);
+    const held = new Map(hot.map((key) => [key, tier.get(key)]));
+    // A scan over every resident key, the hot ones hit between every few reads: they stay decoded (the same
+    // objects), the others are let go again, and the number decoded stays near the floor (128 KiB / 1 KiB).
+    for (let i = 0; i < resident.length; i++) {
+      const key = resident[i] as string;
+      expect(String((tier.get(key) as CacheEntry).body)).toBe(key);
+      if (i % 10 === 0) for (const h of hot) tier.get(h);
+      expect(tier.stats().decodedEntries).toBeLessThanOrEqual(130);
+    }
+    for (const [key, entry] of held) expect(tier.get(key)).toBe(entry);
+    // Decoded again from their bytes: the same metadata.
+    for (const key of resident.slice(100, 200)) {
+      expect((tier.get(key) as CacheEntry).meta).toEqual(fixtures.entry(key, { body: Buffer.from(key) }).meta);
+    }
+  });
+
+  it('lets more entries be decoded while the budget has room, and frees the tags of packed entries', () => {
+    const tier = new MemoryTier({ maxBytes: 64 * 1024 * 1024, now: clock.now, policy: 'tinylfu' });
+    for (let i = 0; i < 3_000; i++) tier.set(`example.test/${i}`, fixtures.entry(`example.test/${i}`, { body: 50, tags: [`t${i % 3}`] }));
+    for (let i = 0; i < 3_000; i++) tier.get(`example.test/${i}`);
+    // 4 MiB is the floor; 64 MiB has room for every one.
+    expect(tier.stats().decodedEntries).toBe(3_000);
+    // Replaced (packed or decoded), deleted: each key leaves its old tag.
+    for (let i = 0; i < 3_000; i += 2) tier.set(`example.test/${i}`, fixtures.entry(`example.test/${i}`, { body: 50, tags: ['new'] }));
+    for (let i = 1; i < 3_000; i += 4) tier.delete(`example.test/${i}`);
+    const tagged = (tag: string) => tier.keysForTag(tag).length;
+    expect(tagged('new')).toBe(1_500);
+    expect(tagged('t0') + tagged('t1') + tagged('t2')).toBe(750);
+  });
+
+  it('hands an evicted small entry to onEvict whole, decoded or not', () => {
+    const spilled = new Map<string, CacheRecord>();
+    const tier = new MemoryTier({ maxBytes: 1024 * 1024, now: clock.now, policy: 'lru', onEvict: (key, record) => spilled.set(key, record) });
+    const bodies = new Map<string, Buffer>();
+    for (let i = 0; i < 6_000; i++) {
+      const key = `example.test/${i}`;
+      const body = randomBytes(40 + (i % 300));
+      bodies.set(key, body);
+      tier.set(key, fixtures.entry(key, { body, tags: ['x'] }));
+      if (i % 7 === 0) tier.get(key);
+    }
+    expect(spilled.size).toBeGreaterThan(1_000);
+    for (const [key, record] of spilled) {
+      const entry = record as CacheEntry;
+      expect(entry.meta.key).toBe(key);
+      expect(entry.meta.tags).toEqual(['x']);
+      expect(Buffer.compare(entry.body as Buffer, bodies.get(key) as Buffer)).toBe(0);
+    }
+    expect(tier.keysForTag('x').length).toBe(tier.stats().entries);
   });
 });

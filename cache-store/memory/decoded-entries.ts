@@ -1,0 +1,84 @@
+/**
+ * The packed entries of the memory tier that are decoded (objects the hit path reads: metadata with its prepared
+ * hit head, body views), bounded in number: the hot part of a large set of small entries. When the set is full, a
+ * new decoded entry takes the place of one not hit since the clock hand last passed it (CLOCK, the second-chance
+ * approximation of LRU that page caches use: a hit only sets a flag), and that one goes back to its bytes alone.
+ */
+import type { CacheEntry, EncodedForms, EntryMeta } from '../entry.js';
+
+/**
+ * A packed entry while it is decoded: a CacheEntry (what the tier hands out) that also knows its packed bytes'
+ * handle (record-slabs.ts) and whether it was hit since the clock hand last passed. A class, so that a spread
+ * copy of one handed out (a plain object with the same fields) is never taken for one the tier holds.
+ */
+export class DecodedEntry implements CacheEntry {
+  readonly kind = 'entry';
+  /** Hit since the clock hand last passed. */
+  hit = false;
+
+  constructor(
+    /** The tier's key. */
+    readonly key: string,
+    readonly meta: EntryMeta,
+    /** Views of its packed bytes (moved with them by a compaction, so the old slab can be freed). */
+    public body: Buffer,
+    public forms: EncodedForms | undefined,
+    /** Its packed record's handle while the tier holds it; -1 once it left the tier (replaced, deleted, evicted). */
+    public handle: number,
+  ) {}
+}
+
+export class DecodedEntries {
+  /** The clock: decoded entries, and holes where one left. */
+  private readonly ring: (DecodedEntry | undefined)[] = [];
+  private readonly holes: number[] = [];
+  private hand = 0;
+  /** Entries in the ring (some may have left the tier since: they go when the hand reaches them). */
+  private count = 0;
+
+  /** `encoded` puts an entry back to its bytes alone (the tier's policy then holds its handle again). */
+  constructor(private readonly encoded: (entry: DecodedEntry) => void) {}
+
+  get size(): number {
+    return this.count;
+  }
+
+  /**
+   * Adds a newly decoded entry. While `limit` or more are decoded, the clock lets go of up to two entries first
+   * (more than one, so that a limit lowered because the tier filled up is reached again over the next decodes).
+   */
+  add(entry: DecodedEntry, limit: number): void {
+    for (let i = 0; i < 2 && this.count >= limit && this.count > 0; i++) this.letGo();
+    const hole = this.holes.pop();
+    if (hole === undefined) this.ring.push(entry);
+    else this.ring[hole] = entry;
+    this.count++;
+  }
+
+  clear(): void {
+    this.ring.length = 0;
+    this.holes.length = 0;
+    this.hand = 0;
+    this.count = 0;
+  }
+
+  /** Advances the hand to an entry not hit since it last passed (clearing the flags it passes) and lets it go. */
+  private letGo(): void {
+    const { ring } = this;
+    for (;;) {
+      if (this.hand >= ring.length) this.hand = 0;
+      const at = this.hand++;
+      const entry = ring[at];
+      if (entry === undefined) continue;
+      if (entry.hit && entry.handle !== -1) {
+        entry.hit = false;
+        continue;
+      }
+      ring[at] = undefined;
+      this.holes.push(at);
+      this.count--;
+      if (entry.handle !== -1) this.encoded(entry);
+      return;
+    }
+  }
+}

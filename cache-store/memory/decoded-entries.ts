@@ -3,6 +3,12 @@
  * hit head, body views), bounded in number: the hot part of a large set of small entries. When the set is full, a
  * new decoded entry takes the place of one not hit since the clock hand last passed it (CLOCK, the second-chance
  * approximation of LRU that page caches use: a hit only sets a flag), and that one goes back to its bytes alone.
+ *
+ * While the set is full, an entry decoded for the first time in a while is not kept (`keeps`): it serves its hit
+ * and dies young, and only an entry decoded again soon after (within the last two "epochs", each as many decodes
+ * as the set holds) takes a place. Without that, traffic spread evenly over many more entries than the set holds
+ * would decode every hit into an entry that lives long enough to be promoted to V8's old generation, then dies
+ * there: garbage collection cost more than the decoding (docs/benchmarks.md "Packed small entries").
  */
 import type { CacheEntry, EncodedForms, EntryMeta } from '../entry.js';
 
@@ -35,12 +41,30 @@ export class DecodedEntries {
   private hand = 0;
   /** Entries in the ring (some may have left the tier since: they go when the hand reaches them). */
   private count = 0;
+  /** The current epoch's mark (1..255; 0 is "never"), and the decodes counted in it. */
+  private mark = 1;
+  private decodes = 0;
 
   /** `encoded` puts an entry back to its bytes alone (the tier's policy then holds its handle again). */
   constructor(private readonly encoded: (entry: DecodedEntry) => void) {}
 
   get size(): number {
     return this.count;
+  }
+
+  /**
+   * Whether an entry just decoded is kept decoded: always while fewer than `limit` are; else only when it was
+   * decoded and not kept within the last two epochs (`last`: the mark it was given then, 0 for never). Returns
+   * the mark to give it when it is not kept (the caller stores it with the entry's bytes), or 0 when it is kept.
+   */
+  keeps(last: number, limit: number): number {
+    if (++this.decodes >= limit) {
+      this.decodes = 0;
+      this.mark = this.mark === 255 ? 1 : this.mark + 1;
+    }
+    if (this.count < limit) return 0;
+    const previous = this.mark === 1 ? 255 : this.mark - 1;
+    return last === this.mark || last === previous ? 0 : this.mark;
   }
 
   /**

@@ -9,7 +9,7 @@
 import { createEvictionPolicy, type EvictionPolicy, type EvictionPolicyName } from '../../policies/eviction/index.js';
 import { recordSize, type CacheRecord } from '../entry.js';
 import { DecodedEntries, DecodedEntry } from './decoded-entries.js';
-import { decodeEntry, encodeEntry, packedTags, packedViews } from './packed-entry.js';
+import { decodedMark, decodeEntry, encodeEntry, packedTags, packedViews, setDecodedMark } from './packed-entry.js';
 import { RecordSlabs } from './record-slabs.js';
 import { TagIndex } from './tag-index.js';
 import type { SyncCacheTier, TierStats } from '../tier.js';
@@ -229,13 +229,24 @@ export class MemoryTier implements SyncCacheTier {
     this.clear();
   }
 
-  /** A packed entry being hit: decoded, held decoded by the policy until the clock lets it go (decoded-entries.ts). */
+  /**
+   * A packed entry being hit: decoded, and held decoded by the policy until the clock lets it go, unless the
+   * decoded set is full and the entry was not decoded recently (see decoded-entries.ts).
+   */
   private decode(key: string, handle: number): DecodedEntry {
-    const { meta, body, forms } = decodeEntry(key, this.slabs.bytesOf(handle), RecordSlabs.offsetOf(handle));
+    const bytes = this.slabs.bytesOf(handle);
+    const at = RecordSlabs.offsetOf(handle);
+    const { meta, body, forms } = decodeEntry(key, bytes, at);
+    const limit = Math.max(this.minDecoded, Math.floor((this.options.maxBytes - this.policy.bytes) / DECODED_ENTRY_COST));
+    const mark = this.decoded.keeps(decodedMark(bytes, at), limit);
+    if (mark !== 0) {
+      setDecodedMark(bytes, at, mark);
+      // Not the tier's: handed out for this hit only.
+      return new DecodedEntry(key, meta, body, forms, -1);
+    }
     const entry = new DecodedEntry(key, meta, body, forms, handle);
     this.policy.replaceValue(key, entry);
-    const room = Math.floor((this.options.maxBytes - this.policy.bytes) / DECODED_ENTRY_COST);
-    this.decoded.add(entry, Math.max(this.minDecoded, room));
+    this.decoded.add(entry, limit);
     return entry;
   }
 

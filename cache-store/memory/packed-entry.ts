@@ -11,7 +11,8 @@
  *     4  u32  body length (the identity body, then each compressed form, as forms.ts packs them for a lower tier)
  *     8  u16  status
  *    10  u8   flags: MUST_REVALIDATE, SHARED_MAX_AGE, HAS_VALIDATOR
- *    11  u8   (zero)
+ *    11  u8   when it was last decoded without being kept decoded (decoded-entries.ts), 0 for never; the one byte
+ *         written after the record was placed
  *    12  u32  JSON length
  *    16  f64  ageBase, lifetime, staleWhileRevalidate, staleIfError, storedAt, deletableAt (Infinity as such)
  *    64  JSON {"h": headers, "t": tags, "v": vary, "p": primaryKey, "k": key, "e": encodings}, each but "h" only
@@ -118,6 +119,15 @@ export function encodeEntry(key: string, entry: CacheEntry): Buffer | undefined 
     }
   }
   return out.subarray(0, length);
+}
+
+/** When the record at `at` was last decoded and not kept decoded (see decoded-entries.ts `keeps`). */
+export function decodedMark(bytes: Buffer, at: number): number {
+  return bytes[at + 11] as number;
+}
+
+export function setDecodedMark(bytes: Buffer, at: number, mark: number): void {
+  bytes[at + 11] = mark;
 }
 
 /** A packed record's length, read from its first bytes (`at` is where it starts in `bytes`). */

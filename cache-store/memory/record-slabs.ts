@@ -6,7 +6,7 @@
  * Node keeps a native record for every ArrayBuffer (its backing store, the malloc chunk around it): 200,000 bodies
  * of 100 bytes, each its own Buffer, grew the process by 466 bytes apiece; as views of 64 KiB slabs, by 120
  * (docs/benchmarks.md, "Memory per entry"). Slabs are filled once, front to back, and never written again where a
- * record was placed (but for its length, zeroed when it is freed), so a view of a record's body stays valid for as
+ * record was placed (but for its length, zeroed when it is freed, and one byte of its header: packed-entry.ts), so a view of a record's body stays valid for as
  * long as someone holds it, whatever the tier does meanwhile. A view keeps its whole slab alive, so the tier tells
  * the slabs when a record leaves it (`free`): a slab that is no longer being filled and holds less than half its
  * size in live records (or fewer live records than gone ones) is compacted, its live records copied into the slab

@@ -242,6 +242,16 @@ describe('MemoryTier: small entries packed in slabs', () => {
       expect(tier.stats().decodedEntries).toBeLessThanOrEqual(130);
     }
     for (const [key, entry] of held) expect(tier.get(key)).toBe(entry);
+    // The set is full: a key decoded for the first time in a while serves its read and is not kept (no decoded
+    // entry is let go for it); read again soon after, it is kept.
+    const cold = 'example.test/new';
+    tier.set(cold, fixtures.entry(cold, { body: Buffer.from(cold) }));
+    const decodedNow = tier.stats().decodedEntries;
+    const once = tier.get(cold);
+    expect(tier.get(cold)).not.toBe(once);
+    const kept = tier.get(cold);
+    expect(tier.get(cold)).toBe(kept);
+    expect(tier.stats().decodedEntries).toBeLessThanOrEqual(decodedNow + 1);
     // Decoded again from their bytes: the same metadata.
     for (const key of resident.slice(100, 200)) {
       expect((tier.get(key) as CacheEntry).meta).toEqual(fixtures.entry(key, { body: Buffer.from(key) }).meta);

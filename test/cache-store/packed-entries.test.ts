@@ -292,4 +292,57 @@ describe('MemoryTier: small entries packed in slabs', () => {
     }
     expect(tier.keysForTag('x').length).toBe(tier.stats().entries);
   });
+
+  it.each(['tinylfu', 'lru', 's3fifo'] as const)('%s: random sets, reads, deletes and evictions never hand out another key\'s bytes or lose count', (policy) => {
+    // A model of what the tier may hold: the latest body and tags set for each key. Whatever the tier keeps
+    // (packed, decoded, evicted, compacted, decoded again), a read returns that or nothing.
+    let seed = 7;
+    const random = (n: number): number => {
+      seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0;
+      return (seed >>> 8) % n;
+    };
+    const tier = new MemoryTier({ maxBytes: 1024 * 1024, now: clock.now, policy });
+    const latest = new Map<string, { body: Buffer; tags: string[]; version: number }>();
+    for (let op = 0; op < 40_000; op++) {
+      const key = `example.test/${random(3_000)}`;
+      const roll = random(100);
+      if (roll < 30) {
+        // Mostly small (packed), some larger than a packed body (kept as objects).
+        const length = random(10) === 0 ? SLAB_BODY_LIMIT + 1 + random(4_000) : 1 + random(600);
+        const body = Buffer.alloc(length, `${key}#${op};`);
+        const tags = random(3) === 0 ? [`t${random(5)}`] : [];
+        latest.set(key, { body, tags, version: op });
+        tier.set(key, fixtures.entry(key, { body, tags, headers: { 'x-version': String(op) } }));
+      } else if (roll < 35) {
+        tier.delete(key);
+        latest.delete(key);
+      } else {
+        const got = tier.get(key) as CacheEntry | undefined;
+        if (got === undefined) continue;
+        const want = latest.get(key);
+        expect(want).toBeDefined();
+        expect(got.meta.key).toBe(key);
+        expect(got.meta.headers['x-version']).toBe(String(want?.version));
+        expect(Buffer.compare(got.body as Buffer, want?.body as Buffer)).toBe(0);
+        expect(got.meta.tags).toEqual(want?.tags);
+      }
+    }
+    // Every resident key is one the model has, and the tag index names exactly the resident keys with the tag.
+    const resident = tier.keys('');
+    let packedLive = 0;
+    for (const key of resident) {
+      const want = latest.get(key);
+      expect(want).toBeDefined();
+      const got = tier.get(key) as CacheEntry;
+      expect(Buffer.compare(got.body as Buffer, want?.body as Buffer)).toBe(0);
+      if ((want?.body.length ?? 0) <= SLAB_BODY_LIMIT) packedLive += packedBytes(key, got);
+    }
+    for (let t = 0; t < 5; t++) {
+      const expected = resident.filter((key) => latest.get(key)?.tags.includes(`t${t}`)).sort();
+      expect(tier.keysForTag(`t${t}`).sort()).toEqual(expected);
+    }
+    expect(slabStats(tier).live).toBe(packedLive);
+    expect(slabStats(tier).bytes).toBeLessThanOrEqual(2 * packedLive + 2 * SLAB_BYTES);
+    expect(tier.stats().bytes).toBeLessThanOrEqual(1024 * 1024);
+  });
 });

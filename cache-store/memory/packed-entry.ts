@@ -7,19 +7,25 @@
  *
  * Layout (little-endian; the record starts 8-byte aligned in a slab, see record-slabs.ts):
  *
- *     0  u32  record length (header, JSON and body)
- *     4  u32  body length (the identity body, then each compressed form, as forms.ts packs them for a lower tier)
- *     8  u16  status
- *    10  u8   flags: MUST_REVALIDATE, SHARED_MAX_AGE, HAS_VALIDATOR
- *    11  u8   when it was last decoded without being kept decoded (decoded-entries.ts), 0 for never; the one byte
- *         written after the record was placed
- *    12  u32  JSON length
- *    16  f64  ageBase, lifetime, staleWhileRevalidate, staleIfError, storedAt, deletableAt (Infinity as such)
- *    64  JSON {"h": headers, "t": tags, "v": vary, "p": primaryKey, "k": key, "e": encodings}, each but "h" only
- *         when it differs from the usual (no tags, no Vary, the primary key and the meta's key both the tier's key,
- *         no forms)
- *         then the body bytes.
+ *     0  u32  record length (everything below)
+ *     4  u16  body length (the identity body, then each compressed form, as forms.ts packs them for a lower tier)
+ *     6  u16  status
+ *     8  u8   flags: MUST_REVALIDATE, SHARED_MAX_AGE, HAS_VALIDATOR, NEVER_DELETABLE (deletableAt is Infinity)
+ *     9  u8   when it was last decoded without being kept decoded (decoded-entries.ts), 0 for never: the one byte
+ *             written after the record was placed
+ *    10  u8   which of the times below are written as 32-bit integers (bit i for the i-th; a double otherwise)
+ *    11  u8   (zero)
+ *    12  u16  length of the header fields' JSON
+ *    14  u16  length of the extras' JSON (0 for none)
+ *    16  f64  ageBase
+ *    24       storedAt and deletableAt as differences from ageBase, lifetime, staleWhileRevalidate and
+ *             staleIfError: each an i32 when it is a whole number of ms in range (4 bytes), else an f64 (8);
+ *             deletableAt left out when NEVER_DELETABLE
+ *        then the header fields as JSON, the extras as JSON {"t": tags, "v": vary, "p": primaryKey, "k": key,
+ *        "e": encodings}, each only when it differs from the usual (no tags, no Vary, the primary key and the meta's
+ *        key both the tier's key, no forms), then the body bytes.
  *
+ * Most entries take 40 bytes before their header fields: whole milliseconds, no expiry (a validator), no extras.
  * The header fields go through JSON because JSON.parse builds an object with room for exactly its fields (what
  * compactFields makes for a filled entry), and reads strings and arrays of strings in one native pass.
  */
@@ -29,14 +35,17 @@ import { newEntryMeta, type CacheEntry, type EncodedForms, type EntryMeta, type 
 export const PACKED_BODY_LIMIT = 2048;
 /** Largest packed record: header, JSON and body. Longer header sections leave the entry as objects. */
 const PACKED_RECORD_LIMIT = 8192;
-const HEADER = 64;
+const FIXED = 24;
+/** Where ageBase is; the other times follow it. */
 const MUST_REVALIDATE = 1;
 const SHARED_MAX_AGE = 2;
 const HAS_VALIDATOR = 4;
+const NEVER_DELETABLE = 8;
+/** Bytes a packed record may take beyond its header fields, extras and body: the fixed part and five doubles. */
+const MOST_NUMBERS = FIXED + 5 * 8;
 
-/** What JSON carries of the metadata. */
-interface PackedFields {
-  h: StoredHeaders;
+/** What the extras' JSON carries of the metadata: only what differs from the usual. */
+interface PackedExtras {
   t?: string[];
   v?: string[];
   p?: string;
@@ -65,15 +74,27 @@ function packedBodyLength(entry: CacheEntry): number | undefined {
 
 const FORM_ORDER = ['br', 'gzip'] as const;
 
-/** The JSON part of a packed entry. */
-function fieldsJson(key: string, meta: EntryMeta): string {
-  const fields: PackedFields = { h: meta.headers };
-  if (meta.tags.length > 0) fields.t = meta.tags;
-  if (meta.vary !== null) fields.v = meta.vary;
-  if (meta.primaryKey !== key) fields.p = meta.primaryKey;
-  if (meta.key !== key) fields.k = meta.key;
-  if (meta.encodings != null) fields.e = meta.encodings;
-  return JSON.stringify(fields);
+/** The extras of a packed entry as JSON, or '' when it has none. */
+function extrasJson(key: string, meta: EntryMeta): string {
+  const extras: PackedExtras = {};
+  if (meta.tags.length > 0) extras.t = meta.tags;
+  if (meta.vary !== null) extras.v = meta.vary;
+  if (meta.primaryKey !== key) extras.p = meta.primaryKey;
+  if (meta.key !== key) extras.k = meta.key;
+  if (meta.encodings != null) extras.e = meta.encodings;
+  for (const _ in extras) return JSON.stringify(extras);
+  return '';
+}
+
+/** Whether a time is written as an i32 (a whole number of ms within range) rather than an f64. */
+function small(value: number): boolean {
+  return Number.isInteger(value) && value >= -0x80000000 && value <= 0x7fffffff;
+}
+
+/** Writes a time at `at` in the form `small` chose; returns where the next one goes. */
+function writeTime(out: Buffer, at: number, value: number, asInt: boolean): number {
+  if (asInt) return out.writeInt32LE(value, at);
+  return out.writeDoubleLE(value, at);
 }
 
 /** Reused for every encoding: the tier copies the bytes into a slab. */
@@ -88,29 +109,42 @@ export function encodeEntry(key: string, entry: CacheEntry): Buffer | undefined 
   const bodyLength = packedBodyLength(entry);
   if (bodyLength === undefined) return undefined;
   const { meta } = entry;
-  const json = fieldsJson(key, meta);
+  const headers = JSON.stringify(meta.headers);
+  const extras = extrasJson(key, meta);
   // At most 3 bytes of UTF-8 per UTF-16 code unit: checked before writing, so nothing is truncated.
-  if (HEADER + json.length * 3 + bodyLength > scratch.length) {
-    if (HEADER + Buffer.byteLength(json) + bodyLength > PACKED_RECORD_LIMIT) return undefined;
-    scratch = Buffer.allocUnsafeSlow(HEADER + json.length * 3 + bodyLength);
+  const most = MOST_NUMBERS + (headers.length + extras.length) * 3 + bodyLength;
+  if (most > scratch.length) {
+    if (MOST_NUMBERS + Buffer.byteLength(headers) + Buffer.byteLength(extras) + bodyLength > PACKED_RECORD_LIMIT) return undefined;
+    scratch = Buffer.allocUnsafeSlow(most);
   }
   const out = scratch;
-  const jsonLength = out.write(json, HEADER, 'utf8');
-  const length = HEADER + jsonLength + bodyLength;
+  const ageBase = meta.ageBase;
+  const never = meta.deletableAt === Infinity;
+  const times = [meta.storedAt - ageBase, meta.lifetime, meta.staleWhileRevalidate, meta.staleIfError, meta.deletableAt - ageBase];
+  let forms = 0;
+  let at = FIXED;
+  for (let i = 0; i < (never ? 4 : 5); i++) {
+    const value = times[i] as number;
+    const asInt = small(value);
+    if (asInt) forms |= 1 << i;
+    at = writeTime(out, at, value, asInt);
+  }
+  const headersLength = out.write(headers, at, 'utf8');
+  at += headersLength;
+  const extrasLength = extras === '' ? 0 : out.write(extras, at, 'utf8');
+  at += extrasLength;
+  const length = at + bodyLength;
   if (length > PACKED_RECORD_LIMIT) return undefined;
   out.writeUInt32LE(length, 0);
-  out.writeUInt32LE(bodyLength, 4);
-  out.writeUInt16LE(meta.status, 8);
-  out[10] = (meta.mustRevalidate ? MUST_REVALIDATE : 0) | (meta.sharedMaxAge ? SHARED_MAX_AGE : 0) | (meta.hasValidator ? HAS_VALIDATOR : 0);
+  out.writeUInt16LE(bodyLength, 4);
+  out.writeUInt16LE(meta.status, 6);
+  out[8] = (meta.mustRevalidate ? MUST_REVALIDATE : 0) | (meta.sharedMaxAge ? SHARED_MAX_AGE : 0) | (meta.hasValidator ? HAS_VALIDATOR : 0) | (never ? NEVER_DELETABLE : 0);
+  out[9] = 0;
+  out[10] = forms;
   out[11] = 0;
-  out.writeUInt32LE(jsonLength, 12);
-  out.writeDoubleLE(meta.ageBase, 16);
-  out.writeDoubleLE(meta.lifetime, 24);
-  out.writeDoubleLE(meta.staleWhileRevalidate, 32);
-  out.writeDoubleLE(meta.staleIfError, 40);
-  out.writeDoubleLE(meta.storedAt, 48);
-  out.writeDoubleLE(meta.deletableAt, 56);
-  let at = HEADER + jsonLength;
+  out.writeUInt16LE(headersLength, 12);
+  out.writeUInt16LE(extrasLength, 14);
+  out.writeDoubleLE(ageBase, FIXED - 8);
   at += (entry.body as Buffer).copy(out, at);
   if (entry.forms !== undefined) {
     for (const coding of FORM_ORDER) {
@@ -123,11 +157,11 @@ export function encodeEntry(key: string, entry: CacheEntry): Buffer | undefined 
 
 /** When the record at `at` was last decoded and not kept decoded (see decoded-entries.ts `keeps`). */
 export function decodedMark(bytes: Buffer, at: number): number {
-  return bytes[at + 11] as number;
+  return bytes[at + 9] as number;
 }
 
 export function setDecodedMark(bytes: Buffer, at: number, mark: number): void {
-  bytes[at + 11] = mark;
+  bytes[at + 9] = mark;
 }
 
 /** A packed record's length, read from its first bytes (`at` is where it starts in `bytes`). */
@@ -135,15 +169,52 @@ export function packedLength(bytes: Buffer, at: number): number {
   return bytes.readUInt32LE(at);
 }
 
-/** The decoded fields of a packed record (tags, keys, headers) without making an entry: for bookkeeping. */
-function packedFields(bytes: Buffer, at: number): PackedFields {
-  const jsonLength = bytes.readUInt32LE(at + 12);
-  return JSON.parse(bytes.toString('utf8', at + HEADER, at + HEADER + jsonLength)) as PackedFields;
+/** Where a packed record's parts are: its times (decoded), the JSON texts and the body. */
+interface PackedParts {
+  storedAt: number;
+  lifetime: number;
+  staleWhileRevalidate: number;
+  staleIfError: number;
+  deletableAt: number;
+  headersAt: number;
+  extrasAt: number;
+  bodyAt: number;
 }
+
+/** Reads the times and finds the parts of the record at `at` (offsets in `bytes`). */
+function parts(bytes: Buffer, at: number): PackedParts {
+  const forms = bytes[at + 10] as number;
+  const ageBase = bytes.readDoubleLE(at + FIXED - 8);
+  const never = ((bytes[at + 8] as number) & NEVER_DELETABLE) !== 0;
+  let p = at + FIXED;
+  const read = (i: number): number => {
+    if ((forms & (1 << i)) !== 0) {
+      p += 4;
+      return bytes.readInt32LE(p - 4);
+    }
+    p += 8;
+    return bytes.readDoubleLE(p - 8);
+  };
+  const storedAt = ageBase + read(0);
+  const lifetime = read(1);
+  const staleWhileRevalidate = read(2);
+  const staleIfError = read(3);
+  const deletableAt = never ? Infinity : ageBase + read(4);
+  const headersAt = p;
+  const extrasAt = headersAt + bytes.readUInt16LE(at + 12);
+  const bodyAt = extrasAt + bytes.readUInt16LE(at + 14);
+  return { storedAt, lifetime, staleWhileRevalidate, staleIfError, deletableAt, headersAt, extrasAt, bodyAt };
+}
+
+function extrasOf(bytes: Buffer, where: PackedParts): PackedExtras {
+  return where.bodyAt === where.extrasAt ? NO_EXTRAS : (JSON.parse(bytes.toString('utf8', where.extrasAt, where.bodyAt)) as PackedExtras);
+}
+
+const NO_EXTRAS: PackedExtras = {};
 
 /** The surrogate keys of a packed entry. */
 export function packedTags(bytes: Buffer, at: number): readonly string[] {
-  return packedFields(bytes, at).t ?? NO_TAGS;
+  return extrasOf(bytes, parts(bytes, at)).t ?? NO_TAGS;
 }
 
 const NO_TAGS: readonly string[] = [];
@@ -153,45 +224,43 @@ const NO_TAGS: readonly string[] = [];
  * forms as views of `bytes` (which must never be overwritten while a view is alive: slabs are filled once).
  */
 export function decodeEntry(key: string, bytes: Buffer, at: number): { meta: EntryMeta; body: Buffer; forms: EncodedForms | undefined } {
-  const bodyLength = bytes.readUInt32LE(at + 4);
-  const jsonLength = bytes.readUInt32LE(at + 12);
-  const flags = bytes[at + 10] as number;
-  const fields = packedFields(bytes, at);
+  const where = parts(bytes, at);
+  const flags = bytes[at + 8] as number;
+  const extras = extrasOf(bytes, where);
   const meta = newEntryMeta(
     {
-      ageBase: bytes.readDoubleLE(at + 16),
-      lifetime: bytes.readDoubleLE(at + 24),
-      staleWhileRevalidate: bytes.readDoubleLE(at + 32),
-      staleIfError: bytes.readDoubleLE(at + 40),
+      ageBase: bytes.readDoubleLE(at + FIXED - 8),
+      lifetime: where.lifetime,
+      staleWhileRevalidate: where.staleWhileRevalidate,
+      staleIfError: where.staleIfError,
       mustRevalidate: (flags & MUST_REVALIDATE) !== 0,
       sharedMaxAge: (flags & SHARED_MAX_AGE) !== 0,
       hasValidator: (flags & HAS_VALIDATOR) !== 0,
     },
     {
-      key: fields.k ?? key,
-      primaryKey: fields.p ?? key,
-      status: bytes.readUInt16LE(at + 8),
-      headers: fields.h,
-      storedAt: bytes.readDoubleLE(at + 48),
-      vary: fields.v ?? null,
-      tags: fields.t ?? [],
-      deletableAt: bytes.readDoubleLE(at + 56),
-      encodings: fields.e ?? null,
+      key: extras.k ?? key,
+      primaryKey: extras.p ?? key,
+      status: bytes.readUInt16LE(at + 6),
+      headers: JSON.parse(bytes.toString('utf8', where.headersAt, where.extrasAt)) as StoredHeaders,
+      storedAt: where.storedAt,
+      vary: extras.v ?? null,
+      tags: extras.t ?? [],
+      deletableAt: where.deletableAt,
+      encodings: extras.e ?? null,
     },
     'decoded',
   );
-  return { meta, ...views(bytes, at, jsonLength, bodyLength, fields.e) };
+  return { meta, ...views(bytes, at, where.bodyAt, extras.e) };
 }
 
 /** The body and forms of the entry packed at `at` in `bytes`, as views (after a compaction moved it). */
 export function packedViews(bytes: Buffer, at: number): { body: Buffer; forms: EncodedForms | undefined } {
-  const fields = packedFields(bytes, at);
-  return views(bytes, at, bytes.readUInt32LE(at + 12), bytes.readUInt32LE(at + 4), fields.e);
+  const where = parts(bytes, at);
+  return views(bytes, at, where.bodyAt, extrasOf(bytes, where).e);
 }
 
-function views(bytes: Buffer, at: number, jsonLength: number, bodyLength: number, layout: FormsLayout | undefined): { body: Buffer; forms: EncodedForms | undefined } {
-  const start = at + HEADER + jsonLength;
-  if (layout === undefined) return { body: bytes.subarray(start, start + bodyLength), forms: undefined };
+function views(bytes: Buffer, at: number, start: number, layout: FormsLayout | undefined): { body: Buffer; forms: EncodedForms | undefined } {
+  if (layout === undefined) return { body: bytes.subarray(start, start + bytes.readUInt16LE(at + 4)), forms: undefined };
   const forms: EncodedForms = {};
   let from = start + layout.identity;
   for (const coding of FORM_ORDER) {

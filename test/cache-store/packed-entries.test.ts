@@ -221,6 +221,13 @@ describe('MemoryTier: small entries packed in slabs', () => {
     tier.set('example.test/p', plain);
     expect((tier.get('example.test/p') as CacheEntry).meta).toEqual(plain.meta);
     expect(Number.isFinite(plain.meta.deletableAt)).toBe(true);
+    // Times beyond 32-bit milliseconds (a year's lifetime, a deletion time years away) and odd ones.
+    const far: CacheEntry = {
+      ...plain,
+      meta: { ...plain.meta, lifetime: 31_536_000_000, staleIfError: -0.5, storedAt: plain.meta.ageBase - 3_000, deletableAt: plain.meta.ageBase + 4 * 31_536_000_000 },
+    };
+    tier.set('example.test/far', far);
+    expect((tier.get('example.test/far') as CacheEntry).meta).toEqual({ ...far.meta, key: far.meta.key, primaryKey: far.meta.primaryKey });
   });
 
   it('keeps the decoded entries within the budget, hit ones longest, and decodes the others again as they were', () => {
@@ -246,7 +253,7 @@ describe('MemoryTier: small entries packed in slabs', () => {
     // entry is let go for it); read again soon after, it is kept.
     const cold = 'example.test/new';
     tier.set(cold, fixtures.entry(cold, { body: Buffer.from(cold) }));
-    const decodedNow = tier.stats().decodedEntries;
+    const decodedNow = Number(tier.stats().decodedEntries);
     const once = tier.get(cold);
     expect(tier.get(cold)).not.toBe(once);
     const kept = tier.get(cold);

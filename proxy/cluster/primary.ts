@@ -176,8 +176,15 @@ class Primary {
       cluster.on('disconnect', check);
       check();
     });
-    // Each worker answers once it has stopped accepting; /readyz turns 503 then (or after 2 s without answers).
-    const calls = [...this.peers.values()].map((peer) => peer.call('shutdown', { graceMs: grace }, 2_000).catch(() => undefined));
+    // Each worker answers once it has stopped accepting; /readyz turns 503 then (or after 2 s without answers). A
+    // worker still starting has accepted nothing and holds nothing: it is stopped with SIGTERM, which ends it at once
+    // (its drain handler is installed when it listens). Asked instead, one still loading its modules would never
+    // hear the question, start listening during the shutdown, and be killed only by the force timer.
+    const calls = [...this.peers].map(([id, peer]) => {
+      if (this.listeningWorkers.has(id)) return peer.call('shutdown', { graceMs: grace }, 2_000).catch(() => undefined);
+      cluster.workers?.[id]?.process.kill('SIGTERM');
+      return undefined;
+    });
     await Promise.all(calls);
     this.draining = true;
     const force = setTimeout(() => {

@@ -131,6 +131,32 @@ describe('graceful drain on SIGTERM', () => {
     }
   });
 
+  it('--workers 2: a SIGTERM while a worker is being replaced ends the starting one at once too, exit 0', async () => {
+    const cli = await startCli(['--origin', origin.url, '--workers', '2', '--disk-max', '0', '--shutdown-grace', '1s']);
+    type Stats = { workers: number; workersListening: number; processes: Array<{ pid: number }> };
+    const stats = async (): Promise<Stats> => JSON.parse((await request(`${cli.adminUrl}/stats`)).text) as Stats;
+    try {
+      const [victim] = (await stats()).processes.map((p) => p.pid);
+      process.kill(victim as number, 'SIGKILL');
+      // The replacement is forked a second later, then loads its modules before it can listen or hear the primary.
+      let now = await stats();
+      for (const deadline = Date.now() + 15_000; Date.now() < deadline && !(now.workers === 2 && now.workersListening === 1); ) {
+        await sleep(10);
+        now = await stats();
+      }
+      expect([now.workers, now.workersListening]).toEqual([2, 1]);
+      const exited = new Promise<number | null>((resolve) => cli.process.once('exit', (code) => resolve(code)));
+      const started = Date.now();
+      cli.process.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      // Before, the primary asked the starting worker to drain (a message it could not hear yet) and it was killed
+      // by the force timer, --shutdown-grace + 10 s later, after listening meanwhile. A wide bound: not a timing.
+      expect(Date.now() - started).toBeLessThan(8_000);
+    } finally {
+      cli.process.kill('SIGKILL');
+    }
+  }, 60_000);
+
   it('nothing in flight: an idle keep-alive connection stays open for --shutdown-linger and its next request is served', async () => {
     const cli = await startCli(['--origin', origin.url, '--workers', '1', '--disk-max', '0', '--shutdown-linger', '4s']);
     const idle = new http.Agent({ keepAlive: true, maxSockets: 1 });

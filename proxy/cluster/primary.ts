@@ -183,7 +183,7 @@ class Primary {
     const calls = [...this.peers].map(([id, peer]) => {
       if (this.listeningWorkers.has(id)) return peer.call('shutdown', { graceMs: grace }, 2_000).catch(() => undefined);
       cluster.workers?.[id]?.process.kill('SIGTERM');
-      return undefined;
+      return Promise.resolve(undefined);
     });
     await Promise.all(calls);
     this.draining = true;

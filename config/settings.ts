@@ -215,7 +215,7 @@ export const SETTINGS = {
     kind: 'size',
     default: '256mib',
     min: 1024 * 1024,
-    description: 'Byte budget of the in-memory tier, per worker: bodies, header text, the key, and per entry what holds it (about 0.3 KiB for a small entry kept packed, 1 KiB more while it is held decoded for hits; about 0.9 KiB for a larger one). docs/reliability.md says what RSS to expect. Units: k, mb, gib, ... (binary).',
+    description: 'Byte budget of the in-memory tier, per worker: bodies, header text, the key, and per entry what holds it (about 0.25 KiB for a small entry kept packed, 1 KiB more while it is held decoded for hits; about 0.9 KiB for a larger one). docs/reliability.md says what RSS to expect. Units: k, mb, gib, ... (binary).',
   },
   eviction: {
     kind: 'enum',

@@ -5,44 +5,50 @@
  * The tier decodes an entry when it is hit (memory-tier.ts keeps a bounded set of decoded entries, see
  * decoded-entries.ts) and lets the objects go again when the entry cools.
  *
- * Layout (little-endian; the record starts 8-byte aligned in a slab, see record-slabs.ts):
+ * Layout (little-endian; the record starts 4-byte aligned in a slab, see record-slabs.ts):
  *
- *     0  u32  record length (everything below)
- *     4  u16  body length (the identity body, then each compressed form, as forms.ts packs them for a lower tier)
- *     6  u16  status
- *     8  u8   flags: MUST_REVALIDATE, SHARED_MAX_AGE, HAS_VALIDATOR, NEVER_DELETABLE (deletableAt is Infinity)
- *     9  u8   when it was last decoded without being kept decoded (decoded-entries.ts), 0 for never: the one byte
+ *     0  u16  record length (everything below; 0 once the slabs freed it)
+ *     2  u16  body length (the identity body, then each compressed form, as forms.ts packs them for a lower tier)
+ *     4  u16  status
+ *     6  u8   flags: MUST_REVALIDATE, SHARED_MAX_AGE, HAS_VALIDATOR, NEVER_DELETABLE (deletableAt is Infinity),
+ *             SHAPED_FIELDS (the header fields as field-shapes.ts writes them, not JSON)
+ *     7  u8   when it was last decoded without being kept decoded (decoded-entries.ts), 0 for never: the one byte
  *             written after the record was placed
- *    10  u8   which of the times below are written as 32-bit integers (bit i for the i-th; a double otherwise)
- *    11  u8   (zero)
- *    12  u16  length of the header fields' JSON
- *    14  u16  length of the extras' JSON (0 for none)
- *    16  f64  ageBase
- *    24       storedAt and deletableAt as differences from ageBase, lifetime, staleWhileRevalidate and
- *             staleIfError: each an i32 when it is a whole number of ms in range (4 bytes), else an f64 (8);
- *             deletableAt left out when NEVER_DELETABLE
- *        then the header fields as JSON, the extras as JSON {"t": tags, "v": vary, "p": primaryKey, "k": key,
- *        "e": encodings}, each only when it differs from the usual (no tags, no Vary, the primary key and the meta's
- *        key both the tier's key, no forms), then the body bytes.
+ *     8  u8   which of the times below are written as varints (bit i for the i-th; a double otherwise)
+ *     9  u16  length of the header fields (shaped or JSON)
+ *    11  u16  length of the extras' JSON (0 for none)
+ *    13  f64  ageBase
+ *    21       storedAt and deletableAt as differences from ageBase, lifetime, staleWhileRevalidate and
+ *             staleIfError: each a zigzag varint (varint.ts) when it is a whole number of ms within 32 bits, else
+ *             an f64; deletableAt left out when NEVER_DELETABLE
+ *        then the header fields (a shape index and the values, field-shapes.ts; JSON when they have no shape),
+ *        the extras as JSON {"t": tags, "v": vary, "p": primaryKey, "k": key, "e": encodings}, each only when it
+ *        differs from the usual (no tags, no Vary, the primary key and the meta's key both the tier's key, no
+ *        forms), then the body bytes.
  *
- * Most entries take 40 bytes before their header fields: whole milliseconds, no expiry (a validator), no extras.
- * The header fields go through JSON because JSON.parse builds an object with room for exactly its fields (what
- * compactFields makes for a filled entry), and reads strings and arrays of strings in one native pass.
+ * Most entries take about 30 bytes before their header fields (whole milliseconds, no expiry: a validator, no
+ * extras), and their fields a byte of shape and one per value besides the values.
  */
+import { fieldsRoom, fieldsShape, readFields, writeFields } from './field-shapes.js';
+import { ByteCursor, unzigzag, writeVarint, zigzag } from './varint.js';
 import { newEntryMeta, type CacheEntry, type EncodedForms, type EntryMeta, type FormsLayout, type StoredHeaders } from '../entry.js';
 
 /** Bodies (with their compressed forms) up to this many bytes are packed; larger ones keep a Buffer of their own. */
 export const PACKED_BODY_LIMIT = 2048;
 /** Largest packed record: header, JSON and body. Longer header sections leave the entry as objects. */
 const PACKED_RECORD_LIMIT = 8192;
-const FIXED = 24;
+const FIXED = 21;
 /** Where ageBase is; the other times follow it. */
 const MUST_REVALIDATE = 1;
 const SHARED_MAX_AGE = 2;
 const HAS_VALIDATOR = 4;
 const NEVER_DELETABLE = 8;
+/** The header fields are written by field-shapes.ts (a shape index and the values), not as JSON. */
+const SHAPED_FIELDS = 16;
 /** Bytes a packed record may take beyond its header fields, extras and body: the fixed part and five doubles. */
 const MOST_NUMBERS = FIXED + 5 * 8;
+/** Reads a record's times (decodeEntry and the others run one at a time: one cursor). */
+const cursor = new ByteCursor();
 
 /** What the extras' JSON carries of the metadata: only what differs from the usual. */
 interface PackedExtras {
@@ -86,14 +92,14 @@ function extrasJson(key: string, meta: EntryMeta): string {
   return '';
 }
 
-/** Whether a time is written as an i32 (a whole number of ms within range) rather than an f64. */
+/** Whether a time is written as a varint (a whole number of ms within 32 bits) rather than an f64. */
 function small(value: number): boolean {
   return Number.isInteger(value) && value >= -0x80000000 && value <= 0x7fffffff;
 }
 
 /** Writes a time at `at` in the form `small` chose; returns where the next one goes. */
-function writeTime(out: Buffer, at: number, value: number, asInt: boolean): number {
-  if (asInt) return out.writeInt32LE(value, at);
+function writeTime(out: Buffer, at: number, value: number, asVarint: boolean): number {
+  if (asVarint) return writeVarint(out, at, zigzag(value));
   return out.writeDoubleLE(value, at);
 }
 
@@ -109,14 +115,13 @@ export function encodeEntry(key: string, entry: CacheEntry): Buffer | undefined 
   const bodyLength = packedBodyLength(entry);
   if (bodyLength === undefined) return undefined;
   const { meta } = entry;
-  const headers = JSON.stringify(meta.headers);
   const extras = extrasJson(key, meta);
-  // At most 3 bytes of UTF-8 per UTF-16 code unit: checked before writing, so nothing is truncated.
-  const most = MOST_NUMBERS + (headers.length + extras.length) * 3 + bodyLength;
-  if (most > scratch.length) {
-    if (MOST_NUMBERS + Buffer.byteLength(headers) + Buffer.byteLength(extras) + bodyLength > PACKED_RECORD_LIMIT) return undefined;
-    scratch = Buffer.allocUnsafeSlow(most);
-  }
+  // At most 3 bytes of UTF-8 per UTF-16 code unit: room checked before writing, so nothing is truncated (a record
+  // that ends up over PACKED_RECORD_LIMIT is declined below).
+  const shape = fieldsShape(meta.headers);
+  const json = shape === -1 ? JSON.stringify(meta.headers) : '';
+  const most = MOST_NUMBERS + (shape === -1 ? json.length * 3 : fieldsRoom(meta.headers)) + extras.length * 3 + bodyLength;
+  if (most > scratch.length) scratch = Buffer.allocUnsafeSlow(most);
   const out = scratch;
   const ageBase = meta.ageBase;
   const never = meta.deletableAt === Infinity;
@@ -129,21 +134,32 @@ export function encodeEntry(key: string, entry: CacheEntry): Buffer | undefined 
     if (asInt) forms |= 1 << i;
     at = writeTime(out, at, value, asInt);
   }
-  const headersLength = out.write(headers, at, 'utf8');
+  let headersLength: number;
+  if (shape === -1) headersLength = out.write(json, at, 'utf8');
+  else {
+    const end = writeFields(shape, meta.headers, out, at);
+    // A value over 64 KiB: far over PACKED_RECORD_LIMIT anyway.
+    if (end === -1) return undefined;
+    headersLength = end - at;
+  }
   at += headersLength;
   const extrasLength = extras === '' ? 0 : out.write(extras, at, 'utf8');
   at += extrasLength;
   const length = at + bodyLength;
   if (length > PACKED_RECORD_LIMIT) return undefined;
-  out.writeUInt32LE(length, 0);
-  out.writeUInt16LE(bodyLength, 4);
-  out.writeUInt16LE(meta.status, 6);
-  out[8] = (meta.mustRevalidate ? MUST_REVALIDATE : 0) | (meta.sharedMaxAge ? SHARED_MAX_AGE : 0) | (meta.hasValidator ? HAS_VALIDATOR : 0) | (never ? NEVER_DELETABLE : 0);
-  out[9] = 0;
-  out[10] = forms;
-  out[11] = 0;
-  out.writeUInt16LE(headersLength, 12);
-  out.writeUInt16LE(extrasLength, 14);
+  out.writeUInt16LE(length, 0);
+  out.writeUInt16LE(bodyLength, 2);
+  out.writeUInt16LE(meta.status, 4);
+  out[6] =
+    (meta.mustRevalidate ? MUST_REVALIDATE : 0) |
+    (meta.sharedMaxAge ? SHARED_MAX_AGE : 0) |
+    (meta.hasValidator ? HAS_VALIDATOR : 0) |
+    (never ? NEVER_DELETABLE : 0) |
+    (shape !== -1 ? SHAPED_FIELDS : 0);
+  out[7] = 0;
+  out[8] = forms;
+  out.writeUInt16LE(headersLength, 9);
+  out.writeUInt16LE(extrasLength, 11);
   out.writeDoubleLE(ageBase, FIXED - 8);
   at += (entry.body as Buffer).copy(out, at);
   if (entry.forms !== undefined) {
@@ -157,16 +173,21 @@ export function encodeEntry(key: string, entry: CacheEntry): Buffer | undefined 
 
 /** When the record at `at` was last decoded and not kept decoded (see decoded-entries.ts `keeps`). */
 export function decodedMark(bytes: Buffer, at: number): number {
-  return bytes[at + 9] as number;
+  return bytes[at + 7] as number;
 }
 
 export function setDecodedMark(bytes: Buffer, at: number, mark: number): void {
-  bytes[at + 9] = mark;
+  bytes[at + 7] = mark;
 }
 
 /** A packed record's length, read from its first bytes (`at` is where it starts in `bytes`). */
 export function packedLength(bytes: Buffer, at: number): number {
-  return bytes.readUInt32LE(at);
+  return bytes.readUInt16LE(at);
+}
+
+/** Marks a record as freed: its length reads 0 from now on (record-slabs.ts). */
+export function clearPackedLength(bytes: Buffer, at: number): void {
+  bytes.writeUInt16LE(0, at);
 }
 
 /** Where a packed record's parts are: its times (decoded), the JSON texts and the body. */
@@ -183,28 +204,25 @@ interface PackedParts {
 
 /** Reads the times and finds the parts of the record at `at` (offsets in `bytes`). */
 function parts(bytes: Buffer, at: number): PackedParts {
-  const forms = bytes[at + 10] as number;
+  const forms = bytes[at + 8] as number;
   const ageBase = bytes.readDoubleLE(at + FIXED - 8);
-  const never = ((bytes[at + 8] as number) & NEVER_DELETABLE) !== 0;
-  let p = at + FIXED;
-  const read = (i: number): number => {
-    if ((forms & (1 << i)) !== 0) {
-      p += 4;
-      return bytes.readInt32LE(p - 4);
-    }
-    p += 8;
-    return bytes.readDoubleLE(p - 8);
-  };
+  const never = ((bytes[at + 6] as number) & NEVER_DELETABLE) !== 0;
+  cursor.bytes = bytes;
+  cursor.at = at + FIXED;
+  const read = (i: number): number => ((forms & (1 << i)) !== 0 ? unzigzag(cursor.varint()) : cursor.double());
   const storedAt = ageBase + read(0);
   const lifetime = read(1);
   const staleWhileRevalidate = read(2);
   const staleIfError = read(3);
   const deletableAt = never ? Infinity : ageBase + read(4);
-  const headersAt = p;
-  const extrasAt = headersAt + bytes.readUInt16LE(at + 12);
-  const bodyAt = extrasAt + bytes.readUInt16LE(at + 14);
+  const headersAt = cursor.at;
+  cursor.bytes = EMPTY;
+  const extrasAt = headersAt + bytes.readUInt16LE(at + 9);
+  const bodyAt = extrasAt + bytes.readUInt16LE(at + 11);
   return { storedAt, lifetime, staleWhileRevalidate, staleIfError, deletableAt, headersAt, extrasAt, bodyAt };
 }
+
+const EMPTY = Buffer.alloc(0);
 
 function extrasOf(bytes: Buffer, where: PackedParts): PackedExtras {
   return where.bodyAt === where.extrasAt ? NO_EXTRAS : (JSON.parse(bytes.toString('utf8', where.extrasAt, where.bodyAt)) as PackedExtras);
@@ -225,7 +243,7 @@ const NO_TAGS: readonly string[] = [];
  */
 export function decodeEntry(key: string, bytes: Buffer, at: number): { meta: EntryMeta; body: Buffer; forms: EncodedForms | undefined } {
   const where = parts(bytes, at);
-  const flags = bytes[at + 8] as number;
+  const flags = bytes[at + 6] as number;
   const extras = extrasOf(bytes, where);
   const meta = newEntryMeta(
     {
@@ -240,8 +258,8 @@ export function decodeEntry(key: string, bytes: Buffer, at: number): { meta: Ent
     {
       key: extras.k ?? key,
       primaryKey: extras.p ?? key,
-      status: bytes.readUInt16LE(at + 6),
-      headers: JSON.parse(bytes.toString('utf8', where.headersAt, where.extrasAt)) as StoredHeaders,
+      status: bytes.readUInt16LE(at + 4),
+      headers: (flags & SHAPED_FIELDS) !== 0 ? readFields(bytes, where.headersAt) : (JSON.parse(bytes.toString('utf8', where.headersAt, where.extrasAt)) as StoredHeaders),
       storedAt: where.storedAt,
       vary: extras.v ?? null,
       tags: extras.t ?? [],
@@ -260,7 +278,7 @@ export function packedViews(bytes: Buffer, at: number): { body: Buffer; forms: E
 }
 
 function views(bytes: Buffer, at: number, start: number, layout: FormsLayout | undefined): { body: Buffer; forms: EncodedForms | undefined } {
-  if (layout === undefined) return { body: bytes.subarray(start, start + bytes.readUInt16LE(at + 4)), forms: undefined };
+  if (layout === undefined) return { body: bytes.subarray(start, start + bytes.readUInt16LE(at + 2)), forms: undefined };
   const forms: EncodedForms = {};
   let from = start + layout.identity;
   for (const coding of FORM_ORDER) {

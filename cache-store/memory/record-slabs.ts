@@ -1,6 +1,6 @@
 /**
  * The memory tier's packed entries (packed-entry.ts), in shared slabs instead of one ArrayBuffer and an object
- * graph each, addressed by a handle: a small integer (slab index × 8192 + offset / 8) that the eviction policy
+ * graph each, addressed by a handle: a small integer (slab index × 16384 + offset / 4) that the eviction policy
  * keeps as the key's value, so an entry at rest costs its bytes here and no object of its own.
  *
  * Node keeps a native record for every ArrayBuffer (its backing store, the malloc chunk around it): 200,000 bodies
@@ -13,17 +13,17 @@
  * being filled and their owner told their new handles, so the slabs never hold more than about twice the live
  * bytes (plus the slab being filled).
  *
- * A record starts with its length as a u32 (packed-entry.ts), which is all the slabs read of it.
+ * A record starts with its length (packed-entry.ts: packedLength, clearPackedLength), which is all the slabs read of it.
  */
-import { packedLength } from './packed-entry.js';
+import { clearPackedLength, packedLength } from './packed-entry.js';
 
 /** Bytes per slab. */
 export const SLAB_BYTES = 64 * 1024;
 /** Records start at multiples of this (a handle counts offsets in these units). */
-const ALIGN = 8;
+const ALIGN = 4;
 const OFFSETS_PER_SLAB = SLAB_BYTES / ALIGN;
-/** Handles stay below 2^30, small integers for V8: 131,072 slabs, 8 GiB of records. */
-const MAX_SLABS = 2 ** 30 / OFFSETS_PER_SLAB;
+/** Handles stay below 2^31, small integers for V8 on 64-bit: 131,072 slabs, 8 GiB of records. */
+const MAX_SLABS = 2 ** 31 / OFFSETS_PER_SLAB;
 
 interface Slab {
   readonly index: number;
@@ -106,7 +106,7 @@ export class RecordSlabs {
     if (length === 0) return;
     // Its length zeroed: not moved by a compaction from now on, and not freed again (the bytes after it, which a
     // view may still read, are left as they are).
-    slab.bytes.writeUInt32LE(0, at);
+    clearPackedLength(slab.bytes, at);
     slab.live -= length;
     slab.gone++;
     if (slab !== this.current) this.sealed(slab);
@@ -159,7 +159,7 @@ export class RecordSlabs {
       const moved = this.place(key, slab.bytes.subarray(at, at + length));
       // No slab index left for the copy: it stays where it is, and so does the slab.
       if (moved === -1) continue;
-      slab.bytes.writeUInt32LE(0, at);
+      clearPackedLength(slab.bytes, at);
       slab.live -= length;
       this.owner.moved(key, moved);
     }

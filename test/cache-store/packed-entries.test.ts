@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { PACKED_BODY_LIMIT as SLAB_BODY_LIMIT, encodeEntry } from '../../cache-store/memory/packed-entry.js';
 import { SLAB_BYTES } from '../../cache-store/memory/record-slabs.js';
 import { MemoryTier } from '../../cache-store/memory/memory-tier.js';
-import type { CacheEntry, CacheRecord } from '../../cache-store/entry.js';
+import type { CacheEntry, CacheRecord, StoredHeaders } from '../../cache-store/entry.js';
 import { Fixtures, TestClock } from './fixtures.js';
 
 /** The bytes a packed entry takes in a slab (what the slabs count live). */
@@ -198,7 +198,8 @@ describe('MemoryTier: small entries packed in slabs', () => {
       tags: ['t1', 'caf\u00e9'],
       primaryKey: 'example.test/v?q=1',
       vary: ['accept-language'],
-      headers: { 'set-cookie': ['a=1', 'b=2'], 'x-note': 'na\u00efve \u2603', link: '</a>; rel=preload' },
+      // Values whose lengths take one, two and three bytes, some shorter in UTF-8 than their room.
+      headers: { 'set-cookie': ['a=1', 'b=2'], 'x-note': 'na\u00efve \u2603', link: '</a>; rel=preload', 'x-e': '\u00e9'.repeat(60), 'x-long': 'a'.repeat(3_000), 'x-empty': '' },
     });
     const br = Buffer.from('brotli bytes');
     const gzip = Buffer.from('gzip bytes!');
@@ -227,6 +228,12 @@ describe('MemoryTier: small entries packed in slabs', () => {
       meta: { ...plain.meta, lifetime: 31_536_000_000, staleIfError: -0.5, storedAt: plain.meta.ageBase - 3_000, deletableAt: plain.meta.ageBase + 4 * 31_536_000_000 },
     };
     tier.set('example.test/far', far);
+    // A field named __proto__ (an own property, as JSON.parse makes it): kept as such, never the object's prototype.
+    const odd: CacheEntry = { ...plain, meta: { ...plain.meta, headers: JSON.parse('{"content-type":"text/plain","__proto__":"x"}') as StoredHeaders } };
+    tier.set('example.test/odd', odd);
+    const oddRead = (tier.get('example.test/odd') as CacheEntry).meta.headers;
+    expect(Object.getPrototypeOf(oddRead)).toBe(Object.prototype);
+    expect(Object.entries(oddRead)).toEqual([['content-type', 'text/plain'], ['__proto__', 'x']]);
     expect((tier.get('example.test/far') as CacheEntry).meta).toEqual({ ...far.meta, key: far.meta.key, primaryKey: far.meta.primaryKey });
   });
 

@@ -14,8 +14,12 @@
 import type { StoredHeaders } from '../entry.js';
 import { ByteCursor, writeVarint } from './varint.js';
 
-/** Shape indexes are varints of at most three bytes; 65,535 shapes. */
-const MAX_SHAPES = 0xffff;
+/**
+ * Shapes this process makes at most: each costs a compiled function (about a kilobyte or two, outside the memory
+ * tier's budget), so an origin that sends ever new field names (a name with a request id in it) must not grow the
+ * table without bound. Responses of one origin have a handful of shapes; past this many, fields are kept as JSON.
+ */
+const MAX_SHAPES = 1024;
 /** A value (each one of an array) longer than this is not packed. */
 const MAX_VALUE_BYTES = 0xffff;
 

@@ -359,4 +359,18 @@ describe('MemoryTier: small entries packed in slabs', () => {
     expect(slabStats(tier).bytes).toBeLessThanOrEqual(2 * packedLive + 2 * SLAB_BYTES);
     expect(tier.stats().bytes).toBeLessThanOrEqual(1024 * 1024);
   });
+
+  it('keeps fields it has no shape for as JSON: an origin that sends ever new field names grows no table without bound', () => {
+    const tier = new MemoryTier({ maxBytes: 64 * 1024 * 1024, now: clock.now, policy: 'lru' });
+    // 3,000 distinct lists of names, more than the shapes a process makes: every entry still reads back whole.
+    for (let i = 0; i < 3_000; i++) {
+      const key = `example.test/n${i}`;
+      tier.set(key, fixtures.entry(key, { body: 20, headers: { [`x-request-${i}`]: String(i) } }));
+    }
+    for (let i = 0; i < 3_000; i += 7) {
+      const got = tier.get(`example.test/n${i}`) as CacheEntry;
+      expect(got.meta.headers[`x-request-${i}`]).toBe(String(i));
+      expect(got.meta.headers['content-type']).toBe('application/octet-stream');
+    }
+  });
 });

@@ -37,8 +37,8 @@ import { newEntryMeta, type CacheEntry, type EncodedForms, type EntryMeta, type 
 export const PACKED_BODY_LIMIT = 2048;
 /** Largest packed record: header, JSON and body. Longer header sections leave the entry as objects. */
 const PACKED_RECORD_LIMIT = 8192;
+/** Bytes before the times: the fixed fields, ageBase last. */
 const FIXED = 21;
-/** Where ageBase is; the other times follow it. */
 const MUST_REVALIDATE = 1;
 const SHARED_MAX_AGE = 2;
 const HAS_VALIDATOR = 4;

@@ -7,7 +7,7 @@
  */
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnCli, startCli, type RunningCli } from '../helpers/cli.js';
+import { replacingAWorker, spawnCli, startCli, type RunningCli } from '../helpers/cli.js';
 import { request, sleep } from '../helpers/http.js';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';
 
@@ -133,18 +133,8 @@ describe('graceful drain on SIGTERM', () => {
 
   it('--workers 2: a SIGTERM while a worker is being replaced ends the starting one at once too, exit 0', async () => {
     const cli = await startCli(['--origin', origin.url, '--workers', '2', '--disk-max', '0', '--shutdown-grace', '1s']);
-    type Stats = { workers: number; workersListening: number; processes: Array<{ pid: number }> };
-    const stats = async (): Promise<Stats> => JSON.parse((await request(`${cli.adminUrl}/stats`)).text) as Stats;
     try {
-      const [victim] = (await stats()).processes.map((p) => p.pid);
-      process.kill(victim as number, 'SIGKILL');
-      // The replacement is forked a second later, then loads its modules before it can listen or hear the primary.
-      let now = await stats();
-      for (const deadline = Date.now() + 15_000; Date.now() < deadline && !(now.workers === 2 && now.workersListening === 1); ) {
-        await sleep(10);
-        now = await stats();
-      }
-      expect([now.workers, now.workersListening]).toEqual([2, 1]);
+      await replacingAWorker(cli);
       const exited = new Promise<number | null>((resolve) => cli.process.once('exit', (code) => resolve(code)));
       const started = Date.now();
       cli.process.kill('SIGTERM');

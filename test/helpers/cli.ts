@@ -105,3 +105,30 @@ export async function startCli(args: string[], env: NodeJS.ProcessEnv = {}): Pro
     },
   };
 }
+
+/** What the cluster primary's /stats says of its workers. */
+export interface WorkerStats {
+  workers: number;
+  workersListening: number;
+  processes: Array<{ pid: number }>;
+}
+
+export async function workerStats(cli: RunningCli): Promise<WorkerStats> {
+  return JSON.parse((await request(`${cli.adminUrl}/stats`)).text) as WorkerStats;
+}
+
+/**
+ * Under --workers 2: SIGKILLs one worker and resolves once its replacement is forked but not yet listening (forked a
+ * second later, it loads its modules for a while before it can listen or hear the primary). Throws when that
+ * moment was not seen within 15 s.
+ */
+export async function replacingAWorker(cli: RunningCli): Promise<void> {
+  const [victim] = (await workerStats(cli)).processes.map((p) => p.pid);
+  process.kill(victim as number, 'SIGKILL');
+  let now = await workerStats(cli);
+  for (const deadline = Date.now() + 15_000; Date.now() < deadline && !(now.workers === 2 && now.workersListening === 1); ) {
+    await sleep(10);
+    now = await workerStats(cli);
+  }
+  if (!(now.workers === 2 && now.workersListening === 1)) throw new Error(`no worker being replaced seen: ${JSON.stringify(now)}`);
+}

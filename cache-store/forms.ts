@@ -8,7 +8,8 @@
 import { ArrayBody, bodyChunks, CONTIGUOUS_LIMIT, isChunked, type Body, type ChunkedBody } from './body.js';
 import { withHitSlot, type CacheEntry, type CacheRecord, type EncodedForms, type EntryMeta, type FormsLayout } from './entry.js';
 
-const FORM_ORDER = ['br', 'gzip'] as const;
+/** The order of the forms after the identity body in a packed body (here, and in the memory tier's packed entries). */
+export const FORM_ORDER = ['br', 'gzip'] as const;
 
 /** Total bytes of a packed body with this layout. */
 function packedLength(layout: FormsLayout): number {
@@ -53,15 +54,20 @@ export function unpacked(record: CacheRecord): CacheRecord | undefined {
   const { body } = record;
   if (body.length === layout.identity) return { kind: 'entry', meta: record.meta, body, forms: {} };
   if (body.length !== packedLength(layout)) return undefined;
+  return { kind: 'entry', meta: record.meta, ...splitPacked(body, layout) };
+}
+
+/** The identity body and each form of a packed body of this layout (its length checked), as views of it. */
+export function splitPacked<B extends Body>(packedBody: B, layout: FormsLayout): { body: B; forms: EncodedForms } {
   const forms: EncodedForms = {};
   let at = layout.identity;
   for (const coding of FORM_ORDER) {
     const length = layout[coding];
     if (length === undefined) continue;
-    forms[coding] = slice(body, at, at + length);
+    forms[coding] = slice(packedBody, at, at + length);
     at += length;
   }
-  return { kind: 'entry', meta: record.meta, body: slice(body, 0, layout.identity), forms };
+  return { body: slice(packedBody, 0, layout.identity) as B, forms };
 }
 
 function slice(body: Body, start: number, end: number): Body {

@@ -31,6 +31,7 @@
  */
 import { fieldsRoom, fieldsShape, readFields, writeFields } from './field-shapes.js';
 import { ByteCursor, unzigzag, writeVarint, zigzag } from './varint.js';
+import { FORM_ORDER, splitPacked } from '../forms.js';
 import { newEntryMeta, type CacheEntry, type EncodedForms, type EntryMeta, type FormsLayout, type StoredHeaders } from '../entry.js';
 
 /** Bodies (with their compressed forms) up to this many bytes are packed; larger ones keep a Buffer of their own. */
@@ -77,8 +78,6 @@ function packedBodyLength(entry: CacheEntry): number | undefined {
   } else if (entry.meta.encodings != null) return undefined;
   return length <= PACKED_BODY_LIMIT ? length : undefined;
 }
-
-const FORM_ORDER = ['br', 'gzip'] as const;
 
 /** The extras of a packed entry as JSON, or '' when it has none. */
 function extrasJson(key: string, meta: EntryMeta): string {
@@ -209,12 +208,11 @@ function parts(bytes: Buffer, at: number): PackedParts {
   const never = ((bytes[at + 6] as number) & NEVER_DELETABLE) !== 0;
   cursor.bytes = bytes;
   cursor.at = at + FIXED;
-  const read = (i: number): number => ((forms & (1 << i)) !== 0 ? unzigzag(cursor.varint()) : cursor.double());
-  const storedAt = ageBase + read(0);
-  const lifetime = read(1);
-  const staleWhileRevalidate = read(2);
-  const staleIfError = read(3);
-  const deletableAt = never ? Infinity : ageBase + read(4);
+  const storedAt = ageBase + readTime(forms, 0);
+  const lifetime = readTime(forms, 1);
+  const staleWhileRevalidate = readTime(forms, 2);
+  const staleIfError = readTime(forms, 3);
+  const deletableAt = never ? Infinity : ageBase + readTime(forms, 4);
   const headersAt = cursor.at;
   cursor.bytes = EMPTY;
   const extrasAt = headersAt + bytes.readUInt16LE(at + 9);
@@ -223,6 +221,11 @@ function parts(bytes: Buffer, at: number): PackedParts {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** The i-th time at the cursor, in the form bit i of `forms` says (see writeTime). */
+function readTime(forms: number, i: number): number {
+  return (forms & (1 << i)) !== 0 ? unzigzag(cursor.varint()) : cursor.double();
+}
 
 function extrasOf(bytes: Buffer, where: PackedParts): PackedExtras {
   return where.bodyAt === where.extrasAt ? NO_EXTRAS : (JSON.parse(bytes.toString('utf8', where.extrasAt, where.bodyAt)) as PackedExtras);
@@ -278,14 +281,6 @@ export function packedViews(bytes: Buffer, at: number): { body: Buffer; forms: E
 }
 
 function views(bytes: Buffer, at: number, start: number, layout: FormsLayout | undefined): { body: Buffer; forms: EncodedForms | undefined } {
-  if (layout === undefined) return { body: bytes.subarray(start, start + bytes.readUInt16LE(at + 2)), forms: undefined };
-  const forms: EncodedForms = {};
-  let from = start + layout.identity;
-  for (const coding of FORM_ORDER) {
-    const length = layout[coding];
-    if (length === undefined) continue;
-    forms[coding] = bytes.subarray(from, from + length);
-    from += length;
-  }
-  return { body: bytes.subarray(start, start + layout.identity), forms };
+  const packedBody = bytes.subarray(start, start + bytes.readUInt16LE(at + 2));
+  return layout === undefined ? { body: packedBody, forms: undefined } : splitPacked(packedBody, layout);
 }

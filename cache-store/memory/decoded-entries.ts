@@ -21,6 +21,8 @@ export class DecodedEntry implements CacheEntry {
   readonly kind = 'entry';
   /** Hit since the clock hand last passed. */
   hit = false;
+  /** Its place in the clock (DecodedEntries), -1 while it is not in it. */
+  slot = -1;
 
   constructor(
     /** The tier's key. */
@@ -39,7 +41,7 @@ export class DecodedEntries {
   private readonly ring: (DecodedEntry | undefined)[] = [];
   private readonly holes: number[] = [];
   private hand = 0;
-  /** Entries in the ring (some may have left the tier since: they go when the hand reaches them). */
+  /** Entries in the ring. */
   private count = 0;
   /** The current epoch's mark (1..255; 0 is "never"), and the decodes counted in it. */
   private mark = 1;
@@ -74,12 +76,31 @@ export class DecodedEntries {
   add(entry: DecodedEntry, limit: number): void {
     for (let i = 0; i < 2 && this.count >= limit && this.count > 0; i++) this.letGo();
     const hole = this.holes.pop();
-    if (hole === undefined) this.ring.push(entry);
-    else this.ring[hole] = entry;
+    if (hole === undefined) {
+      entry.slot = this.ring.length;
+      this.ring.push(entry);
+    } else {
+      entry.slot = hole;
+      this.ring[hole] = entry;
+    }
     this.count++;
   }
 
+  /**
+   * An entry that left the tier (replaced, deleted, evicted) leaves the clock at once: its views would otherwise
+   * keep its slab alive, long after the slab was compacted or let go, until the hand came round to it.
+   */
+  remove(entry: DecodedEntry): void {
+    const at = entry.slot;
+    if (at === -1 || this.ring[at] !== entry) return;
+    this.ring[at] = undefined;
+    this.holes.push(at);
+    this.count--;
+    entry.slot = -1;
+  }
+
   clear(): void {
+    for (const entry of this.ring) if (entry !== undefined) entry.slot = -1;
     this.ring.length = 0;
     this.holes.length = 0;
     this.hand = 0;
@@ -94,14 +115,15 @@ export class DecodedEntries {
       const at = this.hand++;
       const entry = ring[at];
       if (entry === undefined) continue;
-      if (entry.hit && entry.handle !== -1) {
+      if (entry.hit) {
         entry.hit = false;
         continue;
       }
       ring[at] = undefined;
       this.holes.push(at);
       this.count--;
-      if (entry.handle !== -1) this.encoded(entry);
+      entry.slot = -1;
+      this.encoded(entry);
       return;
     }
   }

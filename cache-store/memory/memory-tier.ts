@@ -271,6 +271,7 @@ export class MemoryTier implements SyncCacheTier {
     if (held instanceof DecodedEntry) {
       this.slabs.free(held.handle);
       held.handle = -1;
+      this.decoded.remove(held);
     }
   }
 

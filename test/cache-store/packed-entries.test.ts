@@ -3,6 +3,8 @@
  * and decoded when hit (decoded-entries.ts), through the real tier.
  */
 import { randomBytes } from 'node:crypto';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { PACKED_BODY_LIMIT as SLAB_BODY_LIMIT, encodeEntry } from '../../cache-store/memory/packed-entry.js';
 import { SLAB_BYTES } from '../../cache-store/memory/record-slabs.js';
@@ -260,6 +262,8 @@ describe('MemoryTier: small entries packed in slabs', () => {
     // entry is let go for it); read again soon after, it is kept.
     const cold = 'example.test/new';
     tier.set(cold, fixtures.entry(cold, { body: Buffer.from(cold) }));
+    // (Storing it evicted an entry, which may have been decoded and left a place: filled by other keys first.)
+    for (const key of tier.keys('')) if (key !== cold) tier.get(key);
     const decodedNow = Number(tier.stats().decodedEntries);
     const once = tier.get(cold);
     expect(tier.get(cold)).not.toBe(once);
@@ -284,6 +288,53 @@ describe('MemoryTier: small entries packed in slabs', () => {
     const tagged = (tag: string) => tier.keysForTag(tag).length;
     expect(tagged('new')).toBe(1_500);
     expect(tagged('t0') + tagged('t1') + tagged('t2')).toBe(750);
+  });
+
+  it('lets a decoded entry go as soon as its key leaves the tier, so that it keeps no slab alive and is not counted', () => {
+    const tier = new MemoryTier({ maxBytes: 64 * 1024 * 1024, now: clock.now, policy: 'tinylfu' });
+    const key = (i: number) => `example.test/${i}`;
+    for (let i = 0; i < 3_000; i++) tier.set(key(i), fixtures.entry(key(i), { body: 50 }));
+    for (let i = 0; i < 3_000; i++) tier.get(key(i));
+    expect(tier.stats().decodedEntries).toBe(3_000);
+    // Replaced: packed again, not decoded until read. Deleted: gone.
+    for (let i = 0; i < 3_000; i += 2) tier.set(key(i), fixtures.entry(key(i), { body: 60 }));
+    expect(tier.stats().decodedEntries).toBe(1_500);
+    for (let i = 1; i < 3_000; i += 4) tier.delete(key(i));
+    expect(tier.stats()).toMatchObject({ decodedEntries: 750, decodedBytes: 750 * 1024 });
+    // Read again: decoded in the places the others left.
+    for (let i = 0; i < 3_000; i += 2) expect((tier.get(key(i)) as CacheEntry).body.length).toBe(60);
+    expect(tier.stats().decodedEntries).toBe(2_250);
+    tier.clear();
+    expect(tier.stats().decodedEntries).toBe(0);
+
+    // Evicted: a small budget, its resident entries read, then as many new keys stored and never read.
+    const small = new MemoryTier({ maxBytes: 2 * 1024 * 1024, now: clock.now, policy: 'lru' });
+    for (let i = 0; i < 5_000; i++) small.set(key(i), fixtures.entry(key(i), { body: 50 }));
+    for (const resident of small.keys('')) small.get(resident);
+    expect(small.stats().decodedEntries).toBeGreaterThan(100);
+    for (let i = 5_000; i < 15_000; i++) small.set(key(i), fixtures.entry(key(i), { body: 50 }));
+    expect(small.keys('').some((resident) => Number(resident.split('/')[1]) < 5_000)).toBe(false);
+    expect(small.stats().decodedEntries).toBe(0);
+  });
+
+  it('frees a slab once its keys are gone, whether or not their entries were decoded', async () => {
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    const tier = new MemoryTier({ maxBytes: 64 * 1024 * 1024, now: clock.now, policy: 'tinylfu' });
+    const keys = Array.from({ length: 400 }, (_, i) => `example.test/${i}`);
+    for (const key of keys) tier.set(key, fixtures.entry(key, { body: 200 }));
+    // A weak reference to the first slab, taken in a function so no local keeps the entry read.
+    const firstSlab = ((): WeakRef<ArrayBufferLike> => {
+      for (const key of keys) tier.get(key);
+      return new WeakRef(((tier.get(keys[0] as string) as CacheEntry).body as Buffer).buffer);
+    })();
+    expect(tier.stats().decodedEntries).toBe(400);
+    for (const key of keys) tier.delete(key);
+    // A weak reference's target lives at least to the end of the job that made it.
+    await new Promise((resolve) => setImmediate(resolve));
+    gc();
+    gc();
+    expect(firstSlab.deref()).toBeUndefined();
   });
 
   it('hands an evicted small entry to onEvict whole, decoded or not', () => {

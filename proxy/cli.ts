@@ -5,6 +5,7 @@
  */
 // First: runs before any other module's code (see the module).
 import './http/tick-warmup.js';
+import './gc-settings.js';
 import { readFileSync } from 'node:fs';
 import { helpText } from '../config/help.js';
 import { ConfigError } from '../config/errors.js';

@@ -60,7 +60,9 @@ Options:
   --keep-tmp                keep the temp dir (logs, configs) instead of deleting it
   --gc                      run the Node targets (edgecache, node-http, node-map) with --trace-gc-nvp and report what
                             garbage collection cost during each measured run: its main-thread pause and its helper
-                            threads' time per request, bytes promoted (counted whatever else the machine runs)
+                            threads' time per request, bytes promoted (counted whatever else the machine runs);
+                            it lengthens every collection (the trace measures the heap's free space each time), so
+                            compare p99 only between runs without --gc
 Needs: npm run build first, taskset, wrk (Debian: apt-get install -y wrk); nginx / varnish for --peers.
 `;
 

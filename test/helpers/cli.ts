@@ -79,18 +79,35 @@ export async function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): Pro
   return { process: child, port, adminPort, output: () => output, exited };
 }
 
+/** Start attempts when a port picked by freePort() was taken by another process in between (tests run in parallel). */
+const START_ATTEMPTS = 3;
+
 export async function startCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunningCli> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startCliOnce(args, env);
+    } catch (err) {
+      if (attempt >= START_ATTEMPTS || !(err instanceof PortTakenError)) throw err;
+    }
+  }
+}
+
+/** The command exited at start-up because a port it was given was in use by then. */
+class PortTakenError extends Error {}
+
+async function startCliOnce(args: string[], env: NodeJS.ProcessEnv): Promise<RunningCli> {
   const { process: child, port, adminPort, output, exited } = await spawnCli(args, env);
-  await Promise.race([
-    Promise.all([waitForPort(port), waitForPort(adminPort)]),
-    exited.then((code) => {
-      throw new Error(`edgecache exited with ${code} before listening:\n${output()}`);
-    }),
-  ]);
+  // Until the command is ready, its exit is a failure to start, reported with what it printed.
+  const died = exited.then((code) => {
+    const text = `edgecache exited with ${code} before listening:\n${output()}`;
+    throw /cannot listen on .*EADDRINUSE/.test(output()) ? new PortTakenError(text) : new Error(text);
+  });
+  died.catch(() => undefined);
+  await Promise.race([Promise.all([waitForPort(port), waitForPort(adminPort)]), died]);
   // Under --workers N the port opens with the first worker's listen(); wait for all N, or a test meant to spread
   // its requests over the workers may find every one taken by the first.
   const workers = Number(args[args.indexOf('--workers') + 1]);
-  if (args.includes('--workers') && workers > 1) await waitForWorkers(adminPort, workers);
+  if (args.includes('--workers') && workers > 1) await Promise.race([waitForWorkers(adminPort, workers), died]);
   return {
     process: child,
     port,
